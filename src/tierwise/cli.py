@@ -1,0 +1,106 @@
+"""The `tierwise` command: one sub-command per verb, each a thin shell over the library."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from tierwise.errors import TierwiseError, UsageError
+
+app = typer.Typer(
+    name="tierwise",
+    help="Decide where each piece of your AI should live — device, edge or cloud — and run it.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+def _console(stderr: bool = False) -> Console:
+    """A terminal keeps its width; a pipe or a CI log gets 140 columns, not rich's 80."""
+    probe = Console(stderr=stderr)
+    return probe if probe.is_terminal else Console(stderr=stderr, width=140)
+
+
+console = _console()
+err_console = _console(stderr=True)
+
+
+@app.command()
+def plan(
+    spec: Annotated[Path, typer.Argument(help="the spec YAML")],
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="write the plan as JSON to this file ('-' = stdout)")
+    ] = None,
+    html: Annotated[Path | None, typer.Option("--html", help="write an HTML report")] = None,
+    alternatives: Annotated[bool, typer.Option(help="list the rejected alternatives")] = True,
+) -> None:
+    """Place every feature (device / edge / cloud / cascade) and training job, and explain why."""
+    from tierwise.plan.planner import plan as make_plan
+    from tierwise.plan.report import render
+    from tierwise.spec import load_spec
+
+    result = make_plan(load_spec(spec))
+    if json_out is not None and str(json_out) == "-":
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
+        return
+    render(result, console, alternatives=alternatives)
+    if json_out is not None:
+        json_out.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+        console.print(f"[dim]wrote {json_out}[/dim]")
+    if html is not None:
+        from tierwise.plan.html import write_html
+
+        write_html(result, html)
+        console.print(f"[dim]wrote {html}[/dim]")
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the spec (for editors and CI linters)."""
+    from tierwise.spec.model import Spec
+
+    sys.stdout.write(json.dumps(Spec.model_json_schema(), indent=2) + "\n")
+
+
+@app.command()
+def validate(spec: Annotated[Path, typer.Argument(help="the spec YAML")]) -> None:
+    """Check a spec and say what is wrong, line by line."""
+    from tierwise.spec import load_spec
+
+    loaded = load_spec(spec)
+    console.print(
+        f"{spec}: ok — {len(loaded.sites)} sites, {len(loaded.models)} models, "
+        f"{len(loaded.features)} features, {len(loaded.training)} training jobs"
+    )
+
+
+def main() -> None:
+    """Entry point: run the app, turning every TierwiseError into its message and exit code."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app(standalone_mode=False)
+    except TierwiseError as exc:
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            err_console.print(f"error: {line}", markup=False, highlight=False, soft_wrap=True)
+        raise SystemExit(exc.exit_code) from None
+    except typer.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except (typer.Abort, KeyboardInterrupt):
+        err_console.print("aborted")
+        raise SystemExit(130) from None
+    except Exception as exc:  # click's own usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            raise SystemExit(UsageError.exit_code) from None
+        raise
+
+
+if __name__ == "__main__":
+    main()

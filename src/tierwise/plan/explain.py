@@ -1,0 +1,52 @@
+"""Why each feature went where it went: the binding constraint, in one line a person can argue with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tierwise.plan.candidates import Candidate, Placement
+
+
+@dataclass
+class Alternative:
+    """A candidate that was not chosen, and what ruled it out."""
+
+    label: str
+    placement: str
+    ruled_out_by: str  # the violated constraint, or the extra cost of choosing it
+    extra_cost: float | None = None  # $/month more than the plan, when it was feasible
+
+
+def reason_line(chosen: Candidate, alternatives: list[Alternative]) -> str:
+    """`edge: cloud — p99 312ms > budget 20ms; must work offline | device — ...`.
+
+    For each other placement, the best of its candidates says what stopped it: a hard
+    constraint when all of them broke one, else what it would cost on top.
+    """
+    parts = []
+    for placement in Placement:
+        if placement is chosen.placement:
+            continue
+        mine = [a for a in alternatives if a.placement == placement.value]
+        if not mine:
+            continue
+        feasible = [a for a in mine if a.extra_cost is not None]
+        if feasible:
+            best = min(feasible, key=lambda a: a.extra_cost or 0.0)
+            parts.append(f"{placement.value}: {best.ruled_out_by}")
+        else:
+            parts.append(f"{placement.value}: {_shortest(mine)}")
+    head = chosen.placement.value
+    if not parts:
+        return f"{head}: the only placement that fits"
+    return f"{head} — " + "; ".join(parts)
+
+
+def _shortest(alternatives: list[Alternative]) -> str:
+    """The violations of the candidate that came closest: the fewest constraints broken."""
+    best = min(alternatives, key=lambda a: (a.ruled_out_by.count(" | "), len(a.ruled_out_by)))
+    return best.ruled_out_by.replace(" | ", ", ")
+
+
+def describe_violations(cand: Candidate) -> str:
+    return " | ".join(cand.violations)

@@ -1,0 +1,299 @@
+"""The spec: tiers, sites, links, models, features and training jobs, as validated pydantic models.
+
+All quantities are stored in base units (seconds, bytes, bits/s, dollars, events/s, FLOP,
+FLOP/s, fractions) whatever the YAML said; `units.py` does the parsing. Cross-references
+(a feature's model, a cascade's variants, a site's device classes) are checked by
+`load.py`, which knows the YAML line of every field.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tierwise.spec.units import (
+    Bandwidth,
+    Compute,
+    Duration,
+    Flops,
+    Fraction,
+    PricePerCall,
+    PricePerGB,
+    PricePerHour,
+    PricePerMonth,
+    Rate,
+    Size,
+)
+
+Name = str
+DEFAULT_MAX_UTILIZATION = 0.7  # a common capacity-planning target: keeps queues short at peak
+DEFAULT_LINK_UTILIZATION = 0.8
+
+
+class Tier(StrEnum):
+    DEVICE = "device"
+    EDGE = "edge"
+    CLOUD = "cloud"
+
+
+class Reach(StrEnum):
+    """How far raw inputs may travel: the device itself, the site (edge), or the cloud."""
+
+    DEVICE = "device"
+    SITE = "site"
+    CLOUD = "cloud"
+
+    @property
+    def rank(self) -> int:
+        return {Reach.DEVICE: 0, Reach.SITE: 1, Reach.CLOUD: 2}[self]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class DeviceTier(_Strict):
+    """An end device (sensor, camera, wearable): one inference at a time."""
+
+    compute: Compute = Field(description="sustained inference throughput, e.g. 2GFLOP/s")
+    memory: Size = Field(description="memory available to models")
+    cost: PricePerMonth = Field(
+        0.0, description="extra cost per device and month when any feature runs on it"
+    )
+    max_utilization: Fraction = DEFAULT_MAX_UTILIZATION
+
+
+class EdgeTier(_Strict):
+    """A gateway or on-site server; a site has `gateways` of them."""
+
+    compute: Compute
+    memory: Size
+    workers: int = Field(2, ge=1, description="inferences a gateway runs in parallel")
+    cost: PricePerMonth = Field(0.0, description="per gateway and month, paid at sites using it")
+    max_utilization: Fraction = DEFAULT_MAX_UTILIZATION
+
+
+class CloudTier(_Strict):
+    """Autoscaled cloud inference: priced per call, or per instance-hour."""
+
+    compute: Compute = Field(description="per instance")
+    memory: Size = Field(description="per instance")
+    price_per_call: PricePerCall | None = None
+    price_per_hour: PricePerHour | None = Field(
+        None, description="per instance; autoscaling pays for busy time / max_utilization"
+    )
+    min_instances: int = Field(0, ge=0, description="instances kept running (hourly pricing)")
+    max_utilization: Fraction = DEFAULT_MAX_UTILIZATION
+    scale_up_delay: Duration = Field(60.0, description="time to add an instance (simulation)")
+
+    @model_validator(mode="after")
+    def _one_price(self) -> CloudTier:
+        if self.price_per_call is None and self.price_per_hour is None:
+            raise ValueError("give price_per_call (e.g. $0.20/1k) or price_per_hour (e.g. $0.50/h)")
+        return self
+
+
+class Tiers(_Strict):
+    device: DeviceTier
+    edge: EdgeTier
+    cloud: CloudTier
+    device_classes: dict[Name, DeviceTier] = Field(
+        default_factory=dict, description="further device kinds; 'device' names the default one"
+    )
+
+    def device_class(self, name: str) -> DeviceTier:
+        return self.device if name == "device" else self.device_classes[name]
+
+
+class Link(_Strict):
+    """A network hop: round-trip time distribution, bandwidth, outages and price."""
+
+    rtt_p50: Duration
+    rtt_p99: Duration
+    bandwidth: Bandwidth = Field(description="per site (uplink for edge_cloud)")
+    availability: Fraction = 1.0
+    mean_outage: Duration = Field(0.0, description="mean length of an outage")
+    loss: Fraction = Field(0.0, description="packet loss rate; a loss costs a TCP retransmit")
+    egress: PricePerGB = Field(0.0, description="price per GB crossing the link, both ways")
+    max_utilization: Fraction = DEFAULT_LINK_UTILIZATION
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Link:
+        if self.rtt_p99 < self.rtt_p50:
+            raise ValueError("rtt_p99 must be at least rtt_p50")
+        if self.rtt_p50 <= 0:
+            raise ValueError("rtt_p50 must be positive")
+        if self.bandwidth <= 0:
+            raise ValueError("bandwidth must be positive")
+        if self.availability < 1.0 and self.mean_outage <= 0:
+            raise ValueError("availability below 100% needs mean_outage (e.g. 5min)")
+        if self.availability <= 0:
+            raise ValueError("availability must be above 0%")
+        return self
+
+
+class Links(_Strict):
+    device_edge: Link
+    edge_cloud: Link
+
+
+class Site(_Strict):
+    name: Name
+    devices: int | dict[Name, int] = Field(
+        description="device count, or counts per device class {camera: 40}"
+    )
+    gateways: int = Field(1, ge=1)
+    edge_cloud: Link | None = Field(None, description="this site's own WAN, if not the default")
+
+    @field_validator("devices")
+    @classmethod
+    def _non_negative(cls, v: int | dict[str, int]) -> int | dict[str, int]:
+        counts = [v] if isinstance(v, int) else list(v.values())
+        if any(c < 0 for c in counts):
+            raise ValueError("device counts must be 0 or more")
+        return v
+
+    def device_counts(self) -> dict[str, int]:
+        return {"device": self.devices} if isinstance(self.devices, int) else dict(self.devices)
+
+
+class Variant(_Strict):
+    """One build of a model: full precision, INT8, distilled..."""
+
+    name: Name
+    flops: Flops | None = Field(None, description="per inference; used where latency is not given")
+    latency: dict[Tier, Duration] = Field(
+        default_factory=dict, description="measured time per inference on a tier"
+    )
+    size: Size = 0.0
+    accuracy: Fraction | None = None
+    package: str | None = Field(
+        None, description="path to a package manifest.json whose measured figures fill this in"
+    )
+
+    @model_validator(mode="after")
+    def _has_cost(self) -> Variant:
+        if self.flops is None and not self.latency and self.package is None:
+            raise ValueError("give flops (e.g. 8.7GFLOP) or a latency per tier")
+        return self
+
+
+class CascadePoint(_Strict):
+    escalated: Fraction
+    accuracy: Fraction
+
+
+class Cascade(_Strict):
+    """Edge answers, hard cases escalate to the cloud: the curve of escalated share vs accuracy."""
+
+    edge: Name = Field(description="variant answering at the edge")
+    cloud: Name = Field(description="variant answering escalated cases in the cloud")
+    curve: list[CascadePoint] = Field(min_length=1)
+
+    @field_validator("curve")
+    @classmethod
+    def _sorted(cls, v: list[CascadePoint]) -> list[CascadePoint]:
+        return sorted(v, key=lambda p: p.escalated)
+
+
+class Model(_Strict):
+    name: Name
+    variants: list[Variant] = Field(min_length=1)
+    cascade: Cascade | None = None
+
+    def variant(self, name: str) -> Variant:
+        return next(v for v in self.variants if v.name == name)
+
+
+class Upstream(_Strict):
+    """What a locally-run feature still sends to the cloud: events, summaries, clips."""
+
+    rate: Rate = Field(description="per device")
+    size: Size
+
+
+class Feature(_Strict):
+    """An AI feature: what runs, how often, how fast it must answer, where its data may go."""
+
+    name: Name
+    model: Name
+    variants: list[Name] | None = Field(None, description="allowed variants (default: all)")
+    rate: Rate = Field(description="requests per device")
+    peak_factor: float = Field(1.0, ge=1.0, description="peak rate / mean rate")
+    payload: Size = Field(description="input size per request")
+    result: Size = Field(100.0, description="answer size per request")
+    upstream: Upstream | None = Field(None, description="sent upstream when it runs locally")
+    deadline: Duration
+    percentile: float = Field(99.0, gt=0, lt=100, description="the deadline holds at this pct")
+    raw_data_may_reach: Reach = Reach.CLOUD
+    offline: bool = Field(False, description="must keep working while the WAN is down")
+    min_accuracy: Fraction | None = None
+    scope: Literal["site", "global"] = Field(
+        "site", description="global: needs data from every site, so only the cloud can run it"
+    )
+    device_class: Name = "device"
+    sites: list[Name] | None = Field(None, description="sites running it (default: all)")
+
+    @field_validator("rate")
+    @classmethod
+    def _positive_rate(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("rate must be positive, like 20/s")
+        return v
+
+    @field_validator("deadline")
+    @classmethod
+    def _positive_deadline(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("deadline must be positive, like 20ms")
+        return v
+
+
+class Strategy(StrEnum):
+    FEDAVG = "fedavg"
+    FEDPROX = "fedprox"
+    TRIMMED_MEAN = "trimmed_mean"
+    MEDIAN = "median"
+    KRUM = "krum"
+
+
+class TrainingJob(_Strict):
+    """Retraining a model from data that lives at the sites."""
+
+    name: Name
+    model: Name
+    data_per_site: Size = Field(description="new training data per site per retrain")
+    raw_data_may_reach: Reach = Reach.CLOUD
+    cadence: Duration = Field(description="time between retrains, e.g. 7d")
+    rounds: int = Field(50, ge=1, description="federated rounds per retrain")
+    sites: list[Name] | None = None
+    strategy: Strategy = Strategy.FEDAVG
+
+
+class Spec(_Strict):
+    """The whole continuum: what runs where is for `tierwise plan` to decide."""
+
+    name: Name
+    description: str = ""
+    tiers: Tiers
+    sites: list[Site] = Field(min_length=1)
+    links: Links
+    models: list[Model] = Field(min_length=1)
+    features: list[Feature] = Field(default_factory=list)
+    training: list[TrainingJob] = Field(default_factory=list)
+
+    def model(self, name: str) -> Model:
+        return next(m for m in self.models if m.name == name)
+
+    def site(self, name: str) -> Site:
+        return next(s for s in self.sites if s.name == name)
+
+    def feature_sites(self, feature: Feature | TrainingJob) -> list[Site]:
+        if feature.sites is None:
+            return list(self.sites)
+        return [self.site(n) for n in feature.sites]
+
+    def wan(self, site: Site) -> Link:
+        return site.edge_cloud or self.links.edge_cloud
