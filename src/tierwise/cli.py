@@ -20,6 +20,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
 def _console(stderr: bool = False) -> Console:
     """A terminal keeps its width; a pipe or a CI log gets 140 columns, not rich's 80."""
     probe = Console(stderr=stderr)
@@ -34,7 +36,8 @@ err_console = _console(stderr=True)
 def plan(
     spec: Annotated[Path, typer.Argument(help="the spec YAML")],
     json_out: Annotated[
-        Path | None, typer.Option("--json", help="write the plan as JSON to this file ('-' = stdout)")
+        Path | None,
+        typer.Option("--json", help="write the plan as JSON to this file ('-' = stdout)"),
     ] = None,
     html: Annotated[Path | None, typer.Option("--html", help="write an HTML report")] = None,
     alternatives: Annotated[bool, typer.Option(help="list the rejected alternatives")] = True,

@@ -105,6 +105,18 @@ def tier_memory(spec: Spec, tier: Tier, device_class: str) -> float:
     }[tier]
 
 
+ResourceKey = tuple[str, int, str]  # ("edge", site, "") or ("device", site, device class)
+
+
+def shared_resource(spec: Spec, cand: Candidate, site: int) -> ResourceKey | None:
+    """The local compute a candidate shares with others at a site; None in the cloud."""
+    if cand.placement is Placement.DEVICE:
+        return ("device", site, spec.features[cand.feature].device_class)
+    if cand.placement is Placement.CLOUD:
+        return None
+    return ("edge", site, "")
+
+
 def cloud_cost(spec: Spec, calls_per_s: float, busy: float) -> float:
     """$/month of cloud inference: per call, or autoscaled instance time (busy / utilization)."""
     cloud = spec.tiers.cloud
@@ -187,16 +199,14 @@ def _check_standalone(
         )
     if cloud_v is not None and cloud_v.size > spec.tiers.cloud.memory:
         cand.violations.append(f"{cloud_v.name} does not fit a cloud instance's memory")
-    if feature.min_accuracy is not None and cand.accuracy is not None:
-        # a cascade's accuracy also depends on escalations arriving in time: estimate.py
-        if cand.accuracy < feature.min_accuracy and p is not Placement.CASCADE:
-            cand.violations.append(
-                f"accuracy {cand.accuracy:.1%} < required {feature.min_accuracy:.1%}"
-            )
+    # a cascade's accuracy also depends on escalations arriving in time: estimate.py checks it
+    required = feature.min_accuracy
+    if required is not None and p is not Placement.CASCADE and (cand.accuracy or 0.0) < required:
+        shown = "unknown" if cand.accuracy is None else f"{cand.accuracy:.1%}"
+        cand.violations.append(f"accuracy {shown} < required {required:.1%}")
 
 
 def _site_uses(spec: Spec, feature: Feature, cand: Candidate) -> None:
-    cloud = spec.tiers.cloud
     p = cand.placement
     index = {s.name: i for i, s in enumerate(spec.sites)}
     sent_bytes = feature.payload + feature.result  # one request across a link and back
@@ -208,7 +218,9 @@ def _site_uses(spec: Spec, feature: Feature, cand: Candidate) -> None:
         mean = feature.rate * devices
         peak = mean * feature.peak_factor
         wan = spec.wan(site)
-        escalated = cand.escalated if p is Placement.CASCADE else (1.0 if p is Placement.CLOUD else 0)
+        escalated = (
+            cand.escalated if p is Placement.CASCADE else (1.0 if p is Placement.CLOUD else 0)
+        )
         up_events = 0.0
         if p is not Placement.CLOUD and feature.upstream is not None:
             up_events = feature.upstream.rate * devices * feature.upstream.size

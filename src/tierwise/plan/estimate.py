@@ -17,7 +17,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tierwise.plan.candidates import Candidate, Placement, SiteUse
-from tierwise.plan.latency import Array, Dist, Penalty, Wait, cdf, network_dist, quantile, queue_wait
+from tierwise.plan.latency import (
+    Array,
+    Dist,
+    Penalty,
+    Wait,
+    cdf,
+    network_dist,
+    quantile,
+    queue_wait,
+)
 from tierwise.spec.model import Feature, Link, Spec
 from tierwise.spec.units import fmt_duration
 
@@ -239,9 +248,7 @@ def assess(spec: Spec, candidates: list[list[Candidate]]) -> None:
     _assess_cascades(spec, pairs, rho_star)
 
 
-def _assess_cascades(
-    spec: Spec, pairs: list[tuple[Candidate, SiteUse]], rho_star: Array
-) -> None:
+def _assess_cascades(spec: Spec, pairs: list[tuple[Candidate, SiteUse]], rho_star: Array) -> None:
     idx = [i for i, (c, _) in enumerate(pairs) if c.placement is Placement.CASCADE]
     if not idx:
         return

@@ -12,7 +12,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tierwise.plan.candidates import Candidate, Placement, cloud_cost
+from tierwise.plan.candidates import (
+    Candidate,
+    Placement,
+    ResourceKey,
+    SiteUse,
+    cloud_cost,
+    shared_resource,
+)
 from tierwise.plan.estimate import (
     cascade_base_accuracy,
     cascade_latency,
@@ -68,19 +75,14 @@ class Outcome:
 
 def evaluate(spec: Spec, name: str, choice: list[Candidate]) -> Outcome:
     """Every figure of an assignment (one candidate per feature) at its actual load."""
-    busy: dict[tuple[object, ...], float] = defaultdict(float)
+    busy: dict[ResourceKey, float] = defaultdict(float)
     for cand in choice:
         for use in cand.sites:
-            key = _resource(spec, cand, use.site)
+            key = shared_resource(spec, cand, use.site)
             if key is not None:
                 busy[key] += use.local_busy
     pairs = [(c, u) for c in choice for u in c.sites]
-    rho = np.array(
-        [
-            _utilization(spec, c, u.site, busy[key]) if (key := _resource(spec, c, u.site)) else 0.0
-            for c, u in pairs
-        ]
-    )
+    rho = np.array([_utilization(spec, c, u.site, busy) for c, u in pairs])
     wan_full, lan_full = _saturated_links(spec, choice)
     overloaded = (rho >= 1.0) | np.array(
         [
@@ -130,7 +132,7 @@ def evaluate(spec: Spec, name: str, choice: list[Candidate]) -> Outcome:
             sum(o.works_offline for o in outcomes) / len(outcomes) if outcomes else 1.0
         ),
         privacy_violations=sum(o.privacy_violation for o in outcomes),
-        gateways=sum(spec.sites[k[1]].gateways for k in busy if k[0] == "edge"),  # type: ignore[index]
+        gateways=sum(spec.sites[k[1]].gateways for k in busy if k[0] == "edge"),
         cloud_instances=_instances(spec, choice),
     )
 
@@ -139,7 +141,7 @@ def _feature_outcome(
     spec: Spec,
     cand: Candidate,
     idx: list[int],
-    pairs: list[tuple[Candidate, object]],
+    pairs: list[tuple[Candidate, SiteUse]],
     latency: np.ndarray,
     on_time: np.ndarray,
     in_time: np.ndarray,
@@ -147,7 +149,7 @@ def _feature_outcome(
 ) -> FeatureOutcome:
     feature = spec.features[cand.feature]
     uses = [pairs[i][1] for i in idx]
-    requests = np.array([u.requests_per_s for u in uses])  # type: ignore[attr-defined]
+    requests = np.array([u.requests_per_s for u in uses])
     total = requests.sum()
     p_miss = float(np.dot(requests, 1 - on_time[idx]) / total) if total else 0.0
     escalation = _escalated(cand)
@@ -162,7 +164,7 @@ def _feature_outcome(
         base = cascade_base_accuracy(spec, cand)
         if joint is not None:
             accuracy = base + (joint - base) * answered_in_time
-    wan_bytes = sum(u.wan_bytes_month for u in uses)  # type: ignore[attr-defined]
+    wan_bytes = sum(u.wan_bytes_month for u in uses)
     return FeatureOutcome(
         feature=feature.name,
         placement=cand.placement.value,
@@ -202,30 +204,19 @@ def _escalated(cand: Candidate) -> float:
     return {Placement.CLOUD: 1.0, Placement.CASCADE: cand.escalated}.get(cand.placement, 0.0)
 
 
-def _resource(spec: Spec, cand: Candidate, site: int) -> tuple[object, ...] | None:
-    if cand.placement is Placement.DEVICE:
-        return ("device", site, spec.features[cand.feature].device_class)
-    if cand.placement is Placement.CLOUD:
-        return None
-    return ("edge", site)
-
-
-def _utilization(spec: Spec, cand: Candidate, site: int, busy: float) -> float:
-    return busy / local_servers(spec, cand, site)
+def _utilization(spec: Spec, cand: Candidate, site: int, busy: dict[ResourceKey, float]) -> float:
+    key = shared_resource(spec, cand, site)
+    return busy[key] / local_servers(spec, cand, site) if key is not None else 0.0
 
 
 def _instances(spec: Spec, choice: list[Candidate]) -> int:
     """Cloud instances running at peak (autoscaled), never fewer than min_instances."""
     cloud = spec.tiers.cloud
-    peak = sum(
-        u.cloud_busy * spec.features[c.feature].peak_factor for c in choice for u in c.sites
-    )
+    peak = sum(u.cloud_busy * spec.features[c.feature].peak_factor for c in choice for u in c.sites)
     return max(cloud.min_instances, int(np.ceil(peak / cloud.max_utilization - 1e-9)))
 
 
-def _costs(
-    spec: Spec, choice: list[Candidate], busy: dict[tuple[object, ...], float]
-) -> dict[str, float]:
+def _costs(spec: Spec, choice: list[Candidate], busy: dict[ResourceKey, float]) -> dict[str, float]:
     cloud_compute = fixed_cost(spec) + sum(
         cloud_cost(spec, _escalated(c) * u.requests_per_s, u.cloud_busy)
         for c in choice
@@ -234,14 +225,9 @@ def _costs(
     egress = sum(
         u.wan_bytes_month * spec.wan(spec.sites[u.site]).egress for c in choice for u in c.sites
     )
-    gateways = sum(
-        spec.tiers.edge.cost * spec.sites[k[1]].gateways  # type: ignore[index]
-        for k in busy
-        if k[0] == "edge"
-    )
+    gateways = sum(spec.tiers.edge.cost * spec.sites[k[1]].gateways for k in busy if k[0] == "edge")
     devices = sum(
-        spec.tiers.device_class(str(k[2])).cost
-        * spec.sites[k[1]].device_counts().get(str(k[2]), 0)  # type: ignore[index]
+        spec.tiers.device_class(k[2]).cost * spec.sites[k[1]].device_counts().get(k[2], 0)
         for k in busy
         if k[0] == "device"
     )

@@ -1,4 +1,4 @@
-"""Why each feature went where it went: the binding constraint, in one line a person can argue with."""
+"""Why each feature went where it went: the binding constraint, in one line to argue with."""
 
 from __future__ import annotations
 

@@ -84,7 +84,9 @@ def _strategy_table(result: PlanResult) -> str:
         rows.append(
             [f"{escape(d.outcome.feature)} p{d.outcome.percentile:g}"]
             + [
-                _latency_cell(s.features[i].latency, s.features[i].deadline, s.features[i].meets_deadline)
+                _latency_cell(
+                    s.features[i].latency, s.features[i].deadline, s.features[i].meets_deadline
+                )
                 for s in strategies
             ]
         )
@@ -128,25 +130,39 @@ def latency_chart(result: PlanResult) -> str:
         v = min(max(v, lo), hi)
         return left + width * (math.log10(v) - math.log10(lo)) / (math.log10(hi) - math.log10(lo))
 
-    out = [f"<svg width='{left + width + 170}' height='{height}' xmlns='http://www.w3.org/2000/svg' font-size='11'>"]
+    out = [
+        f"<svg width='{left + width + 170}' height='{height}' xmlns='http://www.w3.org/2000/svg' font-size='11'>"
+    ]
     decade = lo
     while decade <= hi * 1.0001:
-        out.append(f"<line x1='{x(decade):.1f}' y1='20' x2='{x(decade):.1f}' y2='{height - 25}' stroke='#eee'/>")
-        out.append(f"<text x='{x(decade):.1f}' y='{height - 10}' text-anchor='middle'>{fmt_duration(decade)}</text>")
+        out.append(
+            f"<line x1='{x(decade):.1f}' y1='20' x2='{x(decade):.1f}' y2='{height - 25}' stroke='#eee'/>"
+        )
+        out.append(
+            f"<text x='{x(decade):.1f}' y='{height - 10}' text-anchor='middle'>{fmt_duration(decade)}</text>"
+        )
         decade *= 10
     y = 30.0
     for i, d in enumerate(features):
-        out.append(f"<text x='{left - 8}' y='{y + bar * 1.8:.1f}' text-anchor='end'>{escape(d.outcome.feature)}</text>")
+        out.append(
+            f"<text x='{left - 8}' y='{y + bar * 1.8:.1f}' text-anchor='end'>{escape(d.outcome.feature)}</text>"
+        )
         for j, name in enumerate(names):
             v = values[i][j]
             w = (x(v) if math.isfinite(v) else left + width) - left
             fill = COLORS[name] if math.isfinite(v) else "#b00020"
-            out.append(f"<rect x='{left}' y='{y:.1f}' width='{max(w, 1):.1f}' height='{bar - 2}' fill='{fill}'><title>{escape(name)}: {escape(fmt_duration(v))}</title></rect>")
+            out.append(
+                f"<rect x='{left}' y='{y:.1f}' width='{max(w, 1):.1f}' height='{bar - 2}' fill='{fill}'><title>{escape(name)}: {escape(fmt_duration(v))}</title></rect>"
+            )
             label = fmt_duration(v) if math.isfinite(v) else "overloaded"
-            out.append(f"<text x='{left + w + 4:.1f}' y='{y + bar - 3:.1f}'>{escape(name)} {escape(label)}</text>")
+            out.append(
+                f"<text x='{left + w + 4:.1f}' y='{y + bar - 3:.1f}'>{escape(name)} {escape(label)}</text>"
+            )
             y += bar
         bx = x(d.outcome.deadline)
-        out.append(f"<line x1='{bx:.1f}' y1='{y - len(names) * bar - 2:.1f}' x2='{bx:.1f}' y2='{y + 2:.1f}' stroke='#b00020' stroke-width='2' stroke-dasharray='4 2'><title>budget {fmt_duration(d.outcome.deadline)}</title></line>")
+        out.append(
+            f"<line x1='{bx:.1f}' y1='{y - len(names) * bar - 2:.1f}' x2='{bx:.1f}' y2='{y + 2:.1f}' stroke='#b00020' stroke-width='2' stroke-dasharray='4 2'><title>budget {fmt_duration(d.outcome.deadline)}</title></line>"
+        )
         y += gap
     out.append("</svg>")
     return "\n".join(out)
@@ -160,22 +176,30 @@ def cost_chart(result: PlanResult) -> str:
     top = max(max(totals), 1e-9)
     left, width, bar = 110, 520, 26
     height = 30 + len(names) * (bar + 12) + 40
-    out = [f"<svg width='{left + width + 200}' height='{height}' xmlns='http://www.w3.org/2000/svg' font-size='11'>"]
+    out = [
+        f"<svg width='{left + width + 200}' height='{height}' xmlns='http://www.w3.org/2000/svg' font-size='11'>"
+    ]
     y = 20.0
     for name, total in zip(names, totals, strict=True):
-        out.append(f"<text x='{left - 8}' y='{y + bar * 0.65:.1f}' text-anchor='end'>{escape(name)}</text>")
+        out.append(
+            f"<text x='{left - 8}' y='{y + bar * 0.65:.1f}' text-anchor='end'>{escape(name)}</text>"
+        )
         x = float(left)
         for k, part in enumerate(parts):
             value = result.strategies[name].cost_breakdown.get(part, 0.0)
             w = width * value / top
             if w > 0:
-                out.append(f"<rect x='{x:.1f}' y='{y:.1f}' width='{w:.1f}' height='{bar}' fill='{COST_COLORS[k % len(COST_COLORS)]}'><title>{escape(part)}: {fmt_money(value)}</title></rect>")
+                out.append(
+                    f"<rect x='{x:.1f}' y='{y:.1f}' width='{w:.1f}' height='{bar}' fill='{COST_COLORS[k % len(COST_COLORS)]}'><title>{escape(part)}: {fmt_money(value)}</title></rect>"
+                )
             x += w
         out.append(f"<text x='{x + 6:.1f}' y='{y + bar * 0.65:.1f}'>{fmt_money(total)}</text>")
         y += bar + 12
     lx = float(left)
     for k, part in enumerate(parts):
-        out.append(f"<rect x='{lx:.1f}' y='{y + 8:.1f}' width='10' height='10' fill='{COST_COLORS[k % len(COST_COLORS)]}'/>")
+        out.append(
+            f"<rect x='{lx:.1f}' y='{y + 8:.1f}' width='10' height='10' fill='{COST_COLORS[k % len(COST_COLORS)]}'/>"
+        )
         out.append(f"<text x='{lx + 14:.1f}' y='{y + 17:.1f}'>{escape(part)}</text>")
         lx += 14 + 7 * len(part) + 16
     out.append("</svg>")

@@ -84,7 +84,7 @@ def _compress(values: Array, weights: Array) -> Dist:
 
 
 def lognormal_sigma(p50: float, p99: float) -> float:
-    return float(np.log(p99 / p50) / Z99) if p99 > p50 else 0.0
+    return float(np.log(p99 / p50)) / Z99 if p99 > p50 else 0.0
 
 
 def rtt_dist(link: Link) -> Dist:
@@ -238,7 +238,7 @@ def quantile(
         lo = np.where(ok, lo, mid)
         if np.all(hi - lo <= 1e-4 * hi):
             break
-    return hi
+    return np.asarray(hi, dtype=np.float64)
 
 
 def sample(

@@ -55,7 +55,8 @@ class PlanResult:
             "training": [asdict(t) for t in self.training],
             "seconds": self.seconds,
         }
-        return _finite(data)
+        finite: dict[str, Any] = _finite(data)
+        return finite
 
 
 def plan(spec: Spec, explain: bool | None = None) -> PlanResult:
@@ -99,9 +100,7 @@ def _strategy(candidates: list[list[Candidate]], placement: Placement) -> list[C
     out = []
     for options in candidates:
         mine = [c for c in options if c.placement is placement] or options
-        out.append(
-            min(mine, key=lambda c: (len(c.violations), -(c.accuracy or 0.0), c.cost))
-        )
+        out.append(min(mine, key=lambda c: (len(c.violations), -(c.accuracy or 0.0), c.cost)))
     return out
 
 

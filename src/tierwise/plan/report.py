@@ -120,7 +120,9 @@ def _strategies(result: PlanResult) -> Group:
         row = [f"{d.outcome.feature} p{d.outcome.percentile:g}"]
         row += [latency_text(s.features[i]) for s in strategies]  # type: ignore[misc]
         table.add_row(*row)
-    table.add_row(*_row("deadline misses/month", strategies, lambda s: misses_text(s.misses_per_month)))
+    table.add_row(
+        *_row("deadline misses/month", strategies, lambda s: misses_text(s.misses_per_month))
+    )
     table.add_row(*_row("upstream (mean)", strategies, lambda s: fmt_bandwidth(s.upstream_bps)))
     table.add_row(*_row("cost/month", strategies, lambda s: fmt_money(s.cost)))
     table.add_row(*_row("offline coverage", strategies, lambda s: f"{s.offline_coverage:.0%}"))

@@ -20,7 +20,6 @@ and by how much.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,7 +27,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_array
 
 from tierwise.errors import InfeasibleError
-from tierwise.plan.candidates import Candidate, Placement
+from tierwise.plan.candidates import Candidate, ResourceKey, shared_resource
 from tierwise.spec.model import Spec
 from tierwise.spec.units import SECONDS_PER_MONTH, fmt_bandwidth, fmt_size
 
@@ -135,24 +134,17 @@ def _build(spec: Spec, feasible: list[list[Candidate]], elastic: bool) -> _Probl
         rows.row([(col, 1.0) for col in cols], 1, 1)
 
     # shared local resources: the edge of each site, the devices of each class at each site
-    shared: dict[Hashable, list[tuple[int, Candidate, float, float]]] = {}
+    shared: dict[ResourceKey, list[tuple[int, float, float]]] = {}
     memory: dict[Resource, list[tuple[int, float]]] = {}
     wan: dict[int, list[tuple[int, float]]] = {}
     lan: dict[int, list[tuple[int, float]]] = {}
     for options, cols in zip(feasible, x_cols, strict=True):
         for cand, col in zip(options, cols, strict=True):
-            feature = spec.features[cand.feature]
             for use in cand.sites:
-                if cand.placement is Placement.DEVICE:
-                    key: Hashable = ("device", use.site, feature.device_class)
-                    mem = Resource("memory", use.site, f"device class {feature.device_class}")
-                elif cand.placement is Placement.CLOUD:
-                    key, mem = None, None
-                else:
-                    key = ("edge", use.site)
-                    mem = Resource("memory", use.site, "edge")
-                if key is not None and mem is not None:
-                    shared.setdefault(key, []).append((col, cand, use.local_busy, use.rho_star))
+                key = shared_resource(spec, cand, use.site)
+                if key is not None:
+                    shared.setdefault(key, []).append((col, use.local_busy, use.rho_star))
+                    mem = Resource("memory", use.site, key[2] or "edge")
                     memory.setdefault(mem, []).append((col, cand.memory))
                 if use.wan_bps > 0:
                     wan.setdefault(use.site, []).append((col, use.wan_bps))
@@ -170,44 +162,43 @@ def _build(spec: Spec, feasible: list[list[Candidate]], elastic: bool) -> _Probl
 
     gateway_cols: dict[int, int] = {}
     for key, members in shared.items():
-        if key[0] == "edge":
-            site = key[1]
+        kind, site, cls = key
+        if kind == "edge":
             servers = spec.sites[site].gateways * spec.tiers.edge.workers
             cap = spec.tiers.edge.max_utilization
             pay = 0.0 if elastic else spec.tiers.edge.cost * spec.sites[site].gateways
             resource = Resource("edge", site)
         else:
-            _, site, cls = key
             tier = spec.tiers.device_class(cls)
             servers, cap = 1, tier.max_utilization
             n_devices = spec.sites[site].device_counts().get(cls, 0)
             pay = 0.0 if elastic else tier.cost * n_devices
             resource = Resource("device", site, cls)
         on = rows.var(pay, 0, 1, True)
-        if key[0] == "edge":
+        if kind == "edge":
             gateway_cols[site] = on
         u = rows.var(0.0, 0, cap, False)
-        load = [(col, busy) for col, _, busy, _ in members]
+        load = [(col, busy) for col, busy, _ in members]
         rows.row([*load, (u, -float(servers)), *slack(resource, servers * cap)], -np.inf, 0)
         rows.row([(u, 1.0), (on, -cap)], -np.inf, 0)
-        for col, _, _, rho_star in members:
+        for col, _, rho_star in members:
             if rho_star < cap - 1e-12:
                 rows.row([(u, 1.0), (col, cap - rho_star)], -np.inf, cap)
 
-    for resource, members in memory.items():
+    for resource, items in memory.items():
         if resource.detail == "edge":
             limit = spec.tiers.edge.memory
         else:
-            limit = spec.tiers.device_class(resource.detail.split()[-1]).memory
-        rows.row([*members, *slack(resource, limit)], -np.inf, limit)
-    for site_i, members in wan.items():
+            limit = spec.tiers.device_class(resource.detail).memory
+        rows.row([*items, *slack(resource, limit)], -np.inf, limit)
+    for site_i, items in wan.items():
         link = spec.wan(spec.sites[site_i])
         limit = link.bandwidth * link.max_utilization
-        rows.row([*members, *slack(Resource("wan", site_i), limit)], -np.inf, limit)
+        rows.row([*items, *slack(Resource("wan", site_i), limit)], -np.inf, limit)
     lan_link = spec.links.device_edge
-    for site_i, members in lan.items():
+    for site_i, items in lan.items():
         limit = lan_link.bandwidth * lan_link.max_utilization
-        rows.row([*members, *slack(Resource("lan", site_i), limit)], -np.inf, limit)
+        rows.row([*items, *slack(Resource("lan", site_i), limit)], -np.inf, limit)
     return _Problem(rows, x_cols, gateway_cols, slack_cols)
 
 
@@ -253,8 +244,9 @@ def _shortfall(spec: Spec, r: Resource, capacity: float, excess: float) -> str:
     if r.kind == "device":
         return f"{r.detail} devices at {site}: need {need:.0%} busy, cap {capacity:.0%}"
     if r.kind == "memory":
+        where = "the edge" if r.detail == "edge" else f"{r.detail} devices"
         return (
-            f"memory of {r.detail} at {site}: needs {fmt_size(need)}, has {fmt_size(capacity)}"
+            f"memory of {where} at {site}: needs {fmt_size(need)}, has {fmt_size(capacity)}"
             f" - short by {fmt_size(excess)}"
         )
     what = "WAN uplink" if r.kind == "wan" else "LAN"

@@ -45,13 +45,17 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
         raise SpecError([f"{source}:1 (root): YAML syntax error: {exc}"]) from None
     if root is None:
         raise SpecError(
-            [f"{source}:1 (root): the spec is empty; expected a mapping with tiers, sites, "
-             "links, models and features"]
+            [
+                f"{source}:1 (root): the spec is empty; expected a mapping with tiers, sites, "
+                "links, models and features"
+            ]
         )
     if not isinstance(root, yaml.MappingNode):
         raise SpecError(
-            [f"{source}:{root.start_mark.line + 1} (root): expected a mapping with tiers, "
-             f"sites, links, models and features, got a {_kind(root)}"]
+            [
+                f"{source}:{root.start_mark.line + 1} (root): expected a mapping with tiers, "
+                f"sites, links, models and features, got a {_kind(root)}"
+            ]
         )
     problems = list(_duplicate_keys(root, source, ()))
     if problems:
@@ -61,7 +65,9 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
         raise SpecError(_explain(exc, root, source)) from None
-    problems = [f"{source}:{_line(root, loc)} {_dotted(loc)}: {msg}" for loc, msg in check_refs(spec)]
+    problems = [
+        f"{source}:{_line(root, loc)} {_dotted(loc)}: {msg}" for loc, msg in check_refs(spec)
+    ]
     if problems:
         raise SpecError(problems)
     return spec
@@ -97,7 +103,10 @@ def check_refs(spec: Spec) -> Iterable[tuple[Loc, str]]:
             if v not in names:
                 yield (("features", i, "variants", j), _unknown("variant", v, names))
         if f.device_class not in classes:
-            yield (("features", i, "device_class"), _unknown("device class", f.device_class, classes))
+            yield (
+                ("features", i, "device_class"),
+                _unknown("device class", f.device_class, classes),
+            )
         for j, site in enumerate(f.sites or []):
             if site not in sites:
                 yield (("features", i, "sites", j), _unknown("site", site, sites))
@@ -179,7 +188,11 @@ def _child(node: yaml.Node, part: Any) -> yaml.Node | None:
         for key, value in node.value:
             if key.value == part:
                 return value  # type: ignore[no-any-return]
-    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+    if (
+        isinstance(node, yaml.SequenceNode)
+        and isinstance(part, int)
+        and 0 <= part < len(node.value)
+    ):
         return node.value[part]  # type: ignore[no-any-return]
     return None
 

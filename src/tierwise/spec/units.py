@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
@@ -239,16 +239,28 @@ Fraction = Annotated[
     ),
 ]
 
-Duration = DURATION.annotated()
-Size = SIZE.annotated()
-Bandwidth = BANDWIDTH.annotated()
-Rate = RATE.annotated()
-Flops = FLOPS.annotated()
-Compute = COMPUTE.annotated()
-PricePerGB = PRICE_PER_GB.annotated()
-PricePerMonth = PRICE_PER_MONTH.annotated()
-PricePerHour = PRICE_PER_HOUR.annotated()
-PricePerCall = PRICE_PER_CALL.annotated()
+if TYPE_CHECKING:  # to the type checker every quantity is the float it is stored as
+    Duration: TypeAlias = float
+    Size: TypeAlias = float
+    Bandwidth: TypeAlias = float
+    Rate: TypeAlias = float
+    Flops: TypeAlias = float
+    Compute: TypeAlias = float
+    PricePerGB: TypeAlias = float
+    PricePerMonth: TypeAlias = float
+    PricePerHour: TypeAlias = float
+    PricePerCall: TypeAlias = float
+else:
+    Duration = DURATION.annotated()
+    Size = SIZE.annotated()
+    Bandwidth = BANDWIDTH.annotated()
+    Rate = RATE.annotated()
+    Flops = FLOPS.annotated()
+    Compute = COMPUTE.annotated()
+    PricePerGB = PRICE_PER_GB.annotated()
+    PricePerMonth = PRICE_PER_MONTH.annotated()
+    PricePerHour = PRICE_PER_HOUR.annotated()
+    PricePerCall = PRICE_PER_CALL.annotated()
 
 PARSERS: dict[str, Callable[[Any], float]] = {
     "duration": DURATION.parse,
