@@ -1,0 +1,252 @@
+"""The JSON bodies the edge agent and the cloud service exchange over HTTP (the `/v1` API).
+
+Both sides import these models, so a field renamed here is renamed on both ends at once.
+This module depends on pydantic only: the edge agent (`tierwise[edge]`) imports it on a
+gateway. docs/api.md describes every endpoint that carries these bodies.
+
+Limits (`MAX_*`) are part of the contract: the cloud answers 422 to a body beyond them, so
+the edge sizes its batches below them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+API_PREFIX = "/v1"
+
+MAX_TELEMETRY_BATCH = 10_000  # events per POST; an edge flushing a long outage sends several
+MAX_INFER_BATCH = 1_024  # input rows per cloud inference call
+MAX_INPUT_WIDTH = 65_536  # floats per input row (a 256x256 image)
+MAX_SEQ = 2**63 - 1  # seq is stored as a signed 64-bit integer
+
+# Names of sites, features, streams and packages: short, printable, safe in a URL path.
+Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Count = Annotated[int, Field(ge=0, le=MAX_SEQ)]
+
+
+class _Wire(BaseModel):
+    """Strict on input: an unknown field is a client bug worth a 422, not silence."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class Placement(StrEnum):
+    """Where a feature answers: on the device, at the edge, in the cloud, or edge-then-cloud."""
+
+    DEVICE = "device"
+    EDGE = "edge"
+    CLOUD = "cloud"
+    CASCADE = "cascade"
+
+
+# --- telemetry ------------------------------------------------------------------------------
+
+
+class TelemetryEvent(_Wire):
+    """One event from a site: its place in a stream (`seq`), when it happened and what."""
+
+    stream: Name
+    seq: Count = Field(description="position in the stream; (site, stream, seq) is unique")
+    ts: float = Field(description="Unix time (seconds) when the event happened at the edge")
+    kind: Annotated[str, Field(min_length=1, max_length=64)]
+    body: dict[str, Any] = Field(default_factory=dict)
+
+
+class TelemetryBatch(_Wire):
+    """What an edge uploads in one POST; retrying the same batch is safe."""
+
+    events: list[TelemetryEvent] = Field(max_length=MAX_TELEMETRY_BATCH)
+
+
+class TelemetryAck(_Wire):
+    """How many events were new, how many the cloud already had, and the top seq per stream."""
+
+    accepted: int
+    duplicates: int
+    high_water: dict[str, int] = Field(
+        description="highest seq the cloud holds for each stream named in the batch"
+    )
+
+
+class TelemetryPage(_Wire):
+    """Events of one stream in seq order; ask again with after=next_after for more."""
+
+    site: str
+    stream: str
+    events: list[TelemetryEvent]
+    next_after: int | None = Field(description="seq to pass as `after` for the next page")
+
+
+# --- inference ------------------------------------------------------------------------------
+
+
+class InferRequest(_Wire):
+    """A batch of input rows for a feature's model (each row a flat list of floats)."""
+
+    inputs: list[Annotated[list[float], Field(min_length=1, max_length=MAX_INPUT_WIDTH)]] = Field(
+        min_length=1, max_length=MAX_INFER_BATCH
+    )
+
+
+class InferResponse(_Wire):
+    """One output row per input row, and which model (package name and version) answered."""
+
+    outputs: list[list[float]]
+    model: str
+    version: int
+
+
+# --- deployments ----------------------------------------------------------------------------
+
+
+class FeatureDeployment(_Wire):
+    """What one site runs for one feature: the package to fetch and how to route requests."""
+
+    package: Name
+    version: int = Field(ge=1)
+    sha256: Sha256 = Field(description="sha256 of the package archive the edge downloads")
+    placement: Placement
+    threshold: float | None = Field(
+        None, description="cascade: escalate when the edge model's confidence is below this"
+    )
+    deadline_ms: float = Field(gt=0)
+    escalate_budget_ms: float | None = Field(
+        None, ge=0, description="cascade: escalate only if this much of the deadline is left"
+    )
+
+
+class Deployment(_Wire):
+    """Everything one site should run; `etag` changes whenever any of it changes."""
+
+    site: str
+    features: dict[str, FeatureDeployment]
+    etag: str
+
+
+class FeatureAssignment(_Wire):
+    """Admin: run this package version for a feature at a site, routed this way."""
+
+    package: Name
+    version: int = Field(ge=1)
+    placement: Placement
+    threshold: float | None = Field(None, ge=0, le=1)
+    deadline_ms: float = Field(gt=0)
+    escalate_budget_ms: float | None = Field(None, ge=0)
+
+
+class CloudModelAssignment(_Wire):
+    """Admin: the package version that answers `/v1/infer/{feature}` in the cloud."""
+
+    package: Name
+    version: int = Field(ge=1)
+
+
+# --- site status ----------------------------------------------------------------------------
+
+
+class FeatureCounters(_Wire):
+    """Counts for one feature and version at one site, cumulative since `since`."""
+
+    requests: Count = 0
+    errors: Count = 0
+    escalations: Count = 0
+    p50_ms: NonNegative | None = None
+    p99_ms: NonNegative | None = None
+    feedback_correct: Count = Field(0, description="labelled requests the answer got right")
+    feedback_total: Count = Field(0, description="requests that came with a label")
+
+
+class FeatureStatus(_Wire):
+    """What a site runs for a feature, whether it passed its health probe, and how it does.
+
+    Counters are cumulative from `since` (when the agent started counting for this version,
+    e.g. its start time). The cloud keeps the latest report per (site, feature, version,
+    since), so resending a report is harmless and a restarted agent adds a new period.
+    """
+
+    feature: Name
+    package: Name
+    version: int = Field(ge=1)
+    healthy: bool = Field(description="the package loaded and passed its health probe")
+    detail: Annotated[str, Field(max_length=1_000)] = ""
+    since: float = Field(description="Unix time the counters started from")
+    counters: FeatureCounters = Field(default_factory=FeatureCounters)
+
+
+class SiteStatus(_Wire):
+    """A site's periodic report: one entry per feature and installed (or failed) version."""
+
+    features: list[FeatureStatus] = Field(max_length=1_000)
+
+
+class StatusAck(_Wire):
+    """The deployment etag the cloud now wants; a different one means pull again."""
+
+    etag: str
+
+
+# --- registry and rollouts (operator side) --------------------------------------------------
+
+
+class PackageInfo(_Wire):
+    """A package held by the registry."""
+
+    name: str
+    version: int
+    sha256: str
+    size: int
+    uploaded_at: float
+
+
+class RolloutThresholds(_Wire):
+    """When a canary counts as regressed; a threshold left out is not checked."""
+
+    max_error_rate: float | None = Field(None, ge=0, le=1)
+    min_accuracy: float | None = Field(None, ge=0, le=1, description="on labelled feedback")
+    max_p99_ms: float | None = Field(None, gt=0)
+
+
+class RolloutRequest(_Wire):
+    """Admin: roll `package` out at `version`, canary sites first, the rest once they bake."""
+
+    package: Name
+    version: int = Field(ge=1)
+    canary_sites: list[Name] = Field(min_length=1, max_length=1_000)
+    thresholds: RolloutThresholds = Field(default_factory=RolloutThresholds)
+    min_canary_requests: int = Field(
+        100, ge=0, le=10**9, description="requests the canaries must serve before promotion"
+    )
+    bake_seconds: float = Field(
+        60.0, ge=0, le=30 * 86_400, description="time the canaries must run before promotion"
+    )
+
+
+class RolloutState(StrEnum):
+    """canary → promoting → done, or canary → rolled_back."""
+
+    CANARY = "canary"
+    PROMOTING = "promoting"
+    DONE = "done"
+    ROLLED_BACK = "rolled_back"
+
+
+class Rollout(_Wire):
+    """A rollout as the cloud sees it now, with the reason for its last state change."""
+
+    id: int
+    package: str
+    version: int
+    canary_sites: list[str]
+    other_sites: list[str]
+    thresholds: RolloutThresholds
+    min_canary_requests: int
+    bake_seconds: float
+    state: RolloutState
+    reason: str
+    created_at: float
+    updated_at: float
