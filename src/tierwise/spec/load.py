@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from tierwise.errors import SpecError
 from tierwise.spec.model import Spec
+from tierwise.spec.traffic import check_traffic_refs
 
 Loc = tuple[str | int, ...]
 
@@ -79,6 +80,7 @@ def check_refs(spec: Spec) -> Iterable[tuple[Loc, str]]:
     yield from _unique("models", [m.name for m in spec.models])
     yield from _unique("features", [f.name for f in spec.features])
     yield from _unique("training", [t.name for t in spec.training])
+    yield from check_traffic_refs(spec)
     models = {m.name: m for m in spec.models}
     sites = {s.name for s in spec.sites}
     classes = {"device", *spec.tiers.device_classes}

@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tierwise.spec.traffic import Traffic
 from tierwise.spec.units import (
     Bandwidth,
     Compute,
@@ -283,6 +284,9 @@ class Spec(_Strict):
     models: list[Model] = Field(min_length=1)
     features: list[Feature] = Field(default_factory=list)
     training: list[TrainingJob] = Field(default_factory=list)
+    traffic: Traffic | None = Field(
+        None, description="daily pattern, spikes and scheduled outages (simulate)"
+    )
 
     def model(self, name: str) -> Model:
         return next(m for m in self.models if m.name == name)
