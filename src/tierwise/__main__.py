@@ -1,0 +1,5 @@
+"""`python -m tierwise` is the `tierwise` command."""
+
+from tierwise.cli import main
+
+main()
