@@ -163,11 +163,11 @@ def _cost_if_valid(spec: Spec, choice: tuple[Candidate, ...]) -> float | None:
             return None
     for site, bps in wan.items():
         link = spec.wan(spec.sites[site])
-        if bps > link.bandwidth * link.max_utilization + 1e-6:
+        if bps > spec.capacity(link, spec.sites[site]) * link.max_utilization + 1e-6:
             return None
     lan_link = spec.links.device_edge
-    for bps in lan.values():
-        if bps > lan_link.bandwidth * lan_link.max_utilization + 1e-6:
+    for site, bps in lan.items():
+        if bps > spec.capacity(lan_link, spec.sites[site]) * lan_link.max_utilization + 1e-6:
             return None
     return cost
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from tierwise.spec.model import Feature, Reach, Spec, Tier, Variant
-from tierwise.spec.units import SECONDS_PER_MONTH, fmt_size
+from tierwise.spec.units import SECONDS_PER_MONTH, fmt_bandwidth, fmt_size
 
 
 class Placement(StrEnum):
@@ -179,7 +179,30 @@ def _fill(
         cand.cloud_service = cloud_service
     _check_standalone(spec, feature, cand, tier, cloud_v)
     _site_uses(spec, feature, cand)
+    _check_links(spec, cand)
     return True
+
+
+def _check_links(spec: Spec, cand: Candidate) -> None:
+    """A candidate that alone fills a site's WAN uplink or LAN can never be picked."""
+    lan = spec.links.device_edge
+    for use in cand.sites:
+        site = spec.sites[use.site]
+        wan = spec.wan(site)
+        usable = spec.capacity(wan, site) * wan.max_utilization
+        if use.wan_bps > usable:
+            cand.violations.append(
+                f"WAN at {site.name}: needs {fmt_bandwidth(use.wan_bps)} > "
+                f"{fmt_bandwidth(usable)} usable"
+            )
+            return
+        usable = spec.capacity(lan, site) * lan.max_utilization
+        if use.lan_bps > usable:
+            cand.violations.append(
+                f"LAN at {site.name}: needs {fmt_bandwidth(use.lan_bps)} > "
+                f"{fmt_bandwidth(usable)} usable"
+            )
+            return
 
 
 def _check_standalone(

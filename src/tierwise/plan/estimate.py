@@ -42,7 +42,7 @@ class PathRows:
     const: list[float] = field(default_factory=list)
     servers: list[float] = field(default_factory=list)  # 0 = no shared queue
     service: list[float] = field(default_factory=list)
-    availability: list[float] = field(default_factory=list)
+    outages: list[list[tuple[float, float]]] = field(default_factory=list)  # (availability, mean)
     deadline: list[float] = field(default_factory=list)
     q: list[float] = field(default_factory=list)
     hops: list[list[tuple[Link, float]]] = field(default_factory=list)
@@ -54,7 +54,6 @@ class PathRows:
         const: float,
         servers: float,
         service: float,
-        availability: float,
         feature: Feature,
         hops: list[tuple[Link, float]],
     ) -> None:
@@ -64,7 +63,7 @@ class PathRows:
         self.const.append(const)
         self.servers.append(servers)
         self.service.append(service)
-        self.availability.append(availability)
+        self.outages.append([(link.availability, link.mean_outage) for link in links])
         self.deadline.append(feature.deadline)
         self.q.append(feature.percentile / 100)
         self.hops.append(hops)
@@ -79,7 +78,8 @@ class PathRows:
             const=np.asarray(self.const),
             servers=np.asarray(self.servers),
             service=np.asarray(self.service),
-            availability=np.asarray(self.availability),
+            up=_outage_arrays(self.outages, 0),
+            outage=_outage_arrays(self.outages, 1),
             deadline=np.asarray(self.deadline),
             q=np.asarray(self.q),
             penalty=Penalty.of(self.hops) if self.hops else Penalty.none(0),
@@ -93,7 +93,8 @@ class FrozenRows:
     const: Array
     servers: Array
     service: Array
-    availability: Array
+    up: Array  # (rows, links): availability of each link on the path
+    outage: Array  # (rows, links): mean outage length of each link (s)
     deadline: Array
     q: Array
     penalty: Penalty
@@ -112,9 +113,22 @@ class FrozenRows:
             out[idx] = cdf(self.nets[key], self.const[idx], wait, self.penalty.take(idx), t[idx])
         return out
 
+    def reachable(self, t: Array) -> Array:
+        """P(the path is up, or comes back in time for an answer by t).
+
+        A request arriving during an outage is retried when the link returns; outage lengths
+        are exponential, so the remaining outage is too (memoryless): it is answered by t
+        with probability 1 - exp(-slack / mean outage), slack = t - the path's usual latency.
+        """
+        slack = np.maximum(t - self.const, 0.0)[:, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            back = np.where(self.outage > 0, 1 - np.exp(-slack / self.outage), 0.0)
+        return np.asarray(np.prod(self.up + (1 - self.up) * back, axis=1), dtype=np.float64)
+
     def on_time(self, rho: Array, t: Array | None = None) -> Array:
         """P(answer by t, default the deadline), outages included, at utilization rho."""
-        return self.availability * self.cdf(rho, self.deadline if t is None else t)
+        t = self.deadline if t is None else t
+        return self.reachable(t) * self.cdf(rho, t)
 
     def latency(self, rho: Array) -> Array:
         """Latency at each row's percentile (ignoring outages, which are misses)."""
@@ -160,7 +174,7 @@ def local_paths(spec: Spec, pairs: list[tuple[Candidate, SiteUse]]) -> FrozenRow
         lan_t = 8 * n_bytes / lan.bandwidth
         servers = local_servers(spec, cand, use.site)
         if cand.placement is Placement.DEVICE:
-            rows.add("device", [], cand.service, servers, cand.service, 1.0, feature, [])
+            rows.add("device", [], cand.service, servers, cand.service, feature, [])
         elif cand.placement is Placement.CLOUD:
             const = lan_t + 8 * n_bytes / wan.bandwidth + cand.service
             rows.add(
@@ -169,14 +183,13 @@ def local_paths(spec: Spec, pairs: list[tuple[Candidate, SiteUse]]) -> FrozenRow
                 const,
                 0.0,
                 cand.service,
-                lan.availability * wan.availability,
                 feature,
                 [(lan, n_bytes), (wan, n_bytes)],
             )
         else:  # edge, and the local answer of a cascade
             const = lan_t + cand.service
             hops = [(lan, n_bytes)]
-            rows.add("lan", [lan], const, servers, cand.service, lan.availability, feature, hops)
+            rows.add("lan", [lan], const, servers, cand.service, feature, hops)
     return rows.freeze()
 
 
@@ -200,7 +213,6 @@ def escalation_paths(spec: Spec, pairs: list[tuple[Candidate, SiteUse]]) -> Froz
             const,
             local_servers(spec, cand, use.site),
             cand.service,
-            lan.availability * wan.availability,
             feature,
             [(lan, n_bytes), (wan, n_bytes)],
         )
@@ -282,10 +294,11 @@ def cascade_latency(
     else locally at the deadline; while the WAN is down the agent answers locally at once.
     """
     q = local.q
-    avail = escalated.availability / np.maximum(local.availability, 1e-12)
 
     def mixed_cdf(t: Array) -> Array:
         loc = local.cdf(rho, t)
+        # the WAN's share of the escalated path being down: the agent answers locally
+        avail = escalated.reachable(t) / np.maximum(local.reachable(t), 1e-12)
         esc = avail * escalated.cdf(rho, t) + (1 - avail) * loc
         esc = np.where(t >= local.deadline, np.maximum(esc, loc), esc)
         return (1 - share) * loc + share * esc
@@ -311,6 +324,15 @@ def cascade_base_accuracy(spec: Spec, cand: Candidate) -> float:
     return edge_acc if edge_acc is not None else 0.0
 
 
+def _outage_arrays(outages: list[list[tuple[float, float]]], which: int) -> Array:
+    """Pad per-row link lists to a (rows, 2) array; a missing link is always up."""
+    out = np.zeros((len(outages), 2)) if which else np.ones((len(outages), 2))
+    for i, links in enumerate(outages):
+        for j, pair in enumerate(links):
+            out[i, j] = pair[which]
+    return out
+
+
 def _subset(rows: FrozenRows, mask: np.ndarray) -> FrozenRows:
     keep = np.flatnonzero(mask)
     position = {int(i): j for j, i in enumerate(keep)}
@@ -325,7 +347,8 @@ def _subset(rows: FrozenRows, mask: np.ndarray) -> FrozenRows:
         const=rows.const[keep],
         servers=rows.servers[keep],
         service=rows.service[keep],
-        availability=rows.availability[keep],
+        up=rows.up[keep],
+        outage=rows.outage[keep],
         deadline=rows.deadline[keep],
         q=rows.q[keep],
         penalty=rows.penalty.take(keep),

@@ -194,9 +194,12 @@ def _saturated_links(spec: Spec, choice: list[Candidate]) -> tuple[set[int], set
         for use in cand.sites:
             wan[use.site] += use.wan_bps
             lan[use.site] += use.lan_bps
-    wan_full = {s for s, bps in wan.items() if bps >= spec.wan(spec.sites[s]).bandwidth}
-    lan_full = {s for s, bps in lan.items() if bps >= spec.links.device_edge.bandwidth}
-    return wan_full, lan_full
+    sites = spec.sites
+    wan_full = {s for s, bps in wan.items() if bps >= spec.capacity(spec.wan(sites[s]), sites[s])}
+    lan = {
+        s: bps for s, bps in lan.items() if bps >= spec.capacity(spec.links.device_edge, sites[s])
+    }
+    return wan_full, set(lan)
 
 
 def _escalated(cand: Candidate) -> float:

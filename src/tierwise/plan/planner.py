@@ -132,11 +132,11 @@ def _alternatives(
             out.append(Alternative(cand.label, cand.placement.value, f"shared capacity: {text}"))
             continue
         extra = max(extra, 0.0)
-        out.append(
-            Alternative(
-                cand.label, cand.placement.value, f"costs {fmt_money(extra)}/month more", extra
-            )
-        )
+        if extra < 0.005:
+            why = "same cost; the plan's choice is more accurate or equal (tie)"
+        else:
+            why = f"costs {fmt_money(extra)}/month more"
+        out.append(Alternative(cand.label, cand.placement.value, why, extra))
     return out
 
 

@@ -113,6 +113,14 @@ class _Problem:
     x_cols: list[list[int]]
     gateway_cols: dict[int, int]
     slack_cols: dict[int, tuple[Resource, float]]
+    feasible: list[list[Candidate]]
+
+
+TIE_BREAK = 1e-4  # $/month per point of accuracy lost: among equal costs, the more accurate
+
+
+def _price(cand: Candidate) -> float:
+    return cand.cost + TIE_BREAK * (1.0 - (cand.accuracy or 0.0))
 
 
 def fixed_cost(spec: Spec) -> float:
@@ -122,14 +130,22 @@ def fixed_cost(spec: Spec) -> float:
 
 
 def _cost(problem: _Problem, x: np.ndarray) -> float:
-    return float(np.dot(problem.rows.objective, x))
+    """Dollars only: the objective without the accuracy tie-break."""
+    chosen = [
+        c
+        for opts, cols in zip(problem.feasible, problem.x_cols, strict=True)
+        for c, col in zip(opts, cols, strict=True)
+        if x[col] > 0.5
+    ]
+    tie = sum(_price(c) - c.cost for c in chosen)
+    return float(np.dot(problem.rows.objective, x)) - tie
 
 
 def _build(spec: Spec, feasible: list[list[Candidate]], elastic: bool) -> _Problem:
     rows = _Rows()
     x_cols: list[list[int]] = []
     for options in feasible:
-        x_cols.append([rows.var(0.0 if elastic else c.cost, 0, 1, True) for c in options])
+        x_cols.append([rows.var(0.0 if elastic else _price(c), 0, 1, True) for c in options])
     for cols in x_cols:
         rows.row([(col, 1.0) for col in cols], 1, 1)
 
@@ -193,13 +209,13 @@ def _build(spec: Spec, feasible: list[list[Candidate]], elastic: bool) -> _Probl
         rows.row([*items, *slack(resource, limit)], -np.inf, limit)
     for site_i, items in wan.items():
         link = spec.wan(spec.sites[site_i])
-        limit = link.bandwidth * link.max_utilization
+        limit = spec.capacity(link, spec.sites[site_i]) * link.max_utilization
         rows.row([*items, *slack(Resource("wan", site_i), limit)], -np.inf, limit)
     lan_link = spec.links.device_edge
     for site_i, items in lan.items():
-        limit = lan_link.bandwidth * lan_link.max_utilization
+        limit = spec.capacity(lan_link, spec.sites[site_i]) * lan_link.max_utilization
         rows.row([*items, *slack(Resource("lan", site_i), limit)], -np.inf, limit)
-    return _Problem(rows, x_cols, gateway_cols, slack_cols)
+    return _Problem(rows, x_cols, gateway_cols, slack_cols, feasible)
 
 
 def _run(rows: _Rows, time_limit: float) -> np.ndarray | None:

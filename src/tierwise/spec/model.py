@@ -113,7 +113,10 @@ class Link(_Strict):
 
     rtt_p50: Duration
     rtt_p99: Duration
-    bandwidth: Bandwidth = Field(description="per site (uplink for edge_cloud)")
+    bandwidth: Bandwidth = Field(description="speed of one link (uplink for edge_cloud)")
+    per: Literal["site", "gateway"] = Field(
+        "site", description="site: one link a site shares; gateway: each gateway has its own"
+    )
     availability: Fraction = 1.0
     mean_outage: Duration = Field(0.0, description="mean length of an outage")
     loss: Fraction = Field(0.0, description="packet loss rate; a loss costs a TCP retransmit")
@@ -301,3 +304,7 @@ class Spec(_Strict):
 
     def wan(self, site: Site) -> Link:
         return site.edge_cloud or self.links.edge_cloud
+
+    def capacity(self, link: Link, site: Site) -> float:
+        """Bits per second a site can push over a link kind, all its gateways together."""
+        return link.bandwidth * (site.gateways if link.per == "gateway" else 1)
