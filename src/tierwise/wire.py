@@ -221,6 +221,9 @@ class RolloutRequest(_Wire):
     min_canary_requests: int = Field(
         100, ge=0, le=10**9, description="requests the canaries must serve before promotion"
     )
+    min_canary_feedback: int = Field(
+        20, ge=0, le=10**9, description="labelled answers needed to judge min_accuracy"
+    )
     bake_seconds: float = Field(
         60.0, ge=0, le=30 * 86_400, description="time the canaries must run before promotion"
     )
@@ -245,6 +248,7 @@ class Rollout(_Wire):
     other_sites: list[str]
     thresholds: RolloutThresholds
     min_canary_requests: int
+    min_canary_feedback: int
     bake_seconds: float
     state: RolloutState
     reason: str

@@ -1,0 +1,112 @@
+"""The cloud service as a FastAPI app: `create_app(settings)` wires every router together.
+
+Middleware order, outermost first: HTTP metrics (so even a 413 is counted), then the
+body size limit (so an oversized body is refused before any handler reads it). A
+background ticker advances running rollouts, so a canary's bake time ends on time even
+when no site happens to report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+import tierwise
+from tierwise.cloud import deployments, registry, reports, rollout, telemetry
+from tierwise.cloud import inference as inference_routes
+from tierwise.cloud.auth import authenticate, load_tokens_file
+from tierwise.cloud.context import CloudContext, get_context
+from tierwise.cloud.db import open_database
+from tierwise.cloud.inference import ModelCache
+from tierwise.cloud.limits import BodySizeLimit
+from tierwise.cloud.metrics import METRICS_CONTENT_TYPE, CloudMetrics, HttpMetrics
+from tierwise.cloud.problems import CloudRefusalError
+from tierwise.cloud.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PACKAGE_UPLOAD_PATH = "/v1/packages"
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The service for `settings`: opens (and creates) the database right away."""
+    db = open_database(settings.database_url, settings.db_schema)
+    if settings.tokens_file is not None:
+        load_tokens_file(db, settings.tokens_file)
+    metrics = CloudMetrics()
+    ctx = CloudContext(settings=settings, db=db, metrics=metrics, models=ModelCache())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        ticker = asyncio.create_task(_advance_rollouts_forever(ctx))
+        try:
+            yield
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+            db.dispose()
+
+    app = FastAPI(
+        title="tierwise cloud",
+        version=tierwise.__version__,
+        summary="Package registry, staged rollouts, cloud inference and telemetry for edge sites.",
+        lifespan=lifespan,
+    )
+    app.state.cloud = ctx
+
+    def limit_for(path: str) -> int:
+        if path == PACKAGE_UPLOAD_PATH:
+            return settings.max_package_bytes
+        return settings.max_body_bytes
+
+    app.add_middleware(BodySizeLimit, limit_for=limit_for)
+    app.add_middleware(HttpMetrics, metrics=metrics)  # added last = outermost
+
+    @app.exception_handler(CloudRefusalError)
+    async def _problem(_request: Request, exc: CloudRefusalError) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+
+    @app.get("/healthz", tags=["service"], summary="Liveness: no auth")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/metrics",
+        tags=["service"],
+        summary="Prometheus metrics (text format)",
+        response_class=Response,
+        responses={200: {"content": {METRICS_CONTENT_TYPE: {}}}, 401: {}, 403: {}},
+    )
+    def metrics_endpoint(
+        request: Request, context: Annotated[CloudContext, Depends(get_context)]
+    ) -> Response:
+        if not context.settings.metrics_public:
+            caller = authenticate(request, context)
+            if not caller.is_admin:
+                return JSONResponse({"detail": "/metrics needs an operator token"}, 403)
+        return Response(context.metrics.render(), media_type=METRICS_CONTENT_TYPE)
+
+    for module in (registry, deployments, reports, rollout, telemetry, inference_routes):
+        app.include_router(module.router)
+    return app
+
+
+async def _advance_rollouts_forever(ctx: CloudContext) -> None:
+    while True:
+        await asyncio.sleep(ctx.settings.evaluate_interval_s)
+        try:
+            changed = await run_in_threadpool(rollout.advance_active, ctx.db)
+        except Exception:  # a database hiccup must not stop future rollouts from moving
+            log.exception("advancing rollouts failed; retrying in %.1f s", 1.0)
+            continue
+        for r in changed:
+            ctx.metrics.rollout_transitions.labels(r.state).inc()
+            log.info("rollout %d of %s v%d: %s (%s)", r.id, r.package, r.version, r.state, r.reason)

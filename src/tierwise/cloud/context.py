@@ -1,0 +1,32 @@
+"""What every request handler shares: settings, database, metrics, loaded cloud models.
+
+One `CloudContext` per app, built by `create_app` and found through `get_context`, the
+FastAPI dependency tests can replace with `app.dependency_overrides`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, cast
+
+from fastapi import Request
+
+if TYPE_CHECKING:
+    from tierwise.cloud.db import Database
+    from tierwise.cloud.inference import ModelCache
+    from tierwise.cloud.metrics import CloudMetrics
+    from tierwise.cloud.settings import Settings
+
+
+@dataclass
+class CloudContext:
+    settings: Settings
+    db: Database
+    metrics: CloudMetrics
+    models: ModelCache
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def get_context(request: Request) -> CloudContext:
+    """FastAPI dependency: the context of the app serving this request."""
+    return cast(CloudContext, request.app.state.cloud)

@@ -1,0 +1,228 @@
+"""The cloud's tables and how to open them: SQLite (WAL) by default, PostgreSQL by URL.
+
+SQLAlchemy Core, not the ORM: the service does bulk inserts and small queries, and Core
+keeps the SQL visible. Two dialect differences are handled here and nowhere else:
+"insert, skipping rows that already exist" (`Database.insert_ignoring_duplicates`) and SQLite's
+write locking (`Database.write` takes the write lock up front, see `_sqlite_begin`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from tierwise.errors import UsageError
+
+metadata = sa.MetaData()
+
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("token_sha256", sa.String(64), primary_key=True),
+    sa.Column("role", sa.String(8), nullable=False),  # "site" or "admin"
+    sa.Column("site", sa.String(128), nullable=True, index=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+packages = sa.Table(
+    "packages",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("manifest", sa.JSON, nullable=False),
+    sa.Column("uploaded_at", sa.Float, nullable=False),
+)
+
+assignments = sa.Table(
+    "assignments",
+    metadata,
+    sa.Column("site", sa.String(128), primary_key=True),
+    sa.Column("feature", sa.String(128), primary_key=True),
+    sa.Column("package", sa.String(128), nullable=False, index=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("placement", sa.String(16), nullable=False),
+    sa.Column("threshold", sa.Float, nullable=True),
+    sa.Column("deadline_ms", sa.Float, nullable=False),
+    sa.Column("escalate_budget_ms", sa.Float, nullable=True),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+cloud_models = sa.Table(
+    "cloud_models",
+    metadata,
+    sa.Column("feature", sa.String(128), primary_key=True),
+    sa.Column("package", sa.String(128), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
+rollouts = sa.Table(
+    "rollouts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("package", sa.String(128), nullable=False, index=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("canary_sites", sa.JSON, nullable=False),
+    sa.Column("other_sites", sa.JSON, nullable=False),
+    sa.Column("previous", sa.JSON, nullable=False),  # {site: {feature: version}} before it
+    sa.Column("thresholds", sa.JSON, nullable=False),
+    sa.Column("min_canary_requests", sa.Integer, nullable=False),
+    sa.Column("min_canary_feedback", sa.Integer, nullable=False),
+    sa.Column("bake_seconds", sa.Float, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, index=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("promoted_at", sa.Float, nullable=True),
+)
+
+status_reports = sa.Table(
+    "status_reports",
+    metadata,
+    sa.Column("site", sa.String(128), primary_key=True),
+    sa.Column("feature", sa.String(128), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("since", sa.Float, primary_key=True),
+    sa.Column("package", sa.String(128), nullable=False),
+    sa.Column("healthy", sa.Boolean, nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("requests", sa.BigInteger, nullable=False),
+    sa.Column("errors", sa.BigInteger, nullable=False),
+    sa.Column("escalations", sa.BigInteger, nullable=False),
+    sa.Column("p50_ms", sa.Float, nullable=True),
+    sa.Column("p99_ms", sa.Float, nullable=True),
+    sa.Column("feedback_correct", sa.BigInteger, nullable=False),
+    sa.Column("feedback_total", sa.BigInteger, nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+)
+
+telemetry = sa.Table(
+    "telemetry",
+    metadata,
+    sa.Column("site", sa.String(128), primary_key=True),
+    sa.Column("stream", sa.String(128), primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("body", sa.JSON, nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+)
+
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+_INSERTS: dict[str, Any] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+
+
+class Database:
+    """An engine plus the two ways the service touches it: a read and a write transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        if self.dialect not in _INSERTS:
+            raise UsageError(f"database {engine.url!r}: only sqlite and postgresql are supported")
+
+    def insert_ignoring_duplicates(self, table: sa.Table) -> Any:
+        """INSERT ... ON CONFLICT DO NOTHING, built by the dialect's own insert()."""
+        return _INSERTS[self.dialect](table).on_conflict_do_nothing()
+
+    def upsert(self, table: sa.Table, keys: list[str], values: list[str]) -> Any:
+        """INSERT ... ON CONFLICT (keys) DO UPDATE SET each of `values` to the new row's."""
+        stmt = _INSERTS[self.dialect](table)
+        return stmt.on_conflict_do_update(
+            index_elements=keys, set_={v: stmt.excluded[v] for v in values}
+        )
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A transaction that will write: on SQLite it holds the write lock from its start."""
+        with self.engine.connect() as conn:
+            conn.execution_options(tierwise_write=True)
+            with conn.begin():
+                yield conn
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def open_database(url: str, schema: str | None = None) -> Database:
+    """Connect, create missing tables, and return the database.
+
+    `schema` (PostgreSQL only) puts every table in that schema, created if missing: the
+    tests give each run its own and drop it afterwards.
+    """
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError:
+        raise UsageError(f"database URL {url!r} is not a valid SQLAlchemy URL") from None
+    if parsed.get_backend_name() == "sqlite":
+        engine = _sqlite_engine(parsed)
+    elif parsed.get_backend_name() == "postgresql":
+        engine = _postgresql_engine(parsed, schema)
+    else:
+        raise UsageError(f"database URL {url!r}: only sqlite:// and postgresql:// are supported")
+    db = Database(engine)
+    try:
+        metadata.create_all(engine)
+    except sa.exc.OperationalError as exc:
+        engine.dispose()
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise UsageError(f"database {parsed.render_as_string()}: {reason}") from None
+    return db
+
+
+def _sqlite_engine(url: sa.URL) -> Engine:
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @sa.event.listens_for(engine, "connect")
+    def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take over BEGIN from the driver so `_sqlite_begin` can choose IMMEDIATE.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")  # durable in WAL mode except on power loss
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _sqlite_begin(conn: Connection) -> None:
+        # A deferred transaction that later writes fails at once with SQLITE_BUSY when another
+        # writer got there first (busy_timeout does not apply to that upgrade); IMMEDIATE waits.
+        immediate = conn.get_execution_options().get("tierwise_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def _postgresql_engine(url: sa.URL, schema: str | None) -> Engine:
+    connect_args: dict[str, Any] = {"connect_timeout": 10}
+    if schema is not None:
+        if not _SCHEMA_NAME.match(schema):
+            raise UsageError(f"database schema {schema!r}: use lower-case letters, digits and _")
+        connect_args["options"] = f"-c search_path={schema}"
+    engine = sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+    if schema is not None:
+        try:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        except sa.exc.OperationalError as exc:
+            engine.dispose()
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise UsageError(f"database {url.render_as_string()}: {reason}") from None
+    return engine

@@ -1,0 +1,218 @@
+"""Which package version each site runs for each feature, and how requests are routed there.
+
+An operator assigns (site, feature) → package version + placement; rollouts change the
+version of those assignments; an edge pulls the result as one `Deployment` whose `etag`
+changes whenever anything in it does (it answers 304 to a matching If-None-Match).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Annotated
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Header, Response, status
+
+from tierwise.cloud.auth import Admin, SiteOrAdmin, known_sites
+from tierwise.cloud.context import CloudContext, get_context
+from tierwise.cloud.db import Database, assignments, cloud_models, packages
+from tierwise.cloud.params import FeaturePath, SitePath
+from tierwise.cloud.problems import NotFoundError, UnprocessableError
+from tierwise.wire import (
+    CloudModelAssignment,
+    Deployment,
+    FeatureAssignment,
+    FeatureDeployment,
+    Placement,
+)
+
+router = APIRouter(tags=["deployments"])
+Context = Annotated[CloudContext, Depends(get_context)]
+
+
+def package_sha256(conn: sa.Connection, name: str, version: int) -> str:
+    """The archive hash of a registered package, or UnprocessableError if it is not registered."""
+    sha = conn.execute(
+        sa.select(packages.c.sha256).where(packages.c.name == name, packages.c.version == version)
+    ).scalar()
+    if sha is None:
+        raise UnprocessableError(f"package {name!r} version {version} is not in the registry")
+    return str(sha)
+
+
+def assign_feature(db: Database, site: str, feature: str, a: FeatureAssignment) -> None:
+    """Make `site` run `a.package` at `a.version` for `feature`, routed per `a.placement`."""
+    with db.write() as conn:
+        package_sha256(conn, a.package, a.version)
+        values = a.model_dump(mode="json") | {"updated_at": time.time()}
+        conn.execute(
+            db.upsert(assignments, ["site", "feature"], list(values)),
+            [values | {"site": site, "feature": feature}],
+        )
+
+
+def unassign_feature(db: Database, site: str, feature: str) -> None:
+    with db.write() as conn:
+        deleted = conn.execute(
+            assignments.delete().where(assignments.c.site == site, assignments.c.feature == feature)
+        ).rowcount
+    if not deleted:
+        raise NotFoundError(f"site {site!r} has no feature {feature!r}")
+
+
+def deployment_for(db: Database, site: str) -> Deployment:
+    """Everything `site` should run, with package hashes, as the edge pulls it."""
+    with db.read() as conn:
+        rows = conn.execute(
+            sa.select(assignments, packages.c.sha256)
+            .join(
+                packages,
+                sa.and_(
+                    packages.c.name == assignments.c.package,
+                    packages.c.version == assignments.c.version,
+                ),
+            )
+            .where(assignments.c.site == site)
+            .order_by(assignments.c.feature)
+        ).all()
+    features = {
+        r.feature: FeatureDeployment(
+            package=r.package,
+            version=r.version,
+            sha256=r.sha256,
+            placement=Placement(r.placement),
+            threshold=r.threshold,
+            deadline_ms=r.deadline_ms,
+            escalate_budget_ms=r.escalate_budget_ms,
+        )
+        for r in rows
+    }
+    canonical = json.dumps(
+        {k: v.model_dump(mode="json") for k, v in features.items()}, sort_keys=True
+    )
+    etag = hashlib.sha256(canonical.encode()).hexdigest()[:32]
+    return Deployment(site=site, features=features, etag=etag)
+
+
+def sites_running(conn: sa.Connection, package: str) -> dict[str, dict[str, int]]:
+    """{site: {feature: version}} for every assignment of `package`."""
+    rows = conn.execute(
+        sa.select(assignments.c.site, assignments.c.feature, assignments.c.version).where(
+            assignments.c.package == package
+        )
+    ).all()
+    running: dict[str, dict[str, int]] = {}
+    for r in rows:
+        running.setdefault(r.site, {})[r.feature] = r.version
+    return running
+
+
+def set_versions(
+    conn: sa.Connection, package: str, versions: dict[str, dict[str, int]], only_if: int | None
+) -> None:
+    """Point (site, feature) assignments of `package` at new versions.
+
+    With `only_if`, an assignment changes only if it still runs that version: a rollback
+    must not undo an operator's later, deliberate change.
+    """
+    now = time.time()
+    for site, features in versions.items():
+        for feature, version in features.items():
+            where = [
+                assignments.c.site == site,
+                assignments.c.feature == feature,
+                assignments.c.package == package,
+            ]
+            if only_if is not None:
+                where.append(assignments.c.version == only_if)
+            conn.execute(assignments.update().where(*where).values(version=version, updated_at=now))
+
+
+def set_cloud_model(db: Database, feature: str, a: CloudModelAssignment) -> None:
+    """Make `a.package` at `a.version` answer `/v1/infer/{feature}`."""
+    with db.write() as conn:
+        package_sha256(conn, a.package, a.version)
+        conn.execute(
+            db.upsert(cloud_models, ["feature"], ["package", "version"]),
+            [{"feature": feature, "package": a.package, "version": a.version}],
+        )
+
+
+def cloud_model_of(db: Database, feature: str) -> tuple[str, int]:
+    with db.read() as conn:
+        row = conn.execute(
+            sa.select(cloud_models.c.package, cloud_models.c.version).where(
+                cloud_models.c.feature == feature
+            )
+        ).first()
+    if row is None:
+        raise NotFoundError(f"feature {feature!r} has no cloud model")
+    return str(row.package), int(row.version)
+
+
+@router.get(
+    "/v1/sites/{site}/deployment",
+    summary="What this site should run (304 if If-None-Match matches the etag)",
+    response_model=Deployment,
+    responses={304: {"description": "unchanged"}, 401: {}, 403: {}},
+)
+def get_deployment(
+    site: SitePath,
+    ctx: Context,
+    _caller: SiteOrAdmin,
+    response: Response,
+    if_none_match: Annotated[str | None, Header(max_length=200)] = None,
+) -> Response | Deployment:
+    deployment = deployment_for(ctx.db, site)
+    quoted = f'"{deployment.etag}"'
+    if if_none_match is not None and if_none_match.strip() in (quoted, deployment.etag):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": quoted})
+    response.headers["ETag"] = quoted
+    return deployment
+
+
+@router.put(
+    "/v1/sites/{site}/features/{feature}",
+    summary="Operator: assign a package version and routing to a site's feature",
+    responses={401: {}, 403: {}, 422: {}},
+)
+def put_feature(
+    site: SitePath, feature: FeaturePath, body: FeatureAssignment, ctx: Context, _admin: Admin
+) -> Deployment:
+    assign_feature(ctx.db, site, feature, body)
+    return deployment_for(ctx.db, site)
+
+
+@router.delete(
+    "/v1/sites/{site}/features/{feature}",
+    summary="Operator: stop running a feature at a site",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={401: {}, 403: {}, 404: {}},
+)
+def delete_feature(site: SitePath, feature: FeaturePath, ctx: Context, _admin: Admin) -> None:
+    unassign_feature(ctx.db, site, feature)
+
+
+@router.put(
+    "/v1/cloud-models/{feature}",
+    summary="Operator: choose the package that answers cloud inference for a feature",
+    responses={401: {}, 403: {}, 422: {}},
+)
+def put_cloud_model(
+    feature: FeaturePath, body: CloudModelAssignment, ctx: Context, _admin: Admin
+) -> CloudModelAssignment:
+    set_cloud_model(ctx.db, feature, body)
+    return body
+
+
+@router.get(
+    "/v1/sites",
+    summary="Operator: sites known by token or by assignment",
+    responses={401: {}, 403: {}},
+)
+def get_sites(ctx: Context, _admin: Admin) -> list[str]:
+    with ctx.db.read() as conn:
+        assigned = conn.execute(sa.select(assignments.c.site).distinct()).scalars().all()
+    return sorted(set(assigned) | set(known_sites(ctx.db)))

@@ -1,0 +1,130 @@
+"""Cloud inference: `/v1/infer/{feature}` answers with the feature's larger, cloud-side model.
+
+Which package answers a feature is set by the operator (`PUT /v1/cloud-models/{feature}`).
+A package is unpacked once into the data directory (content-addressed, so two versions
+never share files) and loaded once into a small LRU cache of ONNX Runtime sessions.
+Inference is CPU work: the endpoint is a plain `def`, so FastAPI runs it in its thread
+pool and the event loop keeps accepting telemetry meanwhile.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Protocol
+
+import numpy as np
+from fastapi import APIRouter, Depends
+
+from tierwise.cloud.auth import AnyCaller
+from tierwise.cloud.context import CloudContext, get_context
+from tierwise.cloud.deployments import cloud_model_of
+from tierwise.cloud.params import FeaturePath
+from tierwise.cloud.problems import UnprocessableError
+from tierwise.cloud.registry import archive_of, unpacked_package
+from tierwise.wire import InferRequest, InferResponse
+
+DEFAULT_CACHED_MODELS = 8
+
+router = APIRouter(tags=["inference"])
+Context = Annotated[CloudContext, Depends(get_context)]
+
+
+class Predictor(Protocol):
+    """A loaded model: a batch of rows in, one output row per input row out."""
+
+    @property
+    def input_width(self) -> int | None: ...
+
+    def predict(self, rows: np.ndarray) -> np.ndarray: ...
+
+
+class ModelCache:
+    """Loaded models by (package, version), least recently used evicted first."""
+
+    def __init__(self, capacity: int = DEFAULT_CACHED_MODELS) -> None:
+        self.capacity = capacity
+        self._models: OrderedDict[tuple[str, int], Predictor] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[tuple[str, int], threading.Lock] = {}
+
+    def get(self, key: tuple[str, int], load: Callable[[], Predictor]) -> Predictor:
+        with self._lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key]
+            key_lock = self._loading.setdefault(key, threading.Lock())
+        with key_lock:  # one load per model even when many requests arrive at once
+            with self._lock:
+                if key in self._models:
+                    return self._models[key]
+            model = load()
+            with self._lock:
+                self._models[key] = model
+                while len(self._models) > self.capacity:
+                    self._models.popitem(last=False)
+                self._loading.pop(key, None)
+            return model
+
+
+def load_predictor(ctx: CloudContext, package: str, version: int) -> Predictor:
+    """Unpack (once) and load a registered package with the package runtime."""
+    from tierwise.package.runtime import load_model
+
+    _archive, sha256 = archive_of(ctx.db, ctx.settings.package_dir, package, version)
+    target = ctx.settings.data_dir / "models" / sha256
+    if not (target / ".complete").exists():
+        root = unpacked_package(ctx.db, ctx.settings.package_dir, package, version, target)
+        (target / ".complete").write_text(str(root.relative_to(target)) or ".")
+    root = target / (target / ".complete").read_text().strip()
+    return _RuntimePredictor(load_model(Path(root)))
+
+
+class _RuntimePredictor:
+    def __init__(self, model: object) -> None:
+        self.model = model
+
+    @property
+    def input_width(self) -> int | None:
+        return getattr(self.model, "input_width", None)
+
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model.predict(rows))  # type: ignore[attr-defined]
+
+
+def infer(ctx: CloudContext, feature: str, request: InferRequest) -> InferResponse:
+    """Run the feature's cloud model on a batch of rows."""
+    package, version = cloud_model_of(ctx.db, feature)
+    model = ctx.models.get((package, version), lambda: load_predictor(ctx, package, version))
+    widths = {len(row) for row in request.inputs}
+    if len(widths) != 1:
+        raise UnprocessableError("inputs: every row must have the same length")
+    width = widths.pop()
+    if model.input_width is not None and width != model.input_width:
+        raise UnprocessableError(
+            f"inputs: rows have {width} values, {package} v{version} expects {model.input_width}"
+        )
+    rows = np.asarray(request.inputs, dtype=np.float32)
+    started = time.perf_counter()
+    outputs = model.predict(rows)
+    ctx.metrics.inference_seconds.labels(feature).observe(time.perf_counter() - started)
+    ctx.metrics.inference_rows.labels(feature).inc(len(request.inputs))
+    return InferResponse(
+        outputs=np.asarray(outputs, dtype=np.float64).reshape(len(rows), -1).tolist(),
+        model=package,
+        version=version,
+    )
+
+
+@router.post(
+    "/v1/infer/{feature}",
+    summary="Answer a batch of inputs with the feature's cloud model",
+    responses={401: {}, 404: {}, 413: {}, 422: {}},
+)
+def post_infer(
+    feature: FeaturePath, body: InferRequest, ctx: Context, _caller: AnyCaller
+) -> InferResponse:
+    return infer(ctx, feature, body)

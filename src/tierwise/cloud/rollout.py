@@ -1,0 +1,273 @@
+"""Staged rollout: canary sites first, the rest once the canary proves itself, or roll back.
+
+The state machine::
+
+    canary ──(every policy passes)──► promoting ──(every site reports it healthy)──► done
+      │                                   │
+      └──(any policy fails)──► rolled_back ◄──(a site fails its health probe)
+
+Starting a rollout points the canary sites' assignments at the new version and nothing
+else; the other sites are untouched until the canary passes, so a regressing package
+never reaches them. Rolling back restores each site's previous version (only where the
+assignment still points at the rolled-out one). `advance` is called after every status
+report, on every read of a rollout, and by the service's ticker; it runs in one write
+transaction holding the rollout's row lock, so concurrent callers cannot both promote.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, status
+
+from tierwise.cloud.auth import Admin
+from tierwise.cloud.context import CloudContext, get_context
+from tierwise.cloud.db import Database, rollouts
+from tierwise.cloud.deployments import package_sha256, set_versions, sites_running
+from tierwise.cloud.params import RolloutIdPath
+from tierwise.cloud.policy import Verdict, judge_canary, policies_for
+from tierwise.cloud.problems import ConflictError, NotFoundError, UnprocessableError
+from tierwise.cloud.status import canary_evidence
+from tierwise.wire import Rollout, RolloutRequest, RolloutState, RolloutThresholds
+
+ACTIVE = (RolloutState.CANARY, RolloutState.PROMOTING)
+
+router = APIRouter(tags=["rollouts"])
+Context = Annotated[CloudContext, Depends(get_context)]
+
+
+def start_rollout(db: Database, req: RolloutRequest, now: float | None = None) -> Rollout:
+    """Deploy `req.version` of `req.package` to the canary sites; the others wait."""
+    now = time.time() if now is None else now
+    canaries = sorted(set(req.canary_sites))
+    with db.write() as conn:
+        package_sha256(conn, req.package, req.version)
+        active = conn.execute(
+            sa.select(rollouts.c.id).where(
+                rollouts.c.package == req.package, rollouts.c.state.in_(list(ACTIVE))
+            )
+        ).scalar()
+        if active is not None:
+            raise ConflictError(f"rollout {active} of package {req.package!r} is still running")
+        running = sites_running(conn, req.package)
+        for site in canaries:
+            if site not in running:
+                raise UnprocessableError(f"canary site {site!r} runs no feature of {req.package!r}")
+            newer = {f: v for f, v in running[site].items() if v >= req.version}
+            if newer:
+                feature, version = next(iter(sorted(newer.items())))
+                raise UnprocessableError(
+                    f"canary site {site!r} already runs {req.package!r} version {version} "
+                    f"for {feature!r}; roll out a newer version than that"
+                )
+        others = sorted(set(running) - set(canaries))
+        set_versions(
+            conn,
+            req.package,
+            {s: dict.fromkeys(running[s], req.version) for s in canaries},
+            only_if=None,
+        )
+        rollout_id = conn.execute(
+            rollouts.insert().values(
+                package=req.package,
+                version=req.version,
+                canary_sites=canaries,
+                other_sites=others,
+                previous=running,
+                thresholds=req.thresholds.model_dump(mode="json"),
+                min_canary_requests=req.min_canary_requests,
+                min_canary_feedback=req.min_canary_feedback,
+                bake_seconds=req.bake_seconds,
+                state=RolloutState.CANARY,
+                reason="deployed to canary " + ", ".join(canaries),
+                created_at=now,
+                updated_at=now,
+                promoted_at=None,
+            )
+        ).inserted_primary_key
+        assert rollout_id is not None
+        return _to_wire(_locked_row(conn, int(rollout_id[0])))
+
+
+def advance(db: Database, rollout_id: int, now: float | None = None) -> tuple[Rollout, bool]:
+    """Take one step of the state machine; returns the rollout and whether its state changed."""
+    now = time.time() if now is None else now
+    with db.write() as conn:
+        row = _locked_row(conn, rollout_id)
+        state = RolloutState(row.state)
+        if state is RolloutState.CANARY:
+            new_state, reason = _judge_canary(conn, row, now)
+        elif state is RolloutState.PROMOTING:
+            new_state, reason = _watch_promotion(conn, row)
+        else:
+            return _to_wire(row), False
+        if new_state is not state or reason != row.reason:
+            values: dict[str, Any] = {"state": new_state, "reason": reason, "updated_at": now}
+            if new_state is RolloutState.PROMOTING:
+                values["promoted_at"] = now
+            conn.execute(rollouts.update().where(rollouts.c.id == rollout_id).values(**values))
+            row = _locked_row(conn, rollout_id)
+        return _to_wire(row), new_state is not state
+
+
+def advance_active(db: Database, now: float | None = None) -> list[Rollout]:
+    """Advance every running rollout; returns those whose state changed."""
+    with db.read() as conn:
+        ids = conn.execute(
+            sa.select(rollouts.c.id).where(rollouts.c.state.in_(list(ACTIVE)))
+        ).scalars()
+        active = list(ids)
+    changed = []
+    for rollout_id in active:
+        rollout, moved = advance(db, rollout_id, now)
+        if moved:
+            changed.append(rollout)
+    return changed
+
+
+def roll_back(db: Database, rollout_id: int, reason: str) -> Rollout:
+    """Operator's stop: restore every site's previous version, whatever the policies say."""
+    with db.write() as conn:
+        row = _locked_row(conn, rollout_id)
+        if RolloutState(row.state) not in ACTIVE:
+            raise ConflictError(f"rollout {rollout_id} is already {row.state}")
+        _restore(conn, row, row.canary_sites + row.other_sites)
+        conn.execute(
+            rollouts.update()
+            .where(rollouts.c.id == rollout_id)
+            .values(state=RolloutState.ROLLED_BACK, reason=reason, updated_at=time.time())
+        )
+        return _to_wire(_locked_row(conn, rollout_id))
+
+
+def get_rollout(db: Database, rollout_id: int) -> Rollout:
+    with db.read() as conn:
+        return _to_wire(_row(conn, rollout_id))
+
+
+def list_rollouts(db: Database) -> list[Rollout]:
+    with db.read() as conn:
+        rows = conn.execute(sa.select(rollouts).order_by(rollouts.c.id)).all()
+    return [_to_wire(r) for r in rows]
+
+
+def _judge_canary(conn: sa.Connection, row: Any, now: float) -> tuple[RolloutState, str]:
+    evidence = canary_evidence(conn, row.canary_sites, row.package, row.version, row.created_at)
+    evidence.elapsed_s = now - row.created_at
+    judgement = judge_canary(policies_for(_request_of(row)), evidence)
+    if judgement.verdict is Verdict.FAIL:
+        _restore(conn, row, row.canary_sites)
+        return RolloutState.ROLLED_BACK, f"canary regressed: {judgement.reason}"
+    if judgement.verdict is Verdict.WAIT:
+        return RolloutState.CANARY, f"canary: {judgement.reason}"
+    if not row.other_sites:
+        return RolloutState.DONE, f"canary passed ({judgement.reason}); no other sites"
+    set_versions(
+        conn,
+        row.package,
+        {s: dict.fromkeys(row.previous[s], row.version) for s in row.other_sites},
+        only_if=None,
+    )
+    return RolloutState.PROMOTING, f"canary passed ({judgement.reason}); promoting"
+
+
+def _watch_promotion(conn: sa.Connection, row: Any) -> tuple[RolloutState, str]:
+    evidence = canary_evidence(conn, row.other_sites, row.package, row.version, row.promoted_at)
+    if evidence.unhealthy:
+        _restore(conn, row, row.canary_sites + row.other_sites)
+        failed = ", ".join(f"{s}: {d}" for s, d in sorted(evidence.unhealthy.items()))
+        return RolloutState.ROLLED_BACK, f"health probe failed after promotion ({failed})"
+    if evidence.missing_sites:
+        return RolloutState.PROMOTING, "promoting: waiting for " + ", ".join(evidence.missing_sites)
+    return RolloutState.DONE, f"running on all {len(row.canary_sites + row.other_sites)} sites"
+
+
+def _restore(conn: sa.Connection, row: Any, sites: list[str]) -> None:
+    previous = {s: row.previous[s] for s in sites if s in row.previous}
+    set_versions(conn, row.package, previous, only_if=row.version)
+
+
+def _request_of(row: Any) -> RolloutRequest:
+    return RolloutRequest(
+        package=row.package,
+        version=row.version,
+        canary_sites=row.canary_sites,
+        thresholds=RolloutThresholds.model_validate(row.thresholds),
+        min_canary_requests=row.min_canary_requests,
+        min_canary_feedback=row.min_canary_feedback,
+        bake_seconds=row.bake_seconds,
+    )
+
+
+def _row(conn: sa.Connection, rollout_id: int, lock: bool = False) -> Any:
+    query = sa.select(rollouts).where(rollouts.c.id == rollout_id)
+    row = conn.execute(query.with_for_update() if lock else query).first()
+    if row is None:
+        raise NotFoundError(f"no rollout {rollout_id}")
+    return row
+
+
+def _locked_row(conn: sa.Connection, rollout_id: int) -> Any:
+    return _row(conn, rollout_id, lock=True)
+
+
+def _to_wire(row: Any) -> Rollout:
+    return Rollout(
+        id=row.id,
+        package=row.package,
+        version=row.version,
+        canary_sites=row.canary_sites,
+        other_sites=row.other_sites,
+        thresholds=RolloutThresholds.model_validate(row.thresholds),
+        min_canary_requests=row.min_canary_requests,
+        min_canary_feedback=row.min_canary_feedback,
+        bake_seconds=row.bake_seconds,
+        state=RolloutState(row.state),
+        reason=row.reason,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+@router.post(
+    "/v1/rollouts",
+    summary="Operator: start a staged rollout (canary sites first)",
+    status_code=status.HTTP_201_CREATED,
+    responses={401: {}, 403: {}, 409: {}, 422: {}},
+)
+def post_rollout(body: RolloutRequest, ctx: Context, _admin: Admin) -> Rollout:
+    rollout = start_rollout(ctx.db, body)
+    ctx.metrics.rollout_transitions.labels(rollout.state).inc()
+    return rollout
+
+
+@router.get(
+    "/v1/rollouts", summary="Operator: every rollout, oldest first", responses={401: {}, 403: {}}
+)
+def get_rollouts(ctx: Context, _admin: Admin) -> list[Rollout]:
+    return list_rollouts(ctx.db)
+
+
+@router.get(
+    "/v1/rollouts/{rollout_id}",
+    summary="Operator: a rollout's state and the reason for it",
+    responses={401: {}, 403: {}, 404: {}},
+)
+def get_one_rollout(rollout_id: RolloutIdPath, ctx: Context, _admin: Admin) -> Rollout:
+    rollout, moved = advance(ctx.db, rollout_id)
+    if moved:
+        ctx.metrics.rollout_transitions.labels(rollout.state).inc()
+    return rollout
+
+
+@router.post(
+    "/v1/rollouts/{rollout_id}/rollback",
+    summary="Operator: stop a running rollout and restore the previous versions",
+    responses={401: {}, 403: {}, 404: {}, 409: {}},
+)
+def post_rollback(rollout_id: RolloutIdPath, ctx: Context, _admin: Admin) -> Rollout:
+    rollout = roll_back(ctx.db, rollout_id, "rolled back by the operator")
+    ctx.metrics.rollout_transitions.labels(rollout.state).inc()
+    return rollout
