@@ -1,0 +1,339 @@
+"""The edge agent: serves devices, follows the cloud's deployment, keeps every answer on record.
+
+One object owns the pieces and their lifecycle (STARTING → SERVING → DRAINING → STOPPED):
+
+- `Deployer` installs what the cloud deploys (verified, swapped atomically, rolled back
+  when it fails its probe) and restores it from disk after a restart, cloud or no cloud;
+- `Router` answers each request locally, in the cloud or as a cascade, by its deadline;
+- `Outbox` records every answer durably before the device hears it, and `Uploader` moves
+  the records to the cloud in batches when the WAN allows;
+- `Metrics` counts per feature and version, reported to the cloud and at /metrics.
+
+A graceful stop refuses new requests, lets those in flight finish, flushes the outbox for
+up to `drain_timeout_s`, sends a last status report and closes the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from tierwise.edge.api import PredictRequest, PredictResponse, http_error
+from tierwise.edge.cloud_health import CloudHealth
+from tierwise.edge.deploy import Deployer, PackageOps, Served
+from tierwise.edge.lifecycle import AgentState, Lifecycle
+from tierwise.edge.link import CloudLink
+from tierwise.edge.metrics import Metrics
+from tierwise.edge.outbox import Outbox
+from tierwise.edge.router import NoAnswerError, Route, Router
+from tierwise.edge.settings import EdgeSettings
+from tierwise.edge.uploader import Uploader
+from tierwise.errors import LinkError, TierwiseError
+from tierwise.rules.clock import Clock, RealClock
+from tierwise.rules.escalation import RoundTripTracker
+from tierwise.wire import FeatureStatus, SiteStatus
+
+log = logging.getLogger(__name__)
+
+AGENT_STREAM = "agent"  # lifecycle and package events; predictions go to their feature's stream
+
+
+class EdgeAgent:
+    """One site's agent. `start()` and `stop()` bracket its life; `predict()` serves devices."""
+
+    def __init__(
+        self,
+        settings: EdgeSettings,
+        link: CloudLink,
+        ops: PackageOps,
+        clock: Clock | None = None,
+    ) -> None:
+        self.settings = settings
+        self.link = link
+        self.clock = clock or RealClock()
+        self.lifecycle = Lifecycle()
+        self.metrics = Metrics()
+        self.health = CloudHealth(self.clock)
+        self.tracker = RoundTripTracker(prior=settings.rtt_prior_s)
+        self.router = Router(link, self.clock, self.tracker, self.health, settings.reserve_fraction)
+        self.outbox: Outbox | None = None
+        self.uploader: Uploader | None = None
+        self.deployer = Deployer(settings.site, link, ops, settings.packages_dir, self.record)
+        self.started_at = time.time()
+        self.last_status_error = ""
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def serving(self) -> bool:
+        return self.lifecycle.serving
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the outbox, restore the installed packages, start syncing; then serve."""
+        s = self.settings
+        self.outbox = await asyncio.to_thread(
+            Outbox, s.outbox_path, s.outbox_cap_bytes, s.drop_policy, s.durability
+        )
+        self.uploader = Uploader(self.outbox, self.link, s.site, self.clock)
+        await self.deployer.restore()
+        await self.record("agent.started", {"features": sorted(self.deployer.served)})
+        self._tasks = [
+            asyncio.create_task(self._sync_loop(), name="deployment-sync"),
+            asyncio.create_task(self.uploader.run(self._stop), name="uploader"),
+            asyncio.create_task(self._status_loop(), name="status"),
+        ]
+        self.lifecycle.move(AgentState.SERVING)
+        log.info("edge agent %s serving %s", s.site, sorted(self.deployer.served))
+
+    async def stop(self) -> None:
+        """Drain: refuse new requests, finish those in flight, flush what the WAN allows."""
+        if self.lifecycle.state is AgentState.STOPPED:
+            return
+        if self.lifecycle.state is not AgentState.DRAINING:
+            self.lifecycle.move(AgentState.DRAINING)
+        deadline = self.clock.deadline(self.settings.drain_timeout_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), max(self.clock.remaining(deadline), 0.01))
+        self._stop.set()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.outbox is not None and self.uploader is not None:
+            await self.record("agent.stopping", {"outbox": asdict(self.outbox.counts())})
+            flushed = await self.uploader.flush(deadline)
+            log.info(
+                "edge agent %s: outbox %s at stop",
+                self.settings.site,
+                "flushed" if flushed else f"kept {self.outbox.counts().depth_events} events",
+            )
+            with contextlib.suppress(TierwiseError, TimeoutError):
+                await asyncio.wait_for(self._report_status(), 2.0)
+            await asyncio.to_thread(self.outbox.close)
+        await self.link.close()
+        self.lifecycle.move(AgentState.STOPPED)
+
+    # --- serving --------------------------------------------------------------------------
+
+    async def predict(self, feature: str, request: PredictRequest) -> PredictResponse:
+        """Answer a device; the answer's record is committed before this returns."""
+        if not self.serving:
+            self.metrics.refused_draining += 1
+            raise http_error(503, f"edge agent is {self.lifecycle.state.value}")
+        served = self.deployer.served.get(feature)
+        if served is None:
+            self.metrics.unknown_feature += 1
+            raise http_error(404, f"feature {feature!r} is not deployed at {self.settings.site}")
+        started, wall = self.clock.now(), time.time()
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            return await self._predict(feature, served.route, served, request, started, wall)
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    async def _predict(
+        self,
+        feature: str,
+        route: Route,
+        served: Served,
+        request: PredictRequest,
+        started: float,
+        wall: float,
+    ) -> PredictResponse:
+        rows = np.asarray(request.inputs, dtype=np.float32)
+        if rows.ndim != 2:
+            raise http_error(422, "inputs: every row must have the same length")
+        if request.labels is not None and len(request.labels) != len(rows):
+            raise http_error(422, f"labels: {len(request.labels)} labels for {len(rows)} rows")
+        local = served.model
+        package = served.spec.package if local is None else local.name
+        version = served.spec.version if local is None else local.version
+        counters = self.metrics.of(feature, package, version)
+        try:
+            answer = await self.router.answer(feature, route, local, rows, started)
+        except NoAnswerError as exc:
+            counters.errors += 1
+            raise http_error(503, str(exc)) from None
+        except (ValueError, RuntimeError) as exc:  # onnxruntime: inputs that do not fit
+            counters.errors += 1
+            raise http_error(422, f"inputs do not fit {package} v{version}: {exc}") from None
+        correct = labelled = 0
+        if request.labels is not None:
+            predicted = np.argmax(np.asarray(answer.outputs), axis=1)
+            correct = int(np.sum(predicted == np.asarray(request.labels)))
+            labelled = len(request.labels)
+        stream = request.stream or feature
+        body = {
+            "feature": feature,
+            "answered_by": answer.answered_by,
+            "model": answer.model,
+            "version": answer.version,
+            "degraded": answer.degraded,
+            "reason": answer.reason,
+            "rows": len(rows),
+            "hard_rows": answer.hard_rows,
+            "cloud_rows": answer.cloud_rows,
+            "escalated": answer.escalated,
+            "correct": correct,
+            "labelled": labelled,
+        }
+        body["latency_ms"] = (self.clock.now() - started) * 1000
+        seq = await self.record_prediction(stream, body, wall)
+        latency_ms = (self.clock.now() - started) * 1000
+        counters.record(
+            latency_ms,
+            len(rows),
+            answer.escalated,
+            answer.answered_by == "cloud",
+            answer.degraded,
+            correct,
+            labelled,
+        )
+        return PredictResponse(
+            outputs=answer.outputs,
+            answered_by=answer.answered_by,
+            model=answer.model,
+            version=answer.version,
+            degraded=answer.degraded,
+            latency_ms=latency_ms,
+            event_seq=seq,
+            stream=stream,
+            reason=answer.reason,
+        )
+
+    async def record_prediction(self, stream: str, body: dict[str, Any], wall: float) -> int | None:
+        assert self.outbox is not None
+        assert self.uploader is not None
+        seq = await self.outbox.append_async(stream, "prediction", body, wall)
+        self.uploader.nudge()
+        return seq
+
+    async def record(self, kind: str, body: dict[str, Any]) -> None:
+        """An agent event (package installed or refused, start, stop) into the outbox."""
+        if self.outbox is not None:
+            await self.outbox.append_async(AGENT_STREAM, kind, body, time.time())
+
+    # --- background loops -----------------------------------------------------------------
+
+    async def _sync_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if await self.deployer.poll():
+                    await self._report_status()
+                self.health.succeeded()
+            except LinkError as exc:
+                self.health.failed()
+                log.debug("deployment poll failed: %s", exc)
+            except TierwiseError as exc:
+                log.warning("deployment poll refused: %s", exc)
+            await _sleep_unless(self._stop, self.settings.poll_interval_s)
+
+    async def _status_loop(self) -> None:
+        while not self._stop.is_set():
+            await _sleep_unless(self._stop, self.settings.status_interval_s)
+            try:
+                await self._report_status()
+            except TierwiseError as exc:
+                self.last_status_error = str(exc)
+
+    async def _report_status(self) -> None:
+        await self.link.status(self.settings.site, self.site_status())
+
+    def site_status(self) -> SiteStatus:
+        """Installed (and refused) versions with their health and counters."""
+        entries: list[FeatureStatus] = []
+        for name, served in self.deployer.served.items():
+            model = served.model
+            package = served.spec.package if model is None else model.name
+            version = served.spec.version if model is None else model.version
+            counters = self.metrics.of(name, package, version)
+            entries.append(
+                FeatureStatus(
+                    feature=name,
+                    package=package,
+                    version=version,
+                    healthy=model is not None,
+                    detail="" if model is not None else "no working package installed",
+                    since=counters.since,
+                    counters=counters.counters(),
+                )
+            )
+        for name, refusal in self.deployer.refused.items():
+            entries.append(
+                FeatureStatus(
+                    feature=name,
+                    package=refusal.package,
+                    version=refusal.version,
+                    healthy=False,
+                    detail=refusal.reason[:1000],
+                    since=self.started_at,
+                )
+            )
+        return SiteStatus(features=entries)
+
+    # --- views ----------------------------------------------------------------------------
+
+    def state_view(self) -> dict[str, Any]:
+        outbox = asdict(self.outbox.counts()) if self.outbox is not None else None
+        uploads = asdict(self.uploader.stats) if self.uploader is not None else None
+        return {
+            "site": self.settings.site,
+            "state": self.lifecycle.state.value,
+            "features": {
+                name: {
+                    "package": s.spec.package,
+                    "version": s.model.version if s.model is not None else None,
+                    "deployed_version": s.spec.version,
+                    "placement": s.spec.placement.value,
+                    "deadline_ms": s.spec.deadline_ms,
+                    "threshold": s.spec.threshold,
+                }
+                for name, s in self.deployer.served.items()
+            },
+            "refused": {name: asdict(r) for name, r in self.deployer.refused.items()},
+            "outbox": outbox,
+            "uploads": uploads,
+            "cloud": {
+                "down": self.health.down,
+                "consecutive_failures": self.health.consecutive_failures,
+                "rtt_estimate_ms": self.tracker.estimate() * 1000,
+                "rtt_samples": self.tracker.seen,
+            },
+            "in_flight": self._in_flight,
+            "deployment_etag": self.deployer.etag,
+        }
+
+    def prometheus(self) -> str:
+        gauges: dict[str, float] = {
+            "cloud_down": float(self.health.down),
+            "rtt_estimate_seconds": self.tracker.estimate(),
+            "serving": float(self.serving),
+        }
+        if self.outbox is not None:
+            c = self.outbox.counts()
+            gauges |= {
+                "outbox_depth_events": c.depth_events,
+                "outbox_depth_bytes": c.depth_bytes,
+                "outbox_dropped_events_total": c.dropped_events,
+                "outbox_dropped_bytes_total": c.dropped_bytes,
+                "outbox_uploaded_events_total": c.uploaded_events,
+            }
+        return self.metrics.prometheus(gauges)
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

@@ -1,0 +1,101 @@
+"""The device-facing HTTP API of the agent: predict, health, metrics and state, on loopback or LAN.
+
+    POST /v1/predict/{feature}  {"inputs": [[...], ...], "labels": [..]?, "stream": "..."?}
+    GET  /healthz               200 while serving, 503 otherwise
+    GET  /metrics               Prometheus text
+    GET  /v1/state              lifecycle, installed versions, outbox, RTT, uploads
+
+Every answer says which model answered (`answered_by`, `model`, `version`), whether it was
+`degraded`, and the `event_seq` under which it is recorded in the durable outbox — given
+only once that record is committed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from fastapi import FastAPI, HTTPException, Path
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from tierwise.wire import MAX_INFER_BATCH, MAX_INPUT_WIDTH, Name
+
+if TYPE_CHECKING:
+    from tierwise.edge.agent import EdgeAgent
+
+
+class PredictRequest(BaseModel):
+    """Rows to answer; optional labels (feedback for accuracy) and a stream (e.g. a device)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    inputs: list[Annotated[list[float], Field(min_length=1, max_length=MAX_INPUT_WIDTH)]] = Field(
+        min_length=1, max_length=MAX_INFER_BATCH
+    )
+    labels: list[int] | None = Field(None, description="true class per row, when known")
+    stream: Name | None = Field(None, description="telemetry stream (default: the feature)")
+
+
+class PredictResponse(BaseModel):
+    """The answer, who gave it, and where it is recorded."""
+
+    outputs: list[list[float]]
+    answered_by: Literal["edge", "cloud"]
+    model: str
+    version: int
+    degraded: bool
+    latency_ms: float
+    event_seq: int | None = Field(description="seq in the outbox stream; null if the cap refused")
+    stream: str
+    reason: str
+
+
+FeatureName = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+def create_app(agent: EdgeAgent) -> FastAPI:
+    """The FastAPI app serving `agent`; the agent's lifecycle follows the app's."""
+    from collections.abc import AsyncIterator
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await agent.start()
+        try:
+            yield
+        finally:
+            await agent.stop()
+
+    app = FastAPI(
+        title="tierwise edge agent",
+        summary="Answers devices at the edge; escalates hard cases to the cloud in time.",
+        version="1",
+        lifespan=lifespan,
+    )
+
+    @app.post(
+        "/v1/predict/{feature}",
+        responses={404: {}, 409: {}, 422: {}, 503: {}},
+        summary="Answer a batch of input rows for a feature",
+    )
+    async def predict(feature: FeatureName, body: PredictRequest) -> PredictResponse:
+        return await agent.predict(feature, body)
+
+    @app.get("/healthz", summary="200 while serving devices, 503 otherwise")
+    async def healthz() -> JSONResponse:
+        state = agent.lifecycle.state
+        return JSONResponse({"state": state.value}, status_code=200 if agent.serving else 503)
+
+    @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus text format")
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(agent.prometheus(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/v1/state", summary="Lifecycle, versions, outbox, observed RTT, uploads")
+    async def state() -> dict[str, Any]:
+        return agent.state_view()
+
+    return app
+
+
+def http_error(status: int, detail: str) -> HTTPException:
+    return HTTPException(status_code=status, detail=detail)

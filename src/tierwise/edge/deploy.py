@@ -1,0 +1,257 @@
+"""Keep the site running what the cloud's deployment says — safely.
+
+For every feature whose package changed: download the archive, check its sha256 against the
+deployment, verify signature, hashes and version (`tierwise.package`), install it beside the
+running one with an atomic swap that keeps the last-known-good, load it and run a health
+probe. Only then does the new model answer devices. A refused package leaves the running
+model untouched; one that fails to load or to pass its probe is rolled back to the
+last-known-good. Both are recorded as events and reported in the site status.
+
+The last deployment applied is kept on disk, so an agent restarted while the WAN is down
+serves what it served before without asking the cloud.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from tierwise.edge.link import CloudLink
+from tierwise.edge.router import LocalModel, Route
+from tierwise.errors import TierwiseError, VerificationError
+from tierwise.wire import Deployment, FeatureDeployment
+
+log = logging.getLogger(__name__)
+
+DEPLOYMENT_FILE = "deployment.json"
+
+RecordFn = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+class PackageOps(Protocol):
+    """What the deployer needs from `tierwise.package` (see `edge/packages.py`)."""
+
+    def unpack(self, archive: bytes, into: Path) -> Path:
+        """Unpack a package archive safely; the package directory inside `into`."""
+        ...
+
+    def verify(self, path: Path, installed_version: int | None) -> int:
+        """The package's version, or VerificationError (signature, hashes, rollback)."""
+        ...
+
+    def install(self, path: Path, install_dir: Path) -> Path:
+        """Atomically make `path` the current package of `install_dir`, keeping the previous."""
+        ...
+
+    def rollback(self, install_dir: Path) -> Path | None:
+        """Make the last-known-good current again; None when there is none."""
+        ...
+
+    def current(self, install_dir: Path) -> Path | None:
+        """The current package directory, if any."""
+        ...
+
+    def installed_version(self, install_dir: Path) -> int | None: ...
+
+    def load(self, path: Path) -> LocalModel:
+        """Load a package for inference (raises on failure)."""
+        ...
+
+    def probe(self, model: LocalModel) -> None:
+        """Run the health probe (raises with the reason on failure)."""
+        ...
+
+
+@dataclass
+class Served:
+    """One feature as the agent serves it now."""
+
+    name: str
+    spec: FeatureDeployment
+    model: LocalModel | None
+    healthy: bool = True
+    detail: str = ""
+
+    @property
+    def route(self) -> Route:
+        return route_of(self.spec)
+
+
+def route_of(spec: FeatureDeployment) -> Route:
+    return Route(
+        placement=spec.placement,
+        deadline_s=spec.deadline_ms / 1000,
+        threshold=spec.threshold,
+        escalate_budget_s=None
+        if spec.escalate_budget_ms is None
+        else spec.escalate_budget_ms / 1000,
+    )
+
+
+@dataclass
+class Refusal:
+    """A package version the agent will not run, and why (reported, not retried)."""
+
+    package: str
+    version: int
+    sha256: str
+    reason: str
+
+
+@dataclass
+class Deployer:
+    """Applies deployments for one site; `served` is what devices are answered with."""
+
+    site: str
+    link: CloudLink
+    ops: PackageOps
+    packages_dir: Path
+    record: RecordFn
+    served: dict[str, Served] = field(default_factory=dict)
+    refused: dict[str, Refusal] = field(default_factory=dict)
+    etag: str | None = None
+
+    @property
+    def state_file(self) -> Path:
+        return self.packages_dir / DEPLOYMENT_FILE
+
+    async def restore(self) -> None:
+        """Serve what was served before a restart, from disk, without the cloud."""
+        if not self.state_file.exists():
+            return
+        deployment = Deployment.model_validate_json(self.state_file.read_text("utf-8"))
+        for name, spec in deployment.features.items():
+            model = await asyncio.to_thread(self._load_current, spec.package)
+            self.served[name] = Served(name, spec, model, healthy=model is not None)
+        self.etag = deployment.etag
+
+    async def poll(self) -> bool:
+        """Ask the cloud for the deployment and apply it; True when something changed."""
+        deployment = await self.link.deployment(self.site, self.etag)
+        if deployment is None:
+            return False
+        await self.apply(deployment)
+        return True
+
+    async def apply(self, deployment: Deployment) -> None:
+        for name in list(self.served):
+            if name not in deployment.features:
+                del self.served[name]
+        settled = [
+            await self._apply_feature(name, spec) for name, spec in deployment.features.items()
+        ]
+        # A feature whose download failed is retried at the next poll: keep asking for the
+        # whole deployment (no etag) until every feature is installed or refused.
+        self.etag = deployment.etag if all(settled) else None
+        self._save(deployment)
+
+    async def _apply_feature(self, name: str, spec: FeatureDeployment) -> bool:
+        """Install or refuse `spec` for feature `name`; False if it should be tried again."""
+        current = self.served.get(name)
+        if current is not None and current.model is not None and _same_package(current, spec):
+            current.spec = spec  # routing may change without a new package
+            return True
+        refusal = self.refused.get(name)
+        if refusal is not None and (refusal.version, refusal.sha256) == (spec.version, spec.sha256):
+            return True  # already refused and reported; a new deployment may change that
+        try:
+            model = await self._install(spec)
+        except VerificationError as exc:
+            await self._refuse(name, spec, f"refused: {exc}")
+            return True
+        except TierwiseError as exc:  # download failed: try again at the next poll
+            log.warning("%s: could not fetch %s v%s: %s", name, spec.package, spec.version, exc)
+            return False
+        except Exception as exc:  # failed to load or to pass its probe: already rolled back
+            await self._refuse(name, spec, f"rolled back: {exc}")
+            return True
+        self.refused.pop(name, None)
+        self.served[name] = Served(name, spec, model)
+        await self.record(
+            "package.installed",
+            {"feature": name, "package": spec.package, "version": spec.version},
+        )
+        return True
+
+    async def _install(self, spec: FeatureDeployment) -> LocalModel:
+        archive = await self.link.package(spec.package, spec.version)
+        digest = hashlib.sha256(archive).hexdigest()
+        if digest != spec.sha256:
+            raise VerificationError(
+                f"{spec.package} v{spec.version}: archive sha256 {digest[:12]}… differs from "
+                f"the deployment's {spec.sha256[:12]}…"
+            )
+        return await asyncio.to_thread(self._verify_install_load, spec, archive)
+
+    def _verify_install_load(self, spec: FeatureDeployment, archive: bytes) -> LocalModel:
+        install_dir = self.packages_dir / spec.package
+        staging = (
+            self.packages_dir / ".staging" / f"{spec.package}-{spec.version}-{spec.sha256[:12]}"
+        )
+        root = self.ops.unpack(archive, staging)
+        version = self.ops.verify(root, self.ops.installed_version(install_dir))
+        if version != spec.version:
+            raise VerificationError(
+                f"{spec.package}: archive holds version {version}, deployment says {spec.version}"
+            )
+        installed = self.ops.install(root, install_dir)
+        try:
+            model = self.ops.load(installed)
+            self.ops.probe(model)
+        except Exception as exc:
+            back = self.ops.rollback(install_dir)
+            log.error(
+                "%s v%s failed its health probe, back to %s: %s",
+                spec.package,
+                spec.version,
+                back,
+                exc,
+            )
+            raise
+        return model
+
+    def _load_current(self, package: str) -> LocalModel | None:
+        install_dir = self.packages_dir / package
+        path = self.ops.current(install_dir)
+        if path is None:
+            return None
+        try:
+            model = self.ops.load(path)
+            self.ops.probe(model)
+        except Exception as exc:
+            log.error("installed %s does not load (%s); trying the last-known-good", path, exc)
+            back = self.ops.rollback(install_dir)
+            if back is None:
+                return None
+            model = self.ops.load(back)
+        return model
+
+    async def _refuse(self, name: str, spec: FeatureDeployment, reason: str) -> None:
+        log.error("feature %s: %s v%s %s", name, spec.package, spec.version, reason)
+        self.refused[name] = Refusal(spec.package, spec.version, spec.sha256, reason)
+        await self.record(
+            "package.refused",
+            {"feature": name, "package": spec.package, "version": spec.version, "reason": reason},
+        )
+
+    def _save(self, deployment: Deployment) -> None:
+        """Keep the applied deployment, minus features that never got a working package."""
+        kept = {name: s.spec for name, s in self.served.items() if s.model is not None}
+        applied = Deployment(site=deployment.site, features=kept, etag=deployment.etag)
+        self.packages_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(applied.model_dump_json(indent=2), "utf-8")
+        tmp.replace(self.state_file)
+
+
+def _same_package(current: Served, spec: FeatureDeployment) -> bool:
+    return (current.spec.package, current.spec.version, current.spec.sha256) == (
+        spec.package,
+        spec.version,
+        spec.sha256,
+    )

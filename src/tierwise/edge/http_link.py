@@ -1,0 +1,137 @@
+"""The real edge→cloud link: the cloud's /v1 HTTP API over httpx, with the site's bearer token.
+
+Two connection pools: one for inference, whose requests are short and latency-critical, and
+one for everything else (telemetry batches, package downloads, deployment polls), so a large
+upload stalled by an outage never holds the connection an escalation needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from tierwise.edge.link import CloudAuthError, CloudLink, CloudRefusedError
+from tierwise.errors import LinkError
+from tierwise.wire import (
+    API_PREFIX,
+    Deployment,
+    InferRequest,
+    InferResponse,
+    SiteStatus,
+    StatusAck,
+    TelemetryAck,
+    TelemetryBatch,
+    TelemetryEvent,
+)
+
+M = TypeVar("M", bound=BaseModel)
+
+DEFAULT_TIMEOUT_S = 30.0  # background calls; inference is bounded by the caller's deadline
+CONNECT_TIMEOUT_S = 5.0
+
+
+class HttpCloudLink(CloudLink):
+    """`CloudLink` over HTTP to `base_url` (e.g. http://127.0.0.1:8000)."""
+
+    def __init__(self, base_url: str, token: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        headers = {"Authorization": f"Bearer {token}"}
+        timeout = httpx.Timeout(timeout_s, connect=CONNECT_TIMEOUT_S)
+        self.base_url = base_url.rstrip("/")
+        self._infer = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+        )
+        self._background = httpx.AsyncClient(
+            base_url=self.base_url, headers=headers, timeout=timeout
+        )
+
+    async def deployment(self, site: str, etag: str | None) -> Deployment | None:
+        headers = {"If-None-Match": f'"{etag}"'} if etag else {}
+        response = await self._send(
+            self._background, "GET", f"{API_PREFIX}/sites/{site}/deployment", headers=headers
+        )
+        if response.status_code == 304:
+            return None
+        return _parse(Deployment, response)
+
+    async def package(self, name: str, version: int) -> bytes:
+        response = await self._send(
+            self._background, "GET", f"{API_PREFIX}/packages/{name}/{version}"
+        )
+        body = response.content
+        claimed = response.headers.get("X-Sha256")
+        if claimed is not None and hashlib.sha256(body).hexdigest() != claimed.lower():
+            raise LinkError(f"package {name} v{version}: download corrupted (sha256 mismatch)")
+        return body
+
+    async def infer(self, feature: str, inputs: list[list[float]]) -> InferResponse:
+        payload = InferRequest.model_construct(inputs=inputs)
+        response = await self._send(
+            self._infer, "POST", f"{API_PREFIX}/infer/{feature}", json=payload.model_dump()
+        )
+        return _parse(InferResponse, response)
+
+    async def telemetry(self, site: str, events: list[TelemetryEvent]) -> TelemetryAck:
+        batch = TelemetryBatch.model_construct(events=events)
+        response = await self._send(
+            self._background,
+            "POST",
+            f"{API_PREFIX}/sites/{site}/telemetry",
+            content=batch.model_dump_json(),
+            headers={"Content-Type": "application/json"},
+        )
+        return _parse(TelemetryAck, response)
+
+    async def status(self, site: str, report: SiteStatus) -> StatusAck:
+        response = await self._send(
+            self._background,
+            "POST",
+            f"{API_PREFIX}/sites/{site}/status",
+            content=report.model_dump_json(),
+            headers={"Content-Type": "application/json"},
+        )
+        return _parse(StatusAck, response)
+
+    async def close(self) -> None:
+        await self._infer.aclose()
+        await self._background.aclose()
+
+    async def _send(
+        self, client: httpx.AsyncClient, method: str, path: str, **kwargs: Any
+    ) -> httpx.Response:
+        try:
+            response = await client.request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise LinkError(f"cloud {method} {path}: timed out ({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:
+            raise LinkError(f"cloud {method} {path}: unreachable ({exc!r})") from exc
+        code = response.status_code
+        if code in (401, 403):
+            raise CloudAuthError(code, _detail(response))
+        if code >= 500 or code == 429:  # the cloud is there but cannot serve now: retry later
+            raise LinkError(f"cloud {method} {path}: server error {code}: {_detail(response)}")
+        if code >= 400:
+            raise CloudRefusedError(code, _detail(response))
+        return response
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    if isinstance(body, dict) and "detail" in body:
+        return str(body["detail"])[:200]
+    return str(body)[:200]
+
+
+def _parse(model: type[M], response: httpx.Response) -> M:
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as exc:
+        raise LinkError(f"cloud answered a malformed {model.__name__}: {exc}") from exc

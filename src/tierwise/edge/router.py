@@ -1,0 +1,210 @@
+"""Route one device request per the plan: answer locally, ask the cloud, or cascade — in time.
+
+The decision to escalate is `tierwise.rules.escalation` (the rule the simulator replays):
+a cascade escalates its hard rows only while the cloud looks up and the time left before the
+deadline covers the round trip recently observed. Whatever the cloud does, the device gets
+an answer by the deadline: the cloud call is cancelled when the time left runs out and the
+local answer goes out instead, marked `degraded`. A `reserve` of the budget is kept for what
+happens after the wait (recording the event, writing the response).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tierwise.edge.cloud_health import CloudHealth
+from tierwise.edge.link import CloudAuthError, CloudLink, CloudRefusedError
+from tierwise.errors import LinkError, TierwiseError
+from tierwise.rules.clock import Clock
+from tierwise.rules.escalation import RoundTripTracker, escalate, is_hard
+from tierwise.wire import Placement
+
+DEFAULT_RESERVE_FRACTION = 0.1  # of the deadline, kept for recording and responding
+MIN_RESERVE_S = 0.003
+
+Floats2D = NDArray[np.float32]
+
+
+class LocalModel(Protocol):
+    """A loaded edge model: outputs and a confidence per input row."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> int: ...
+
+    def predict(self, inputs: Floats2D) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """(outputs, confidence): one output row and one confidence in [0, 1] per input row."""
+        ...
+
+
+@dataclass(frozen=True)
+class Route:
+    """How one feature is answered, from the site's deployment."""
+
+    placement: Placement
+    deadline_s: float
+    threshold: float | None = None
+    escalate_budget_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the device gets back, and how it came about."""
+
+    outputs: list[list[float]]
+    answered_by: Literal["edge", "cloud"]
+    model: str
+    version: int
+    degraded: bool  # the plan wanted the cloud for (part of) this answer and did not get it
+    hard_rows: int  # rows the edge model was unsure of (cascade)
+    cloud_rows: int  # rows the cloud answered
+    escalated: bool  # a call to the cloud was made
+    reason: str
+
+
+class NoAnswerError(TierwiseError):
+    """Neither the cloud nor a local model could answer (a cloud-placed feature, cloud away)."""
+
+
+class Router:
+    """Answers requests for every feature of a site; shares RTT and health across them."""
+
+    def __init__(
+        self,
+        link: CloudLink,
+        clock: Clock,
+        tracker: RoundTripTracker,
+        health: CloudHealth,
+        reserve_fraction: float = DEFAULT_RESERVE_FRACTION,
+    ) -> None:
+        self.link = link
+        self.clock = clock
+        self.tracker = tracker
+        self.health = health
+        self.reserve_fraction = reserve_fraction
+
+    def reserve(self, route: Route) -> float:
+        return max(MIN_RESERVE_S, self.reserve_fraction * route.deadline_s)
+
+    async def answer(
+        self,
+        feature: str,
+        route: Route,
+        model: LocalModel | None,
+        inputs: Floats2D,
+        started: float,
+    ) -> Answer:
+        """Answer `inputs` (rows) for `feature`; `started` is when the request arrived."""
+        deadline = started + route.deadline_s - self.reserve(route)
+        local = model.predict(inputs) if model is not None else None
+        if route.placement is Placement.CLOUD:
+            return await self._cloud_first(feature, model, local, inputs, deadline)
+        if local is None or model is None:
+            raise NoAnswerError(f"feature {feature!r} has no model installed at this site")
+        outputs, confidence = local
+        if route.placement is not Placement.CASCADE or route.threshold is None:
+            return _local(model, outputs, "placed at the edge")
+        hard = np.asarray(is_hard(confidence, route.threshold), dtype=bool)
+        n_hard = int(hard.sum())
+        if n_hard == 0:
+            return _local(model, outputs, "confident")
+        need = max(self.tracker.estimate(), route.escalate_budget_s or 0.0)
+        remaining = self.clock.remaining(deadline)
+        if not escalate(True, remaining, need, not self.health.down):
+            why = "cloud down" if self.health.down else "round trip over budget"
+            return _local(model, outputs, why, degraded=True, hard=n_hard)
+        if not self.health.allow():
+            return _local(model, outputs, "cloud down", degraded=True, hard=n_hard)
+        cloud = await self._ask_cloud(feature, inputs[hard], deadline)
+        if isinstance(cloud, str):
+            return _local(model, outputs, cloud, degraded=True, hard=n_hard, escalated=True)
+        merged = [list(map(float, row)) for row in outputs]
+        for i, row in zip(np.flatnonzero(hard), cloud[0], strict=True):
+            merged[int(i)] = row
+        return Answer(
+            outputs=merged,
+            answered_by="cloud",
+            model=cloud[1],
+            version=cloud[2],
+            degraded=False,
+            hard_rows=n_hard,
+            cloud_rows=n_hard,
+            escalated=True,
+            reason="escalated",
+        )
+
+    async def _cloud_first(
+        self,
+        feature: str,
+        model: LocalModel | None,
+        local: tuple[NDArray[np.float64], NDArray[np.float64]] | None,
+        inputs: Floats2D,
+        deadline: float,
+    ) -> Answer:
+        n = len(inputs)
+        remaining = self.clock.remaining(deadline)
+        why = "cloud down"
+        if escalate(True, remaining, self.tracker.estimate(), not self.health.down):
+            if self.health.allow():
+                cloud = await self._ask_cloud(feature, inputs, deadline)
+                if not isinstance(cloud, str):
+                    outputs, name, version = cloud
+                    return Answer(outputs, "cloud", name, version, False, 0, n, True, "cloud")
+                why = cloud
+        else:
+            why = "round trip over budget" if not self.health.down else why
+        if local is None or model is None:
+            raise NoAnswerError(f"feature {feature!r}: {why} and no local model to fall back on")
+        return _local(model, local[0], why, degraded=True, escalated=why.startswith("cloud "))
+
+    async def _ask_cloud(
+        self, feature: str, rows: Floats2D, deadline: float
+    ) -> tuple[list[list[float]], str, int] | str:
+        """The cloud's (outputs, model, version), or why there is none by `deadline`."""
+        sent = self.clock.now()
+        try:
+            async with asyncio.timeout(max(self.clock.remaining(deadline), 0.0)):
+                response = await self.link.infer(feature, rows.tolist())
+        except TimeoutError:
+            self.tracker.observe(self.clock.now() - sent)  # a lower bound of this round trip
+            self.health.failed()
+            return "cloud late"
+        except (LinkError, CloudRefusedError, CloudAuthError):
+            self.health.failed()
+            return "cloud unreachable"
+        except BaseException:
+            self.health.failed()  # cancelled by the device going away: release the probe
+            raise
+        self.tracker.observe(self.clock.now() - sent)
+        self.health.succeeded()
+        if len(response.outputs) != len(rows):
+            return "cloud answered the wrong number of rows"
+        return response.outputs, response.model, response.version
+
+
+def _local(
+    model: LocalModel,
+    outputs: NDArray[np.float64],
+    reason: str,
+    degraded: bool = False,
+    hard: int = 0,
+    escalated: bool = False,
+) -> Answer:
+    return Answer(
+        outputs=np.asarray(outputs, dtype=np.float64).tolist(),
+        answered_by="edge",
+        model=model.name,
+        version=model.version,
+        degraded=degraded,
+        hard_rows=hard,
+        cloud_rows=0,
+        escalated=escalated,
+        reason=reason,
+    )

@@ -1,0 +1,72 @@
+"""How one edge agent is configured: a typed value object, from the CLI or TIERWISE_EDGE_* vars."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tierwise.edge.outbox import DEFAULT_CAP_BYTES, Durability
+from tierwise.errors import UsageError
+from tierwise.rules.outbox import DropPolicy
+
+ENV_PREFIX = "TIERWISE_EDGE_"
+DEFAULT_PORT = 8700
+DEFAULT_POLL_INTERVAL_S = 2.0
+DEFAULT_STATUS_INTERVAL_S = 5.0
+DEFAULT_DRAIN_TIMEOUT_S = 10.0
+DEFAULT_RTT_PRIOR_S = 0.1  # budgeted until real round trips have been seen
+
+
+class EdgeSettings(BaseModel):
+    """Everything an `EdgeAgent` needs besides its link to the cloud."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    site: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    cloud_url: str = Field(description="the cloud service, e.g. http://127.0.0.1:8000")
+    token: str = Field(min_length=1, description="this site's bearer token", repr=False)
+    data_dir: Path = Field(description="outbox, installed packages, last deployment")
+    trusted_keys: tuple[Path, ...] = Field((), description="public keys packages must be signed by")
+    host: str = "127.0.0.1"
+    port: int = Field(DEFAULT_PORT, ge=0, le=65535)
+    poll_interval_s: float = Field(DEFAULT_POLL_INTERVAL_S, gt=0)
+    status_interval_s: float = Field(DEFAULT_STATUS_INTERVAL_S, gt=0)
+    drain_timeout_s: float = Field(DEFAULT_DRAIN_TIMEOUT_S, ge=0)
+    outbox_cap_bytes: int = Field(DEFAULT_CAP_BYTES, gt=0)
+    drop_policy: DropPolicy = DropPolicy.DROP_OLDEST
+    durability: Durability = Durability.POWER
+    rtt_prior_s: float = Field(DEFAULT_RTT_PRIOR_S, gt=0)
+    reserve_fraction: float = Field(
+        0.1, ge=0, lt=1, description="share of a deadline kept for recording and responding"
+    )
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.data_dir / "outbox.db"
+
+    @property
+    def packages_dir(self) -> Path:
+        return self.data_dir / "packages"
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: object
+    ) -> EdgeSettings:
+        """Settings from TIERWISE_EDGE_* variables, then `overrides` (non-None ones win)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for name in cls.model_fields:
+            raw = env.get(ENV_PREFIX + name.upper())
+            if raw:
+                values[name] = raw.split(os.pathsep) if name == "trusted_keys" else raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "settings"
+            env_name = ENV_PREFIX + where.upper()
+            raise UsageError(f"edge setting {where} ({env_name}): {first['msg']}") from None
