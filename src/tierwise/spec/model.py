@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tierwise.spec.federated import FederatedTraining
 from tierwise.spec.traffic import Traffic
 from tierwise.spec.units import (
     Bandwidth,
@@ -274,6 +275,9 @@ class TrainingJob(_Strict):
     rounds: int = Field(50, ge=1, description="federated rounds per retrain")
     sites: list[Name] | None = None
     strategy: Strategy = Strategy.FEDAVG
+    federated: FederatedTraining | None = Field(
+        None, description="how `tierwise federate` runs it (data, privacy, compression)"
+    )
 
 
 class Spec(_Strict):
