@@ -71,7 +71,9 @@ def test_concurrent_appends_share_commits_and_get_distinct_seqs(tmp_path: Path) 
     box = Outbox(tmp_path / "o.db", durability=Durability.POWER)
 
     async def many() -> list[int | None]:
-        return await asyncio.gather(*(box.append_async("s", "k", {"i": i}, 0.0) for i in range(300)))
+        return await asyncio.gather(
+            *(box.append_async("s", "k", {"i": i}, 0.0) for i in range(300))
+        )
 
     seqs = asyncio.run(many())
     assert sorted(s for s in seqs if s is not None) == list(range(1, 301))
