@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from cloud.support import ADMIN_TOKEN, Cloud, bearer
+from cloud.support import ADMIN_TOKEN, Cloud, ServerThread, bearer
 from tierwise.cloud import Settings, create_app
 from tierwise.cloud.auth import issue_token
 from tierwise.cloud.db import Database, open_database
@@ -119,3 +119,10 @@ def database(db_target: DbTarget) -> Iterator[Database]:
     db = open_database(db_target.url, db_target.schema)
     yield db
     db.dispose()
+
+
+@pytest.fixture
+def live(cloud: Cloud) -> Iterator[str]:
+    """The same app as `cloud`, also served by a real uvicorn on loopback; yields its URL."""
+    with ServerThread(cloud.client.app) as server:  # type: ignore[arg-type]
+        yield server.url
