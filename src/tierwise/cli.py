@@ -82,6 +82,26 @@ def validate(spec: Annotated[Path, typer.Argument(help="the spec YAML")]) -> Non
     )
 
 
+@app.command()
+def simulate(
+    spec: Annotated[Path, typer.Argument(help="the spec YAML")],
+    strategy: Annotated[
+        str, typer.Option(help="plan, cloud-only, edge-only, or all three")
+    ] = "plan",
+    duration: Annotated[str, typer.Option(help="simulated time, e.g. 24h or 15min")] = "24h",
+    seed: Annotated[int, typer.Option(help="random seed (same seed, same run)")] = 0,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="write the figures as JSON ('-' = stdout)")
+    ] = None,
+    plots: Annotated[Path | None, typer.Option(help="write PNG plots into this folder")] = None,
+    html: Annotated[Path | None, typer.Option(help="write an HTML report (with plots)")] = None,
+) -> None:
+    """Replay the plan request by request under the spec's spikes and outages."""
+    from tierwise.simulate.commands import run_simulate
+
+    run_simulate(spec, strategy, duration, seed, json_out, plots, html, console)
+
+
 def main() -> None:
     """Entry point: run the app, turning every TierwiseError into its message and exit code."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
