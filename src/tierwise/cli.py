@@ -102,6 +102,57 @@ def simulate(
     run_simulate(spec, strategy, duration, seed, json_out, plots, html, console)
 
 
+@app.command()
+def edge(
+    site: Annotated[str, typer.Option(help="this site's name, as the cloud knows it")],
+    cloud: Annotated[str, typer.Option(help="the cloud service URL, e.g. http://127.0.0.1:8000")],
+    token_file: Annotated[
+        Path | None, typer.Option(help="file holding the site token (else $TIERWISE_EDGE_TOKEN)")
+    ] = None,
+    trust: Annotated[
+        list[Path] | None, typer.Option(help="public key packages must be signed by (repeatable)")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="outbox and packages (default ./tierwise-edge-SITE)")
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="address devices connect to")] = None,
+    port: Annotated[int | None, typer.Option(help="port devices connect to (0: any free)")] = None,
+    durability: Annotated[
+        str | None, typer.Option(help="outbox commits survive: 'process' or 'power' (fsync)")
+    ] = None,
+    outbox_cap: Annotated[int | None, typer.Option(help="outbox byte cap")] = None,
+    drop_policy: Annotated[
+        str | None, typer.Option(help="when the outbox is full: drop-oldest or drop-newest")
+    ] = None,
+    drain_timeout: Annotated[float | None, typer.Option(help="seconds to flush at stop")] = None,
+    poll_interval: Annotated[float | None, typer.Option(help="seconds between polls")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning",
+) -> None:
+    """Run one site's edge agent: serve devices, follow the deployment, store and forward."""
+    from tierwise.edge.commands import run_edge
+
+    run_edge(
+        site,
+        cloud,
+        token_file,
+        trust or [],
+        data_dir,
+        host,
+        port,
+        durability,
+        outbox_cap,
+        drop_policy,
+        drain_timeout,
+        poll_interval,
+        log_level,
+    )
+
+
+from tierwise.cloud.commands import cloud_app  # noqa: E402  (light: typer only)
+
+app.add_typer(cloud_app, name="cloud")
+
+
 def main() -> None:
     """Entry point: run the app, turning every TierwiseError into its message and exit code."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -34,7 +34,7 @@ from tierwise.edge.outbox import Outbox
 from tierwise.edge.router import NoAnswerError, Route, Router
 from tierwise.edge.settings import EdgeSettings
 from tierwise.edge.uploader import Uploader
-from tierwise.errors import LinkError, TierwiseError
+from tierwise.errors import LinkError, TierwiseError, UsageError
 from tierwise.rules.clock import Clock, RealClock
 from tierwise.rules.escalation import RoundTripTracker
 from tierwise.wire import FeatureStatus, SiteStatus
@@ -167,7 +167,7 @@ class EdgeAgent:
         except NoAnswerError as exc:
             counters.errors += 1
             raise http_error(503, str(exc)) from None
-        except (ValueError, RuntimeError) as exc:  # onnxruntime: inputs that do not fit
+        except (UsageError, ValueError, RuntimeError) as exc:  # inputs that do not fit the model
             counters.errors += 1
             raise http_error(422, f"inputs do not fit {package} v{version}: {exc}") from None
         correct = labelled = 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,12 +41,10 @@ class PackageOps(Protocol):
         """Unpack a package archive safely; the package directory inside `into`."""
         ...
 
-    def verify(self, path: Path, installed_version: int | None) -> int:
-        """The package's version, or VerificationError (signature, hashes, rollback)."""
-        ...
-
-    def install(self, path: Path, install_dir: Path) -> Path:
-        """Atomically make `path` the current package of `install_dir`, keeping the previous."""
+    def install(self, path: Path, install_dir: Path) -> int:
+        """Verify `path` (signature, hashes, newer version) and atomically make it current in
+        `install_dir`, keeping the previous as last-known-good; its version, or
+        VerificationError with nothing changed."""
         ...
 
     def rollback(self, install_dir: Path) -> Path | None:
@@ -55,8 +54,6 @@ class PackageOps(Protocol):
     def current(self, install_dir: Path) -> Path | None:
         """The current package directory, if any."""
         ...
-
-    def installed_version(self, install_dir: Path) -> int | None: ...
 
     def load(self, path: Path) -> LocalModel:
         """Load a package for inference (raises on failure)."""
@@ -194,12 +191,17 @@ class Deployer:
             self.packages_dir / ".staging" / f"{spec.package}-{spec.version}-{spec.sha256[:12]}"
         )
         root = self.ops.unpack(archive, staging)
-        version = self.ops.verify(root, self.ops.installed_version(install_dir))
+        try:
+            version = self.ops.install(root, install_dir)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         if version != spec.version:
+            self.ops.rollback(install_dir)
             raise VerificationError(
                 f"{spec.package}: archive holds version {version}, deployment says {spec.version}"
             )
-        installed = self.ops.install(root, install_dir)
+        installed = self.ops.current(install_dir)
+        assert installed is not None
         try:
             model = self.ops.load(installed)
             self.ops.probe(model)

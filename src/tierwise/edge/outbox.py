@@ -226,9 +226,9 @@ class Outbox:
                 continue
             fn, future = item
             try:
-                future.set_result(fn())
+                _settle(future, fn())
             except BaseException as exc:
-                future.set_exception(exc)
+                _settle(future, exc=exc)
         assert self._db is not None
         self._db.close()
 
@@ -281,10 +281,10 @@ class Outbox:
                 db.execute("ROLLBACK")
             self._open_mirrors(db)  # undo the in-memory mirror of what rolled back
             for item in items:
-                item.future.set_exception(exc)
+                _settle(item.future, exc=exc)
             return
         for item, result in zip(items, results, strict=True):
-            item.future.set_result(result)
+            _settle(item.future, result)
 
     def _evict_oldest(self, db: sqlite3.Connection, nbytes: int) -> None:
         freed, ids = 0, []
@@ -344,3 +344,13 @@ class Outbox:
         db.execute("COMMIT")
         self._depth_events -= removed
         self._depth_bytes -= freed
+
+
+def _settle(future: Future[Any], result: Any = None, exc: BaseException | None = None) -> None:
+    """Hand over a result unless the caller gave up waiting (a cancelled request): the
+    writer thread must outlive every impatient caller."""
+    if future.set_running_or_notify_cancel():
+        if exc is None:
+            future.set_result(result)
+        else:
+            future.set_exception(exc)

@@ -39,6 +39,11 @@ class LocalModel(Protocol):
     @property
     def version(self) -> int: ...
 
+    @property
+    def input_width(self) -> int:
+        """Values per input row."""
+        ...
+
     def predict(self, inputs: Floats2D) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """(outputs, confidence): one output row and one confidence in [0, 1] per input row."""
         ...

@@ -1,0 +1,128 @@
+"""Signed packages on a gateway: the `PackageOps` the deployer uses, built on `tierwise.package`.
+
+Verification, the atomic swap and the last-known-good are `tierwise.package.install`'s (one
+implementation, shared with `tierwise verify` and the registry); this module only unpacks
+the downloaded archive safely, loads a package with the package runtime and probes it.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import tarfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tierwise.edge.router import Floats2D, LocalModel
+from tierwise.errors import TierwiseError, UsageError, VerificationError
+
+if TYPE_CHECKING:
+    from tierwise.package.runtime import PackageModel
+
+MAX_MEMBERS = 1_000
+MAX_UNPACKED_BYTES = 2 * 1024**3
+PROBE_ROWS = 4
+
+
+class ProbeFailedError(TierwiseError):
+    """A package loaded but does not answer sanely (shape, NaN, confidence out of [0, 1])."""
+
+
+class SignedPackages:
+    """Packages signed by one of `trusted_keys`, installed one directory per package name."""
+
+    def __init__(self, trusted_keys: tuple[Path, ...]) -> None:
+        from tierwise.package.keys import load_trusted_keys
+
+        self.trusted = load_trusted_keys(trusted_keys)
+
+    def unpack(self, archive: bytes, into: Path) -> Path:
+        """Extract a tar.gz with tarfile's `data` filter (no links out, no devices, no `..`)."""
+        shutil.rmtree(into, ignore_errors=True)
+        into.mkdir(parents=True)
+        try:
+            with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+                members, total = [], 0
+                for member in tar:
+                    members.append(member)
+                    total += max(member.size, 0)
+                    if len(members) > MAX_MEMBERS or total > MAX_UNPACKED_BYTES:
+                        raise VerificationError("package archive unpacks too big")
+                tar.extractall(into, members=members, filter="data")
+        except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+            raise VerificationError(f"not a readable package archive: {exc}") from None
+        if (into / "manifest.json").is_file():
+            return into
+        entries = list(into.iterdir())
+        if len(entries) == 1 and (entries[0] / "manifest.json").is_file():
+            return entries[0]
+        raise VerificationError("package archive holds no manifest.json")
+
+    def install(self, path: Path, install_dir: Path) -> int:
+        from tierwise.package.install import install_package
+
+        return install_package(path, install_dir, self.trusted).version
+
+    def rollback(self, install_dir: Path) -> Path | None:
+        from tierwise.package.install import current_package, rollback
+
+        try:
+            rollback(install_dir)
+        except UsageError:  # nothing to go back to
+            return None
+        return current_package(install_dir)
+
+    def current(self, install_dir: Path) -> Path | None:
+        from tierwise.package.install import current_package
+
+        return current_package(install_dir)
+
+    def load(self, path: Path) -> LocalModel:
+        """Verify the installed copy again (cheap: one signature, one hash per file) and load
+        its smallest variant — what runs is what was verified, even after a restart."""
+        from tierwise.package.runtime import load_verified
+
+        return PackageAnswerer(load_verified(path, self.trusted))
+
+    def probe(self, model: LocalModel) -> None:
+        """Answer a few rows of zeros: one finite output row each, confidences in [0, 1]."""
+        width = model.input_width
+        outputs, confidence = model.predict(np.zeros((PROBE_ROWS, width), dtype=np.float32))
+        outputs = np.asarray(outputs)
+        confidence = np.asarray(confidence)
+        if outputs.shape[0] != PROBE_ROWS or confidence.shape != (PROBE_ROWS,):
+            raise ProbeFailedError(
+                f"health probe: {PROBE_ROWS} rows in, outputs {outputs.shape} and confidence "
+                f"{confidence.shape} out"
+            )
+        if not (np.all(np.isfinite(outputs)) and np.all((confidence >= 0) & (confidence <= 1))):
+            raise ProbeFailedError("health probe: outputs not finite or confidence outside [0, 1]")
+
+
+class PackageAnswerer:
+    """A loaded package as the router sees it: outputs (class probabilities) and confidence."""
+
+    def __init__(self, model: PackageModel) -> None:
+        self.model = model
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def version(self) -> int:
+        return self.model.version
+
+    @property
+    def input_width(self) -> int:
+        return self.model.manifest.input.features
+
+    def predict(self, inputs: Floats2D) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        prediction = self.model.predict(inputs)
+        return (
+            prediction.probabilities.astype(np.float64),
+            prediction.confidence.astype(np.float64),
+        )

@@ -1,0 +1,293 @@
+"""What edge tests share: real signed packages, the real cloud service and agents as processes.
+
+Packages are built here from scikit-learn's bundled digits data (a logistic regression,
+exported with skl2onnx, signed with Ed25519) until `tierwise package` offers a builder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+ADMIN = "tw_admin-token-for-edge-tests"
+SITE = "plant-a"
+SITE_TOKEN = "tw_site-token-plant-a-for-edge-tests"
+FEATURE = "digits"
+START_TIMEOUT_S = 60.0
+
+
+@cache
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    return data.data.astype(np.float32) / 16.0, data.target
+
+
+@cache
+def _onnx_model(max_iter: int) -> bytes:
+    """A digits classifier as ONNX bytes (few iterations: less accurate, less confident)."""
+    import warnings
+
+    from skl2onnx import to_onnx
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = digits()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = LogisticRegression(max_iter=max_iter).fit(x[:1200], y[:1200])
+    onx = to_onnx(model, x[:1], options={id(model): {"zipmap": False}}, target_opset=17)
+    return bytes(onx.SerializeToString())
+
+
+def build_package(
+    out: Path, key: Path, name: str, version: int, max_iter: int = 200, broken: bool = False
+) -> Path:
+    """A signed package directory: one fp32 variant; `broken` writes a file ORT cannot load."""
+    from tierwise.package.keys import load_private_key
+    from tierwise.package.manifest import MANIFEST_NAME, Manifest, manifest_bytes
+    from tierwise.package.signing import sign_package
+
+    out.mkdir(parents=True, exist_ok=True)
+    blob = b"not an onnx model" if broken else _onnx_model(max_iter)
+    (out / "model-fp32.onnx").write_bytes(blob)
+    manifest = Manifest(
+        name=name,
+        version=version,
+        files={"model-fp32.onnx": hashlib.sha256(blob).hexdigest()},
+        input={"name": "X", "features": 64},
+        output={"probabilities": "probabilities", "classes": list(range(10))},
+        variants=[
+            {
+                "name": "fp32",
+                "file": "model-fp32.onnx",
+                "size_bytes": len(blob),
+                "accuracy": 0.95,
+                "quantization": "none",
+            }
+        ],
+        build={
+            "tool": "tests/edge/support.py",
+            "source_kind": "sklearn",
+            "source_sha256": hashlib.sha256(blob).hexdigest(),
+            "eval_data": "digits",
+            "eval_samples": 597,
+            "calibration_samples": 0,
+        },
+    )
+    (out / MANIFEST_NAME).write_bytes(manifest_bytes(manifest))
+    sign_package(out, load_private_key(key))
+    return out
+
+
+def archive(package_dir: Path) -> bytes:
+    """The package as the registry takes it: a tar.gz with one top directory."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.add(package_dir, arcname=package_dir.name)
+    return buf.getvalue()
+
+
+@dataclass
+class Keys:
+    private: Path
+    public: Path
+
+
+def make_keys(where: Path, name: str = "release") -> Keys:
+    from tierwise.package.keys import write_keypair
+
+    private, public = write_keypair(where, name)
+    return Keys(private, public)
+
+
+def _free_port_line(proc: subprocess.Popen[str], prefix: str) -> str:
+    """Wait for the line a server prints once it serves; returns the URL in it."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"process exited ({proc.wait()}) before serving")
+        if prefix in line:
+            return line.strip().rsplit(" ", 1)[-1]
+    raise RuntimeError(f"no '{prefix}' line within {START_TIMEOUT_S} s")
+
+
+_CLOUD = """
+import socket, sys, uvicorn
+from tierwise.cloud import Settings, create_app
+sock = socket.socket(); sock.bind(("127.0.0.1", 0))
+print("cloud serving on http://127.0.0.1:%d" % sock.getsockname()[1], flush=True)
+config = uvicorn.Config(create_app(Settings.from_env()), log_level="warning", lifespan="on")
+uvicorn.Server(config).run(sockets=[sock])
+"""
+
+
+@dataclass
+class CloudProcess:
+    """The real cloud service (SQLite) as its own process on loopback, with admin helpers."""
+
+    data_dir: Path
+    trusted: Path
+    url: str = ""
+    proc: subprocess.Popen[str] | None = None
+    sites: dict[str, str] = field(default_factory=lambda: {SITE: SITE_TOKEN})
+
+    def __enter__(self) -> CloudProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        tokens = self.data_dir / "tokens.json"
+        tokens.write_text(json.dumps(self.sites))
+        env = dict(os.environ)
+        env |= {
+            "TIERWISE_CLOUD_DATA_DIR": str(self.data_dir),
+            "TIERWISE_CLOUD_ADMIN_TOKEN": ADMIN,
+            "TIERWISE_CLOUD_TOKENS_FILE": str(tokens),
+            "TIERWISE_CLOUD_TRUSTED_KEYS": str(self.trusted),
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _CLOUD], stdout=subprocess.PIPE, text=True, env=env
+        )
+        self.url = _free_port_line(self.proc, "cloud serving on")
+        _wait_http(self.url + "/healthz")
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def admin(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30
+        )
+
+    def upload(self, package_dir: Path) -> httpx.Response:
+        with self.admin() as c:
+            return c.post(
+                "/v1/packages",
+                content=archive(package_dir),
+                headers={"Content-Type": "application/gzip"},
+            )
+
+    def assign(self, site: str, feature: str, **assignment: Any) -> None:
+        with self.admin() as c:
+            r = c.put(f"/v1/sites/{site}/features/{feature}", json=assignment)
+            r.raise_for_status()
+
+    def set_cloud_model(self, feature: str, package: str, version: int) -> None:
+        with self.admin() as c:
+            r = c.put(f"/v1/cloud-models/{feature}", json={"package": package, "version": version})
+            r.raise_for_status()
+
+    def stream(self, site: str, stream: str) -> list[dict[str, Any]]:
+        """Every event of a stream the cloud holds, in seq order (paged)."""
+        events: list[dict[str, Any]] = []
+        after = -1
+        with self.admin() as c:
+            while True:
+                r = c.get(
+                    f"/v1/sites/{site}/telemetry",
+                    params={"stream": stream, "after": after, "limit": 10_000},
+                )
+                r.raise_for_status()
+                page = r.json()
+                events += page["events"]
+                if page["next_after"] is None:
+                    return events
+                after = page["next_after"]
+
+
+@dataclass
+class AgentProcess:
+    """`tierwise edge` as its own process."""
+
+    cloud_url: str
+    data_dir: Path
+    trusted: Path
+    extra: tuple[str, ...] = ()
+    url: str = ""
+    proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> AgentProcess:
+        token = self.data_dir.parent / f"{self.data_dir.name}.token"
+        token.write_text(SITE_TOKEN)
+        cmd = [
+            sys.executable,
+            "-m",
+            "tierwise",
+            "edge",
+            "--site",
+            SITE,
+            "--cloud",
+            self.cloud_url,
+            "--token-file",
+            str(token),
+            "--trust",
+            str(self.trusted),
+            "--data-dir",
+            str(self.data_dir),
+            "--port",
+            "0",
+            *self.extra,
+        ]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        self.url = _free_port_line(self.proc, "serving on")
+        return self
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def terminate(self, timeout: float = 30) -> int:
+        assert self.proc is not None
+        self.proc.terminate()
+        return self.proc.wait(timeout)
+
+    def state(self) -> dict[str, Any]:
+        r = httpx.get(self.url + "/v1/state", timeout=5)
+        r.raise_for_status()
+        result: dict[str, Any] = r.json()
+        return result
+
+    def wait_for(self, what: str, check: Any, timeout: float = 30.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.state()
+            if check(state):
+                return state
+            if time.monotonic() > deadline:
+                raise AssertionError(f"agent never got {what}: {json.dumps(state)[:2000]}")
+            time.sleep(0.1)
+
+
+def _wait_http(url: str, timeout: float = START_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not answer within {timeout} s")
+        time.sleep(0.05)

@@ -1,0 +1,276 @@
+"""The agent with real signed packages and ONNX Runtime, against the in-memory cloud twin."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi import HTTPException
+
+from edge.support import FEATURE, SITE, Keys, archive, build_package, digits, make_keys
+from tierwise.edge.agent import EdgeAgent
+from tierwise.edge.api import PredictRequest
+from tierwise.edge.lifecycle import AgentState
+from tierwise.edge.memory_link import InMemoryCloud
+from tierwise.edge.packages import SignedPackages
+from tierwise.edge.settings import EdgeSettings
+from tierwise.package.runtime import load_verified
+from tierwise.wire import Deployment, FeatureDeployment, Placement
+
+EDGE, CLOUD = "digits-edge", "digits-cloud"
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
+    return make_keys(tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture(scope="module")
+def packages(tmp_path_factory: pytest.TempPathFactory, keys: Keys) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("packages")
+    return {
+        "v1": build_package(root / "v1", keys.private, EDGE, 1, max_iter=20),
+        "v2": build_package(root / "v2", keys.private, EDGE, 2, max_iter=40),
+        "broken-v3": build_package(root / "b3", keys.private, EDGE, 3, broken=True),
+        "cloud": build_package(root / "c1", keys.private, CLOUD, 1, max_iter=500),
+    }
+
+
+def _cloud(packages: dict[str, Path], keys: Keys) -> InMemoryCloud:
+    cloud = InMemoryCloud()
+    for key, path in packages.items():
+        if key != "cloud":
+            version = int(key[-1])
+            cloud.packages[(EDGE, version)] = archive(path)
+    model = load_verified(packages["cloud"], [keys.public])
+    cloud.models[FEATURE] = (
+        CLOUD,
+        1,
+        lambda rows: model.predict(np.asarray(rows)).probabilities.tolist(),
+    )
+    return cloud
+
+
+def deploy(cloud: InMemoryCloud, version: int, placement: str = "cascade", **kw: object) -> None:
+    sha = hashlib.sha256(cloud.packages[(EDGE, version)]).hexdigest()
+    feature = FeatureDeployment(
+        package=EDGE,
+        version=version,
+        sha256=kw.pop("sha256", sha),
+        placement=Placement(placement),
+        threshold=kw.pop("threshold", 0.9),
+        deadline_ms=kw.pop("deadline_ms", 150.0),
+    )
+    etag = f"{version}-{placement}-{feature.sha256[:8]}-{feature.deadline_ms}"
+    cloud.deployments[SITE] = Deployment(site=SITE, features={FEATURE: feature}, etag=etag)
+
+
+def _agent(tmp: Path, cloud: InMemoryCloud, keys: Keys) -> EdgeAgent:
+    settings = EdgeSettings(
+        site=SITE,
+        cloud_url="memory://",
+        token="t",
+        data_dir=tmp,
+        trusted_keys=(keys.public,),
+        poll_interval_s=0.05,
+        status_interval_s=0.1,
+        drain_timeout_s=2.0,
+        rtt_prior_s=0.01,
+    )
+    return EdgeAgent(settings, cloud.link(), SignedPackages(settings.trusted_keys))
+
+
+def run(body: Callable[[], Awaitable[None]], timeout: float = 60) -> None:
+    async def bounded() -> None:
+        await asyncio.wait_for(body(), timeout)
+
+    asyncio.run(bounded())
+
+
+async def _until(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    for _ in range(int(timeout / 0.02)):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+def _request(n: int, start: int = 1200, labels: bool = False) -> PredictRequest:
+    x, y = digits()
+    rows = x[start : start + n].tolist()
+    return PredictRequest(inputs=rows, labels=y[start : start + n].tolist() if labels else None)
+
+
+def _version(agent: EdgeAgent) -> int | None:
+    served = agent.deployer.served.get(FEATURE)
+    return None if served is None or served.model is None else served.model.version
+
+
+def test_cascade_escalates_unsure_rows_and_records_every_answer(
+    tmp_path: Path, packages: dict[str, Path], keys: Keys
+) -> None:
+    cloud = _cloud(packages, keys)
+    deploy(cloud, 1, threshold=0.9)
+    agent = _agent(tmp_path, cloud, keys)
+
+    async def body() -> None:
+        await agent.start()
+        await _until(lambda: _version(agent) == 1)
+        answers = [await agent.predict(FEATURE, _request(1, start=1200 + i)) for i in range(60)]
+        by_cloud = [a for a in answers if a.answered_by == "cloud"]
+        by_edge = [a for a in answers if a.answered_by == "edge"]
+        assert by_cloud, "a weak edge model at threshold 0.9 escalates some rows"
+        assert by_edge
+        assert all(a.model == CLOUD for a in by_cloud)
+        assert all(a.model == EDGE and a.version == 1 for a in by_edge)
+        assert not any(a.degraded for a in answers)
+        assert [a.event_seq for a in answers] == list(range(1, 61))
+        labelled = await agent.predict(FEATURE, _request(50, labels=True))
+        assert len(labelled.outputs) == 50
+        await agent.stop()
+
+    run(body)
+    assert agent.lifecycle.state is AgentState.STOPPED
+    events = cloud.stream(SITE, FEATURE)
+    assert [e.seq for e in events] == list(range(1, 62))  # flushed at stop
+    counters = cloud.statuses[-1][1].features[0].counters
+    assert counters.requests == 61
+    assert counters.feedback_total == 50
+    assert counters.feedback_correct > 40
+
+
+def test_cloud_down_or_slow_answers_locally_in_time_and_says_degraded(
+    tmp_path: Path, packages: dict[str, Path], keys: Keys
+) -> None:
+    cloud = _cloud(packages, keys)
+    deploy(cloud, 1, threshold=1.01, deadline_ms=100)  # every row is "hard"
+    agent = _agent(tmp_path, cloud, keys)
+
+    async def body() -> None:
+        await agent.start()
+        await _until(lambda: _version(agent) == 1)
+        cloud.delay_s = 0.5  # slower than the budget
+        slow = await agent.predict(FEATURE, _request(1))
+        assert slow.answered_by == "edge"
+        assert slow.degraded
+        assert slow.reason == "cloud late"
+        assert slow.latency_ms <= 100
+        cloud.delay_s, cloud.down = 0.0, True
+        down = [await agent.predict(FEATURE, _request(1)) for _ in range(10)]
+        assert all(a.degraded and a.answered_by == "edge" for a in down)
+        assert {a.reason for a in down} <= {"cloud unreachable", "cloud down"}
+        assert max(a.latency_ms for a in down) < 100
+        await agent.stop()
+
+    run(body)
+
+
+def test_tampered_and_older_packages_are_refused_and_the_running_model_stays(
+    tmp_path: Path, packages: dict[str, Path], keys: Keys
+) -> None:
+    cloud = _cloud(packages, keys)
+    deploy(cloud, 2, placement="edge")
+    agent = _agent(tmp_path, cloud, keys)
+    tampered_dir = build_package(tmp_path / "tampered", keys.private, EDGE, 4)
+    model_file = tampered_dir / "model-fp32.onnx"
+    blob = bytearray(model_file.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    model_file.write_bytes(bytes(blob))
+
+    async def body() -> None:
+        await agent.start()
+        await _until(lambda: _version(agent) == 2)
+        before = await agent.predict(FEATURE, _request(5))
+        # A newer version whose model file changed after signing, announced with the archive's
+        # own sha256 (as a compromised registry would): the file hash check refuses it.
+        cloud.packages[(EDGE, 4)] = archive(tampered_dir)
+        deploy(cloud, 4, placement="edge")
+        await _until(lambda: FEATURE in agent.deployer.refused)
+        assert "model-fp32.onnx" in agent.deployer.refused[FEATURE].reason
+        assert _version(agent) == 2
+        # An older, genuinely signed version: rollback protection refuses it.
+        deploy(cloud, 1, placement="edge")
+        await _until(lambda: agent.deployer.refused[FEATURE].version == 1)
+        assert "not newer" in agent.deployer.refused[FEATURE].reason
+        after = await agent.predict(FEATURE, _request(5))
+        assert after.version == 2
+        assert after.outputs == before.outputs
+        await agent.stop()
+
+    run(body)
+    reasons = [f.detail for _, status in cloud.statuses for f in status.features if not f.healthy]
+    assert any("not newer" in r for r in reasons)
+    kinds = [e.kind for e in cloud.stream(SITE, "agent")]
+    assert kinds.count("package.refused") == 2
+
+
+def test_a_package_that_fails_to_load_is_rolled_back_to_the_last_known_good(
+    tmp_path: Path, packages: dict[str, Path], keys: Keys
+) -> None:
+    cloud = _cloud(packages, keys)
+    deploy(cloud, 1)
+    agent = _agent(tmp_path, cloud, keys)
+
+    async def body() -> None:
+        await agent.start()
+        await _until(lambda: _version(agent) == 1)
+        deploy(cloud, 3)  # signed and newer, but ONNX Runtime cannot load it
+        await _until(lambda: FEATURE in agent.deployer.refused)
+        assert "rolled back" in agent.deployer.refused[FEATURE].reason
+        assert _version(agent) == 1
+        assert (await agent.predict(FEATURE, _request(1))).version == 1
+        await agent.stop()
+
+    run(body)
+    current = (tmp_path / "packages" / EDGE / "current").resolve()
+    assert current.name == f"{EDGE}-v1"
+
+
+def test_a_restart_while_the_cloud_is_down_serves_what_was_installed(
+    tmp_path: Path, packages: dict[str, Path], keys: Keys
+) -> None:
+    cloud = _cloud(packages, keys)
+    deploy(cloud, 2)
+
+    async def first() -> None:
+        agent = _agent(tmp_path, cloud, keys)
+        await agent.start()
+        await _until(lambda: _version(agent) == 2)
+        await agent.stop()
+
+    async def second() -> None:
+        cloud.down = True
+        agent = _agent(tmp_path, cloud, keys)
+        await agent.start()
+        assert _version(agent) == 2  # at once, from disk
+        answer = await agent.predict(FEATURE, _request(1))
+        assert answer.version == 2
+        assert answer.event_seq is not None
+        await agent.stop()
+
+    run(first)
+    run(second)
+
+
+def test_draining_refuses_new_requests(
+    tmp_path: Path, packages: dict[str, Path], keys: Keys
+) -> None:
+    cloud = _cloud(packages, keys)
+    deploy(cloud, 1)
+    agent = _agent(tmp_path, cloud, keys)
+
+    async def body() -> None:
+        await agent.start()
+        await _until(lambda: _version(agent) == 1)
+        agent.lifecycle.move(AgentState.DRAINING)
+        with pytest.raises(HTTPException) as refused:
+            await agent.predict(FEATURE, _request(1))
+        assert refused.value.status_code == 503
+        await agent.stop()
+        assert agent.lifecycle.state is AgentState.STOPPED
+
+    run(body)
