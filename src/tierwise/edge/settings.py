@@ -37,7 +37,7 @@ class EdgeSettings(BaseModel):
     drain_timeout_s: float = Field(DEFAULT_DRAIN_TIMEOUT_S, ge=0)
     outbox_cap_bytes: int = Field(DEFAULT_CAP_BYTES, gt=0)
     drop_policy: DropPolicy = DropPolicy.DROP_OLDEST
-    durability: Durability = Durability.POWER
+    durability: Durability = Durability.PROCESS
     rtt_prior_s: float = Field(DEFAULT_RTT_PRIOR_S, gt=0)
     reserve_fraction: float = Field(
         0.1, ge=0, lt=1, description="share of a deadline kept for recording and responding"
