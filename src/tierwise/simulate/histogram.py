@@ -37,7 +37,7 @@ def upper_edges() -> FloatArray:
 def coarse_uppers() -> FloatArray:
     """The upper edge of every coarse bin (`bin >> COARSE_SHIFT`), in seconds."""
     fine = upper_edges()
-    out = np.full(N_COARSE, fine[-1])
+    out = np.zeros(N_COARSE)
     np.maximum.at(out, np.arange(len(fine)) >> COARSE_SHIFT, fine)
     return out
 

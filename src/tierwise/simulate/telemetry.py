@@ -41,16 +41,19 @@ class Outboxes:
         self._depth = depth
 
     def max_delay(self, site: int) -> float:
-        """Longest FIFO wait of a delivered byte, from cumulative in/out curves."""
+        """Longest FIFO wait of a delivered byte, from the cumulative in and out curves."""
         accepted = np.concatenate([[0.0], np.cumsum(self.accepted[site])])
         gone = self.sent[site]
         if self.policy is DropPolicy.DROP_OLDEST:
             gone = gone + self.dropped[site]  # drops leave from the head
-        head = np.cumsum(gone)
-        if head[-1] <= 0:
+        head = np.concatenate([[0.0], np.cumsum(gone)])[:-1]  # queue position at each step
+        sending = np.flatnonzero(self.sent[site] > 0)
+        if len(sending) == 0:
             return 0.0
-        edges = np.arange(len(accepted)) * self.step
-        # the byte leaving at the end of step k entered when `accepted` reached head[k]
-        entered = np.interp(head, accepted, edges)
-        delay = edges[1:] - entered - self.step  # within a step a byte may go at once
-        return float(np.maximum(delay[self.sent[site] > 0], 0.0).max(initial=0.0))
+        # the oldest byte sent in step k is the one right after `head[k]`: it entered in the
+        # step where the accepted curve passed that position
+        first = head[sending]
+        j = np.clip(np.searchsorted(accepted, first, side="right"), 1, len(accepted) - 1)
+        rise = np.maximum(accepted[j] - accepted[j - 1], 1e-300)
+        entered = (j - 1 + np.clip((first - accepted[j - 1]) / rise, 0.0, 1.0)) * self.step
+        return float(np.maximum(sending * self.step - entered, 0.0).max())
