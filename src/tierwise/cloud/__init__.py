@@ -2,11 +2,29 @@
 
 `create_app(Settings(...))` builds the FastAPI app; `tierwise cloud` serves it with uvicorn.
 docs/cloud.md explains how to run it, docs/api.md every endpoint.
+
+Both names load lazily: the CLI imports `tierwise.cloud.commands` on every start, and
+that must not pull in FastAPI and SQLAlchemy (an edge install has no SQLAlchemy).
 """
 
 from __future__ import annotations
 
-from tierwise.cloud.app import create_app
-from tierwise.cloud.settings import Settings
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tierwise.cloud.app import create_app
+    from tierwise.cloud.settings import Settings
 
 __all__ = ["Settings", "create_app"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "create_app":
+        from tierwise.cloud.app import create_app
+
+        return create_app
+    if name == "Settings":
+        from tierwise.cloud.settings import Settings
+
+        return Settings
+    raise AttributeError(f"module 'tierwise.cloud' has no attribute {name!r}")
