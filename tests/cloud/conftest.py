@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from cloud.packages import Signer, make_signer
 from cloud.support import ADMIN_TOKEN, Cloud, ServerThread, bearer
 from tierwise.cloud import Settings, create_app
 from tierwise.cloud.auth import issue_token
@@ -79,10 +80,17 @@ def db_target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DbTarg
 
 
 @pytest.fixture
-def settings(db_target: DbTarget, tmp_path: Path) -> Settings:
+def signer(tmp_path: Path) -> Signer:
+    """The release key the registry trusts."""
+    return make_signer(tmp_path / "keys")
+
+
+@pytest.fixture
+def settings(db_target: DbTarget, tmp_path: Path, signer: Signer) -> Settings:
     return Settings.from_env(
         {},
         db_url=db_target.url,
+        trusted_keys=(signer.public,),
         db_schema=db_target.schema,
         data_dir=tmp_path / "data",
         max_body_bytes=1024 * 1024,

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -37,11 +37,18 @@ PACKAGE_UPLOAD_PATH = "/v1/packages"
 
 def create_app(settings: Settings) -> FastAPI:
     """The service for `settings`: opens (and creates) the database right away."""
+    trusted = _trusted_keys(settings)  # a bad key file fails the start, not each upload
     db = open_database(settings.database_url, settings.db_schema)
     if settings.tokens_file is not None:
         load_tokens_file(db, settings.tokens_file)
     metrics = CloudMetrics()
-    ctx = CloudContext(settings=settings, db=db, metrics=metrics, models=ModelCache())
+    ctx = CloudContext(
+        settings=settings,
+        db=db,
+        metrics=metrics,
+        models=ModelCache(),
+        trusted_keys=trusted,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -110,3 +117,11 @@ async def _advance_rollouts_forever(ctx: CloudContext) -> None:
         for r in changed:
             ctx.metrics.rollout_transitions.labels(r.state).inc()
             log.info("rollout %d of %s v%d: %s (%s)", r.id, r.package, r.version, r.state, r.reason)
+
+
+def _trusted_keys(settings: Settings) -> dict[str, Any]:
+    if not settings.trusted_keys:
+        return {}
+    from tierwise.package.keys import load_trusted_keys
+
+    return dict(load_trusted_keys(settings.trusted_keys))

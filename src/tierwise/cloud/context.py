@@ -7,7 +7,7 @@ FastAPI dependency tests can replace with `app.dependency_overrides`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from fastapi import Request
 
@@ -24,7 +24,7 @@ class CloudContext:
     db: Database
     metrics: CloudMetrics
     models: ModelCache
-    extra: dict[str, object] = field(default_factory=dict)
+    trusted_keys: dict[str, Any] = field(default_factory=dict)  # key id -> public key
 
 
 def get_context(request: Request) -> CloudContext:

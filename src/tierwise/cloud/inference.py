@@ -9,12 +9,12 @@ pool and the event loop keeps accepting telemetry meanwhile.
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from pathlib import Path
-from typing import Annotated, Protocol
+from typing import Annotated, Any, Protocol
 
 import numpy as np
 from fastapi import APIRouter, Depends
@@ -37,9 +37,9 @@ class Predictor(Protocol):
     """A loaded model: a batch of rows in, one output row per input row out."""
 
     @property
-    def input_width(self) -> int | None: ...
+    def input_width(self) -> int: ...
 
-    def predict(self, rows: np.ndarray) -> np.ndarray: ...
+    def predict(self, inputs: Any) -> Any: ...
 
 
 class ModelCache:
@@ -71,28 +71,28 @@ class ModelCache:
 
 
 def load_predictor(ctx: CloudContext, package: str, version: int) -> Predictor:
-    """Unpack (once) and load a registered package with the package runtime."""
+    """Unpack (once) a registered package and load its most accurate variant.
+
+    The registry verified the package on upload; the runtime still hashes the model file
+    against the manifest as it loads it.
+    """
+    from tierwise.package.manifest import read_manifest
     from tierwise.package.runtime import load_model
 
     _archive, sha256 = archive_of(ctx.db, ctx.settings.package_dir, package, version)
-    target = ctx.settings.data_dir / "models" / sha256
-    if not (target / ".complete").exists():
+    models = ctx.settings.data_dir / "models"
+    target = models / sha256
+    ready = models / f"{sha256}.root"  # written last: its presence means the unpack finished
+    if not ready.exists():
+        if target.exists():
+            shutil.rmtree(target)  # left over from an unpack that was interrupted
         root = unpacked_package(ctx.db, ctx.settings.package_dir, package, version, target)
-        (target / ".complete").write_text(str(root.relative_to(target)) or ".")
-    root = target / (target / ".complete").read_text().strip()
-    return _RuntimePredictor(load_model(Path(root)))
-
-
-class _RuntimePredictor:
-    def __init__(self, model: object) -> None:
-        self.model = model
-
-    @property
-    def input_width(self) -> int | None:
-        return getattr(self.model, "input_width", None)
-
-    def predict(self, rows: np.ndarray) -> np.ndarray:
-        return np.asarray(self.model.predict(rows))  # type: ignore[attr-defined]
+        ready.write_text(root.relative_to(target).as_posix())
+    root = target / ready.read_text().strip()
+    manifest = read_manifest(root)
+    # The cloud runs "the larger model": the most accurate variant, the largest on a tie.
+    best = max(manifest.variants, key=lambda v: (v.accuracy, v.size_bytes))
+    return load_model(root, variant=best.name)
 
 
 def infer(ctx: CloudContext, feature: str, request: InferRequest) -> InferResponse:
@@ -103,7 +103,7 @@ def infer(ctx: CloudContext, feature: str, request: InferRequest) -> InferRespon
     if len(widths) != 1:
         raise UnprocessableError("inputs: every row must have the same length")
     width = widths.pop()
-    if model.input_width is not None and width != model.input_width:
+    if width != model.input_width:
         raise UnprocessableError(
             f"inputs: rows have {width} values, {package} v{version} expects {model.input_width}"
         )

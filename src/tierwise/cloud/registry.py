@@ -12,6 +12,7 @@ content-addressed (`<sha256>.tar.gz`); the database keeps name, version, hash, m
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import tarfile
@@ -22,7 +23,7 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request, status
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from tierwise.cloud.auth import Admin, AnyCaller
@@ -30,8 +31,10 @@ from tierwise.cloud.context import CloudContext, get_context
 from tierwise.cloud.db import Database, packages
 from tierwise.cloud.params import PackagePath, VersionPath
 from tierwise.cloud.problems import ConflictError, NotFoundError, UnprocessableError
-from tierwise.errors import TierwiseError, VerificationError
+from tierwise.errors import VerificationError
 from tierwise.wire import PackageInfo
+
+TrustedKeys = dict[str, Any]  # key id -> Ed25519 public key (tierwise.package.keys)
 
 ARCHIVE_MEDIA_TYPE = "application/gzip"
 MAX_ARCHIVE_MEMBERS = 1_000
@@ -45,7 +48,7 @@ def register_archive(
     db: Database,
     store: Path,
     archive: Path,
-    trusted_keys: tuple[Path, ...],
+    trusted_keys: TrustedKeys,
     max_unpacked_bytes: int,
 ) -> tuple[PackageInfo, bool]:
     """Verify an uploaded archive and add it to the registry; returns (info, newly added).
@@ -123,27 +126,21 @@ def list_packages(db: Database) -> list[PackageInfo]:
     return [_to_info(r) for r in rows]
 
 
-def _verify(root: Path, trusted_keys: tuple[Path, ...], newest: int | None) -> dict[str, Any]:
+def _verify(root: Path, trusted_keys: TrustedKeys, newest: int | None) -> dict[str, Any]:
     """Signature, hashes and version check by the package module; returns the manifest."""
-    try:
-        from tierwise.package import verify_package
-    except ImportError as exc:  # pragma: no cover - the package module ships with the cloud
-        raise UnprocessableError(f"package verification is unavailable: {exc}") from None
+    from tierwise.package import verify_package
+
     if not trusted_keys:
         raise UnprocessableError("the registry trusts no key (set TIERWISE_CLOUD_TRUSTED_KEYS)")
     try:
-        manifest = verify_package(root, list(trusted_keys), newest)
+        manifest = verify_package(root, trusted_keys, newest)
     except VerificationError as exc:
         raise UnprocessableError(f"package refused: {exc}") from None
-    except TierwiseError as exc:
-        raise UnprocessableError(f"package unreadable: {exc}") from None
     return dict(manifest.model_dump(mode="json"))
 
 
 def _manifest_identity(root: Path) -> tuple[str, int]:
     """Name and version from manifest.json, before (and independent of) verification."""
-    import json
-
     try:
         manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
         name, version = manifest["name"], manifest["version"]
@@ -240,7 +237,7 @@ async def post_package(request: Request, ctx: Context, _admin: Admin) -> Any:
             ctx.db,
             store,
             tmp,
-            ctx.settings.trusted_keys,
+            ctx.trusted_keys,
             ctx.settings.max_package_bytes * UNPACKED_SIZE_FACTOR,
         )
     except (ConflictError, UnprocessableError) as exc:
@@ -250,8 +247,6 @@ async def post_package(request: Request, ctx: Context, _admin: Admin) -> Any:
     finally:
         tmp.unlink(missing_ok=True)
     ctx.metrics.package_uploads.labels("accepted" if added else "unchanged").inc()
-    from fastapi.responses import JSONResponse
-
     return JSONResponse(info.model_dump(mode="json"), status_code=201 if added else 200)
 
 
