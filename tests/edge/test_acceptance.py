@@ -95,6 +95,7 @@ class Devices:
     streams: tuple[str, ...] = ("press-1", "press-2", "press-3")  # one device per stream
     acked: dict[str, list[int]] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list)
+    agent_ms: list[float] = field(default_factory=list)  # as the agent measured each answer
     answered_by: dict[str, int] = field(default_factory=dict)
     degraded: int = 0
     failures: int = 0
@@ -127,6 +128,7 @@ class Devices:
                         continue
                     body = r.json()
                     self.latencies_ms.append(elapsed)
+                    self.agent_ms.append(body["latency_ms"])
                     by = body["answered_by"]
                     self.answered_by[by] = self.answered_by.get(by, 0) + 1
                     self.degraded += body["degraded"]
@@ -245,7 +247,9 @@ def test_every_answer_meets_the_deadline_through_jitter_loss_and_an_outage(
     print(
         f"\nanswers {len(lat)}: p50 {np.percentile(lat, 50):.1f} ms, p99 "
         f"{np.percentile(lat, 99):.1f} ms, max {lat.max():.1f} ms, budget {budget_ms:.0f} ms, "
-        f"late {late}; by {devices.answered_by}, degraded {devices.degraded}, "
+        f"late {late}; at the agent: max {max(devices.agent_ms):.1f} ms, over budget "
+        f"{sum(a > budget_ms for a in devices.agent_ms)}; by {devices.answered_by}, "
+        f"degraded {devices.degraded}, "
         f"failures {devices.failures}; edge rtt estimate {state['cloud']['rtt_estimate_ms']:.0f} "
         f"ms; proxy {proxy_stats}"
     )

@@ -26,6 +26,10 @@ from tierwise.wire import Placement
 
 DEFAULT_RESERVE_FRACTION = 0.1  # of the deadline, kept for recording and responding
 MIN_RESERVE_S = 0.003
+# Once the observed round trip exceeds the budget nothing escalates, so nothing new is
+# observed and the estimate could stay stale forever. One request per interval escalates
+# anyway (a probe); if it is late the device still gets the local answer by the deadline.
+PROBE_INTERVAL_S = 1.0
 
 Floats2D = NDArray[np.float32]
 
@@ -94,6 +98,7 @@ class Router:
         self.tracker = tracker
         self.health = health
         self.reserve_fraction = reserve_fraction
+        self._last_probe = float("-inf")
 
     def reserve(self, route: Route) -> float:
         return max(MIN_RESERVE_S, self.reserve_fraction * route.deadline_s)
@@ -122,7 +127,7 @@ class Router:
             return _local(model, outputs, "confident")
         need = max(self.tracker.estimate(), route.escalate_budget_s or 0.0)
         remaining = self.clock.remaining(deadline)
-        if not escalate(True, remaining, need, not self.health.down):
+        if not escalate(True, remaining, need, not self.health.down) and not self._probe(remaining):
             why = "cloud down" if self.health.down else "round trip over budget"
             return _local(model, outputs, why, degraded=True, hard=n_hard)
         if not self.health.allow():
@@ -145,6 +150,14 @@ class Router:
             reason="escalated",
         )
 
+    def _probe(self, remaining: float) -> bool:
+        """Escalate despite the estimate, at most once per PROBE_INTERVAL_S, to re-measure."""
+        now = self.clock.now()
+        if self.health.down or remaining <= 0 or now - self._last_probe < PROBE_INTERVAL_S:
+            return False
+        self._last_probe = now
+        return True
+
     async def _cloud_first(
         self,
         feature: str,
@@ -156,7 +169,8 @@ class Router:
         n = len(inputs)
         remaining = self.clock.remaining(deadline)
         why = "cloud down"
-        if escalate(True, remaining, self.tracker.estimate(), not self.health.down):
+        fits = escalate(True, remaining, self.tracker.estimate(), not self.health.down)
+        if fits or self._probe(remaining):
             if self.health.allow():
                 cloud = await self._ask_cloud(feature, inputs, deadline)
                 if not isinstance(cloud, str):

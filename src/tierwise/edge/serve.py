@@ -9,9 +9,13 @@ flushes its outbox before the process exits.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import signal
 import socket
 import sys
+import threading
+from collections.abc import Iterator
 from types import FrameType
 
 import uvicorn
@@ -34,6 +38,20 @@ class _AgentServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, agent: EdgeAgent) -> None:
         super().__init__(config)
         self.agent = agent
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """uvicorn's, minus re-raising the signal afterwards: a drained agent exits 0."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        stops = (signal.SIGINT, signal.SIGTERM)
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in stops}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.agent.lifecycle.state is AgentState.SERVING:
