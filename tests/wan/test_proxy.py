@@ -79,8 +79,10 @@ def test_round_trip_times_follow_the_configured_p50_and_p99() -> None:
         p50 = statistics.median(times)
         p99 = times[int(0.99 * len(times))]
         print(f"measured rtt p50 {p50 * 1e3:.1f} ms (10), p99 {p99 * 1e3:.1f} ms (40)")
-        assert 0.008 < p50 < 0.013
-        assert 0.025 < p99 < 0.065
+        # Below: the distribution itself. Above: room for a busy machine's scheduling, but not
+        # for a doubled delay (each way getting the whole round trip would give p50 20 ms).
+        assert 0.009 < p50 < 0.017
+        assert 0.030 < p99 < 0.080
 
     run(body)
 
