@@ -116,12 +116,14 @@ def test_cascade_escalates_unsure_rows_and_records_every_answer(
     cloud = _cloud(packages, keys)
     deploy(cloud, 1, threshold=0.9)
     agent = _agent(tmp_path, cloud, keys)
+    by_cloud_total: list[object] = []
 
     async def body() -> None:
         await agent.start()
         await _until(lambda: _version(agent) == 1)
         answers = [await agent.predict(FEATURE, _request(1, start=1200 + i)) for i in range(60)]
         by_cloud = [a for a in answers if a.answered_by == "cloud"]
+        by_cloud_total.extend(by_cloud)
         by_edge = [a for a in answers if a.answered_by == "edge"]
         assert by_cloud, "a weak edge model at threshold 0.9 escalates some rows"
         assert by_edge
@@ -139,6 +141,10 @@ def test_cascade_escalates_unsure_rows_and_records_every_answer(
     assert [e.seq for e in events] == list(range(1, 62))  # flushed at stop
     counters = cloud.statuses[-1][1].features[0].counters
     assert counters.requests == 61
+    snapshot = cloud.stream(SITE, "metrics")[-1].body  # the counters, through the outbox
+    assert snapshot["versions"][0]["requests"] == 61
+    assert snapshot["versions"][0]["escalations"] == counters.escalations
+    assert counters.escalations >= len(by_cloud_total)  # + the labelled batch, if it escalated
     assert counters.feedback_total == 50
     assert counters.feedback_correct > 40
 

@@ -42,6 +42,7 @@ from tierwise.wire import FeatureStatus, SiteStatus
 log = logging.getLogger(__name__)
 
 AGENT_STREAM = "agent"  # lifecycle and package events; predictions go to their feature's stream
+METRICS_STREAM = "metrics"  # periodic snapshots of the counters, so they survive outages too
 
 
 class EdgeAgent:
@@ -110,6 +111,7 @@ class EdgeAgent:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.outbox is not None and self.uploader is not None:
+            await self.record_metrics()
             await self.record("agent.stopping", {"outbox": asdict(self.outbox.counts())})
             flushed = await self.uploader.flush(deadline)
             log.info(
@@ -244,10 +246,41 @@ class EdgeAgent:
     async def _status_loop(self) -> None:
         while not self._stop.is_set():
             await _sleep_unless(self._stop, self.settings.status_interval_s)
+            await self.record_metrics()
             try:
                 await self._report_status()
             except TierwiseError as exc:
                 self.last_status_error = str(exc)
+
+    async def record_metrics(self) -> None:
+        """A snapshot of every counter (escalations, degraded, latency, outbox drops) into the
+        outbox: unlike a status report, it reaches the cloud even across an outage."""
+        if self.outbox is None:
+            return
+        body = {
+            "versions": [
+                {
+                    "feature": m.feature,
+                    "package": m.package,
+                    "version": m.version,
+                    "requests": m.requests,
+                    "rows": m.rows,
+                    "errors": m.errors,
+                    "escalations": m.escalations,
+                    "cloud_answers": m.cloud_answers,
+                    "degraded": m.degraded,
+                    "p50_ms": m.percentile_ms(50),
+                    "p99_ms": m.percentile_ms(99),
+                    "feedback_correct": m.feedback_correct,
+                    "feedback_total": m.feedback_total,
+                }
+                for m in self.metrics.by_version.values()
+            ],
+            "outbox": asdict(self.outbox.counts()),
+            "rtt_estimate_ms": self.tracker.estimate() * 1000,
+            "cloud_down": self.health.down,
+        }
+        await self.outbox.append_async(METRICS_STREAM, "metrics.snapshot", body, time.time())
 
     async def _report_status(self) -> None:
         await self.link.status(self.settings.site, self.site_status())
