@@ -105,7 +105,7 @@ def advance(db: Database, rollout_id: int, now: float | None = None) -> tuple[Ro
             return _to_wire(row), False
         if new_state is not state or reason != row.reason:
             values: dict[str, Any] = {"state": new_state, "reason": reason, "updated_at": now}
-            if new_state is RolloutState.PROMOTING:
+            if state is RolloutState.CANARY and new_state is RolloutState.PROMOTING:
                 values["promoted_at"] = now
             conn.execute(rollouts.update().where(rollouts.c.id == rollout_id).values(**values))
             row = _locked_row(conn, rollout_id)
