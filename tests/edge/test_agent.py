@@ -84,14 +84,14 @@ def _agent(tmp: Path, cloud: InMemoryCloud, keys: Keys) -> EdgeAgent:
     return EdgeAgent(settings, cloud.link(), SignedPackages(settings.trusted_keys))
 
 
-def run(body: Callable[[], Awaitable[None]], timeout: float = 60) -> None:
+def run(body: Callable[[], Awaitable[None]], timeout: float = 120) -> None:
     async def bounded() -> None:
         await asyncio.wait_for(body(), timeout)
 
     asyncio.run(bounded())
 
 
-async def _until(check: Callable[[], bool], timeout: float = 10.0) -> None:
+async def _until(check: Callable[[], bool], timeout: float = 30.0) -> None:
     for _ in range(int(timeout / 0.02)):
         if check():
             return
