@@ -231,7 +231,7 @@ def _check_standalone(
 
 def _site_uses(spec: Spec, feature: Feature, cand: Candidate) -> None:
     p = cand.placement
-    index = {s.name: i for i, s in enumerate(spec.sites)}
+    index = spec.site_index
     sent_bytes = feature.payload + feature.result  # one request across a link and back
     cost = 0.0
     for site in spec.feature_sites(feature):

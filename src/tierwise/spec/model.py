@@ -9,6 +9,7 @@ FLOP/s, fractions) whatever the YAML said; `units.py` does the parsing. Cross-re
 from __future__ import annotations
 
 from enum import StrEnum
+from functools import cached_property
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -295,11 +296,20 @@ class Spec(_Strict):
         None, description="daily pattern, spikes and scheduled outages (simulate)"
     )
 
+    @cached_property
+    def _models_by_name(self) -> dict[str, Model]:
+        return {m.name: m for m in self.models}
+
+    @cached_property
+    def site_index(self) -> dict[str, int]:
+        """Position of each site by name (sites are referred to by index in plans)."""
+        return {s.name: i for i, s in enumerate(self.sites)}
+
     def model(self, name: str) -> Model:
-        return next(m for m in self.models if m.name == name)
+        return self._models_by_name[name]
 
     def site(self, name: str) -> Site:
-        return next(s for s in self.sites if s.name == name)
+        return self.sites[self.site_index[name]]
 
     def feature_sites(self, feature: Feature | TrainingJob) -> list[Site]:
         if feature.sites is None:
