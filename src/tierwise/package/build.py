@@ -1,0 +1,206 @@
+"""Build a signed edge package: export, quantize, evaluate, calibrate the cascade, sign.
+
+The package is assembled in a scratch directory beside `out` and renamed into place only when
+it is complete and signed, so `out` never holds half a package.
+
+Build side: pulls in the exporters (sklearn/torch/onnx) lazily through export.py.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from tierwise import __version__
+from tierwise.errors import UsageError
+from tierwise.package.calibrate import cascade_curve
+from tierwise.package.evaldata import EvalData
+from tierwise.package.export import ExportedModel, export_model
+from tierwise.package.keys import load_private_key
+from tierwise.package.manifest import (
+    MANIFEST_NAME,
+    BuildInfo,
+    CascadeCalibration,
+    InputSchema,
+    Manifest,
+    OutputSchema,
+    VariantEntry,
+    manifest_bytes,
+    sha256_bytes,
+)
+from tierwise.package.measure import (
+    DEFAULT_BATCHES,
+    DEFAULT_RUNS,
+    Scorer,
+    accuracy,
+    measure_latency,
+)
+from tierwise.package.quantize import Quantized, quantize
+from tierwise.package.signing import sign_package
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    name: str
+    version: int
+    sign_key: Path
+    cloud_model: Path | None = None
+    batches: tuple[int, ...] = DEFAULT_BATCHES
+    latency_runs: int = DEFAULT_RUNS
+    force: bool = False
+
+
+@dataclass
+class BuildResult:
+    manifest: Manifest
+    path: Path
+    notes: list[str] = field(default_factory=list)  # e.g. why there is no INT8 variant
+
+
+def build_package(
+    model: str | Path,
+    data: EvalData,
+    out: str | Path,
+    options: BuildOptions,
+    progress: Progress = lambda _: None,
+) -> BuildResult:
+    """Write a complete, signed package for `model` to `out` and return its manifest."""
+    out = Path(out)
+    if options.version < 1:
+        raise UsageError(f"--version must be 1 or more, got {options.version}")
+    if out.exists() and any(out.iterdir()) and not options.force:
+        raise UsageError(f"{out} already exists and is not empty; pick another --out or --force")
+    private_key = load_private_key(options.sign_key)  # fail before minutes of work
+    out.parent.mkdir(parents=True, exist_ok=True)
+    scratch_dir = tempfile.TemporaryDirectory(
+        prefix=f".{out.name}-", dir=out.parent, ignore_cleanup_errors=True
+    )
+    with scratch_dir as scratch:
+        result = _assemble(Path(scratch), model, data, options, progress)
+        sign_package(scratch, private_key)
+        progress(f"signed; moving the package to {out}")
+        if out.exists():
+            shutil.rmtree(out)
+        os.rename(scratch, out)  # same parent, so one atomic rename
+        out.chmod(0o755)  # mkdtemp made it 0700; a package is meant to be read by others
+    result.path = out
+    return result
+
+
+def _assemble(
+    root: Path, model: str | Path, data: EvalData, options: BuildOptions, progress: Progress
+) -> BuildResult:
+    progress(f"exporting {Path(model).name} to ONNX")
+    exported = export_model(model, data.x, data.y)
+    notes: list[str] = []
+    files = {"model-fp32.onnx": exported.onnx}
+    calibration = data.x if data.x_calibration is None else data.x_calibration
+    progress(f"quantizing to INT8 ({len(calibration)} calibration inputs available)")
+    int8 = quantize(exported.onnx, exported.input_name, calibration)
+    if isinstance(int8, Quantized):
+        files["model-int8.onnx"] = int8.onnx
+    else:
+        notes.append(f"no INT8 variant: {int8}")
+    modes: dict[str, Literal["none", "static", "dynamic"]] = {"model-fp32.onnx": "none"}
+    if isinstance(int8, Quantized):
+        modes["model-int8.onnx"] = int8.mode
+
+    scorers = {
+        _variant_name(f): Scorer(blob, exported.input_name, exported.probabilities)
+        for f, blob in files.items()
+    }
+    progress(f"evaluating {', '.join(scorers)} on {len(data.x)} held-out samples")
+    probabilities = {name: s.probabilities(data.x) for name, s in scorers.items()}
+    accuracies = {name: accuracy(p, data.y, exported.classes) for name, p in probabilities.items()}
+    latency = measure_latency(scorers, data.x, options.batches, options.latency_runs, progress)
+
+    cascade = None
+    if options.cloud_model is not None:
+        cascade = _calibrate(options.cloud_model, data, exported, probabilities, progress)
+
+    for rel, blob in files.items():
+        (root / rel).write_bytes(blob)
+    variants = [
+        VariantEntry(
+            name=_variant_name(rel),
+            file=rel,
+            size_bytes=len(blob),
+            accuracy=accuracies[_variant_name(rel)],
+            quantization=modes[rel],
+            latency=latency[_variant_name(rel)],
+        )
+        for rel, blob in files.items()
+    ]
+    manifest = Manifest(
+        name=options.name,
+        version=options.version,
+        files={rel: sha256_bytes(blob) for rel, blob in sorted(files.items())},
+        input=InputSchema(name=exported.input_name, features=int(data.x.shape[1])),
+        output=OutputSchema(probabilities=exported.probabilities, classes=exported.classes),
+        variants=variants,
+        cascade=cascade,
+        metrics=_metrics(variants, cascade),
+        build=BuildInfo(
+            tool=f"tierwise {__version__}",
+            source_kind=exported.kind,
+            source_sha256=exported.source_sha256,
+            eval_data=data.source,
+            eval_samples=len(data.x),
+            calibration_samples=getattr(int8, "calibration_samples", 0),
+        ),
+    )
+    (root / MANIFEST_NAME).write_bytes(manifest_bytes(manifest))
+    return BuildResult(manifest, root, notes)
+
+
+def _calibrate(
+    cloud_model: Path,
+    data: EvalData,
+    exported: ExportedModel,
+    probabilities: dict[str, np.ndarray],
+    progress: Progress,
+) -> CascadeCalibration:
+    from tierwise.package.reference import reference_answers
+
+    progress(f"asking the cloud model {cloud_model.name} for its answers")
+    cloud_labels, reference = reference_answers(cloud_model, data.x, data.y)
+    cloud_correct = np.asarray(cloud_labels == data.y)
+    classes = np.asarray(exported.classes)
+    curves, oracle = {}, {}
+    for name, probs in probabilities.items():
+        edge_correct = np.asarray(classes[probs.argmax(axis=1)] == data.y)
+        curves[name] = cascade_curve(probs.max(axis=1), edge_correct, cloud_correct)
+        oracle[name] = float(1.0 - edge_correct.mean())
+    return CascadeCalibration(reference=reference, curves=curves, oracle_escalated=oracle)
+
+
+def _metrics(variants: list[VariantEntry], cascade: CascadeCalibration | None) -> dict[str, float]:
+    """Headline ratios, so a reader of the manifest need not compute them."""
+    by_name = {v.name: v for v in variants}
+    metrics: dict[str, float] = {}
+    fp32, int8 = by_name.get("fp32"), by_name.get("int8")
+    if fp32 is not None and int8 is not None:
+        metrics["int8_size_ratio"] = round(int8.size_bytes / fp32.size_bytes, 4)
+        metrics["int8_accuracy_drop_points"] = round((fp32.accuracy - int8.accuracy) * 100, 4)
+        for stats in fp32.latency:
+            other = int8.latency_at(stats.batch)
+            if other is not None and other.p50_ms > 0:
+                metrics[f"int8_speedup_p50_batch{stats.batch}"] = round(
+                    stats.p50_ms / other.p50_ms, 3
+                )
+    if cascade is not None:
+        metrics["reference_accuracy"] = cascade.reference.accuracy
+    return metrics
+
+
+def _variant_name(file: str) -> str:
+    return file.removeprefix("model-").removesuffix(".onnx")

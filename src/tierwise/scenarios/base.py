@@ -1,0 +1,142 @@
+"""What every scenario is: a data set, a small edge model and a larger cloud model, one fixed split.
+
+A scenario supplies three things — `load` (features and labels), `edge_model` and
+`cloud_model` (unfitted scikit-learn estimators) — and the base class does the rest the same
+way for all: one stratified 60/20/20 split with a fixed seed (train / eval / test), training
+both models on the training part, and the evaluation data a package build uses (the eval
+part, with training inputs to calibrate INT8). The test part is for nobody but the report
+that checks a package's claims on data its threshold was not chosen on.
+
+Build side: scikit-learn is imported inside methods.
+"""
+
+from __future__ import annotations
+
+import warnings
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tierwise.errors import MissingDependencyError
+from tierwise.package.evaldata import EvalData
+
+SEED = 0
+EVAL_SHARE = 0.2
+TEST_SHARE = 0.2
+CALIBRATION_SAMPLES = 1024
+
+
+@dataclass(frozen=True)
+class Splits:
+    x_train: NDArray[np.float32]
+    y_train: NDArray[Any]
+    x_eval: NDArray[np.float32]
+    y_eval: NDArray[Any]
+    x_test: NDArray[np.float32]
+    y_test: NDArray[Any]
+
+
+@dataclass(frozen=True)
+class TrainedModels:
+    edge: Any
+    cloud: Any
+
+
+class Scenario(ABC):
+    """One example's data and models; subclasses fill in the four class attributes and 3 methods."""
+
+    name: ClassVar[str]
+    example: ClassVar[str]  # the example spec (examples/<example>.yaml) it stands in for
+    summary: ClassVar[str]
+    synthetic: ClassVar[bool]  # True: a labelled generator in this repo, not real data
+
+    @abstractmethod
+    def load(self) -> tuple[NDArray[np.float32], NDArray[Any]]:
+        """All samples: float32 features [N, F] and labels [N]."""
+
+    @abstractmethod
+    def edge_model(self) -> Any:
+        """A small, unfitted classifier that skl2onnx can export."""
+
+    @abstractmethod
+    def cloud_model(self) -> Any:
+        """A larger, more accurate unfitted classifier (what the cloud runs)."""
+
+    @cached_property
+    def splits(self) -> Splits:
+        try:
+            from sklearn.model_selection import train_test_split
+        except ImportError:
+            raise MissingDependencyError(f"the {self.name} scenario", "package") from None
+        x, y = self.load()
+        x_train, x_rest, y_train, y_rest = train_test_split(
+            x, y, test_size=EVAL_SHARE + TEST_SHARE, random_state=SEED, stratify=y
+        )
+        x_eval, x_test, y_eval, y_test = train_test_split(
+            x_rest,
+            y_rest,
+            test_size=TEST_SHARE / (EVAL_SHARE + TEST_SHARE),
+            random_state=SEED,
+            stratify=y_rest,
+        )
+        return Splits(x_train, y_train, x_eval, y_eval, x_test, y_test)
+
+    def train(self) -> TrainedModels:
+        """Fit the edge and the cloud model on the training split (seconds on a CPU)."""
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+        s = self.splits
+        # One BLAS thread: on a busy 2-core machine, oversubscribed BLAS trains the digits MLP
+        # in 127 s instead of 10 s (measured), and leaves the other core to other work.
+        with warnings.catch_warnings(), threadpool_limits(1):
+            # An MLP stopping at max_iter is a chosen budget here, not a surprise.
+            warnings.filterwarnings("ignore", message=".*(converge|Maximum iterations).*")
+            edge = self.edge_model().fit(s.x_train, s.y_train)
+            cloud = self.cloud_model().fit(s.x_train, s.y_train)
+        return TrainedModels(edge, cloud)
+
+    def eval_data(self) -> EvalData:
+        """What `tierwise package --data <scenario>` evaluates and calibrates on."""
+        s = self.splits
+        return EvalData(
+            s.x_eval, s.y_eval, s.x_train[:CALIBRATION_SAMPLES], f"scenario:{self.name}"
+        )
+
+    def test_data(self) -> EvalData:
+        """Held out from everything else: for checking a package's claims afterwards."""
+        s = self.splits
+        return EvalData(s.x_test, s.y_test, None, f"scenario:{self.name}:test")
+
+
+def calibrated_svm(c: float, gamma: float | str = "scale", scale: bool = True) -> Any:
+    """An RBF-kernel SVM with probabilities calibrated on shuffled 5-fold predictions.
+
+    The cloud model of most scenarios: more accurate than a small network on small data, and
+    it carries its support vectors (a few hundred training samples) wherever it runs.
+    """
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    svm = CalibratedClassifierCV(
+        SVC(C=c, gamma=gamma),
+        ensemble=False,
+        cv=StratifiedKFold(5, shuffle=True, random_state=SEED),
+    )
+    return make_pipeline(StandardScaler(), svm) if scale else svm
+
+
+def scaled_mlp(hidden: tuple[int, ...], alpha: float, max_iter: int) -> Any:
+    """Standardized inputs into a ReLU MLP (what a gateway or a microcontroller can run)."""
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    mlp = MLPClassifier(hidden, alpha=alpha, max_iter=max_iter, random_state=SEED)
+    return make_pipeline(StandardScaler(), mlp)
