@@ -102,9 +102,11 @@ class Simulation:
         duration: float,
         outages: SiteOutages,
         seed: int,
+        only: set[int] | None = None,
     ) -> None:
         self.spec, self.name, self.duration, self.outages = spec, name, duration, outages
-        self.streams = build_streams(spec, choice, duration)
+        streams = build_streams(spec, choice, duration)
+        self.streams = [s for s in streams if only is None or s.feature in only]
         self.choice = choice
         self.rng = np.random.default_rng([seed, 7])
         self.step = step_for(duration)

@@ -60,8 +60,13 @@ def simulate(
     seed: int = 0,
     progress: Callable[[str, float], None] | None = None,
     planned: PlanResult | None = None,
+    only: set[int] | None = None,
 ) -> tuple[SimResult, PlanResult]:
-    """Replay each strategy over `duration` seconds; also return the plan it replays."""
+    """Replay each strategy over `duration` seconds; also return the plan it replays.
+
+    `only` (feature indices) leaves the other features' requests out: a rare feature can
+    then be replayed for years alongside just the features it shares queues with.
+    """
     unknown = [s for s in strategies if s not in STRATEGIES]
     if unknown:
         raise UsageError(f"unknown strategy {unknown[0]!r}; choose from {', '.join(STRATEGIES)}")
@@ -73,7 +78,7 @@ def simulate(
     outages = draw_outages(spec, duration, seed)
     runs = {}
     for name in strategies:
-        sim = Simulation(spec, name, choices[name], duration, outages, seed)
+        sim = Simulation(spec, name, choices[name], duration, outages, seed, only)
         tick = (lambda f, n=name: progress(n, f)) if progress is not None else None
         runs[name] = sim.run(tick)
     wall = time.perf_counter() - clock
