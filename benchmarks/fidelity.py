@@ -93,12 +93,19 @@ def main() -> int:
         planned = plan(spec)
         measured, cost = measure(spec, planned, args.hours, args.min_requests, args.seed)
         print(f"\n== {path.name} ({time.perf_counter() - clock:.0f} s)")
-        header = f"{'feature':24} {'figure':12} {'plan':>12} {'simulated':>12} {'gap':>7}  measured in"
-        print(header)
+        print(
+            f"{'feature':24} {'figure':12} {'plan':>12} {'simulated':>12} {'gap':>7}  measured in"
+        )
         for (stats, how), predicted in zip(measured, planned.plan.features, strict=True):
             rows = [
                 ("p-latency", predicted.latency, stats.latency, fmt_duration, "latency"),
-                ("escalation", predicted.escalation_rate, stats.escalation_rate, _pct, "escalation"),
+                (
+                    "escalation",
+                    predicted.escalation_rate,
+                    stats.escalation_rate,
+                    _pct,
+                    "escalation",
+                ),
                 ("upstream", predicted.upstream_bps, stats.upstream_bps, fmt_bandwidth, "upstream"),
                 ("cost/month", predicted.cost, stats.cost_per_month, fmt_money, "cost"),
             ]
@@ -106,12 +113,16 @@ def main() -> int:
                 g = gap(got, want, FLOORS[floor])
                 worst = max(worst, g)
                 mark = "ok" if g <= TOLERANCE else "OVER"
-                print(f"{stats.feature[:24]:24} {name:12} {fmt(want):>12} {fmt(got):>12} "
-                      f"{g:>6.1%} {mark:4} {how}")
+                print(
+                    f"{stats.feature[:24]:24} {name:12} {fmt(want):>12} {fmt(got):>12} "
+                    f"{g:>6.1%} {mark:4} {how}"
+                )
         g = gap(cost, planned.plan.cost, FLOORS["cost"])
         worst = max(worst, g)
-        print(f"{'(total)':24} {'cost/month':12} {fmt_money(planned.plan.cost):>12} "
-              f"{fmt_money(cost):>12} {g:>6.1%} {'ok' if g <= TOLERANCE else 'OVER'}")
+        print(
+            f"{'(total)':24} {'cost/month':12} {fmt_money(planned.plan.cost):>12} "
+            f"{fmt_money(cost):>12} {g:>6.1%} {'ok' if g <= TOLERANCE else 'OVER'}"
+        )
     print(f"\nworst gap {worst:.1%} (tolerance {TOLERANCE:.0%})")
     return 0 if worst <= TOLERANCE else 1
 

@@ -141,18 +141,28 @@ def main() -> None:
     theirs = time.perf_counter() - clock
     ours_rate = run.requests / ours
     simpy_rate = simpy_done / theirs
-    print(f"scenario: {DEVICES:,} devices x 1 req/s, {WORKERS} workers, cascade {SHARE:.0%}, "
-          f"outages + spike x1.3 ({feature.label})")
+    print(
+        f"scenario: {DEVICES:,} devices x 1 req/s, {WORKERS} workers, cascade {SHARE:.0%}, "
+        f"outages + spike x1.3 ({feature.label})"
+    )
     print(f"{'':24}{'simulated':>12}{'requests':>14}{'wall s':>9}{'requests/s':>14}")
-    print(f"{'tierwise simulate':24}{args.hours * 3600:>11.0f}s{run.requests:>14,}{ours:>9.1f}"
-          f"{ours_rate:>14,.0f}")
-    print(f"{'SimPy, one process/req':24}{args.simpy_seconds:>11.0f}s{simpy_done:>14,}{theirs:>9.1f}"
-          f"{simpy_rate:>14,.0f}")
-    print(f"ratio: {ours_rate / simpy_rate:.1f}x; target >= 2,000,000 requests/s: "
-          f"{'met' if ours_rate >= 2e6 else 'NOT met'}")
-    print(f"check: p99 {feature.p99 * 1e3:.1f} ms, escalated {feature.escalation_rate:.2%}, "
-          f"availability {feature.availability:.3%}, outbox peak "
-          f"{run.sites[0].outbox_peak_bytes / 1e6:.1f} MB")
+    print(
+        f"{'tierwise simulate':24}{args.hours * 3600:>11.0f}s{run.requests:>14,}{ours:>9.1f}"
+        f"{ours_rate:>14,.0f}"
+    )
+    print(
+        f"{'SimPy, one process/req':24}{args.simpy_seconds:>11.0f}s{simpy_done:>14,}"
+        f"{theirs:>9.1f}{simpy_rate:>14,.0f}"
+    )
+    print(
+        f"ratio: {ours_rate / simpy_rate:.1f}x; target >= 2,000,000 requests/s: "
+        f"{'met' if ours_rate >= 2e6 else 'NOT met'}"
+    )
+    print(
+        f"check: p99 {feature.p99 * 1e3:.1f} ms, escalated {feature.escalation_rate:.2%}, "
+        f"availability {feature.availability:.3%}, outbox peak "
+        f"{run.sites[0].outbox_peak_bytes / 1e6:.1f} MB"
+    )
 
 
 if __name__ == "__main__":
