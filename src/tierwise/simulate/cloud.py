@@ -44,7 +44,7 @@ class CloudPool:
 
     def warm(self, load: float) -> None:
         """Start sized for `load` (busy instance-seconds per second), as a running pool is."""
-        if load > 0:
+        if load > 0 and not self.managed:
             self.ready = max(self.ready, math.ceil(load / self.tier.max_utilization - 1e-9))
             self.load = load
             self.peak = max(self.peak, self.ready)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from tierwise.errors import MissingDependencyError
-from tierwise.simulate.result import SimResult, StrategyRun
+from tierwise.simulate.result import SimResult
 from tierwise.spec.model import Spec
 
 COLORS = {"plan": "#1b7837", "cloud-only": "#c51b7d", "edge-only": "#2166ac"}
@@ -98,40 +98,43 @@ def through_outage(result: SimResult, spec: Spec, path: Path) -> Path:
 
 
 def cost_over_time(result: SimResult, spec: Spec, path: Path) -> Path:
-    """Spend rate ($/hour) of each strategy over the run, spikes shaded."""
+    """Each strategy over the run: worst feature's p99 against its budget, and spend rate."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(9, 3.6))
-    for strategy, run in result.runs.items():
-        _cost_line(ax, run, strategy)
-    if spec.traffic is not None:
-        for spike in spec.traffic.spikes:
-            ax.axvspan(
-                spike.start / 3600,
-                (spike.start + spike.duration) / 3600,
-                color="orange",
-                alpha=0.2,
-                label=f"spike x{spike.factor:g}",
-            )
-    ax.set_yscale("log")
-    ax.set_xlabel("time (h)")
-    ax.set_ylabel("spend ($/hour)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title(f"{result.spec}: cost over time", fontsize=11)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5.6), sharex=True)
+    order = sorted(result.runs, key=lambda name: name == "plan")  # the plan drawn last, on top
+    for strategy in order:
+        run = result.runs[strategy]
+        series = run.series
+        assert series is not None
+        hours = series.edges / 3600
+        over = series.p99 / np.array([f.deadline for f in spec.features])[:, None]
+        worst = np.nanmax(np.where(np.isnan(over), -np.inf, over), axis=0)
+        worst[~np.isfinite(worst)] = np.nan
+        style = {"linewidth": 2.4 if strategy == "plan" else 1.2, "color": COLORS.get(strategy)}
+        top.step(hours[:-1], worst, where="post", label=strategy, **style)
+        bottom.step(hours[:-1], series.cost / np.diff(hours), where="post", label=strategy, **style)
+    top.axhline(1.0, color="black", linestyle="--", linewidth=1, label="budget")
+    top.set_ylabel("p99 / budget (worst feature)")
+    bottom.set_ylabel("spend ($/hour)")
+    bottom.set_xlabel("time (h)")
+    for ax in (top, bottom):
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        if spec.traffic is not None:
+            for spike in spec.traffic.spikes:
+                ax.axvspan(
+                    spike.start / 3600,
+                    (spike.start + spike.duration) / 3600,
+                    color="orange",
+                    alpha=0.2,
+                    label=f"spike x{spike.factor:g}" if ax is top else None,
+                )
+    top.legend(fontsize=8)
+    top.set_title(f"{result.spec}: latency and cost over time, per strategy", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
-
-
-def _cost_line(ax: Any, run: StrategyRun, strategy: str) -> None:
-    series = run.series
-    assert series is not None
-    hours = series.edges / 3600
-    width = np.diff(hours)
-    ax.step(
-        hours[:-1], series.cost / width, where="post", color=COLORS.get(strategy), label=strategy
-    )
 
 
 def _shade(ax: Any, hours: np.ndarray, down: np.ndarray, label: str) -> None:
