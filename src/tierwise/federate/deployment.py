@@ -1,0 +1,298 @@
+"""Flower's Deployment Engine on this machine: a SuperLink, and per site a SuperNode + ClientApp.
+
+Every component is a real process on 127.0.0.1, started the way an operator would:
+- the cloud: `flower-superlink --insecure --port P` (Fleet, Control and Runtime APIs over
+  HTTP on one port), which starts each run's ServerApp in a `flwr-serverapp` process;
+- each site: a SuperNode (`site_node`, i.e. `flower-supernode` with LAN polling) started
+  with `--isolation process`, plus that site's long-lived ClientApp process (`site_worker`);
+  or, for the plain-Flower baseline, stock `flower-supernode` spawning a ClientApp per task;
+- the run: `flwr run APP tierwise`, with the connection kept in the CLI's own config file
+  (`$FLWR_HOME/config.toml`), as Flower 1.42 expects.
+Each component has its own FLWR_HOME and log file under the run directory. Everything this
+module starts, it stops (by process group), also when the caller fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Literal
+
+from tierwise.errors import LinkError, TierwiseError
+
+Mode = Literal["tierwise", "plain"]
+CONNECTION = "tierwise"
+SERVERAPPS = {
+    "tierwise": "tierwise.federate.server_app:app",
+    "plain": "tierwise.federate.plain_flower:app",
+}
+CLIENTAPP = "tierwise.federate.client_app:app"
+
+
+@dataclass
+class SiteProcesses:
+    """One site: its SuperNode and (in tierwise mode) its ClientApp process."""
+
+    site: str
+    data_dir: Path
+    port: int
+    supernode: subprocess.Popen[bytes]
+    worker: subprocess.Popen[bytes] | None = None
+
+    def processes(self) -> list[subprocess.Popen[bytes]]:
+        return [p for p in (self.worker, self.supernode) if p is not None]
+
+
+@dataclass
+class Federation:
+    """Starts, runs and stops one federation; use as a context manager."""
+
+    run_dir: Path
+    site_dirs: dict[str, Path]
+    mode: Mode = "tierwise"
+    faults: dict[str, dict[str, str | int]] = field(default_factory=dict)
+    superlink: subprocess.Popen[bytes] | None = None
+    superlink_port: int = 0
+    sites: dict[str, SiteProcesses] = field(default_factory=dict)
+    _logs: list[IO[bytes]] = field(default_factory=list)
+
+    def __enter__(self) -> Federation:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- lifecycle ----------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the SuperLink, wait for its port, then every site's processes."""
+        (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        self.superlink_port = free_port()
+        home = self.run_dir / "cloud" / "flwr-home"
+        self.superlink = self._spawn(
+            "superlink",
+            [
+                _script("flower-superlink"),
+                "--insecure",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.superlink_port),
+                "--disable-runtime-dependency-installation",
+            ],
+            home,
+        )
+        wait_for_port(self.superlink_port, 60.0, self.superlink, "the SuperLink")
+        for site, data_dir in self.site_dirs.items():
+            self.sites[site] = self._start_site(site, data_dir)
+
+    def _start_site(self, site: str, data_dir: Path) -> SiteProcesses:
+        port = free_port()
+        config = {"data-dir": str(data_dir), "site": site, **self.faults.get(site, {})}
+        node_config = " ".join(f"{k}={json.dumps(v)}" for k, v in config.items())
+        common = [
+            "--insecure",
+            "--superlink",
+            f"127.0.0.1:{self.superlink_port}",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--node-config",
+            node_config,
+        ]
+        home = data_dir / "flwr-home"
+        if self.mode == "plain":
+            node = self._spawn(f"{site}-supernode", [_script("flower-supernode"), *common], home)
+            return SiteProcesses(site, data_dir, port, node)
+        node = self._spawn(
+            f"{site}-supernode",
+            [
+                sys.executable,
+                "-m",
+                "tierwise.federate.site_node",
+                *common,
+                "--isolation",
+                "process",
+            ],
+            home,
+        )
+        worker = self._spawn(
+            f"{site}-clientapp",
+            [
+                sys.executable,
+                "-m",
+                "tierwise.federate.site_worker",
+                "--runtime-api-address",
+                f"127.0.0.1:{port}",
+            ],
+            home,
+        )
+        return SiteProcesses(site, data_dir, port, node, worker)
+
+    def stop(self) -> None:
+        """Stop every process this federation started: TERM, then KILL after a grace period."""
+        procs = [p for s in self.sites.values() for p in s.processes()]
+        if self.superlink is not None:
+            procs.append(self.superlink)
+        for proc in procs:
+            _signal_group(proc, signal.SIGTERM)
+        deadline = time.monotonic() + 5.0
+        for proc in procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(proc, signal.SIGKILL)
+                proc.wait(timeout=5.0)
+        for proc in procs:  # children (the SuperLink's ServerApp) share the group
+            _signal_group(proc, signal.SIGKILL)
+        for log in self._logs:
+            log.close()
+        self._logs.clear()
+
+    def kill_site(self, site: str) -> None:
+        """SIGKILL a site's processes, as a power cut would."""
+        for proc in self.sites[site].processes():
+            _signal_group(proc, signal.SIGKILL)
+            proc.wait(timeout=5.0)
+
+    # --- running an app -----------------------------------------------------------------
+    def submit(self, settings_path: Path) -> str:
+        """Write the Flower app and the CLI's connection config, then `flwr run` it."""
+        app_dir = write_app(self.run_dir / "app", SERVERAPPS[self.mode], settings_path)
+        cli_home = self.run_dir / "operator" / "flwr-home"
+        write_connection(cli_home, self.superlink_port)
+        done = subprocess.run(
+            [_script("flwr"), "run", str(app_dir), CONNECTION, "--format", "json"],
+            env=_env(cli_home),
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        (self.run_dir / "logs" / "flwr-run.log").write_bytes(done.stdout + done.stderr)
+        try:
+            answer = json.loads(done.stdout.decode() or "{}")
+        except json.JSONDecodeError:
+            answer = {}
+        if done.returncode != 0 or not answer.get("success", False):
+            tail = (done.stdout + done.stderr).decode(errors="replace").strip().splitlines()[-3:]
+            raise LinkError(f"flwr run failed (exit {done.returncode}): {' | '.join(tail)}")
+        return str(answer.get("run-id", ""))
+
+    def check_alive(self) -> None:
+        """Raise if the SuperLink died (a run cannot finish without it)."""
+        if self.superlink is not None and self.superlink.poll() is not None:
+            raise TierwiseError(
+                f"the SuperLink exited with code {self.superlink.returncode}; "
+                f"see {self.run_dir / 'logs' / 'superlink.log'}"
+            )
+
+    def _spawn(self, name: str, argv: list[str], home: Path) -> subprocess.Popen[bytes]:
+        home.mkdir(parents=True, exist_ok=True)
+        log = (self.run_dir / "logs" / f"{name}.log").open("ab")
+        self._logs.append(log)
+        return subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=_env(home),
+            cwd=str(home),
+            start_new_session=True,  # its own process group: stop() reaches its children
+        )
+
+
+def write_app(app_dir: Path, serverapp: str, settings_path: Path) -> Path:
+    """The Flower App (FAB source): a pyproject naming our ServerApp and ClientApp."""
+    app_dir.mkdir(parents=True, exist_ok=True)
+    (app_dir / "pyproject.toml").write_text(
+        f"""[build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+
+[project]
+name = "tierwise-federate"
+version = "1.0.0"
+description = "tierwise federated training job"
+license = "Apache-2.0"
+dependencies = []
+
+[tool.flwr.app]
+publisher = "tierwise"
+
+[tool.flwr.app.components]
+serverapp = "{serverapp}"
+clientapp = "{CLIENTAPP}"
+
+[tool.flwr.app.config]
+settings = {json.dumps(str(settings_path))}
+""",
+        encoding="utf-8",
+    )
+    return app_dir
+
+
+def write_connection(cli_home: Path, port: int) -> Path:
+    """`flwr`'s connection settings for our SuperLink, in its config file."""
+    cli_home.mkdir(parents=True, exist_ok=True)
+    path = cli_home / "config.toml"
+    path.write_text(
+        f'[superlink]\ndefault = "{CONNECTION}"\n\n'
+        f'[superlink.{CONNECTION}]\naddress = "127.0.0.1:{port}"\ninsecure = true\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float, proc: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise TierwiseError(f"{what} exited with code {proc.returncode} while starting")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise LinkError(f"{what} did not open 127.0.0.1:{port} within {timeout:.0f}s")
+
+
+def _script(name: str) -> str:
+    """A console script installed next to this Python (the venv's bin directory)."""
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else name
+
+
+def _env(flwr_home: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["FLWR_HOME"] = str(flwr_home)
+    env["FLWR_TELEMETRY_ENABLED"] = "0"  # no traffic leaves this machine
+    env["FLWR_DISABLE_UPDATE_CHECK"] = "1"
+    env["PYTHONUNBUFFERED"] = "1"
+    # the SuperLink and SuperNodes start `flower-superexec`/`flwr-*` by name
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)

@@ -1,0 +1,100 @@
+"""How fast the federation polls: Flower 1.42's WAN-sized waits, shortened for sites on a LAN.
+
+Flower's Deployment Engine is pull-based and tuned for sites across the internet: an idle
+SuperNode sleeps 3 s between pulls, waits in 0.5 s steps for its ClientApp's reply, and an
+object that is not there yet is retried after 1 s (doubling up to 10 s); the ServerApp's
+`send_and_receive` sleeps 3 s between pulls. With one message per site per round those waits
+dominate a round. tierwise keeps Flower's protocol and processes and only shortens the waits:
+an adaptive `Backoff` (fast right after traffic, slower when idle) in its own loops, and, in
+Flower's loops that take no setting, the two module globals patched by `tune_supernode` and
+`tune_serverapp`. Those globals are private to flwr==1.42.0 (pinned); the test suite checks
+they still exist so an upgrade cannot silently bring the slow waits back.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+FAST_INITIAL_BACKOFF = 0.01
+FAST_BACKOFF_CAP = 0.2
+FAST_OBJECT_BACKOFF = {"initial_backoff": FAST_INITIAL_BACKOFF, "backoff_cap": FAST_BACKOFF_CAP}
+
+
+@dataclass
+class Backoff:
+    """Sleep `start` seconds after activity, growing by `factor` while idle, up to `cap`."""
+
+    start: float = 0.01
+    factor: float = 1.5
+    cap: float = 0.25
+    _current: float = field(default=0.0, init=False)
+
+    def reset(self) -> None:
+        self._current = 0.0
+
+    def next_delay(self) -> float:
+        self._current = (
+            self.start if self._current == 0.0 else min(self.cap, self._current * self.factor)
+        )
+        return self._current
+
+    def sleep(self) -> None:
+        time.sleep(self.next_delay())
+
+
+class _SuperNodeClock:
+    """Stands in for `time` inside Flower's SuperNode loop; only `sleep` differs.
+
+    Flower calls sleep(3) when a pull found nothing (idle: back off) and sleep(0.5) while
+    waiting for its ClientApp's reply or a reply object (busy: poll fast, reset the idle
+    backoff so the next message is picked up quickly).
+    """
+
+    IDLE_SLEEP = 3
+
+    def __init__(self, backoff: Backoff) -> None:
+        self._backoff = backoff
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    def sleep(self, seconds: float) -> None:
+        if seconds >= self.IDLE_SLEEP:
+            time.sleep(self._backoff.next_delay())
+        else:
+            self._backoff.reset()
+            time.sleep(min(seconds, self._backoff.start))
+
+
+def supernode_module() -> ModuleType:
+    import flwr.supernode.start_client_internal as module
+
+    return module
+
+
+def serverapp_grid_module() -> ModuleType:
+    import flwr.superlink.grid.http_grid as module
+
+    return module
+
+
+def tune_supernode(backoff: Backoff | None = None) -> None:
+    """Shorten the SuperNode loop's waits (call before starting the SuperNode)."""
+    module = supernode_module()
+    setattr(module, "time", _SuperNodeClock(backoff or Backoff(start=0.02, cap=0.3)))  # noqa: B010
+    _fast_object_pulls(module)
+
+
+def tune_serverapp() -> None:
+    """Shorten the ServerApp's retry wait for reply objects still in flight."""
+    _fast_object_pulls(serverapp_grid_module())
+
+
+def _fast_object_pulls(module: ModuleType) -> None:
+    pull = getattr(module, "pull_objects")  # noqa: B009 - a module global, patched by name
+    if not isinstance(pull, functools.partial):
+        setattr(module, "pull_objects", functools.partial(pull, **FAST_OBJECT_BACKOFF))  # noqa: B010
