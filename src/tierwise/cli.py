@@ -152,6 +152,10 @@ from tierwise.cloud.commands import cloud_app  # noqa: E402  (light: typer only)
 
 app.add_typer(cloud_app, name="cloud")
 
+from tierwise.package.commands import register as register_package  # noqa: E402  (typer only)
+
+register_package(app)  # package, verify, install, keys new, scenario list/train
+
 
 def main() -> None:
     """Entry point: run the app, turning every TierwiseError into its message and exit code."""

@@ -4,19 +4,30 @@ Edge side (onnxruntime, numpy, cryptography, pydantic only): `manifest`, `keys`,
 `verify`, `install`, `runtime`, `measure`, `calibrate`. Build side (imports scikit-learn,
 skl2onnx, onnx or torch lazily): `export`, `quantize`, `reference`, `evaldata`, `build`.
 
-Importing this package pulls in only the edge side's verification API, never onnxruntime.
+The names below load on first use, so `tierwise --help` (which imports `commands`) does not
+pay for cryptography or onnxruntime.
 """
 
-from tierwise.package.install import current_package, install_package, installed_version, rollback
-from tierwise.package.keys import (
-    key_id,
-    load_private_key,
-    load_public_key,
-    load_trusted_keys,
-    write_keypair,
-)
-from tierwise.package.manifest import MANIFEST_NAME, SIGNATURE_NAME, Manifest, read_manifest
-from tierwise.package.verify import verify_package
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tierwise.package.install import (
+        current_package,
+        install_package,
+        installed_version,
+        rollback,
+    )
+    from tierwise.package.keys import (
+        key_id,
+        load_private_key,
+        load_public_key,
+        load_trusted_keys,
+        write_keypair,
+    )
+    from tierwise.package.manifest import MANIFEST_NAME, SIGNATURE_NAME, Manifest, read_manifest
+    from tierwise.package.verify import verify_package
 
 __all__ = [
     "MANIFEST_NAME",
@@ -34,3 +45,28 @@ __all__ = [
     "verify_package",
     "write_keypair",
 ]
+
+_MODULE_OF = {
+    "MANIFEST_NAME": "manifest",
+    "SIGNATURE_NAME": "manifest",
+    "Manifest": "manifest",
+    "read_manifest": "manifest",
+    "current_package": "install",
+    "install_package": "install",
+    "installed_version": "install",
+    "rollback": "install",
+    "key_id": "keys",
+    "load_private_key": "keys",
+    "load_public_key": "keys",
+    "load_trusted_keys": "keys",
+    "write_keypair": "keys",
+    "verify_package": "verify",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MODULE_OF:
+        import importlib
+
+        return getattr(importlib.import_module(f"tierwise.package.{_MODULE_OF[name]}"), name)
+    raise AttributeError(f"module 'tierwise.package' has no attribute {name!r}")

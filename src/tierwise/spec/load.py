@@ -15,6 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from tierwise.errors import SpecError
+from tierwise.spec.from_package import fill_from_packages
 from tierwise.spec.model import Spec
 from tierwise.spec.traffic import check_traffic_refs
 
@@ -62,6 +63,12 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
     if problems:
         raise SpecError(problems)
     data = yaml.safe_load(text)
+    # variants with `package:` take measured figures from a manifest, relative to the spec file
+    filled = fill_from_packages(data, Path(source).parent)
+    if filled:
+        raise SpecError(
+            [f"{source}:{_line(root, loc)} {_dotted(loc)}: {msg}" for loc, msg in filled]
+        )
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:

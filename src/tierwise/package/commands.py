@@ -1,0 +1,205 @@
+"""The package verbs: `keys new`, `package`, `verify`, `install`, `scenario list|train`.
+
+Thin shells over the package and scenario modules; importing this module costs only typer
+(everything else loads inside the commands). `register(app)` adds them to the main CLI.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from tierwise.package.manifest import Manifest
+
+CASCADE_BUDGET = 0.15  # the escalation share the summary quotes (the report's acceptance point)
+
+keys_app = typer.Typer(help="Make Ed25519 signing keys for packages.", no_args_is_help=True)
+scenario_app = typer.Typer(
+    help="Data sets and models for the examples (real data, or labelled generators).",
+    no_args_is_help=True,
+)
+
+TrustOption = Annotated[
+    list[Path],
+    typer.Option("--trust", help="public key (PEM or 32 raw bytes) or a dir of *.pub; repeatable"),
+]
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the `tierwise` app."""
+    app.command("package")(package)
+    app.command("verify")(verify)
+    app.command("install")(install)
+    app.add_typer(keys_app, name="keys")
+    app.add_typer(scenario_app, name="scenario")
+
+
+@keys_app.command("new")
+def keys_new(
+    out: Annotated[Path, typer.Option(help="directory for NAME.key and NAME.pub")] = Path("keys"),
+    name: Annotated[str, typer.Option(help="file name stem")] = "tierwise",
+    force: Annotated[bool, typer.Option(help="replace an existing pair")] = False,
+) -> None:
+    """Write an Ed25519 key pair: NAME.key (PKCS#8 PEM, mode 0600) and NAME.pub (PEM)."""
+    from tierwise.package.keys import key_id, load_public_key, write_keypair
+
+    private, public = write_keypair(out, name, force=force)
+    console, _ = _consoles()
+    console.print(f"private key {private}  (sign with it; keep it off gateways)")
+    console.print(f"public key  {public}  (id {key_id(load_public_key(public))}; trust it)")
+
+
+def package(
+    model: Annotated[Path, typer.Argument(help="trained model: .joblib (sklearn), .pt, .onnx")],
+    data: Annotated[str, typer.Option(help="evaluation data: an .npz (x, y) or a scenario name")],
+    out: Annotated[Path, typer.Option(help="directory to write the package to")],
+    name: Annotated[str, typer.Option(help="model name (the same for every version)")],
+    version: Annotated[int, typer.Option(help="package version; must grow with every release")],
+    sign_key: Annotated[Path, typer.Option(help="Ed25519 private key (tierwise keys new)")],
+    cloud_model: Annotated[
+        Path | None,
+        typer.Option(help="reference cloud model or package, for the cascade curve"),
+    ] = None,
+    latency_runs: Annotated[int, typer.Option(help="timed calls per variant and batch")] = 300,
+    force: Annotated[bool, typer.Option(help="replace an existing package at --out")] = False,
+) -> None:
+    """Build a signed edge package: ONNX fp32 + INT8, measured, with a cascade curve."""
+    from tierwise.errors import UsageError
+    from tierwise.package.build import BuildOptions, build_package
+    from tierwise.package.evaldata import load_eval_data
+
+    if latency_runs < 1:
+        raise UsageError(f"--latency-runs must be 1 or more, got {latency_runs}")
+    console, err = _consoles()
+    progress = _progress(err)
+    progress(f"loading evaluation data {data}")
+    eval_data = load_eval_data(data)
+    options = BuildOptions(
+        name, version, sign_key, cloud_model, latency_runs=latency_runs, force=force
+    )
+    result = build_package(model, eval_data, out, options, progress)
+    for note in result.notes:
+        err.print(f"note: {note}", markup=False)
+    print_summary(result.manifest, console)
+    console.print(f"wrote {out}")
+
+
+def verify(
+    package_dir: Annotated[Path, typer.Argument(metavar="PACKAGE", help="package directory")],
+    trust: TrustOption,
+    installed_version: Annotated[
+        int | None, typer.Option(help="refuse unless newer than this version")
+    ] = None,
+    installed: Annotated[
+        Path | None,
+        typer.Option(help="install dir (tierwise install): refuse unless newer than its current"),
+    ] = None,
+) -> None:
+    """Check signature, file list, each file's hash and the version; exit 3 if refused."""
+    from tierwise.package.install import installed_version as version_in
+    from tierwise.package.verify import verify_package
+
+    floor = installed_version
+    if installed is not None:
+        held = version_in(installed)
+        floor = held if floor is None or (held is not None and held > floor) else floor
+    manifest = verify_package(package_dir, trust, installed_version=floor)
+    console, _ = _consoles()
+    console.print(
+        f"ok: {manifest.name} v{manifest.version} — signature by a trusted key, "
+        f"{len(manifest.files)} files match the manifest"
+        + (f", newer than installed v{floor}" if floor is not None else "")
+    )
+
+
+def install(
+    package_dir: Annotated[Path, typer.Argument(metavar="PACKAGE", help="package directory")],
+    into: Annotated[Path, typer.Option(help="install directory (current/previous links)")],
+    trust: TrustOption,
+) -> None:
+    """Verify a package as an update and swap it in atomically, keeping last-known-good."""
+    from tierwise.package.install import install_package, installed_version
+
+    before = installed_version(into) if into.exists() else None
+    manifest = install_package(package_dir, into, trust)
+    console, _ = _consoles()
+    was = f" (was v{before}, kept as previous)" if before is not None else ""
+    console.print(f"installed {manifest.name} v{manifest.version} in {into}{was}")
+
+
+@scenario_app.command("list")
+def scenario_list() -> None:
+    """The scenarios, which example each serves, and whether its data is real or generated."""
+    from rich.table import Table
+
+    from tierwise.scenarios import SCENARIOS
+
+    table = Table("scenario", "example", "data", "summary")
+    for name, cls in sorted(SCENARIOS.items()):
+        table.add_row(name, cls.example, "SYNTHETIC" if cls.synthetic else "real", cls.summary)
+    console, _ = _consoles()
+    console.print(table)
+
+
+@scenario_app.command("train")
+def scenario_train(
+    name: Annotated[str, typer.Argument(help="scenario (digits) or example (camera) name")],
+    out: Annotated[Path, typer.Option(help="directory for the models and data")] = Path("models"),
+) -> None:
+    """Train a scenario's edge and cloud models; write them with its eval and test data."""
+    from tierwise.scenarios.build import train_scenario
+
+    console, err = _consoles()
+    files = train_scenario(name, out, _progress(err))
+    for path in (files.edge, files.cloud, files.eval, files.test):
+        console.print(f"wrote {path}")
+
+
+def print_summary(manifest: Manifest, console: Console) -> None:
+    """The variants side by side, and the cascade at the budget the report quotes."""
+    from rich.table import Table
+
+    table = Table(
+        "variant", "quantization", "size", "accuracy", "batch 1 p50/p99", "batch 32 p50/p99"
+    )
+    for v in manifest.variants:
+        cells = []
+        for batch in (1, 32):
+            stats = v.latency_at(batch)
+            cells.append("-" if stats is None else f"{stats.p50_ms:.3f} / {stats.p99_ms:.3f} ms")
+        table.add_row(
+            v.name, v.quantization, f"{v.size_bytes / 1024:.0f} KiB", f"{v.accuracy:.2%}", *cells
+        )
+    console.print(table)
+    cascade = manifest.cascade
+    if cascade is None:
+        return
+    for name in cascade.curves:
+        point = cascade.threshold_for(name, CASCADE_BUDGET)
+        console.print(
+            f"cascade {name} → {cascade.reference.name} (alone {cascade.reference.accuracy:.2%}): "
+            f"threshold {point.threshold:.4f} escalates {point.escalated:.1%}, joint accuracy "
+            f"{point.accuracy:.2%}; oracle would escalate {cascade.oracle_escalated[name]:.1%}"
+        )
+
+
+def _consoles() -> tuple[Console, Console]:
+    from tierwise.cli import console, err_console
+
+    return console, err_console
+
+
+def _progress(err: Console) -> Callable[[str], None]:
+    start = time.monotonic()
+
+    def report(message: str) -> None:
+        err.print(f"[dim]{time.monotonic() - start:6.1f}s[/dim] {message}", highlight=False)
+
+    return report
