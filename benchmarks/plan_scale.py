@@ -68,6 +68,9 @@ def generated_spec(n_features: int, n_sites: int, seed: int = 1) -> Spec:
         )
     features = []
     for f in range(n_features):
+        reach = r.choices(["device", "site", "cloud"], [1, 3, 6])[0]
+        # what stays on a 2 GFLOP/s device gets a budget such a device can meet
+        deadlines = [300, 1000, 5000] if reach == "device" else [20, 50, 100, 300, 1000, 5000]
         features.append(
             {
                 "name": f"feature-{f:05d}",
@@ -75,9 +78,9 @@ def generated_spec(n_features: int, n_sites: int, seed: int = 1) -> Spec:
                 "rate": f"{r.uniform(0.001, 0.05):.4f}/s",
                 "peak_factor": round(r.uniform(1, 3), 2),
                 "payload": f"{r.uniform(0.5, 50):.1f}KB",
-                "deadline": f"{r.choice([20, 50, 100, 300, 1000, 5000])}ms",
+                "deadline": f"{r.choice(deadlines)}ms",
                 "percentile": r.choice([95, 99, 99.9]),
-                "raw_data_may_reach": r.choices(["device", "site", "cloud"], [1, 3, 6])[0],
+                "raw_data_may_reach": reach,
                 "offline": r.random() < 0.2,
                 "sites": [f"site-{s:03d}" for s in r.sample(range(n_sites), r.randint(1, 5))],
             }
@@ -85,7 +88,7 @@ def generated_spec(n_features: int, n_sites: int, seed: int = 1) -> Spec:
     data: dict[str, Any] = {
         "name": f"generated-{n_features}x{n_sites}",
         "tiers": {
-            "device": {"compute": "2GFLOP/s", "memory": "256MB", "cost": "$1/month"},
+            "device": {"compute": "2GFLOP/s", "memory": "2GB", "cost": "$1/month"},
             "edge": {"compute": "200GFLOP/s", "memory": "32GB", "workers": 8, "cost": "$150/month"},
             "cloud": {"compute": "600GFLOP/s", "memory": "64GB", "price_per_call": "$2/1M"},
         },

@@ -116,6 +116,7 @@ class _Problem:
     feasible: list[list[Candidate]]
 
 
+SHOW_SHORTFALLS = 8
 TIE_BREAK = 1e-4  # $/month per point of accuracy lost: among equal costs, the more accurate
 
 
@@ -245,7 +246,15 @@ def _diagnose(spec: Spec, feasible: list[list[Candidate]], time_limit: float) ->
             short.append(_shortfall(spec, resource, capacity, float(x[col])))
     if not short:
         return "no plan meets every hard constraint: deadlines of features sharing a gateway"
-    return "no plan meets every hard constraint: " + "; ".join(sorted(short))
+    short.sort()
+    shown = "; ".join(short[:SHOW_SHORTFALLS])
+    if len(short) > SHOW_SHORTFALLS:
+        shown += f"; and {len(short) - SHOW_SHORTFALLS} more like these"
+    return "no plan meets every hard constraint: " + shown
+
+
+def _devices(device_class: str) -> str:
+    return "devices" if device_class == "device" else f"{device_class} devices"
 
 
 def _shortfall(spec: Spec, r: Resource, capacity: float, excess: float) -> str:
@@ -258,9 +267,9 @@ def _shortfall(spec: Spec, r: Resource, capacity: float, excess: float) -> str:
             f"{spec.sites[r.site].gateways * spec.tiers.edge.workers}) - short by {excess:.2f}"
         )
     if r.kind == "device":
-        return f"{r.detail} devices at {site}: need {need:.0%} busy, cap {capacity:.0%}"
+        return f"{_devices(r.detail)} at {site}: need {need:.0%} busy, cap {capacity:.0%}"
     if r.kind == "memory":
-        where = "the edge" if r.detail == "edge" else f"{r.detail} devices"
+        where = "the edge" if r.detail == "edge" else _devices(r.detail)
         return (
             f"memory of {where} at {site}: needs {fmt_size(need)}, has {fmt_size(capacity)}"
             f" - short by {fmt_size(excess)}"

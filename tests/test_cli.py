@@ -1,0 +1,66 @@
+"""The `tierwise` command as a user runs it: real subprocesses, real files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import EXAMPLES
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tierwise", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_schema_is_valid_json_schema_of_the_spec() -> None:
+    run = _run("schema")
+    assert run.returncode == 0, run.stderr
+    schema = json.loads(run.stdout)
+    assert {"tiers", "sites", "links", "models", "features"} <= set(schema["properties"])
+    assert "Feature" in schema["$defs"]
+
+
+def test_validate_reports_counts() -> None:
+    run = _run("validate", str(EXAMPLES[0]))
+    assert run.returncode == 0, run.stderr
+    assert ": ok — " in run.stdout
+
+
+def test_plan_writes_json_and_html(tmp_path: Path) -> None:
+    spec = next(p for p in EXAMPLES if p.stem == "factory")
+    out_json, out_html = tmp_path / "plan.json", tmp_path / "plan.html"
+    run = _run("plan", str(spec), "--json", str(out_json), "--html", str(out_html))
+    assert run.returncode == 0, run.stderr
+    assert "Three strategies side by side" in run.stdout
+    data = json.loads(out_json.read_text())
+    assert [f["feature"] for f in data["features"]] == [
+        "safety-stop",
+        "predictive-maintenance",
+        "line-optimization",
+    ]
+    assert out_html.read_text().count("<svg") == 2
+
+
+def test_plan_json_to_stdout_is_only_json() -> None:
+    run = _run("plan", str(EXAMPLES[0]), "--json", "-")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["spec"]
+
+
+def test_infeasible_spec_exits_4_with_the_reason(tmp_path: Path) -> None:
+    text = (EXAMPLES[0].parent / "wearable.yaml").read_text()
+    spec = tmp_path / "tight.yaml"
+    spec.write_text(text.replace("deadline: 5s", "deadline: 10ms"))
+    run = _run("plan", str(spec))
+    assert run.returncode == 4
+    assert run.stderr.startswith("error: feature afib-warning: no placement meets")
+    assert "Traceback" not in run.stderr
+
+
+def test_unknown_option_is_a_usage_error() -> None:
+    run = _run("plan", "--frobnicate")
+    assert run.returncode == 2
