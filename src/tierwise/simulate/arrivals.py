@@ -88,7 +88,8 @@ def poisson_times(
         return np.full((rows, 0), np.inf)
     k = int(expected + 6 * np.sqrt(expected) + 4)
     while True:
-        points = np.cumsum(rng.standard_exponential((rows, k)), axis=1)
+        gaps = rng.standard_exponential((rows, k), dtype=np.float32)  # summed in float64
+        points = np.cumsum(gaps, axis=1, dtype=np.float64)
         points /= rate
         if np.all(points[:, -1] >= hi - lo):
             break

@@ -82,7 +82,7 @@ def _interleaved(arrivals: FloatArray, service: float, free: FloatArray) -> Floa
     grid[:, 0] = np.maximum(grid[:, 0], free)
     np.maximum.accumulate(grid, axis=1, out=grid)
     grid += k_service
-    return grid.T.reshape(-1)[:n].copy()
+    return grid.T.reshape(-1)[:n]
 
 
 def _kiefer_wolfowitz(
