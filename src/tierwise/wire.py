@@ -10,10 +10,11 @@ the edge sizes its batches below them.
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 API_PREFIX = "/v1"
 
@@ -21,12 +22,46 @@ MAX_TELEMETRY_BATCH = 10_000  # events per POST; an edge flushing a long outage 
 MAX_INFER_BATCH = 1_024  # input rows per cloud inference call
 MAX_INPUT_WIDTH = 65_536  # floats per input row (a 256x256 image)
 MAX_SEQ = 2**63 - 1  # seq is stored as a signed 64-bit integer
+MAX_VERSION = 2**31 - 1  # package versions are stored as signed 32-bit integers
 
 # Names of sites, features, streams and packages: short, printable, safe in a URL path.
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Count = Annotated[int, Field(ge=0, le=MAX_SEQ)]
+Version = Annotated[int, Field(ge=1, le=MAX_VERSION)]
+# What happened, as a dotted identifier: "answer", "agent.started", "package.rolled_back".
+Kind = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/-]*$")]
+
+
+def _no_nul(text: str) -> str:
+    # PostgreSQL text cannot hold NUL; refusing it here keeps both databases alike.
+    if "\x00" in text:
+        raise ValueError("must not contain NUL (\\x00) characters")
+    return text
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+
+
+def _strict_json(value: Any) -> Any:
+    """Refuse what JSON cannot carry (NaN, Infinity: Python's json lets them in) and NUL."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError("must not contain NaN or Infinity")
+        if isinstance(item, str):
+            _no_nul(item)
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return value
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(_strict_json)]
 
 
 class _Wire(BaseModel):
@@ -53,8 +88,8 @@ class TelemetryEvent(_Wire):
     stream: Name
     seq: Count = Field(description="position in the stream; (site, stream, seq) is unique")
     ts: float = Field(description="Unix time (seconds) when the event happened at the edge")
-    kind: Annotated[str, Field(min_length=1, max_length=64)]
-    body: dict[str, Any] = Field(default_factory=dict)
+    kind: Kind
+    body: JsonObject = Field(default_factory=dict)
 
 
 class TelemetryBatch(_Wire):
@@ -108,7 +143,7 @@ class FeatureDeployment(_Wire):
     """What one site runs for one feature: the package to fetch and how to route requests."""
 
     package: Name
-    version: int = Field(ge=1)
+    version: Version
     sha256: Sha256 = Field(description="sha256 of the package archive the edge downloads")
     placement: Placement
     threshold: float | None = Field(
@@ -132,7 +167,7 @@ class FeatureAssignment(_Wire):
     """Admin: run this package version for a feature at a site, routed this way."""
 
     package: Name
-    version: int = Field(ge=1)
+    version: Version
     placement: Placement
     threshold: float | None = Field(None, ge=0, le=1)
     deadline_ms: float = Field(gt=0)
@@ -143,7 +178,7 @@ class CloudModelAssignment(_Wire):
     """Admin: the package version that answers `/v1/infer/{feature}` in the cloud."""
 
     package: Name
-    version: int = Field(ge=1)
+    version: Version
 
 
 # --- site status ----------------------------------------------------------------------------
@@ -171,9 +206,9 @@ class FeatureStatus(_Wire):
 
     feature: Name
     package: Name
-    version: int = Field(ge=1)
+    version: Version
     healthy: bool = Field(description="the package loaded and passed its health probe")
-    detail: Annotated[str, Field(max_length=1_000)] = ""
+    detail: Annotated[Text, Field(max_length=1_000)] = ""
     since: float = Field(description="Unix time the counters started from")
     counters: FeatureCounters = Field(default_factory=FeatureCounters)
 
@@ -215,7 +250,7 @@ class RolloutRequest(_Wire):
     """Admin: roll `package` out at `version`, canary sites first, the rest once they bake."""
 
     package: Name
-    version: int = Field(ge=1)
+    version: Version
     canary_sites: list[Name] = Field(min_length=1, max_length=1_000)
     thresholds: RolloutThresholds = Field(default_factory=RolloutThresholds)
     min_canary_requests: int = Field(

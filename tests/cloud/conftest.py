@@ -17,11 +17,12 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from cloud.packages import Signer, make_signer
-from cloud.support import ADMIN_TOKEN, Cloud, ServerThread, bearer
 from tierwise.cloud import Settings, create_app
 from tierwise.cloud.auth import issue_token
 from tierwise.cloud.db import Database, open_database
+
+from .packages import Signer, make_signer
+from .support import ADMIN_TOKEN, Cloud, ServerThread, bearer
 
 PG_USERS = ("postgres", "root")
 

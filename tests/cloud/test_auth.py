@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from cloud.support import Cloud, bearer
 from tierwise.cloud.auth import issue_token, load_tokens_file, revoke_site_tokens
 from tierwise.cloud.db import Database, tokens
 from tierwise.cloud.settings import hash_token
 from tierwise.errors import UsageError
+
+from .support import Cloud, bearer
 
 # Who may call each operation: an operator only, the site named in the path only (it writes
 # as that site), that site or an operator, or any valid token. Public endpoints are absent.

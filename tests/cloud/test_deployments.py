@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from cloud.packages import Signer, archive, build
-from cloud.support import Cloud
+from .packages import Signer, archive, build
+from .support import Cloud
 
 ASSIGNMENT = {
     "package": "wine",

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from cloud.support import Cloud
+from .support import Cloud
 
 LIMIT = 1024 * 1024  # conftest's max_body_bytes
 PACKAGE_LIMIT = 4 * 1024 * 1024  # conftest's max_package_bytes

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import httpx
 
-from cloud.packages import Signer, archive, build, make_signer
-from cloud.support import Cloud
+from .packages import Signer, archive, build, make_signer
+from .support import Cloud
 
 
 def upload(cloud: Cloud, blob: bytes) -> httpx.Response:

@@ -16,9 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
-from cloud.packages import Signer, archive, build
-from cloud.support import Cloud, bearer
 from tierwise.cloud.auth import issue_token
+
+from .packages import Signer, archive, build
+from .support import Cloud, bearer
 
 FEATURE = "quality"
 CANARY = "c1"

@@ -5,8 +5,9 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from cloud.support import Cloud
 from tierwise.wire import MAX_TELEMETRY_BATCH
+
+from .support import Cloud
 
 
 def events(stream: str, seqs: list[int], kind: str = "answer") -> list[dict[str, Any]]:
@@ -129,6 +130,18 @@ def test_malformed_events_are_422_and_store_nothing(cloud: Cloud) -> None:
     ]
     codes = [cloud.client.post("/v1/sites/a/telemetry", json=b, headers=cloud.site_a) for b in bad]
     assert [c.status_code for c in codes] == [422] * len(bad)
+    for raw in (
+        b'{"events": [{"stream": "s", "seq": 1, "ts": 0, "kind": "k", "body": {"x": NaN}}]}',
+        b'{"events": [{"stream": "s", "seq": 1, "ts": Infinity, "kind": "k"}]}',
+        b'{"events": [{"stream": "s", "seq": 1, "ts": 0, "kind": "k\\u0000"}]}',
+        b'{"events": [{"stream": "s", "seq": 1, "ts": 0, "kind": "k", "body": {"x": "\\u0000"}}]}',
+    ):
+        response = cloud.client.post(
+            "/v1/sites/a/telemetry",
+            content=raw,
+            headers=cloud.site_a | {"Content-Type": "application/json"},
+        )
+        assert response.status_code == 422, raw
     not_json = cloud.client.post(
         "/v1/sites/a/telemetry",
         content=b"{not json",

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -33,6 +34,7 @@ from tierwise.cloud.settings import Settings
 log = logging.getLogger(__name__)
 
 PACKAGE_UPLOAD_PATH = "/v1/packages"
+MAX_REPORTED_ERRORS = 20
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -76,6 +78,19 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.add_middleware(BodySizeLimit, limit_for=limit_for)
     app.add_middleware(HttpMetrics, metrics=metrics)  # added last = outermost
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default echoes each bad input back: a 10,000-event batch, or a NaN that
+        # JSON cannot even encode (a 500). Say where and what, not the input itself.
+        errors = exc.errors()
+        detail = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")}
+            for e in errors[:MAX_REPORTED_ERRORS]
+        ]
+        if len(errors) > MAX_REPORTED_ERRORS:
+            detail.append({"loc": [], "msg": f"... and {len(errors) - MAX_REPORTED_ERRORS} more"})
+        return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(CloudRefusalError)
     async def _problem(_request: Request, exc: CloudRefusalError) -> JSONResponse:

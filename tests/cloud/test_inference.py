@@ -1,0 +1,90 @@
+"""Cloud inference answers with the feature's registered model, exactly as ONNX Runtime would."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .packages import FEATURES, Signer, archive, build, trained, wine
+from .support import Cloud
+
+
+@pytest.fixture
+def wine_model(cloud: Cloud, signer: Signer, tmp_path: Path) -> None:
+    for version, max_iter in ((1, 200), (2, 3)):
+        blob = archive(build(tmp_path / f"wine-{version}", signer, "wine", version, max_iter))
+        response = cloud.client.post(
+            "/v1/packages",
+            content=blob,
+            headers=cloud.admin | {"Content-Type": "application/gzip"},
+        )
+        assert response.status_code == 201, response.text
+    chosen = {"package": "wine", "version": 1}
+    response = cloud.client.put("/v1/cloud-models/quality", json=chosen, headers=cloud.admin)
+    assert response.status_code == 200
+
+
+def test_outputs_match_the_trained_model(cloud: Cloud, wine_model: None) -> None:
+    x, _y = wine()
+    response = cloud.client.post(
+        "/v1/infer/quality", json={"inputs": x[:32].tolist()}, headers=cloud.site_a
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["model"], body["version"]) == ("wine", 1)
+    expected = trained(200).predict_proba(x[:32])
+    np.testing.assert_allclose(np.asarray(body["outputs"]), expected, atol=1e-5)
+
+
+def test_switching_the_cloud_model_switches_the_answers(cloud: Cloud, wine_model: None) -> None:
+    x, _y = wine()
+    cloud.client.put(
+        "/v1/cloud-models/quality", json={"package": "wine", "version": 2}, headers=cloud.admin
+    )
+    body = cloud.client.post(
+        "/v1/infer/quality", json={"inputs": x[:8].tolist()}, headers=cloud.site_b
+    ).json()
+    assert body["version"] == 2
+    np.testing.assert_allclose(
+        np.asarray(body["outputs"]), trained(3).predict_proba(x[:8]), atol=1e-5
+    )
+
+
+def test_bad_inputs_are_422(cloud: Cloud, wine_model: None) -> None:
+    cases = [
+        {"inputs": [[0.0] * (FEATURES - 1)]},  # wrong width
+        {"inputs": [[0.0] * FEATURES, [0.0] * (FEATURES + 1)]},  # ragged
+        {"inputs": []},
+        {"inputs": [[]]},
+        {"inputs": [["a"] * FEATURES]},
+        {"inputs": "nope"},
+        {"rows": [[0.0] * FEATURES]},
+    ]
+    codes = [
+        cloud.client.post("/v1/infer/quality", json=c, headers=cloud.site_a).status_code
+        for c in cases
+    ]
+    assert codes == [422] * len(cases)
+
+
+def test_feature_without_a_cloud_model_is_404(cloud: Cloud, wine_model: None) -> None:
+    response = cloud.client.post(
+        "/v1/infer/other", json={"inputs": [[0.0] * FEATURES]}, headers=cloud.site_a
+    )
+    assert response.status_code == 404
+
+
+def test_cloud_model_must_be_registered(cloud: Cloud, wine_model: None) -> None:
+    response = cloud.client.put(
+        "/v1/cloud-models/quality", json={"package": "wine", "version": 9}, headers=cloud.admin
+    )
+    assert response.status_code == 422
+
+
+def test_inference_is_counted(cloud: Cloud, wine_model: None) -> None:
+    x, _y = wine()
+    cloud.client.post("/v1/infer/quality", json={"inputs": x[:5].tolist()}, headers=cloud.site_a)
+    text = cloud.client.get("/metrics").text
+    assert 'tierwise_cloud_inference_rows_total{feature="quality"} 5.0' in text
