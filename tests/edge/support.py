@@ -228,6 +228,8 @@ class AgentProcess:
     proc: subprocess.Popen[str] | None = None
 
     def start(self) -> AgentProcess:
+        """Start (or restart, on the same port, so devices find it again)."""
+        port = self.url.rsplit(":", 1)[1] if self.url else "0"
         token = self.data_dir.parent / f"{self.data_dir.name}.token"
         token.write_text(SITE_TOKEN)
         cmd = [
@@ -246,7 +248,7 @@ class AgentProcess:
             "--data-dir",
             str(self.data_dir),
             "--port",
-            "0",
+            port,
             *self.extra,
         ]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import re
 import signal
 import subprocess
@@ -27,7 +26,7 @@ import httpx
 import numpy as np
 import pytest
 
-from edge.support import (
+from .support import (
     FEATURE,
     SITE,
     AgentProcess,
@@ -99,6 +98,11 @@ class Devices:
     answered_by: dict[str, int] = field(default_factory=dict)
     degraded: int = 0
     failures: int = 0
+    failure_kinds: dict[str, int] = field(default_factory=dict)
+
+    def failed(self, kind: str) -> None:
+        self.failures += 1
+        self.failure_kinds[kind] = self.failure_kinds.get(kind, 0) + 1
 
     async def run(self, stop: asyncio.Event, rate: float) -> None:
         """Each device (one per stream) sends one request at a time, `rate` per second in all."""
@@ -118,13 +122,13 @@ class Devices:
                         r = await client.post(
                             f"/v1/predict/{FEATURE}", json={"inputs": [row], "stream": stream}
                         )
-                    except httpx.TransportError:
-                        self.failures += 1  # the agent is down (killed): nothing acknowledged
+                    except httpx.TransportError as exc:
+                        self.failed(type(exc).__name__)  # the agent is down: nothing acknowledged
                         await asyncio.sleep(0.05)
                         continue
                     elapsed = (time.perf_counter() - tick) * 1000
                     if r.status_code != 200:
-                        self.failures += 1
+                        self.failed(f"HTTP {r.status_code}")
                         continue
                     body = r.json()
                     self.latencies_ms.append(elapsed)
@@ -170,8 +174,9 @@ def test_outage_with_sigkill_loses_and_duplicates_nothing(continuum: Continuum) 
         await asyncio.sleep(OUTAGE_S / 2)
         depth_before_kill = (await asyncio.to_thread(agent.state))["outbox"]["depth_events"]
         agent.kill()  # SIGKILL: no drain, no flush
-        agent.extra = agent_args
+        killed = time.monotonic()
         await asyncio.to_thread(agent.start)  # same data dir; the cloud is still unreachable
+        print(f"\nrestarted in {time.monotonic() - killed:.1f} s")
         await asyncio.sleep(max(OUTAGE_S - (time.monotonic() - outage_started), 0))
         wan.outage(False)
         print(f"\noutbox depth before the kill: {depth_before_kill}")
@@ -198,14 +203,18 @@ def test_outage_with_sigkill_loses_and_duplicates_nothing(continuum: Continuum) 
     duplicates = _cloud_duplicates(cloud)
     print(
         f"acknowledged {acknowledged} / delivered {delivered} / duplicates-removed "
-        f"{duplicates} / lost {lost}  (outage {OUTAGE_S:.0f} s, SIGKILL mid-outage, "
+        f"{duplicates} / lost {lost}  (committed but unacknowledged: in flight at the kill "
+        f"{delivered - acknowledged}; outage {OUTAGE_S:.0f} s, SIGKILL mid-outage, "
         f"{time.monotonic() - started:.0f} s in all; device failures while the agent was down "
-        f"{devices.failures}; drops {state['outbox']['dropped_events']}; proxy {proxy_stats})"
+        f"{devices.failure_kinds}; drops {state['outbox']['dropped_events']}; proxy {proxy_stats})"
     )
     assert acknowledged > 1000
+    assert sum(devices.failure_kinds.values()) < 60 * 30  # devices found the restarted agent
     assert lost == 0
     assert out_of_order == 0
-    assert delivered == acknowledged  # the device streams hold nothing unacknowledged twice
+    # An answer committed when the SIGKILL came but never sent is delivered without having
+    # been acknowledged: at most one per device (each has one request in flight).
+    assert 0 <= delivered - acknowledged <= len(devices.streams)
     assert state["outbox"]["dropped_events"] == 0
 
 
@@ -258,7 +267,3 @@ def test_every_answer_meets_the_deadline_through_jitter_loss_and_an_outage(
     assert devices.answered_by.get("cloud", 0) > 100  # escalations did happen and succeed
     assert devices.degraded > 0  # and some fell back: the outage, the late ones
     assert late == 0
-
-
-if os.environ.get("TIERWISE_EDGE_ACCEPTANCE_QUICK"):  # a developer's shortcut, never in CI
-    OUTAGE_S = 20.0

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from fastapi import HTTPException
 
-from edge.support import FEATURE, SITE, Keys, archive, build_package, digits, make_keys
 from tierwise.edge.agent import EdgeAgent
 from tierwise.edge.api import PredictRequest
 from tierwise.edge.lifecycle import AgentState
@@ -20,6 +19,8 @@ from tierwise.edge.packages import SignedPackages
 from tierwise.edge.settings import EdgeSettings
 from tierwise.package.runtime import load_verified
 from tierwise.wire import Deployment, FeatureDeployment, Placement
+
+from .support import FEATURE, SITE, Keys, archive, build_package, digits, make_keys
 
 EDGE, CLOUD = "digits-edge", "digits-cloud"
 

@@ -31,6 +31,10 @@ DEFAULT_INTERVAL_S = 0.5  # a batch waits at most this long to fill up
 DEFAULT_BACKOFF_BASE_S = 0.25
 DEFAULT_BACKOFF_CAP_S = 10.0
 DEFAULT_UPLOAD_TIMEOUT_S = 15.0
+# After this many failures in a row the uploader sends one event at a time until one gets
+# through: a request lost in an outage may still be delivered when the link returns (TCP
+# retransmits it), so every full batch sent into an outage becomes duplicates later.
+PROBE_AFTER_FAILURES = 2
 
 
 @dataclass
@@ -85,6 +89,7 @@ class Uploader:
         self.stats = UploadStats()
         self._batch_events = min(self.policy.batch_events, MAX_TELEMETRY_BATCH)
         self._wake = asyncio.Event()
+        self._probed = False
 
     def nudge(self) -> None:
         """New events are waiting: upload without waiting for the interval (when it pays)."""
@@ -98,6 +103,8 @@ class Uploader:
             if sent is None:  # failed: back off, but wake up for a stop
                 delay = self.policy.backoff(self.stats.consecutive_failures, self.rng)
                 await _wait(stop, delay)
+            elif self._probed:
+                continue  # a probe got through: send the backlog at once
             elif sent < self._batch_events:  # drained: wait for more to gather
                 self._wake.clear()
                 await _wait_any(stop, self._wake, self.policy.interval_s)
@@ -121,7 +128,10 @@ class Uploader:
 
     async def upload_once(self) -> int | None:
         """Send the oldest batch: the number of events acknowledged, or None on failure."""
-        batch = await self.outbox.oldest_async(self._batch_events, self.policy.batch_bytes)
+        probing = self.stats.consecutive_failures >= PROBE_AFTER_FAILURES
+        self._probed = probing
+        size = 1 if probing else self._batch_events
+        batch = await self.outbox.oldest_async(size, self.policy.batch_bytes)
         if not batch:
             return 0
         events = [_to_wire(e) for e in batch]
