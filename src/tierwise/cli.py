@@ -156,6 +156,10 @@ from tierwise.package.commands import register as register_package  # noqa: E402
 
 register_package(app)  # package, verify, install, keys new, scenario list/train
 
+from tierwise.federate.commands import register as register_federate  # noqa: E402  (typer only)
+
+register_federate(app)  # federate
+
 
 def main() -> None:
     """Entry point: run the app, turning every TierwiseError into its message and exit code."""

@@ -140,10 +140,27 @@ class MeteredGrid(Grid):
 
 
 def payload_bytes(msg: Message) -> int:
-    """Bytes of the records a message carries (Flower's own count, as its size mods use)."""
+    """Bytes of the records a message carries: array data, plus keys and values of configs.
+
+    Like Flower's `count_bytes`, which cannot size the list values SecAgg+ sends.
+    """
     if not msg.has_content():
         return 0
-    return sum(int(record.count_bytes()) for record in msg.content.values())
+    total = 0
+    for record in msg.content.values():
+        if isinstance(record, ArrayRecord):
+            total += int(record.count_bytes())
+        elif isinstance(record, ConfigRecord | MetricRecord):
+            total += sum(len(k) + _value_bytes(v) for k, v in record.items())
+    return total
+
+
+def _value_bytes(value: Any) -> int:
+    if isinstance(value, bytes | str):
+        return len(value)
+    if isinstance(value, list):
+        return sum(_value_bytes(v) for v in value)
+    return 1 if isinstance(value, bool) else 8
 
 
 def describe(msg: Message) -> tuple[dict[str, Any], dict[str, np.ndarray[Any, Any]]]:

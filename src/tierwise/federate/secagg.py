@@ -23,6 +23,7 @@ from flwr.server.workflow import SecAggPlusWorkflow
 from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, MAIN_PARAMS_RECORD, Key
 
 from tierwise.federate.metered_grid import MeteredGrid
+from tierwise.federate.model_record import WEIGHTS
 from tierwise.federate.settings import RunSettings
 
 
@@ -66,7 +67,10 @@ def secagg_round(
     workflow(grid, legacy)
     result = legacy.state.array_records[MAIN_PARAMS_RECORD]
     # the workflow stores a new record only when unmasking and aggregation succeeded
-    return None if result is arrays else result
+    if result is arrays:
+        return None
+    (weights,) = list(result.values())  # the legacy API numbers arrays; name it back
+    return ArrayRecord({WEIGHTS: weights})
 
 
 def secagg_train_replies(received: list[Message]) -> list[Message]:
