@@ -7,6 +7,7 @@ variables), heavy imports happen inside the commands so `tierwise --help` stays 
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -91,6 +92,9 @@ def serve(
     )
     sys.stderr.flush()
     config = uvicorn.Config(app, log_level="warning", lifespan="on", ws="none")
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it to the handler it found:
+    # make that handler a clean exit, so a supervisor sees 0 for an orderly stop.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.Server(config).run(sockets=[sock])
 
 
@@ -122,6 +126,10 @@ def token(
         sys.stdout.write(issue_token(database, site) + "\n")
     finally:
         database.dispose()
+
+
+def _exit_cleanly(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _bind(host: str, port: int) -> socket.socket:
