@@ -97,6 +97,7 @@ class Devices:
     agent_ms: list[float] = field(default_factory=list)  # as the agent measured each answer
     answered_by: dict[str, int] = field(default_factory=dict)
     degraded: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
     failures: int = 0
     failure_kinds: dict[str, int] = field(default_factory=dict)
 
@@ -136,6 +137,7 @@ class Devices:
                     by = body["answered_by"]
                     self.answered_by[by] = self.answered_by.get(by, 0) + 1
                     self.degraded += body["degraded"]
+                    self.reasons[body["reason"]] = self.reasons.get(body["reason"], 0) + 1
                     if body["event_seq"] is not None:
                         self.acked.setdefault(body["stream"], []).append(body["event_seq"])
                     await asyncio.sleep(max(period - (time.perf_counter() - tick), 0))
@@ -258,12 +260,15 @@ def test_every_answer_meets_the_deadline_through_jitter_loss_and_an_outage(
         f"{np.percentile(lat, 99):.1f} ms, max {lat.max():.1f} ms, budget {budget_ms:.0f} ms, "
         f"late {late}; at the agent: max {max(devices.agent_ms):.1f} ms, over budget "
         f"{sum(a > budget_ms for a in devices.agent_ms)}; by {devices.answered_by}, "
-        f"degraded {devices.degraded}, "
+        f"degraded {devices.degraded}, reasons {devices.reasons}, "
         f"failures {devices.failures}; edge rtt estimate {state['cloud']['rtt_estimate_ms']:.0f} "
         f"ms; proxy {proxy_stats}"
     )
     assert len(lat) >= 5_000
     assert devices.failures == 0
-    assert devices.answered_by.get("cloud", 0) > 100  # escalations did happen and succeed
-    assert devices.degraded > 0  # and some fell back: the outage, the late ones
+    # Escalations happened and came back in time; others were cancelled at the deadline and
+    # answered locally; the outage was answered locally without waiting.
+    assert devices.answered_by.get("cloud", 0) >= 10
+    assert devices.reasons.get("cloud late", 0) >= 1
+    assert devices.reasons.get("cloud down", 0) >= 1
     assert late == 0
