@@ -35,19 +35,22 @@ def cascade_curve(
     cloud_correct: NDArray[np.bool_],
     targets: Sequence[float] = ESCALATION_TARGETS,
 ) -> list[CurvePoint]:
-    """One point per distinct threshold, escalating at most each target share of samples."""
+    """One point per distinct escalated share, escalating at most each target share."""
     conf = np.asarray(confidence, dtype=np.float64)
     n = len(conf)
     if n == 0:
         raise ValueError("no evaluation samples")
     ordered = np.sort(conf)
     points: dict[float, CurvePoint] = {}
-    for target in targets:
+    for target in sorted(targets):
         k = int(np.floor(target * n + 1e-9))
         threshold = float(ordered[k]) if k < n else ESCALATE_ALL
         if k == 0:
             threshold = 0.0  # escalate nothing, even when the least confident sample ties
-        points.setdefault(threshold, point_at(threshold, conf, edge_correct, cloud_correct))
+        point = point_at(threshold, conf, edge_correct, cloud_correct)
+        # Ties in confidence can make two targets escalate the same samples: keep the lower
+        # threshold, which escalates no more on new data.
+        points.setdefault(point.escalated, point)
     return sorted(points.values(), key=lambda p: p.escalated)
 
 

@@ -6,8 +6,9 @@ probabilities [N, classes], so the runtime, the quantizer and the evaluator see 
 - scikit-learn: any classifier skl2onnx converts (pipelines included), exported without
   ZipMap so probabilities stay a tensor; classes come from `classes_`.
 - PyTorch: a TorchScript archive (`torch.jit.save`) or a pickled `nn.Module` (`torch.save`),
-  mapping [N, features] to logits (a softmax is added) or to probabilities (kept as they
-  are); classes from a `classes` attribute, else the sorted labels of the evaluation data.
+  mapping [N, features] to logits (a Softmax node is appended to the exported graph) or to
+  probabilities (kept as they are); classes from a `classes` attribute, else the sorted
+  labels of the evaluation data.
 - ONNX: kept as is when an output already holds probabilities; a Softmax is appended to a
   logits output. Classes from the metadata entry `classes` (JSON list), else the labels.
 
@@ -157,29 +158,29 @@ def _from_torch(
         raise UsageError(
             f"the module gives {out.shape[1]} outputs but there are {len(classes)} classes"
         )
-    wrapped = module if _is_probability(out.numpy()) else _Softmax(module)
+    probabilities = _is_probability(out.numpy())
+    output = "probabilities" if probabilities else "logits"
     with tempfile.TemporaryDirectory(prefix="tierwise-export-") as tmp, warnings.catch_warnings():
         # The TorchScript exporter is deprecated in favour of the dynamo one, which needs
-        # onnxscript; for the plain feed-forward modules packaged here both give the same graph.
+        # onnxscript; for the plain feed-forward modules packaged here both give the same graph,
+        # and only this one also takes TorchScript archives.
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            wrapped,
+            module,
             (sample[:1],),
             Path(tmp) / "model.onnx",
             input_names=["input"],
-            output_names=["probabilities"],
-            dynamic_axes={"input": {0: "batch"}, "probabilities": {0: "batch"}},
+            output_names=[output],
+            dynamic_axes={"input": {0: "batch"}, output: {0: "batch"}},
             opset_version=ONNX_OPSET,
             dynamo=False,
         )
-        blob = (Path(tmp) / "model.onnx").read_bytes()
-    return blob, "input", "probabilities", [_plain(c) for c in classes]
+        import onnx
 
-
-def _Softmax(module: Any) -> Any:  # noqa: N802 - reads as the layer it adds
-    import torch
-
-    return torch.nn.Sequential(module, torch.nn.Softmax(dim=1))
+        graph = onnx.load(str(Path(tmp) / "model.onnx"))
+    if not probabilities:
+        output = _append_softmax(graph, output)
+    return graph.SerializeToString(), "input", output, [_plain(c) for c in classes]
 
 
 def _from_onnx(
@@ -227,12 +228,15 @@ def _from_onnx(
 
 
 def _append_softmax(model: Any, logits: str) -> str:
-    """Add Softmax(axis=1) after a logits output and make it the graph's probabilities output."""
+    """Add Softmax(axis=1) after a logits output; the probabilities replace it as an output."""
     import onnx
     from onnx import TensorProto, helper
 
     name = "probabilities" if logits != "probabilities" else "probabilities_softmax"
     model.graph.node.append(helper.make_node("Softmax", [logits], [name], axis=1))
+    kept = [o for o in model.graph.output if o.name != logits]
+    del model.graph.output[:]
+    model.graph.output.extend(kept)
     model.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [None, None]))
     onnx.checker.check_model(model)
     return name

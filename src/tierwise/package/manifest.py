@@ -101,9 +101,18 @@ class CascadeCalibration(_Frozen):
     )
 
     def threshold_for(self, variant: str, max_escalated: float) -> CurvePoint:
-        """The most accurate point of a variant's curve that escalates at most `max_escalated`."""
+        """The most accurate point escalating at most `max_escalated` (the fewest on ties)."""
         fitting = [p for p in self.curves[variant] if p.escalated <= max_escalated + 1e-12]
         return max(fitting, key=lambda p: (p.accuracy, -p.escalated))
+
+    def at_budget(self, variant: str, max_escalated: float) -> CurvePoint:
+        """The point spending the budget: the most escalations not above `max_escalated`.
+
+        On unseen data this is the safer pick when several points tie on the evaluation
+        data (they tie because the evaluation set is small, not because escalating is free).
+        """
+        fitting = [p for p in self.curves[variant] if p.escalated <= max_escalated + 1e-12]
+        return max(fitting, key=lambda p: (p.escalated, p.accuracy))
 
 
 class BuildInfo(_Frozen):

@@ -69,11 +69,12 @@ class PackageModel:
     def predict(self, inputs: Any) -> Prediction:
         """Predict on one vector [features] or a batch [N, features] (anything numpy accepts)."""
         x = self._batch(inputs)
+        if len(x) == 0:  # some exported graphs (skl2onnx's label branch) fail on empty batches
+            empty = np.zeros((0, len(self._classes)), dtype=np.float32)
+            return Prediction(empty, np.zeros(0, dtype=np.float32), self._classes[:0])
         (probs,) = self.session.run([self._output], {self._input: x})
         probs = np.asarray(probs, dtype=np.float32)
-        confidence = probs.max(axis=1) if len(probs) else np.zeros(0, dtype=np.float32)
-        labels = self._classes[probs.argmax(axis=1)] if len(probs) else self._classes[:0]
-        return Prediction(probabilities=probs, confidence=confidence, labels=labels)
+        return Prediction(probs, probs.max(axis=1), self._classes[probs.argmax(axis=1)])
 
     def _batch(self, inputs: Any) -> NDArray[np.float32]:
         try:

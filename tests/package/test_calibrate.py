@@ -1,0 +1,41 @@
+"""The cascade curve on a case small enough to check by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tierwise.package.calibrate import ESCALATE_ALL, cascade_curve, point_at
+
+
+def test_escalating_the_least_confident_first() -> None:
+    confidence = np.array([0.2, 0.4, 0.6, 0.8, 0.9, 0.95, 0.99, 0.99, 1.0, 1.0])
+    edge_ok = np.array([0, 0, 1, 1, 1, 1, 1, 1, 1, 1], dtype=bool)
+    cloud_ok = np.array([1, 1, 1, 0, 1, 1, 1, 1, 1, 1], dtype=bool)
+    curve = cascade_curve(confidence, edge_ok, cloud_ok, targets=(0.0, 0.1, 0.2, 0.5, 1.0))
+    got = [(p.threshold, p.escalated, p.accuracy) for p in curve]
+    assert got == [
+        (0.0, 0.0, 0.8),  # nothing escalated: the edge's 8/10
+        (0.4, 0.1, 0.9),  # 0.2 escalated: one of the edge's errors fixed
+        (0.6, 0.2, 1.0),  # both errors fixed
+        (0.95, 0.5, 0.9),  # 0.8 escalated too, and the cloud gets it wrong
+        (ESCALATE_ALL, 1.0, 0.9),  # everything: the cloud's 9/10
+    ]
+
+
+def test_ties_never_escalate_more_than_the_target() -> None:
+    confidence = np.array([0.5, 0.5, 0.5, 0.5, 0.9])
+    ok = np.ones(5, dtype=bool)
+    curve = cascade_curve(confidence, ok, ok, targets=(0.0, 0.2, 0.4, 0.8, 1.0))
+    assert [p.escalated for p in curve] == [0.0, 0.8, 1.0]
+
+
+def test_point_at_matches_the_router_rule() -> None:
+    point = point_at(0.5, np.array([0.49, 0.5, 0.51]), np.ones(3, bool), np.zeros(3, bool))
+    assert point.escalated == pytest.approx(1 / 3)  # strictly below the threshold escalates
+    assert point.accuracy == pytest.approx(2 / 3)
+
+
+def test_no_samples_is_an_error() -> None:
+    with pytest.raises(ValueError, match="no evaluation samples"):
+        cascade_curve(np.array([]), np.array([], bool), np.array([], bool))
