@@ -281,3 +281,51 @@ def test_draining_refuses_new_requests(
         assert agent.lifecycle.state is AgentState.STOPPED
 
     run(body)
+
+
+def test_a_batch_mixes_edge_rows_and_escalated_rows_in_order(
+    tmp_path: Path, packages: dict[str, Path], keys: Keys
+) -> None:
+    cloud = _cloud(packages, keys)
+    deploy(cloud, 1, threshold=0.9)
+    agent = _agent(tmp_path, cloud, keys)
+    edge_model = load_verified(packages["v1"], [keys.public])
+    cloud_model = load_verified(packages["cloud"], [keys.public])
+    x, _ = digits()
+    rows = x[1200:1240]
+    local = edge_model.predict(rows)
+    hard = local.confidence < 0.9
+    assert 0 < hard.sum() < len(rows)
+
+    async def body() -> None:
+        await agent.start()
+        await _until(lambda: _version(agent) == 1)
+        answer = await agent.predict(FEATURE, PredictRequest(inputs=rows.tolist()))
+        assert answer.answered_by == "cloud"
+        expected = np.where(
+            hard[:, None], cloud_model.predict(rows).probabilities, local.probabilities
+        )
+        np.testing.assert_allclose(np.asarray(answer.outputs), expected, rtol=1e-5, atol=1e-6)
+        await agent.stop()
+
+    run(body)
+
+
+def test_a_cloud_placed_feature_falls_back_to_the_installed_model(
+    tmp_path: Path, packages: dict[str, Path], keys: Keys
+) -> None:
+    cloud = _cloud(packages, keys)
+    deploy(cloud, 1, placement="cloud")
+    agent = _agent(tmp_path, cloud, keys)
+
+    async def body() -> None:
+        await agent.start()
+        await _until(lambda: _version(agent) == 1)
+        up = await agent.predict(FEATURE, _request(2))
+        assert (up.answered_by, up.model, up.degraded) == ("cloud", CLOUD, False)
+        cloud.down = True
+        down = await agent.predict(FEATURE, _request(2))
+        assert (down.answered_by, down.model, down.degraded) == ("edge", EDGE, True)
+        await agent.stop()
+
+    run(body)

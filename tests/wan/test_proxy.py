@@ -247,3 +247,19 @@ def test_proxy_process_rejects_bad_arguments_in_one_line() -> None:
     )
     assert out.returncode == 2
     assert "expected an outage like 30s@60s" in out.stderr
+
+
+def test_conditions_from_a_spec_link_fit_its_percentiles() -> None:
+    import random
+
+    from tierwise.spec.model import Link
+
+    link = Link(rtt_p50="60ms", rtt_p99="250ms", bandwidth="20Mbps", loss="5%")
+    cond = WanConditions.from_link(link, outages=(Outage(12, 30),))
+    rng = random.Random(5)
+    samples = sorted(cond.sample_rtt(rng) for _ in range(200_000))
+    assert abs(samples[100_000] - 0.060) < 0.002
+    assert abs(samples[198_000] - 0.250) < 0.01
+    assert cond.loss == 0.05
+    assert cond.scheduled_outage(20.0)
+    assert not cond.scheduled_outage(42.0)
