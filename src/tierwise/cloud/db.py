@@ -12,9 +12,10 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from pydantic import BaseModel
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
@@ -120,6 +121,14 @@ _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
 _INSERTS: dict[str, Any] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def row_as(model: type[M], row: sa.Row[Any]) -> M:
+    """A wire model from the columns of a row that it has fields for (the others are ignored)."""
+    columns = row._mapping
+    return model.model_validate({name: columns[name] for name in model.model_fields})
 
 
 class Database:

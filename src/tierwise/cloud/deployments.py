@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Header, Response, status
 
 from tierwise.cloud.auth import Admin, SiteOrAdmin, known_sites
 from tierwise.cloud.context import CloudContext, get_context
-from tierwise.cloud.db import Database, assignments, cloud_models, packages
+from tierwise.cloud.db import Database, assignments, cloud_models, packages, row_as
 from tierwise.cloud.params import FeaturePath, SitePath
 from tierwise.cloud.problems import NotFoundError, UnprocessableError
 from tierwise.wire import (
@@ -25,7 +25,6 @@ from tierwise.wire import (
     Deployment,
     FeatureAssignment,
     FeatureDeployment,
-    Placement,
 )
 
 router = APIRouter(tags=["deployments"])
@@ -77,18 +76,7 @@ def deployment_for(db: Database, site: str) -> Deployment:
             .where(assignments.c.site == site)
             .order_by(assignments.c.feature)
         ).all()
-    features = {
-        r.feature: FeatureDeployment(
-            package=r.package,
-            version=r.version,
-            sha256=r.sha256,
-            placement=Placement(r.placement),
-            threshold=r.threshold,
-            deadline_ms=r.deadline_ms,
-            escalate_budget_ms=r.escalate_budget_ms,
-        )
-        for r in rows
-    }
+    features = {r.feature: row_as(FeatureDeployment, r) for r in rows}
     canonical = json.dumps(
         {k: v.model_dump(mode="json") for k, v in features.items()}, sort_keys=True
     )

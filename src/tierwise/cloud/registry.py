@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tierwise.cloud.auth import Admin, AnyCaller
 from tierwise.cloud.context import CloudContext, get_context
-from tierwise.cloud.db import Database, packages
+from tierwise.cloud.db import Database, packages, row_as
 from tierwise.cloud.params import PackagePath, VersionPath
 from tierwise.cloud.problems import ConflictError, NotFoundError, UnprocessableError
 from tierwise.errors import VerificationError
@@ -195,13 +195,7 @@ def _package_row(conn: sa.Connection, name: str, version: int) -> Any:
 
 
 def _to_info(row: Any) -> PackageInfo:
-    return PackageInfo(
-        name=row.name,
-        version=row.version,
-        sha256=row.sha256,
-        size=row.size,
-        uploaded_at=row.uploaded_at,
-    )
+    return row_as(PackageInfo, row)
 
 
 @router.post(

@@ -24,13 +24,13 @@ from fastapi import APIRouter, Depends, status
 
 from tierwise.cloud.auth import Admin
 from tierwise.cloud.context import CloudContext, get_context
-from tierwise.cloud.db import Database, rollouts
+from tierwise.cloud.db import Database, rollouts, row_as
 from tierwise.cloud.deployments import package_sha256, set_versions, sites_running
 from tierwise.cloud.params import RolloutIdPath
 from tierwise.cloud.policy import Verdict, judge_canary, policies_for
 from tierwise.cloud.problems import ConflictError, NotFoundError, UnprocessableError
 from tierwise.cloud.status import canary_evidence
-from tierwise.wire import Rollout, RolloutRequest, RolloutState, RolloutThresholds
+from tierwise.wire import Rollout, RolloutRequest, RolloutState
 
 ACTIVE = (RolloutState.CANARY, RolloutState.PROMOTING)
 
@@ -190,15 +190,7 @@ def _restore(conn: sa.Connection, row: Any, sites: list[str]) -> None:
 
 
 def _request_of(row: Any) -> RolloutRequest:
-    return RolloutRequest(
-        package=row.package,
-        version=row.version,
-        canary_sites=row.canary_sites,
-        thresholds=RolloutThresholds.model_validate(row.thresholds),
-        min_canary_requests=row.min_canary_requests,
-        min_canary_feedback=row.min_canary_feedback,
-        bake_seconds=row.bake_seconds,
-    )
+    return row_as(RolloutRequest, row)
 
 
 def _row(conn: sa.Connection, rollout_id: int, lock: bool = False) -> Any:
@@ -214,21 +206,7 @@ def _locked_row(conn: sa.Connection, rollout_id: int) -> Any:
 
 
 def _to_wire(row: Any) -> Rollout:
-    return Rollout(
-        id=row.id,
-        package=row.package,
-        version=row.version,
-        canary_sites=row.canary_sites,
-        other_sites=row.other_sites,
-        thresholds=RolloutThresholds.model_validate(row.thresholds),
-        min_canary_requests=row.min_canary_requests,
-        min_canary_feedback=row.min_canary_feedback,
-        bake_seconds=row.bake_seconds,
-        state=RolloutState(row.state),
-        reason=row.reason,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+    return row_as(Rollout, row)
 
 
 @router.post(
