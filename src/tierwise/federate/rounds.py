@@ -63,8 +63,13 @@ def run_rounds(
     for server_round in range(1, settings.rounds + 1):
         started = time.monotonic()
         grid.round = server_round
-        live = _live_sites(grid, settings, roster, server_round)
-        arrays, train = _train(grid, context, settings, strategy, server_round, arrays, live)
+        try:
+            live = _live_sites(grid, settings, roster, server_round)
+            arrays, train = _train(grid, context, settings, strategy, server_round, arrays, live)
+        except RoundFailedError:
+            if pending is not None:  # the last good round, without the evaluation it lost
+                progress.write("round", **_with_evals(pending, roster, {}))
+            raise
         down, up = grid.take_traffic()
         evals = {node: _eval_part(m) for node, m in train.items()}
         if pending is None:

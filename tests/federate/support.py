@@ -1,0 +1,84 @@
+"""What the federate tests share: a training job to vary and in-process reference rounds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tierwise.federate import mlp
+from tierwise.federate.client_app import training_seed
+from tierwise.federate.runner import RunResult
+from tierwise.federate.sitedata import Shard, load_shard, site_dirname
+from tierwise.spec.federated import FederatedTraining
+from tierwise.spec.model import TrainingJob
+
+FAST = {"round_timeout": "20s", "hidden_units": 32}
+
+
+def job(rounds: int = 2, strategy: str = "fedavg", **federated: Any) -> TrainingJob:
+    """A training job with test-sized settings; `federated` overrides the block's fields."""
+    return TrainingJob(
+        name="digits-across-sites",
+        model="digits-mlp",
+        data_per_site="1GB",
+        raw_data_may_reach="site",
+        cadence="7d",
+        rounds=rounds,
+        strategy=strategy,
+        federated=FederatedTraining(**(FAST | federated)),
+    )
+
+
+def shards(result: RunResult) -> dict[str, Shard]:
+    """The sites' data, read by the test (playing auditor), never by the cloud side."""
+    root = result.run_dir / "sites"
+    return {s: load_shard(root / site_dirname(s)) for s in result.settings.sites}
+
+
+def reference_round(
+    result: RunResult, start: mlp.Params, server_round: int, sites: list[str]
+) -> mlp.Params:
+    """FedAvg of one round computed in this process: what Flower must have produced."""
+    s = result.settings
+    data = shards(result)
+    updates, weights = [], []
+    for site in sites:
+        shard = data[site]
+        new, _ = mlp.train(
+            start,
+            shard.x_train,
+            shard.y_train,
+            epochs=s.local_epochs,
+            learning_rate=s.learning_rate,
+            batch_size=s.batch_size,
+            seed=training_seed(s.seed, server_round, site),
+        )
+        updates.append(new)
+        weights.append(len(shard.y_train))
+    share = np.asarray(weights, np.float64) / sum(weights)
+    return [
+        sum(w * u[i].astype(np.float64) for w, u in zip(share, updates, strict=True)).astype(
+            np.float32
+        )
+        for i in range(len(start))
+    ]
+
+
+def initial(result: RunResult) -> mlp.Params:
+    s = result.settings
+    return mlp.init_params(mlp.MlpShape(s.features, s.hidden_units, s.classes), s.seed)
+
+
+def max_abs_diff(a: mlp.Params, b: mlp.Params) -> float:
+    return max(float(np.max(np.abs(x - y))) for x, y in zip(a, b, strict=True))
+
+
+def site_rows(result: RunResult) -> np.ndarray[Any, np.dtype[np.float32]]:
+    data = shards(result).values()
+    return np.concatenate([np.concatenate([d.x_train, d.x_test]) for d in data])
+
+
+def run_dir(tmp_path: Path, name: str) -> Path:
+    return tmp_path / name

@@ -1,0 +1,182 @@
+"""Real federations: a Flower SuperLink and, per site, a SuperNode and a ClientApp process.
+
+Every test starts its own processes on 127.0.0.1 and checks what they did from the run's
+event log, saved models and (for the audit) a copy of every message the cloud received.
+Sizes are small (3-5 sites, 2-6 rounds) so the whole file runs in a few minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from dp_accounting import dp_event
+from dp_accounting.rdp import RdpAccountant
+
+from tierwise.federate import mlp
+from tierwise.federate.runner import RunOptions, RunResult, run_federated, time_budget
+
+from .support import initial, job, max_abs_diff, reference_round, site_rows
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+SITES = ["plant-a", "plant-b", "plant-c"]
+
+
+def _run(
+    tmp_path: Path, name: str, training: object, sites: list[str], **options: object
+) -> RunResult:
+    return run_federated(training, sites, RunOptions(run_dir=tmp_path / name, **options))  # type: ignore[arg-type]
+
+
+def test_fedavg_on_flower_matches_fedavg_computed_here_and_sites_send_only_parameters(
+    tmp_path: Path,
+) -> None:
+    result = _run(tmp_path, "plain", job(rounds=2), SITES, capture_messages=True)
+    assert result.ok, result.reason
+    # 1. Flower's FedAvg over three SuperNodes did exactly one FedAvg round per round
+    expected = reference_round(result, initial(result), 1, SITES)
+    assert max_abs_diff(result.round_params(1), expected) < 1e-5
+    expected = reference_round(result, result.round_params(1), 2, SITES)
+    assert max_abs_diff(result.params(), expected) < 1e-5
+    # 2. the run reports per round and per site: loss, accuracy, bytes, seconds
+    rounds = result.rounds
+    assert [r["round"] for r in rounds] == [1, 2]
+    for r in rounds:
+        assert r["bytes_up"] > 0
+        assert r["bytes_down"] > 0
+        assert r["seconds"] > 0
+        assert set(r["sites"]) == set(SITES)
+        assert all(0 <= s["eval_acc"] <= 1 and s["train_loss"] > 0 for s in r["sites"].values())
+    assert rounds[1]["global"]["eval_loss"] < rounds[0]["global"]["eval_loss"]
+    # 3. what sites sent: parameters (one float32 vector of the model's size) and metrics
+    _assert_only_parameters_and_metrics(result)
+
+
+def _assert_only_parameters_and_metrics(result: RunResult) -> None:
+    s = result.settings
+    size = sum(mlp.segment_sizes(mlp.MlpShape(s.features, s.hidden_units, s.classes)))
+    rows = site_rows(result)
+    raw = {row.tobytes() for row in rows}
+    captured = sorted((result.run_dir / "capture").glob("*.json"))
+    assert len(captured) >= 3 * (1 + 2 + 1)  # query, two train rounds, final evaluation
+    allowed_metrics = {
+        "num-examples", "train-examples", "train-loss", "eval-loss", "eval-acc",
+        "eval-examples", "test-examples",
+    }  # fmt: skip
+    for path in captured:
+        summary = json.loads(path.read_text())
+        for name, record in summary["records"].items():
+            if record["kind"] == "arrays":
+                assert record["items"] == {"weights": ["float32", [size]]}, path.name
+            elif record["kind"] == "metrics":
+                assert set(record["items"]) <= allowed_metrics, path.name
+                assert all(isinstance(v, int | float) for v in record["items"].values())
+            else:
+                assert (name, record["kind"]) == ("site", "config"), path.name
+                assert set(record["items"]) == {"site"}
+        npz = path.with_suffix(".npz")
+        if npz.exists():
+            with np.load(npz) as arrays:
+                for key in arrays.files:
+                    values = arrays[key].astype(np.float32)
+                    windows = values[: values.size // 64 * 64].reshape(-1, 64)
+                    assert not any(w.tobytes() in raw for w in windows), f"raw row in {npz.name}"
+
+
+def test_a_site_killed_mid_round_is_dropped_and_training_finishes(tmp_path: Path) -> None:
+    crash = {"plant-c": {"fault": "crash", "fault-round": 2}}
+    training = job(rounds=3, round_timeout="6s", min_sites=2)
+    result = _run(tmp_path, "killed", training, SITES, faults=crash)
+    assert result.ok, result.reason
+    statuses = [r["sites"]["plant-c"]["status"] for r in result.rounds]
+    assert statuses == ["ok", "absent", "absent"]
+    assert [r["participants"] for r in result.rounds] == [3, 2, 2]
+    assert result.rounds[1]["seconds"] < 6 + 3  # waited for the deadline, not forever
+    assert result.rounds[2]["seconds"] < 3  # the dead site is not waited for again
+
+
+def test_below_the_minimum_the_run_fails_closed_with_a_clear_reason(tmp_path: Path) -> None:
+    crash = {"plant-c": {"fault": "crash", "fault-round": 2}}
+    training = job(rounds=4, round_timeout="5s", min_sites=3)
+    started = time.monotonic()
+    result = _run(tmp_path, "closed", training, SITES, faults=crash)
+    assert not result.ok
+    assert result.reason == (
+        "round 2: only 2 of 3 sites trained within the 5s round timeout; the minimum is 3"
+    )
+    assert [r["round"] for r in result.rounds] == [1]
+    assert time.monotonic() - started < time_budget(result.settings)
+    assert not (result.run_dir / "model.npz").exists()
+
+
+def test_secagg_aggregate_equals_the_plain_one_and_survives_a_dropped_site(
+    tmp_path: Path,
+) -> None:
+    sites = [*SITES, "plant-d"]
+    crash = {"plant-d": {"fault": "crash", "fault-round": 2}}
+    training = job(rounds=2, round_timeout="8s", secagg={})
+    result = _run(tmp_path, "secagg", training, sites, faults=crash)
+    assert result.ok, result.reason
+    # round 1, everyone in: the masked sum unmasks to the plain FedAvg (up to quantization)
+    plain = reference_round(result, initial(result), 1, sites)
+    assert max_abs_diff(result.round_params(1), plain) < 1e-3
+    # round 2, plant-d died after sharing its keys: still unmasked, over the three others
+    survivors = reference_round(result, result.round_params(1), 2, SITES)
+    assert max_abs_diff(result.params(), survivors) < 1e-3
+    assert result.rounds[1]["participants"] == 3
+    assert result.rounds[1]["sites"]["plant-d"]["status"] == "absent"
+
+
+def test_dp_reports_the_epsilon_the_accountant_gives_for_these_settings(tmp_path: Path) -> None:
+    dp = {"clip": 0.5, "noise_multiplier": 1.3, "delta": 1e-4}
+    result = _run(tmp_path, "dp", job(rounds=3, dp=dp), SITES)
+    assert result.ok, result.reason
+    accountant = RdpAccountant()
+    for r in result.rounds:
+        accountant.compose(dp_event.GaussianDpEvent(dp["noise_multiplier"]))
+        assert r["delta"] == dp["delta"]
+        assert r["epsilon"] == pytest.approx(accountant.get_epsilon(dp["delta"]), rel=1e-9)
+    assert result.rounds[0]["epsilon"] < result.rounds[-1]["epsilon"]
+
+
+@pytest.mark.parametrize("strategy", ["median"])
+def test_a_poisoned_site_barely_moves_a_robust_strategy(tmp_path: Path, strategy: str) -> None:
+    sites = [f"site-{i}" for i in range(5)]
+    training = job(
+        rounds=6, strategy=strategy, dirichlet_alpha=5.0, local_epochs=2, learning_rate=0.2
+    )
+    clean = _run(tmp_path, "clean", training, sites)
+    poison = {"site-4": {"fault": "scale100"}}
+    poisoned = _run(tmp_path, "poisoned", training, sites, faults=poison)
+    assert clean.ok
+    assert poisoned.ok
+    assert clean.final_accuracy is not None
+    assert poisoned.final_accuracy is not None
+    assert clean.final_accuracy > 0.8
+    assert abs(clean.final_accuracy - poisoned.final_accuracy) <= 0.02
+    # the same attack wrecks plain averaging (checked in-process: same data, same seeds)
+    assert _fedavg_accuracy_with(clean, "site-4") < clean.final_accuracy - 0.2
+
+
+def _fedavg_accuracy_with(result: RunResult, attacker: str) -> float:
+    from .support import shards
+
+    params = initial(result)
+    data = shards(result)
+    for server_round in range(1, result.settings.rounds + 1):
+        honest = [s for s in result.settings.sites if s != attacker]
+        avg = reference_round(result, params, server_round, honest)
+        bad = reference_round(result, params, server_round, [attacker])
+        n = {s: len(d.y_train) for s, d in data.items()}
+        w_bad = n[attacker] / sum(n.values())
+        poisoned = [p + 100 * (b - p) for p, b in zip(params, bad, strict=True)]
+        params = [
+            ((1 - w_bad) * a + w_bad * q).astype(np.float32)
+            for a, q in zip(avg, poisoned, strict=True)
+        ]
+    x = np.concatenate([d.x_test for d in data.values()])
+    y = np.concatenate([d.y_test for d in data.values()])
+    return mlp.evaluate(params, x, y).accuracy
