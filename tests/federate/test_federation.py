@@ -31,10 +31,17 @@ def _run(
     return run_federated(training, sites, RunOptions(run_dir=tmp_path / name, **options))  # type: ignore[arg-type]
 
 
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+    """Two FedAvg rounds over three sites, with every message the cloud receives kept."""
+    tmp = tmp_path_factory.mktemp("federate")
+    return _run(tmp, "plain", job(rounds=2), SITES, capture_messages=True)
+
+
 def test_fedavg_on_flower_matches_fedavg_computed_here_and_sites_send_only_parameters(
-    tmp_path: Path,
+    plain: RunResult,
 ) -> None:
-    result = _run(tmp_path, "plain", job(rounds=2), SITES, capture_messages=True)
+    result = plain
     assert result.ok, result.reason
     # 1. Flower's FedAvg over three SuperNodes did exactly one FedAvg round per round
     expected = reference_round(result, initial(result), 1, SITES)
@@ -180,3 +187,57 @@ def _fedavg_accuracy_with(result: RunResult, attacker: str) -> float:
     x = np.concatenate([d.x_test for d in data.values()])
     y = np.concatenate([d.y_test for d in data.values()])
     return mlp.evaluate(params, x, y).accuracy
+
+
+def test_the_global_model_becomes_a_newer_signed_package_rolled_out_in_stages(
+    plain: RunResult, tmp_path: Path
+) -> None:
+    from tests.cloud.support import ADMIN_TOKEN, ServerThread, bearer
+
+    from tierwise.cloud import Settings, create_app
+    from tierwise.cloud.auth import issue_token
+    from tierwise.cloud.settings import hash_token
+    from tierwise.errors import VerificationError
+    from tierwise.federate.publish import package_result, start_rollout, upload_package
+    from tierwise.package import verify_package, write_keypair
+
+    key, pub = write_keypair(tmp_path / "keys")
+    packages = tmp_path / "packages"
+    first = package_result(plain, "digits-mlp", packages, key)
+    second = package_result(plain, "digits-mlp", packages, key)
+    assert (first.version, second.version) == (1, 2)
+    manifest = verify_package(second.path, [pub], installed_version=first.version)
+    assert manifest.name == "digits-mlp"
+    assert second.accuracy > 0.5  # on the operator's own validation rows
+    settings = Settings(
+        data_dir=tmp_path / "cloud", trusted_keys=(pub,), admin_token_sha256=hash_token(ADMIN_TOKEN)
+    )
+    app = create_app(settings)
+    with ServerThread(app) as server:
+        db = app.state.cloud.db
+        for site in ("plant-a", "plant-b"):
+            issue_token(db, site)
+        upload_package(server.url, ADMIN_TOKEN, first.path)
+        import httpx
+
+        for site in ("plant-a", "plant-b"):  # the continuum runs v1 at both plants
+            answer = httpx.put(
+                f"{server.url}/v1/sites/{site}/features/digits",
+                headers=bearer(ADMIN_TOKEN),
+                json={"package": "digits-mlp", "version": 1, "placement": "edge",
+                      "deadline_ms": 50},
+            )  # fmt: skip
+            assert answer.status_code == 200, answer.text
+        upload_package(server.url, ADMIN_TOKEN, second.path)
+        rollout = start_rollout(server.url, ADMIN_TOKEN, "digits-mlp", 2, ["plant-a"])
+        assert rollout["state"] == "canary"
+        versions = {}
+        for site in ("plant-a", "plant-b"):
+            deployment = httpx.get(
+                f"{server.url}/v1/sites/{site}/deployment", headers=bearer(ADMIN_TOKEN)
+            ).json()
+            versions[site] = deployment["features"]["digits"]["version"]
+        assert versions == {"plant-a": 2, "plant-b": 1}  # canary first, the rest waits
+        stale = package_result(plain, "digits-mlp", tmp_path / "old", key, version=1)
+        with pytest.raises(VerificationError, match="refused"):
+            upload_package(server.url, ADMIN_TOKEN, stale.path)
