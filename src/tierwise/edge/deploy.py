@@ -125,7 +125,7 @@ class Deployer:
         for name, spec in deployment.features.items():
             model = await asyncio.to_thread(self._load_current, spec.package)
             self.served[name] = Served(name, spec, model, healthy=model is not None)
-        self.etag = deployment.etag
+        self.etag = deployment.etag or None
 
     async def poll(self) -> bool:
         """Ask the cloud for the deployment and apply it; True when something changed."""
@@ -145,7 +145,7 @@ class Deployer:
         # A feature whose download failed is retried at the next poll: keep asking for the
         # whole deployment (no etag) until every feature is installed or refused.
         self.etag = deployment.etag if all(settled) else None
-        self._save(deployment)
+        self._save(self.etag)
 
     async def _apply_feature(self, name: str, spec: FeatureDeployment) -> bool:
         """Install or refuse `spec` for feature `name`; False if it should be tried again."""
@@ -169,6 +169,7 @@ class Deployer:
             return True
         self.refused.pop(name, None)
         self.served[name] = Served(name, spec, model)
+        self._save(None)  # at once: a stop or a crash may come before the rest is applied
         await self.record(
             "package.installed",
             {"feature": name, "package": spec.package, "version": spec.version},
@@ -241,10 +242,11 @@ class Deployer:
             {"feature": name, "package": spec.package, "version": spec.version, "reason": reason},
         )
 
-    def _save(self, deployment: Deployment) -> None:
-        """Keep the applied deployment, minus features that never got a working package."""
+    def _save(self, etag: str | None) -> None:
+        """Keep what is served (features with a working package) for the next start; the
+        etag only once the whole deployment is applied, so a restart asks for it again."""
         kept = {name: s.spec for name, s in self.served.items() if s.model is not None}
-        applied = Deployment(site=deployment.site, features=kept, etag=deployment.etag)
+        applied = Deployment(site=self.site, features=kept, etag=etag or "")
         self.packages_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(applied.model_dump_json(indent=2), "utf-8")

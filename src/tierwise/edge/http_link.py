@@ -78,24 +78,18 @@ class HttpCloudLink(CloudLink):
 
     async def telemetry(self, site: str, events: list[TelemetryEvent]) -> TelemetryAck:
         batch = TelemetryBatch.model_construct(events=events)
-        response = await self._send(
-            self._background,
-            "POST",
-            f"{API_PREFIX}/sites/{site}/telemetry",
-            content=batch.model_dump_json(),
-            headers={"Content-Type": "application/json"},
-        )
-        return _parse(TelemetryAck, response)
+        return await self._post(f"{API_PREFIX}/sites/{site}/telemetry", batch, TelemetryAck)
 
     async def status(self, site: str, report: SiteStatus) -> StatusAck:
+        return await self._post(f"{API_PREFIX}/sites/{site}/status", report, StatusAck)
+
+    async def _post(self, path: str, body: BaseModel, answer: type[M]) -> M:
+        """A background POST of a wire model, its answer parsed as `answer`."""
+        headers = {"Content-Type": "application/json"}
         response = await self._send(
-            self._background,
-            "POST",
-            f"{API_PREFIX}/sites/{site}/status",
-            content=report.model_dump_json(),
-            headers={"Content-Type": "application/json"},
+            self._background, "POST", path, content=body.model_dump_json(), headers=headers
         )
-        return _parse(StatusAck, response)
+        return _parse(answer, response)
 
     async def close(self) -> None:
         await self._infer.aclose()
