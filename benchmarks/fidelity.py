@@ -5,10 +5,11 @@ the plan's p-latency (at the feature's own percentile, worst site), escalation r
 upstream bandwidth and cost are printed beside the simulated ones, with the gap. A gap
 over 15% is marked and makes the script exit 1.
 
-A feature too rare to measure in that time (fewer than `--min-requests` answered, e.g.
-three requests a week) is replayed in a run of its own, long enough to collect them, with
-only the features it shares a queue with (gateway, uplink, cloud pool) beside it; features
-that share nothing with it cannot change its figures.
+A feature too rare to measure in that time is replayed in a run of its own, long enough,
+with only the features it shares a queue with (gateway, uplink, cloud pool) beside it;
+features that share nothing with it cannot change its figures. Long enough means at least
+`--min-requests` answered and, at its smallest site, `TAIL_SAMPLES` requests beyond its
+percentile: the worst site's p99 from a dozen tail samples is noise, not a figure.
 
 Small figures are compared with a floor, so $0.00 vs $0.001 a month is not a 100% miss:
 cost $0.05/month, bandwidth 10 bit/s, escalation 0.5 points, latency 1 ms.
@@ -35,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = 0.15
 FLOORS = {"latency": 1e-3, "escalation": 0.005, "upstream": 10.0, "cost": 0.05}
 MAX_RARE_SECONDS = 20 * 365 * 86400.0
+TAIL_SAMPLES = 60
 
 
 def sharing(spec: Spec, choice: list[Candidate], feature: int) -> set[int]:
@@ -67,11 +69,15 @@ def measure(
     run = result.runs["plan"]
     out = []
     for i, stats in enumerate(run.features):
-        if stats.answered >= min_requests:
+        devices = [u.devices for u in planned.choice[i].sites]
+        smallest = min(devices, default=1) / max(sum(devices), 1)
+        tail = 1 - spec.features[i].percentile / 100
+        needed = max(min_requests, TAIL_SAMPLES / tail / smallest)
+        if stats.answered >= needed:
             out.append((stats, f"{fmt_duration(hours * 3600)} run"))
             continue
-        rate = spec.features[i].rate * sum(u.devices for u in planned.choice[i].sites)
-        seconds = min(1.25 * min_requests / max(rate, 1e-12), MAX_RARE_SECONDS)
+        rate = spec.features[i].rate * sum(devices)
+        seconds = min(1.25 * needed / max(rate, 1e-12), MAX_RARE_SECONDS)
         own = sharing(spec, planned.choice, i)
         alone, _ = simulate(spec, ["plan"], duration=seconds, seed=seed, planned=planned, only=own)
         out.append((alone.runs["plan"].features[i], f"own {fmt_duration(seconds)} run"))
