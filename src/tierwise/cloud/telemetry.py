@@ -2,8 +2,8 @@
 
 An edge retries a batch whenever it is not sure the cloud got it, so the cloud must accept
 the same event twice and keep it once. The primary key (site, stream, seq) does that, and
-one `INSERT ... ON CONFLICT DO NOTHING ... RETURNING` per batch both stores the new
-events and tells which were new — a 10,000-event batch is one round of bulk inserts.
+one executemany of `INSERT ... ON CONFLICT DO NOTHING` per batch stores the new events,
+and its row count says how many were new: a 10,000-event batch is one bulk insert.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query
+from pydantic_core import to_json
 
 from tierwise.cloud.auth import SiteItself, SiteOrAdmin
 from tierwise.cloud.context import CloudContext, get_context
@@ -40,24 +41,14 @@ def ingest(db: Database, site: str, events: Sequence[TelemetryEvent]) -> Telemet
     unique: dict[tuple[str, int], TelemetryEvent] = {}
     for event in events:
         unique.setdefault((event.stream, event.seq), event)  # a batch may repeat itself
+    # In the table's column order: site, stream, seq, ts, kind, body, received_at.
     rows = [
-        {
-            "site": site,
-            "stream": e.stream,
-            "seq": e.seq,
-            "ts": e.ts,
-            "kind": e.kind,
-            "body": e.body,
-            "received_at": received_at,
-        }
+        (site, e.stream, e.seq, e.ts, e.kind, to_json(e.body).decode(), received_at)
         for e in unique.values()
     ]
     streams = sorted({e.stream for e in unique.values()})
     with db.write() as conn:
-        accepted = 0
-        if rows:
-            stmt = db.insert_ignoring_duplicates(telemetry).returning(telemetry.c.seq)
-            accepted = len(conn.execute(stmt, rows).all())
+        accepted = db.bulk_insert_ignoring_duplicates(conn, telemetry, rows)
         high_water = _high_water(conn, site, streams)
     return TelemetryAck(accepted=accepted, duplicates=len(events) - accepted, high_water=high_water)
 
