@@ -132,6 +132,9 @@ def database(db_target: DbTarget) -> Iterator[Database]:
 
 @pytest.fixture
 def live(cloud: Cloud) -> Iterator[str]:
-    """The same app as `cloud`, also served by a real uvicorn on loopback; yields its URL."""
-    with ServerThread(cloud.client.app) as server:  # type: ignore[arg-type]
+    """The same app as `cloud`, also served by a real uvicorn on loopback; yields its URL.
+
+    The test client already runs the app's lifespan (its rollout ticker): not a second time.
+    """
+    with ServerThread(cloud.client.app, lifespan="off") as server:  # type: ignore[arg-type]
         yield server.url

@@ -36,12 +36,12 @@ def bearer(token: str) -> dict[str, str]:
 class ServerThread:
     """A real uvicorn serving `app` on 127.0.0.1 (a free port) while the `with` block runs."""
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: FastAPI, lifespan: str = "on") -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="on", ws="none")
+        config = uvicorn.Config(app, log_level="warning", lifespan=lifespan, ws="none")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
