@@ -146,3 +146,18 @@ def test_bad_tokens_file_names_the_problem(
     path.write_text(content)
     with pytest.raises(UsageError, match=message):
         load_tokens_file(database, path)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/sites/bad%20site/deployment",
+        "/v1/sites/-dash-first/streams",
+        "/v1/rollouts/0",
+        "/v1/rollouts/99999999999",
+        "/v1/packages/wine/0",
+        "/v1/packages/wine/one",
+    ],
+)
+def test_malformed_path_parameters_are_422(cloud: Cloud, path: str) -> None:
+    assert cloud.client.get(path, headers=cloud.admin).status_code == 422
