@@ -16,11 +16,11 @@ from tierwise.rules.outbox import DropPolicy
 
 
 def test_seqs_count_per_stream_and_survive_reopening(tmp_path: Path) -> None:
-    box = Outbox(tmp_path / "o.db")
+    box = Outbox(tmp_path / "o.db", durability=Durability.POWER)  # the writer-thread path
     assert [box.append("a", "k", {"i": i}, 1.0) for i in range(3)] == [1, 2, 3]
     assert box.append("b", "k", {}, 1.0) == 1
     old = box.oldest(10, 10**6)
-    box.remove([e.id for e in old[:2]])  # uploaded: gone, but their numbers stay used
+    box.remove(old[:2])  # uploaded: gone, but their numbers stay used
     box.close()
     box = Outbox(tmp_path / "o.db")
     assert box.append("a", "k", {}, 2.0) == 4
@@ -67,8 +67,9 @@ def test_drop_newest_refuses_what_does_not_fit_and_counts_it(tmp_path: Path) -> 
     box.close()
 
 
-def test_concurrent_appends_share_commits_and_get_distinct_seqs(tmp_path: Path) -> None:
-    box = Outbox(tmp_path / "o.db", durability=Durability.POWER)
+@pytest.mark.parametrize("durability", list(Durability))
+def test_concurrent_appends_get_distinct_seqs(tmp_path: Path, durability: Durability) -> None:
+    box = Outbox(tmp_path / "o.db", durability=durability)
 
     async def many() -> list[int | None]:
         return await asyncio.gather(
@@ -84,8 +85,8 @@ _WRITER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from tierwise.edge.outbox import Outbox
-    box = Outbox(Path(sys.argv[1]))
+    from tierwise.edge.outbox import Durability, Outbox
+    box = Outbox(Path(sys.argv[1]), durability=Durability(sys.argv[2]))
     i = 0
     while True:
         seq = box.append("s", "k", {"i": i}, 0.0)
@@ -95,10 +96,13 @@ _WRITER = textwrap.dedent(
 )
 
 
-def test_every_acknowledged_event_survives_sigkill(tmp_path: Path) -> None:
+@pytest.mark.parametrize("durability", list(Durability))
+def test_every_acknowledged_event_survives_sigkill(tmp_path: Path, durability: Durability) -> None:
     path = tmp_path / "o.db"
     proc = subprocess.Popen(
-        [sys.executable, "-c", _WRITER, str(path)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", _WRITER, str(path), durability.value],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None
     acknowledged = [int(proc.stdout.readline()) for _ in range(300)]

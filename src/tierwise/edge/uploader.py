@@ -150,13 +150,13 @@ class Uploader:
             if exc.status == 422 and len(batch) == 1:  # this one event is refused for good
                 log.error("cloud refused event %s/%s: %s", batch[0].stream, batch[0].seq, exc)
                 self.stats.rejected_events += 1
-                await self.outbox.remove_async([batch[0].id])
+                await self.outbox.remove_async(batch[:1])
                 return 1
             if exc.status == 422:  # find the culprit: send smaller batches
                 self._batch_events = max(1, len(batch) // 2)
             self._failed(exc)
             return None
-        await self.outbox.remove_async([e.id for e in batch])
+        await self.outbox.remove_async(batch)
         self.stats.batches += 1
         self.stats.events_sent += len(batch)
         self.stats.accepted += ack.accepted
