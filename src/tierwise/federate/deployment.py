@@ -21,10 +21,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Any, Literal
 
 from tierwise.errors import LinkError, TierwiseError
 
@@ -35,6 +36,7 @@ SERVERAPPS = {
     "plain": "tierwise.federate.plain_flower:app",
 }
 CLIENTAPP = "tierwise.federate.client_app:app"
+PR_SET_PDEATHSIG = 1  # prctl option, <linux/prctl.h>
 
 
 @dataclass
@@ -63,8 +65,12 @@ class Federation:
     superlink_port: int = 0
     sites: dict[str, SiteProcesses] = field(default_factory=dict)
     _logs: list[IO[bytes]] = field(default_factory=list)
+    _previous_sigterm: Any = None
 
     def __enter__(self) -> Federation:
+        if threading.current_thread() is threading.main_thread():
+            # SIGTERM (e.g. from a CI timeout) unwinds like Ctrl-C, so __exit__ stops us
+            self._previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
             self.start()
         except BaseException:
@@ -74,6 +80,9 @@ class Federation:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None
 
     # --- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
@@ -211,6 +220,7 @@ class Federation:
             env=_env(home),
             cwd=str(home),
             start_new_session=True,  # its own process group: stop() reaches its children
+            preexec_fn=_die_with_parent,
         )
 
 
@@ -291,6 +301,25 @@ def _env(flwr_home: Path) -> dict[str, str]:
     # the SuperLink and SuperNodes start `flower-superexec`/`flwr-*` by name
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     return env
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: be killed if the process that started us dies (Linux).
+
+    A runner killed without cleanup (SIGKILL, an OOM kill) must not leave a federation
+    running: the kernel delivers SIGKILL to each component when its parent goes.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass  # not Linux: stop() and the signal handlers still clean up
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:

@@ -48,7 +48,7 @@ from flwr.supercore.retry import make_simple_http_retry_invoker
 from flwr.supercore.runtime import RuntimeHttpClient
 from flwr.supernode.runtime.run_clientapp import push_message, push_task_output
 
-from tierwise.federate.polling import FAST_BACKOFF_CAP, FAST_INITIAL_BACKOFF, Backoff
+from tierwise.federate.polling import FAST_BACKOFF_CAP, FAST_INITIAL_BACKOFF, IDLE_CAP, Backoff
 
 log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 5.0
@@ -78,7 +78,7 @@ class SiteWorker:
     def serve(self) -> None:
         """Poll for tasks (fast after work, slower when idle) and run each one."""
         control = self._client("SuperExec")
-        backoff = Backoff(start=0.01, cap=0.25)
+        backoff = Backoff(start=0.02, cap=IDLE_CAP)
         try:
             while not self.stop.is_set():
                 res = control.AcquireTask(
