@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MANIFEST_NAME",
-    "SIGNATURE_NAME",
     "Manifest",
+    "SIGNATURE_NAME",
     "current_package",
     "install_package",
     "installed_version",
