@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MANIFEST_NAME",
-    "Manifest",
     "SIGNATURE_NAME",
+    "Manifest",
     "current_package",
     "install_package",
     "installed_version",

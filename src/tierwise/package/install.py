@@ -50,7 +50,7 @@ def installed_version(install_dir: str | Path) -> int | None:
 def install_package(
     src: str | Path,
     install_dir: str | Path,
-    trusted: dict[str, Ed25519PublicKey] | Iterable[str | Path],
+    trusted: dict[str, Ed25519PublicKey] | Iterable[str | Path] | str | Path,
 ) -> Manifest:
     """Verify `src` as an update of what is installed and make it current; return its manifest.
 

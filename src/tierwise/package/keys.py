@@ -96,8 +96,10 @@ def load_public_key(path: str | Path) -> Ed25519PublicKey:
     return key
 
 
-def load_trusted_keys(paths: Iterable[str | Path]) -> dict[str, Ed25519PublicKey]:
+def load_trusted_keys(paths: Iterable[str | Path] | str | Path) -> dict[str, Ed25519PublicKey]:
     """Public keys by key id, from files; a directory contributes every *.pub inside it."""
+    if isinstance(paths, str | Path):  # one path, not its characters
+        paths = [paths]
     trusted: dict[str, Ed25519PublicKey] = {}
     for entry in paths:
         path = Path(entry)

@@ -136,7 +136,7 @@ def load_model(
 
 def load_verified(
     package_dir: str | Path,
-    trusted_keys: dict[str, Ed25519PublicKey] | Iterable[str | Path],
+    trusted_keys: dict[str, Ed25519PublicKey] | Iterable[str | Path] | str | Path,
     variant: str | None = None,
     installed_version: int | None = None,
     threads: int = 1,

@@ -38,7 +38,7 @@ TrustedKeys = dict[str, Ed25519PublicKey]
 
 def verify_package(
     path: str | Path,
-    trusted_keys: TrustedKeys | Iterable[str | Path],
+    trusted_keys: TrustedKeys | Iterable[str | Path] | str | Path,
     installed_version: int | None = None,
 ) -> Manifest:
     """Return the package's manifest if every check passes; raise VerificationError otherwise.
