@@ -163,7 +163,8 @@ def test_a_poisoned_site_barely_moves_a_robust_strategy(tmp_path: Path, strategy
     assert clean.final_accuracy is not None
     assert poisoned.final_accuracy is not None
     assert clean.final_accuracy > 0.8
-    assert abs(clean.final_accuracy - poisoned.final_accuracy) <= 0.02
+    gap = abs(clean.final_accuracy - poisoned.final_accuracy)
+    assert gap <= 0.02, f"clean {clean.final_accuracy:.4f}, poisoned {poisoned.final_accuracy:.4f}"
     # the same attack wrecks plain averaging (checked in-process: same data, same seeds)
     assert _fedavg_accuracy_with(clean, "site-4") < clean.final_accuracy - 0.2
 
