@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import FastAPI, HTTPException, Path
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from tierwise.wire import MAX_INFER_BATCH, MAX_INPUT_WIDTH, Name
@@ -75,11 +75,14 @@ def create_app(agent: EdgeAgent) -> FastAPI:
 
     @app.post(
         "/v1/predict/{feature}",
-        responses={404: {}, 409: {}, 422: {}, 503: {}},
+        response_model=PredictResponse,
+        responses={404: {}, 422: {}, 503: {}},
         summary="Answer a batch of input rows for a feature",
     )
-    async def predict(feature: FeatureName, body: PredictRequest) -> PredictResponse:
-        return await agent.predict(feature, body)
+    async def predict(feature: FeatureName, body: PredictRequest) -> Response:
+        answer = await agent.predict(feature, body)
+        # Serialized here, once: FastAPI would validate the model again before dumping it.
+        return Response(answer.model_dump_json(), media_type="application/json")
 
     @app.get("/healthz", summary="200 while serving devices, 503 otherwise")
     async def healthz() -> JSONResponse:
