@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from tierwise.spec.model import Feature, Reach, Spec, Tier, Variant
+from tierwise.spec.model import Feature, Reach, Site, Spec, Tier, Variant
 from tierwise.spec.units import SECONDS_PER_MONTH, fmt_bandwidth, fmt_size
 
 
@@ -23,12 +23,7 @@ class Placement(StrEnum):
 
     @property
     def local_tier(self) -> Tier:
-        return {
-            Placement.DEVICE: Tier.DEVICE,
-            Placement.EDGE: Tier.EDGE,
-            Placement.CLOUD: Tier.CLOUD,
-            Placement.CASCADE: Tier.EDGE,
-        }[self]
+        return _LOCAL_TIER[self]
 
     @property
     def works_offline(self) -> bool:
@@ -37,12 +32,21 @@ class Placement(StrEnum):
 
     @property
     def raw_data_reaches(self) -> Reach:
-        return {
-            Placement.DEVICE: Reach.DEVICE,
-            Placement.EDGE: Reach.SITE,
-            Placement.CLOUD: Reach.CLOUD,
-            Placement.CASCADE: Reach.CLOUD,
-        }[self]
+        return _REACHES[self]
+
+
+_LOCAL_TIER = {
+    Placement.DEVICE: Tier.DEVICE,
+    Placement.EDGE: Tier.EDGE,
+    Placement.CLOUD: Tier.CLOUD,
+    Placement.CASCADE: Tier.EDGE,
+}
+_REACHES = {
+    Placement.DEVICE: Reach.DEVICE,
+    Placement.EDGE: Reach.SITE,
+    Placement.CLOUD: Reach.CLOUD,
+    Placement.CASCADE: Reach.CLOUD,
+}
 
 
 @dataclass
@@ -134,12 +138,13 @@ def enumerate_candidates(spec: Spec) -> list[list[Candidate]]:
 
 def _feature_candidates(spec: Spec, index: int, feature: Feature) -> list[Candidate]:
     model = spec.model(feature.model)
+    sites = spec.feature_sites(feature)
     allowed = [v for v in model.variants if feature.variants is None or v.name in feature.variants]
     out: list[Candidate] = []
     for placement in (Placement.DEVICE, Placement.EDGE, Placement.CLOUD):
         for variant in allowed:
             cand = Candidate(index, placement, variant.name, accuracy=variant.accuracy)
-            if _fill(spec, feature, cand, variant, None):
+            if _fill(spec, feature, sites, cand, variant, None):
                 out.append(cand)
     if model.cascade is not None:
         names = {v.name for v in allowed}
@@ -157,13 +162,18 @@ def _feature_candidates(spec: Spec, index: int, feature: Feature) -> list[Candid
                     escalated=point.escalated,
                     accuracy=point.accuracy,
                 )
-                if _fill(spec, feature, cand, edge_v, cloud_v):
+                if _fill(spec, feature, sites, cand, edge_v, cloud_v):
                     out.append(cand)
     return out
 
 
 def _fill(
-    spec: Spec, feature: Feature, cand: Candidate, variant: Variant, cloud_v: Variant | None
+    spec: Spec,
+    feature: Feature,
+    sites: list[Site],
+    cand: Candidate,
+    variant: Variant,
+    cloud_v: Variant | None,
 ) -> bool:
     """Fill in resource use and standalone violations; False if the variant cannot run there."""
     tier = cand.placement.local_tier
@@ -178,7 +188,7 @@ def _fill(
             return False
         cand.cloud_service = cloud_service
     _check_standalone(spec, feature, cand, tier, cloud_v)
-    _site_uses(spec, feature, cand)
+    _site_uses(spec, feature, sites, cand)
     _check_links(spec, cand)
     return True
 
@@ -229,13 +239,13 @@ def _check_standalone(
         cand.violations.append(f"accuracy {shown} < required {required:.1%}")
 
 
-def _site_uses(spec: Spec, feature: Feature, cand: Candidate) -> None:
+def _site_uses(spec: Spec, feature: Feature, sites: list[Site], cand: Candidate) -> None:
     p = cand.placement
     index = spec.site_index
     sent_bytes = feature.payload + feature.result  # one request across a link and back
     cost = 0.0
-    for site in spec.feature_sites(feature):
-        devices = site.device_counts().get(feature.device_class, 0)
+    for site in sites:
+        devices = site.counts.get(feature.device_class, 0)
         if devices == 0:
             continue
         mean = feature.rate * devices

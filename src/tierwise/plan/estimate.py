@@ -11,7 +11,7 @@ its deadline still holds. The solver then keeps every site's utilization under t
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,10 +42,10 @@ class PathRows:
     const: list[float] = field(default_factory=list)
     servers: list[float] = field(default_factory=list)  # 0 = no shared queue
     service: list[float] = field(default_factory=list)
-    outages: list[list[tuple[float, float]]] = field(default_factory=list)  # (availability, mean)
+    links: list[tuple[Link, ...]] = field(default_factory=list)  # the path, for its outages
     deadline: list[float] = field(default_factory=list)
     q: list[float] = field(default_factory=list)
-    hops: list[list[tuple[Link, float]]] = field(default_factory=list)
+    hops: list[tuple[tuple[Link, float], ...]] = field(default_factory=list)
 
     def add(
         self,
@@ -63,10 +63,10 @@ class PathRows:
         self.const.append(const)
         self.servers.append(servers)
         self.service.append(service)
-        self.outages.append([(link.availability, link.mean_outage) for link in links])
+        self.links.append(tuple(links))
         self.deadline.append(feature.deadline)
         self.q.append(feature.percentile / 100)
-        self.hops.append(hops)
+        self.hops.append(tuple(hops))
 
     def freeze(self) -> FrozenRows:
         groups: dict[Hashable, list[int]] = defaultdict(list)
@@ -78,11 +78,11 @@ class PathRows:
             const=np.asarray(self.const),
             servers=np.asarray(self.servers),
             service=np.asarray(self.service),
-            up=_outage_arrays(self.outages, 0),
-            outage=_outage_arrays(self.outages, 1),
+            up=_per_path(self.links, lambda link: link.availability, 1.0),
+            outage=_per_path(self.links, lambda link: link.mean_outage, 0.0),
             deadline=np.asarray(self.deadline),
             q=np.asarray(self.q),
-            penalty=Penalty.of(self.hops) if self.hops else Penalty.none(0),
+            penalty=_penalties(self.hops),
         )
 
 
@@ -191,11 +191,6 @@ def utilization_cap(spec: Spec, cand: Candidate) -> float:
     return spec.tiers.edge.max_utilization
 
 
-def own_utilization(spec: Spec, cand: Candidate, use: SiteUse) -> float:
-    servers = local_servers(spec, cand, use.site)
-    return use.local_busy / servers if servers else 0.0
-
-
 def local_paths(spec: Spec, pairs: list[tuple[Candidate, SiteUse]]) -> FrozenRows:
     """The answering path of each (candidate, site): what the deadline is checked on."""
     rows = PathRows(nets={})
@@ -212,7 +207,7 @@ def local_paths(spec: Spec, pairs: list[tuple[Candidate, SiteUse]]) -> FrozenRow
         elif cand.placement is Placement.CLOUD:
             const = lan_t + 8 * n_bytes / wan.bandwidth + cand.service
             rows.add(
-                ("cloud", wan),
+                ("cloud", id(wan)),
                 [lan, wan],
                 const,
                 0.0,
@@ -242,7 +237,7 @@ def escalation_paths(spec: Spec, pairs: list[tuple[Candidate, SiteUse]]) -> Froz
             + cand.cloud_service
         )
         rows.add(
-            ("cloud", wan),
+            ("cloud", id(wan)),
             [lan, wan],
             const,
             local_servers(spec, cand, use.site),
@@ -264,8 +259,11 @@ def assess(spec: Spec, candidates: list[list[Candidate]]) -> None:
         return
     rows = local_paths(spec, pairs)
     allowed = 1 - rows.q  # a p99 deadline allows 1% misses
-    rho_own = np.array([own_utilization(spec, c, u) for c, u in pairs])
-    cap = np.array([utilization_cap(spec, c) for c, _ in pairs])
+    busy = np.fromiter((u.local_busy for _, u in pairs), dtype=np.float64, count=len(pairs))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho_own = np.where(rows.servers > 0, busy / rows.servers, 0.0)
+    caps = {id(c): utilization_cap(spec, c) for per in candidates for c in per}
+    cap = np.fromiter((caps[id(c)] for c, _ in pairs), dtype=np.float64, count=len(pairs))
     ok_own = rows.late(rho_own) <= allowed + 1e-12
     ok_cap = rows.late(np.maximum(cap, rho_own)) <= allowed + 1e-12
     rho_star = np.where(ok_cap, cap, rho_own)
@@ -361,13 +359,41 @@ def cascade_base_accuracy(spec: Spec, cand: Candidate) -> float:
     return edge_acc if edge_acc is not None else 0.0
 
 
-def _outage_arrays(outages: list[list[tuple[float, float]]], which: int) -> Array:
-    """Pad per-row link lists to a (rows, 2) array; a missing link is always up."""
-    out = np.zeros((len(outages), 2)) if which else np.ones((len(outages), 2))
-    for i, links in enumerate(outages):
-        for j, pair in enumerate(links):
-            out[i, j] = pair[which]
-    return out
+def _per_path(
+    paths: list[tuple[Link, ...]], value: Callable[[Link], float], missing: float
+) -> Array:
+    """A (rows, 2) array of a link figure along each row's path; few distinct paths exist."""
+    # keyed by object identity: the spec's links are few objects shared by many rows, and
+    # hashing a pydantic model field by field would cost more than the evaluation
+    distinct: dict[tuple[int, ...], int] = {}
+    first: dict[int, tuple[Link, ...]] = {}
+    index = np.empty(len(paths), dtype=np.int64)
+    for row, path in enumerate(paths):
+        key = tuple(map(id, path))
+        i = distinct.setdefault(key, len(distinct))
+        first.setdefault(i, path)
+        index[row] = i
+    table = np.full((max(len(distinct), 1), 2), missing)
+    for i, path in first.items():
+        for j, link in enumerate(path):
+            table[i, j] = value(link)
+    return table[index] if paths else np.zeros((0, 2))
+
+
+def _penalties(hops: list[tuple[tuple[Link, float], ...]]) -> Penalty:
+    """Retransmit penalties per row, computed once per distinct path and payload."""
+    if not hops:
+        return Penalty.none(0)
+    distinct: dict[tuple[tuple[int, float], ...], int] = {}
+    first: list[tuple[tuple[Link, float], ...]] = []
+    index = np.empty(len(hops), dtype=np.int64)
+    for row, path in enumerate(hops):
+        key = tuple((id(link), n) for link, n in path)
+        i = distinct.setdefault(key, len(distinct))
+        if i == len(first):
+            first.append(path)
+        index[row] = i
+    return Penalty.of([list(h) for h in first]).take(index)
 
 
 def _subset(rows: FrozenRows, mask: np.ndarray) -> FrozenRows:

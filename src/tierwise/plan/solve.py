@@ -28,6 +28,7 @@ from scipy.sparse import coo_array
 
 from tierwise.errors import InfeasibleError
 from tierwise.plan.candidates import Candidate, ResourceKey, shared_resource
+from tierwise.plan.prune import prune, upgrade_accuracy
 from tierwise.spec.model import Spec
 from tierwise.spec.units import SECONDS_PER_MONTH, fmt_bandwidth, fmt_size
 
@@ -87,6 +88,7 @@ class Solution:
     choice: list[Candidate]  # one per feature
     cost: float  # $/month, everything the plan pays
     gateways_paid: list[int]  # sites whose gateways are used
+    gap: float = 0.0  # relative optimality gap; 0 unless the time limit stopped the search
 
 
 def solve(spec: Spec, feasible: list[list[Candidate]], time_limit: float = 60.0) -> Solution:
@@ -94,17 +96,19 @@ def solve(spec: Spec, feasible: list[list[Candidate]], time_limit: float = 60.0)
     for i, options in enumerate(feasible):
         if not options:
             raise InfeasibleError(f"feature {spec.features[i].name}: no placement is feasible")
-    problem = _build(spec, feasible, elastic=False)
+    kept = [prune(options) for options in feasible]
+    problem = _build(spec, kept, elastic=False)
     result = _run(problem.rows, time_limit)
     if result is None:
-        raise InfeasibleError(_diagnose(spec, feasible, time_limit))
-    x = result
+        raise InfeasibleError(_diagnose(spec, kept, time_limit))
+    x, gap = result
     choice = [
         next(c for c, col in zip(opts, cols, strict=True) if x[col] > 0.5)
-        for opts, cols in zip(feasible, problem.x_cols, strict=True)
+        for opts, cols in zip(kept, problem.x_cols, strict=True)
     ]
     gateways = [s for s, col in problem.gateway_cols.items() if x[col] > 0.5]
-    return Solution(choice, _cost(problem, x) + fixed_cost(spec), gateways)
+    choice = upgrade_accuracy(spec, choice, feasible)
+    return Solution(choice, _cost(problem, x) + fixed_cost(spec), gateways, gap)
 
 
 @dataclass
@@ -113,15 +117,9 @@ class _Problem:
     x_cols: list[list[int]]
     gateway_cols: dict[int, int]
     slack_cols: dict[int, tuple[Resource, float]]
-    feasible: list[list[Candidate]]
 
 
 SHOW_SHORTFALLS = 8
-TIE_BREAK = 1e-4  # $/month per point of accuracy lost: among equal costs, the more accurate
-
-
-def _price(cand: Candidate) -> float:
-    return cand.cost + TIE_BREAK * (1.0 - (cand.accuracy or 0.0))
 
 
 def fixed_cost(spec: Spec) -> float:
@@ -131,22 +129,14 @@ def fixed_cost(spec: Spec) -> float:
 
 
 def _cost(problem: _Problem, x: np.ndarray) -> float:
-    """Dollars only: the objective without the accuracy tie-break."""
-    chosen = [
-        c
-        for opts, cols in zip(problem.feasible, problem.x_cols, strict=True)
-        for c, col in zip(opts, cols, strict=True)
-        if x[col] > 0.5
-    ]
-    tie = sum(_price(c) - c.cost for c in chosen)
-    return float(np.dot(problem.rows.objective, x)) - tie
+    return float(np.dot(problem.rows.objective, x))
 
 
 def _build(spec: Spec, feasible: list[list[Candidate]], elastic: bool) -> _Problem:
     rows = _Rows()
     x_cols: list[list[int]] = []
     for options in feasible:
-        x_cols.append([rows.var(0.0 if elastic else _price(c), 0, 1, True) for c in options])
+        x_cols.append([rows.var(0.0 if elastic else c.cost, 0, 1, True) for c in options])
     for cols in x_cols:
         rows.row([(col, 1.0) for col in cols], 1, 1)
 
@@ -173,7 +163,7 @@ def _build(spec: Spec, feasible: list[list[Candidate]], elastic: bool) -> _Probl
     def slack(resource: Resource, capacity: float) -> list[tuple[int, float]]:
         if not elastic:
             return []
-        col = rows.var(1.0 / max(capacity, 1e-12), 0, np.inf, False)
+        col = rows.var(1.0, 0, np.inf, False)  # in shares of the capacity
         slack_cols[col] = (resource, capacity)
         return [(col, -1.0)]
 
@@ -195,10 +185,14 @@ def _build(spec: Spec, feasible: list[list[Candidate]], elastic: bool) -> _Probl
         if kind == "edge":
             gateway_cols[site] = on
         u = rows.var(0.0, 0, cap, False)
-        load = [(col, busy) for col, busy, _ in members]
-        rows.row([*load, (u, -float(servers)), *slack(resource, servers * cap)], -np.inf, 0)
+        # load in units of the capacity: rows stay well scaled for the solver
+        load = [(col, busy / servers) for col, busy, _ in members]
+        rows.row([*load, (u, -1.0), *slack(resource, cap)], -np.inf, 0)
         rows.row([(u, 1.0), (on, -cap)], -np.inf, 0)
         for col, _, rho_star in members:
+            # x <= on for each member: the tight form of "pay for what you use" (without it
+            # the LP relaxation pays for a gateway in proportion to its load, a weak bound)
+            rows.row([(col, 1.0), (on, -1.0)], -np.inf, 0)
             if rho_star < cap - 1e-12:
                 rows.row([(u, 1.0), (col, cap - rho_star)], -np.inf, cap)
 
@@ -207,19 +201,28 @@ def _build(spec: Spec, feasible: list[list[Candidate]], elastic: bool) -> _Probl
             limit = spec.tiers.edge.memory
         else:
             limit = spec.tiers.device_class(resource.detail).memory
-        rows.row([*items, *slack(resource, limit)], -np.inf, limit)
+        _capacity_row(rows, items, limit, slack(resource, limit))
     for site_i, items in wan.items():
         link = spec.wan(spec.sites[site_i])
         limit = spec.capacity(link, spec.sites[site_i]) * link.max_utilization
-        rows.row([*items, *slack(Resource("wan", site_i), limit)], -np.inf, limit)
+        _capacity_row(rows, items, limit, slack(Resource("wan", site_i), limit))
     lan_link = spec.links.device_edge
     for site_i, items in lan.items():
         limit = spec.capacity(lan_link, spec.sites[site_i]) * lan_link.max_utilization
-        rows.row([*items, *slack(Resource("lan", site_i), limit)], -np.inf, limit)
-    return _Problem(rows, x_cols, gateway_cols, slack_cols, feasible)
+        _capacity_row(rows, items, limit, slack(Resource("lan", site_i), limit))
+    return _Problem(rows, x_cols, gateway_cols, slack_cols)
 
 
-def _run(rows: _Rows, time_limit: float) -> np.ndarray | None:
+def _capacity_row(
+    rows: _Rows, items: list[tuple[int, float]], limit: float, slack: list[tuple[int, float]]
+) -> None:
+    """sum(use x) <= limit, written as shares of the limit (slack is in those units too)."""
+    scale = 1.0 / max(limit, 1e-12)
+    rows.row([*[(col, use * scale) for col, use in items], *slack], -np.inf, 1.0)
+
+
+def _run(rows: _Rows, time_limit: float) -> tuple[np.ndarray, float] | None:
+    """Solve; the solution and its optimality gap, or None when nothing is feasible."""
     n = rows.cols
     a = coo_array((rows.v, (rows.r, rows.c)), shape=(len(rows.row_lb), n)).tocsr()
     result = milp(
@@ -227,23 +230,27 @@ def _run(rows: _Rows, time_limit: float) -> np.ndarray | None:
         integrality=np.asarray(rows.integrality),
         bounds=Bounds(np.asarray(rows.lb), np.asarray(rows.ub)),
         constraints=LinearConstraint(a, np.asarray(rows.row_lb), np.asarray(rows.row_ub)),
-        options={"time_limit": time_limit, "mip_rel_gap": 1e-9, "presolve": True},
+        options={"time_limit": time_limit, "mip_rel_gap": 1e-7, "presolve": True},
     )
     if result.x is None or result.status not in (0, 1):
         return None
-    return np.asarray(result.x)
+    gap = float(getattr(result, "mip_gap", 0.0) or 0.0) if result.status == 1 else 0.0
+    return np.asarray(result.x), gap
 
 
 def _diagnose(spec: Spec, feasible: list[list[Candidate]], time_limit: float) -> str:
     """Solve with every capacity elastic; name what had to be exceeded and by how much."""
     problem = _build(spec, feasible, elastic=True)
-    x = _run(problem.rows, time_limit)
-    if x is None:
+    result = _run(problem.rows, time_limit)
+    if result is None:
         return "no plan meets every hard constraint (and the diagnosis found no single cause)"
+    x = result[0]
     short = []
     for col, (resource, capacity) in problem.slack_cols.items():
-        if x[col] > 1e-9 * max(capacity, 1.0):
-            short.append(_shortfall(spec, resource, capacity, float(x[col])))
+        if x[col] > 1e-9:
+            # load rows count in utilization, the others in shares of their capacity
+            excess = float(x[col]) * (1.0 if resource.kind in {"edge", "device"} else capacity)
+            short.append(_shortfall(spec, resource, capacity, excess))
     if not short:
         return "no plan meets every hard constraint: deadlines of features sharing a gateway"
     short.sort()
@@ -261,10 +268,11 @@ def _shortfall(spec: Spec, r: Resource, capacity: float, excess: float) -> str:
     site = spec.sites[r.site].name
     need = capacity + excess
     if r.kind == "edge":
+        servers = spec.sites[r.site].gateways * spec.tiers.edge.workers
         return (
-            f"edge compute at {site}: needs {need:.2f} busy workers, "
-            f"has {capacity:.2f} ({spec.tiers.edge.max_utilization:.0%} of "
-            f"{spec.sites[r.site].gateways * spec.tiers.edge.workers}) - short by {excess:.2f}"
+            f"edge compute at {site}: needs {need * servers:.2f} busy workers, "
+            f"has {capacity * servers:.2f} ({capacity:.0%} of {servers}) - "
+            f"short by {excess * servers:.2f}"
         )
     if r.kind == "device":
         return f"{_devices(r.detail)} at {site}: need {need:.0%} busy, cap {capacity:.0%}"

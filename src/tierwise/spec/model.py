@@ -162,6 +162,11 @@ class Site(_Strict):
         return v
 
     def device_counts(self) -> dict[str, int]:
+        return dict(self.counts)
+
+    @cached_property
+    def counts(self) -> dict[str, int]:
+        """Devices per class (read-only: use device_counts() for a copy)."""
         return {"device": self.devices} if isinstance(self.devices, int) else dict(self.devices)
 
 
