@@ -1,4 +1,4 @@
-"""`tierwise.package` exports exactly its sorted __all__, lazily: importing it loads nothing heavy."""
+"""`tierwise.package` exports its sorted __all__, lazily: importing it loads nothing heavy."""
 
 from __future__ import annotations
 
