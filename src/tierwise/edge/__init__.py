@@ -1,0 +1,38 @@
+"""The edge agent: serves devices, escalates in time, stores and forwards, installs safely.
+
+Modules, one idea each:
+
+    agent.py        the agent and its lifecycle; wires everything below together
+    api.py          the device-facing HTTP API (FastAPI)
+    router.py       local / cloud / cascade routing by the deadline
+    cloud_health.py circuit breaker: is the cloud worth waiting for right now
+    link.py         the edge→cloud interface; http_link.py (real), memory_link.py (twin)
+    outbox.py       durable store-and-forward queue (outbox_store.py: its SQLite file)
+    uploader.py     batches with backoff and jitter from the outbox to the cloud
+    deploy.py       follows the cloud's deployment; packages.py verifies/installs/loads
+    metrics.py      counters per feature and version, Prometheus text
+    settings.py     EdgeSettings from options and TIERWISE_EDGE_* variables
+    serve.py        uvicorn process with drain-on-SIGTERM; commands.py: `tierwise edge`
+
+Needs only the `edge` extra: no torch, scikit-learn or Flower (a test checks it).
+"""
+
+from tierwise.edge.agent import EdgeAgent
+from tierwise.edge.http_link import HttpCloudLink
+from tierwise.edge.lifecycle import AgentState
+from tierwise.edge.link import CloudLink
+from tierwise.edge.memory_link import InMemoryCloud, InMemoryCloudLink
+from tierwise.edge.outbox import Durability, Outbox
+from tierwise.edge.settings import EdgeSettings
+
+__all__ = [
+    "AgentState",
+    "CloudLink",
+    "Durability",
+    "EdgeAgent",
+    "EdgeSettings",
+    "HttpCloudLink",
+    "InMemoryCloud",
+    "InMemoryCloudLink",
+    "Outbox",
+]
