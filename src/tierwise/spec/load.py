@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from tierwise.errors import SpecError
 from tierwise.spec.from_package import fill_from_packages
 from tierwise.spec.model import Spec
+from tierwise.spec.scenario import check_scenario_refs
 from tierwise.spec.traffic import check_traffic_refs
 
 Loc = tuple[str | int, ...]
@@ -88,6 +89,7 @@ def check_refs(spec: Spec) -> Iterable[tuple[Loc, str]]:
     yield from _unique("features", [f.name for f in spec.features])
     yield from _unique("training", [t.name for t in spec.training])
     yield from check_traffic_refs(spec)
+    yield from check_scenario_refs(spec)
     models = {m.name: m for m in spec.models}
     sites = {s.name for s in spec.sites}
     classes = {"device", *spec.tiers.device_classes}

@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tierwise.spec.federated import FederatedTraining
+from tierwise.spec.scenario import ScenarioBinding
 from tierwise.spec.traffic import Traffic
 from tierwise.spec.units import (
     Bandwidth,
@@ -213,6 +214,9 @@ class Model(_Strict):
     name: Name
     variants: list[Variant] = Field(min_length=1)
     cascade: Cascade | None = None
+    scenario: ScenarioBinding | None = Field(
+        None, description="the scenario whose models `tierwise up` runs for it (spec/scenario.py)"
+    )
 
     def variant(self, name: str) -> Variant:
         return next(v for v in self.variants if v.name == name)
