@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tierwise.edge.serve import STACK_ENV
+
 FEATURE = "digits"
 PACKAGE = "digits-edge"
 TARGET_P50_MS = 2.0
@@ -84,7 +86,9 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_agent(root: Path, public: Path, durability: str) -> tuple[subprocess.Popen[str], str]:
+def start_agent(
+    root: Path, public: Path, durability: str, stack: str = ""
+) -> tuple[subprocess.Popen[str], str]:
     token = root / "token"
     token.write_text("bench-token")
     cmd = [
@@ -107,7 +111,8 @@ def start_agent(root: Path, public: Path, durability: str) -> tuple[subprocess.P
         "--durability",
         durability,
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    env = {**os.environ, STACK_ENV: stack} if stack else None
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if "serving on" not in line:
@@ -202,10 +207,11 @@ def main() -> None:
         rows = x[np.arange(args.requests) % len(x)]
         results = {"bare ONNX Runtime call": bare_ort(model_file, input_name, rows)}
         cpu_ms: dict[str, float] = {}
-        for durability in ("process", "power"):
-            proc, url = start_agent(root, public, durability)
+        runs = [("process", ""), ("power", ""), ("process", "asyncio/h11")]
+        for durability, stack in runs:
+            proc, url = start_agent(root, public, durability, stack)
             try:
-                name = f"HTTP predict, outbox {durability}"
+                name = f"HTTP predict, outbox {durability}" + (f", {stack}" if stack else "")
                 before = cpu_seconds(proc.pid)
                 results[name] = http_sequential(url, rows)
                 cpu_ms[name] = (cpu_seconds(proc.pid) - before) / (len(rows) + 200) * 1000

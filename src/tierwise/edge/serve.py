@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 import signal
 import socket
 import sys
@@ -24,9 +25,16 @@ from tierwise.edge.agent import EdgeAgent
 from tierwise.edge.api import create_app
 from tierwise.edge.lifecycle import AgentState
 
+STACK_ENV = "TIERWISE_EDGE_SERVER_STACK"  # e.g. "asyncio/h11", to compare (the benchmark does)
+
 
 def fastest_server_stack() -> tuple[str, str]:
-    """(loop, http) for uvicorn: uvloop and httptools when installed (measured faster)."""
+    """(loop, http) for uvicorn: uvloop and httptools when installed (measured faster in
+    benchmarks/edge_overhead.py), unless $TIERWISE_EDGE_SERVER_STACK names another."""
+    forced = os.environ.get(STACK_ENV, "")
+    if forced:
+        loop, _, http = forced.partition("/")
+        return loop, http or "auto"
     loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
     http = "httptools" if importlib.util.find_spec("httptools") else "h11"
     return loop, http
