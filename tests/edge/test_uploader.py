@@ -9,10 +9,10 @@ from pathlib import Path
 from tierwise.edge.link import CloudLink
 from tierwise.edge.memory_link import InMemoryCloud, InMemoryCloudLink
 from tierwise.edge.outbox import Outbox
-from tierwise.edge.uploader import Uploader, UploadPolicy
+from tierwise.edge.uploader import Uploader, UploadPolicy, batch_json
 from tierwise.errors import LinkError
 from tierwise.rules.clock import RealClock
-from tierwise.wire import TelemetryAck, TelemetryEvent
+from tierwise.wire import TelemetryAck, TelemetryBatch
 
 FAST = UploadPolicy(batch_events=50, interval_s=0.01, backoff_base_s=0.01, backoff_cap_s=0.05)
 
@@ -24,8 +24,8 @@ class LosesAnswers(InMemoryCloudLink):
         super().__init__(cloud)
         self.lost = 0
 
-    async def telemetry(self, site: str, events: list[TelemetryEvent]) -> TelemetryAck:
-        ack = await super().telemetry(site, events)
+    async def telemetry(self, site: str, batch: bytes) -> TelemetryAck:
+        ack = await super().telemetry(site, batch)
         if self.calls % 2:
             self.lost += 1
             raise LinkError("answer lost on the way back")
@@ -126,3 +126,17 @@ def test_backoff_is_full_jitter_under_a_cap() -> None:
     assert max(waits) <= 4.0
     assert min(waits) < 0.2  # jitter reaches down to zero
     assert 1.6 < sum(waits) / len(waits) < 2.4  # uniform on [0, 4]
+
+
+def test_batch_json_is_exactly_the_wire_batch(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.db")
+    box.append("s-1", "prediction", {"x": [1.5, -2], "note": 'quote " and \\ slash'}, 1.7e9 + 0.25)
+    box.append("s-2", "k", {}, 3.0)
+    stored = box.oldest(10, 10**6)
+    batch = TelemetryBatch.model_validate_json(batch_json(stored))
+    assert [(e.stream, e.seq, e.ts, e.kind) for e in batch.events] == [
+        ("s-1", 1, 1.7e9 + 0.25, "prediction"),
+        ("s-2", 1, 3.0, "k"),
+    ]
+    assert batch.events[0].body == {"x": [1.5, -2], "note": 'quote " and \\ slash'}
+    box.close()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from dataclasses import asdict
@@ -95,6 +96,7 @@ class EdgeAgent:
             asyncio.create_task(self._status_loop(), name="status"),
         ]
         self.lifecycle.move(AgentState.SERVING)
+        gc.freeze()  # what start-up made lives forever: keep it out of every later GC pass
         log.info("edge agent %s serving %s", s.site, sorted(self.deployer.served))
 
     async def stop(self) -> None:

@@ -23,8 +23,6 @@ from tierwise.wire import (
     SiteStatus,
     StatusAck,
     TelemetryAck,
-    TelemetryBatch,
-    TelemetryEvent,
 )
 
 M = TypeVar("M", bound=BaseModel)
@@ -76,19 +74,17 @@ class HttpCloudLink(CloudLink):
         )
         return _parse(InferResponse, response)
 
-    async def telemetry(self, site: str, events: list[TelemetryEvent]) -> TelemetryAck:
-        batch = TelemetryBatch.model_construct(events=events)
+    async def telemetry(self, site: str, batch: bytes) -> TelemetryAck:
         return await self._post(f"{API_PREFIX}/sites/{site}/telemetry", batch, TelemetryAck)
 
     async def status(self, site: str, report: SiteStatus) -> StatusAck:
-        return await self._post(f"{API_PREFIX}/sites/{site}/status", report, StatusAck)
+        path = f"{API_PREFIX}/sites/{site}/status"
+        return await self._post(path, report.model_dump_json().encode(), StatusAck)
 
-    async def _post(self, path: str, body: BaseModel, answer: type[M]) -> M:
-        """A background POST of a wire model, its answer parsed as `answer`."""
+    async def _post(self, path: str, body: bytes, answer: type[M]) -> M:
+        """A background POST of JSON, its answer parsed as `answer`."""
         headers = {"Content-Type": "application/json"}
-        response = await self._send(
-            self._background, "POST", path, content=body.model_dump_json(), headers=headers
-        )
+        response = await self._send(self._background, "POST", path, content=body, headers=headers)
         return _parse(answer, response)
 
     async def close(self) -> None:

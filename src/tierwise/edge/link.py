@@ -18,7 +18,6 @@ from tierwise.wire import (
     SiteStatus,
     StatusAck,
     TelemetryAck,
-    TelemetryEvent,
 )
 
 
@@ -55,8 +54,10 @@ class CloudLink(ABC):
         """The cloud model's answer; the caller bounds the wait (asyncio cancellation)."""
 
     @abstractmethod
-    async def telemetry(self, site: str, events: list[TelemetryEvent]) -> TelemetryAck:
-        """Upload a batch; idempotent by (site, stream, seq)."""
+    async def telemetry(self, site: str, batch: bytes) -> TelemetryAck:
+        """Upload a batch — the JSON of a `TelemetryBatch`, assembled from the outbox's stored
+        text without re-parsing it (see `uploader.batch_json`); idempotent by (site, stream,
+        seq)."""
 
     @abstractmethod
     async def status(self, site: str, report: SiteStatus) -> StatusAck:

@@ -19,6 +19,7 @@ from tierwise.wire import (
     SiteStatus,
     StatusAck,
     TelemetryAck,
+    TelemetryBatch,
     TelemetryEvent,
 )
 
@@ -82,8 +83,9 @@ class InMemoryCloudLink(CloudLink):
         name, version, fn = self.cloud.models[feature]
         return InferResponse(outputs=fn(inputs), model=name, version=version)
 
-    async def telemetry(self, site: str, events: list[TelemetryEvent]) -> TelemetryAck:
+    async def telemetry(self, site: str, batch: bytes) -> TelemetryAck:
         await self._travel("telemetry")
+        events = TelemetryBatch.model_validate_json(batch).events  # as strict as the cloud
         accepted = duplicates = 0
         high: dict[str, int] = {}
         for event in events:
