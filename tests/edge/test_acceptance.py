@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import re
 import signal
 import subprocess
@@ -31,6 +32,7 @@ from .support import (
     SITE,
     AgentProcess,
     CloudProcess,
+    DeviceConnection,
     Keys,
     build_package,
     digits,
@@ -113,34 +115,34 @@ class Devices:
 
         async def device(i: int) -> None:
             stream = self.streams[i]
-            async with httpx.AsyncClient(base_url=self.url, timeout=5.0) as client:
-                n = i
-                while not stop.is_set():
-                    tick = time.perf_counter()
-                    row = x[(n * 7919) % len(x)].tolist()
-                    n += concurrency
-                    try:
-                        r = await client.post(
-                            f"/v1/predict/{FEATURE}", json={"inputs": [row], "stream": stream}
-                        )
-                    except httpx.TransportError as exc:
-                        self.failed(type(exc).__name__)  # the agent is down: nothing acknowledged
-                        await asyncio.sleep(0.05)
-                        continue
-                    elapsed = (time.perf_counter() - tick) * 1000
-                    if r.status_code != 200:
-                        self.failed(f"HTTP {r.status_code}")
-                        continue
-                    body = r.json()
-                    self.latencies_ms.append(elapsed)
-                    self.agent_ms.append(body["latency_ms"])
-                    by = body["answered_by"]
-                    self.answered_by[by] = self.answered_by.get(by, 0) + 1
-                    self.degraded += body["degraded"]
-                    self.reasons[body["reason"]] = self.reasons.get(body["reason"], 0) + 1
-                    if body["event_seq"] is not None:
-                        self.acked.setdefault(body["stream"], []).append(body["event_seq"])
-                    await asyncio.sleep(max(period - (time.perf_counter() - tick), 0))
+            connection = DeviceConnection(self.url)
+            n = i
+            while not stop.is_set():
+                row = x[(n * 7919) % len(x)].tolist()
+                n += concurrency
+                body = json.dumps({"inputs": [row], "stream": stream}).encode()
+                tick = time.perf_counter()
+                try:
+                    status, raw = await connection.post(f"/v1/predict/{FEATURE}", body)
+                except (OSError, asyncio.IncompleteReadError) as exc:
+                    self.failed(type(exc).__name__)  # the agent is down: nothing acknowledged
+                    await asyncio.sleep(0.05)
+                    continue
+                elapsed = (time.perf_counter() - tick) * 1000
+                if status != 200:
+                    self.failed(f"HTTP {status}")
+                    continue
+                answer = json.loads(raw)
+                self.latencies_ms.append(elapsed)
+                self.agent_ms.append(answer["latency_ms"])
+                by = answer["answered_by"]
+                self.answered_by[by] = self.answered_by.get(by, 0) + 1
+                self.degraded += answer["degraded"]
+                self.reasons[answer["reason"]] = self.reasons.get(answer["reason"], 0) + 1
+                if answer["event_seq"] is not None:
+                    self.acked.setdefault(answer["stream"], []).append(answer["event_seq"])
+                await asyncio.sleep(max(period - (time.perf_counter() - tick), 0))
+            connection.close()
 
         await asyncio.gather(*(device(i) for i in range(concurrency)))
 
