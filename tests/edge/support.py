@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 from dataclasses import dataclass, field
 from functools import cache
@@ -129,16 +130,6 @@ def _free_port_line(proc: subprocess.Popen[str], prefix: str) -> str:
     raise RuntimeError(f"no '{prefix}' line within {START_TIMEOUT_S} s")
 
 
-_CLOUD = """
-import socket, sys, uvicorn
-from tierwise.cloud import Settings, create_app
-sock = socket.socket(); sock.bind(("127.0.0.1", 0))
-print("cloud serving on http://127.0.0.1:%d" % sock.getsockname()[1], flush=True)
-config = uvicorn.Config(create_app(Settings.from_env()), log_level="warning", lifespan="on")
-uvicorn.Server(config).run(sockets=[sock])
-"""
-
-
 @dataclass
 class CloudProcess:
     """The real cloud service (SQLite) as its own process on loopback, with admin helpers."""
@@ -150,20 +141,28 @@ class CloudProcess:
     sites: dict[str, str] = field(default_factory=lambda: {SITE: SITE_TOKEN})
 
     def __enter__(self) -> CloudProcess:
+        """`tierwise cloud` on a free port, SQLite in `data_dir`, the sites' tokens loaded."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         tokens = self.data_dir / "tokens.json"
         tokens.write_text(json.dumps(self.sites))
-        env = dict(os.environ)
-        env |= {
-            "TIERWISE_CLOUD_DATA_DIR": str(self.data_dir),
-            "TIERWISE_CLOUD_ADMIN_TOKEN": ADMIN,
-            "TIERWISE_CLOUD_TOKENS_FILE": str(tokens),
-            "TIERWISE_CLOUD_TRUSTED_KEYS": str(self.trusted),
-        }
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", _CLOUD], stdout=subprocess.PIPE, text=True, env=env
-        )
-        self.url = _free_port_line(self.proc, "cloud serving on")
+        cmd = [
+            sys.executable, "-m", "tierwise", "cloud", "--port", "0",
+            "--data-dir", str(self.data_dir), "--tokens", str(tokens),
+            "--trusted-key", str(self.trusted),
+        ]  # fmt: skip
+        env = {**os.environ, "TIERWISE_CLOUD_ADMIN_TOKEN": ADMIN}
+        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
+        assert self.proc.stderr is not None
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            line = self.proc.stderr.readline()
+            if not line:
+                raise RuntimeError(f"tierwise cloud exited ({self.proc.wait()}) before serving")
+            if line.startswith("tierwise cloud: http://"):
+                self.url = line.split()[2]
+                break
+        # Keep reading what the service logs: a full pipe would block it.
+        threading.Thread(target=self.proc.stderr.read, daemon=True).start()
         _wait_http(self.url + "/healthz")
         return self
 

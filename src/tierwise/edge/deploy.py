@@ -156,6 +156,12 @@ class Deployer:
         refusal = self.refused.get(name)
         if refusal is not None and (refusal.version, refusal.sha256) == (spec.version, spec.sha256):
             return True  # already refused and reported; a new deployment may change that
+        shared = self._served_elsewhere(name, spec)
+        if shared is not None:  # one install per package: installing it again is a "rollback"
+            self.refused.pop(name, None)
+            self.served[name] = Served(name, spec, shared)
+            self._save(None)
+            return True
         try:
             model = await self._install(spec)
         except VerificationError as exc:
@@ -175,6 +181,13 @@ class Deployer:
             {"feature": name, "package": spec.package, "version": spec.version},
         )
         return True
+
+    def _served_elsewhere(self, name: str, spec: FeatureDeployment) -> LocalModel | None:
+        """The model another feature already runs from this very package archive, if any."""
+        for other in self.served.values():
+            if other.name != name and other.model is not None and _same_package(other, spec):
+                return other.model
+        return None
 
     async def _install(self, spec: FeatureDeployment) -> LocalModel:
         archive = await self.link.package(spec.package, spec.version)
