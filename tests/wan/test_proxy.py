@@ -263,3 +263,18 @@ def test_conditions_from_a_spec_link_fit_its_percentiles() -> None:
     assert cond.loss == 0.05
     assert cond.scheduled_outage(20.0)
     assert not cond.scheduled_outage(42.0)
+
+
+def test_conditions_survive_the_trip_through_command_line_arguments() -> None:
+    from tierwise.wan.__main__ import parse_args
+
+    cond = WanConditions(
+        rtt_p50_s=0.06,
+        rtt_p99_s=0.25,
+        loss=0.05,
+        loss_mode=LossMode.RESET,
+        outages=(Outage(12, 30), Outage(100, 2.5)),
+        outage_mode=OutageMode.REFUSE,
+    )
+    _, parsed = parse_args(["--target", "127.0.0.1:1", *cond.to_args()])
+    assert parsed == cond

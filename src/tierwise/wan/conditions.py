@@ -90,6 +90,15 @@ class WanConditions:
         """The conditions of a spec link (its RTT p50/p99 and loss), with an outage schedule."""
         return cls(rtt_p50_s=link.rtt_p50, rtt_p99_s=link.rtt_p99, loss=link.loss, outages=outages)
 
+    def to_args(self) -> list[str]:
+        """The same conditions as arguments of `python -m tierwise.wan` (for a supervisor)."""
+        args = ["--rtt", f"{self.rtt_p50_s * 1000:g}ms/{self.rtt_p99_s * 1000:g}ms"]
+        args += ["--loss", f"{self.loss:g}", "--loss-mode", self.loss_mode.value]
+        if self.outages:
+            spans = ",".join(f"{o.duration_s:g}s@{o.start_s:g}s" for o in self.outages)
+            args += ["--outages", spans]
+        return [*args, "--outage-mode", self.outage_mode.value]
+
     @property
     def sigma(self) -> float:
         """Log-normal shape fitted so that the 99th percentile lands on rtt_p99."""
