@@ -148,6 +148,35 @@ def edge(
     )
 
 
+@app.command()
+def up(
+    spec: Annotated[Path, typer.Argument(help="the spec YAML")],
+    duration: Annotated[str, typer.Option(help="how long devices stream, e.g. 60s")] = "60s",
+    wan: Annotated[
+        str | None,
+        typer.Option(help="edge->cloud conditions, e.g. 'spec,outage=20s@20s' (docs/up.md)"),
+    ] = None,
+    scale: Annotated[
+        str, typer.Option(help="auto (measure this machine) or a factor of the spec's rates")
+    ] = "auto",
+    out: Annotated[Path | None, typer.Option(help="write the run as JSON here")] = None,
+    strategy: Annotated[str, typer.Option(help="plan, or cloud-only to compare")] = "plan",
+    cache: Annotated[
+        Path | None, typer.Option(help="scenario package cache (default ~/.cache/tierwise)")
+    ] = None,
+    run_dir: Annotated[
+        Path | None, typer.Option(help="keep logs and data here (default: a temporary dir)")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="random seed of arrivals and the WAN")] = 0,
+) -> None:
+    """Run the continuum for real on this machine: cloud, edge agents, WAN, devices; measure."""
+    from tierwise.up.commands import run_up_command
+
+    run_up_command(
+        spec, duration, wan, scale, out, strategy, cache, run_dir, seed, console, err_console
+    )
+
+
 from tierwise.cloud.commands import cloud_app  # noqa: E402  (light: typer only)
 
 app.add_typer(cloud_app, name="cloud")

@@ -1,0 +1,17 @@
+"""`tierwise up SPEC`: the continuum for real on this machine, measured against the plan.
+
+Modules, one idea each:
+
+    run.py           the run from start to end: plan, build, start, deploy, stream, report
+    layout.py        what runs where: per feature its placement, packages and site traffic
+    deploy.py        packages built (scenario cache), uploaded, assigned per the plan
+    components.py    starting the cloud, a WAN proxy, an edge agent, a site's devices
+    processes.py     the supervisor: process groups, PDEATHSIG, stop everything on exit
+    wan_schedule.py  `--wan`: delay, loss, outages on a schedule; the run's WAN for the plan
+    scale.py         measured capacity of this machine and the scaled rates
+    devices.py       one site's devices as a process (`python -m tierwise.up.devices`)
+    device_stats.py  what the devices saw: latency, misses, who answered and why
+    live.py          the live view (rich) while devices stream
+    report.py        run.json and the plan-vs-measured table
+    commands.py      the CLI's body (registered in cli.py)
+"""

@@ -1,0 +1,166 @@
+"""Start each kind of process of the continuum and know when it serves: cloud, WAN, agent, devices.
+
+Every component is started the way an operator would start it — `tierwise cloud`,
+`python -m tierwise.wan`, `tierwise edge`, plus the device process — as a child of the
+supervisor, and is ready once it prints the line it prints when it serves.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tierwise.errors import LinkError
+from tierwise.up.processes import Child, Supervisor, python_module
+from tierwise.wan.conditions import WanConditions
+
+READY_TIMEOUT_S = 90.0  # a cold start on a busy 2-core machine imports for a while
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """The operator's token and one token per site, made for this run only."""
+
+    admin: str
+    sites: dict[str, str]
+
+    @classmethod
+    def issue(cls, sites: list[str]) -> Tokens:
+        return cls(
+            f"tw_{secrets.token_urlsafe(32)}", {s: f"tw_{secrets.token_urlsafe(32)}" for s in sites}
+        )
+
+    def write(self, run_dir: Path) -> Path:
+        """The cloud's tokens file (hashed by the cloud on load), readable by us only."""
+        path = run_dir / "tokens.json"
+        path.write_text(json.dumps(self.sites), encoding="utf-8")
+        path.chmod(0o600)
+        for site, token in self.sites.items():
+            token_file = self.site_file(run_dir, site)
+            token_file.write_text(token + "\n", encoding="utf-8")
+            token_file.chmod(0o600)
+        return path
+
+    @staticmethod
+    def site_file(run_dir: Path, site: str) -> Path:
+        return run_dir / f"{site}.token"
+
+
+def start_cloud(sup: Supervisor, run_dir: Path, tokens: Tokens, trusted_key: Path) -> Child:
+    tokens_file = tokens.write(run_dir)
+    child = sup.spawn(
+        "cloud",
+        python_module(
+            "tierwise",
+            "cloud",
+            "--port",
+            "0",
+            "--data-dir",
+            str(run_dir / "cloud"),
+            "--tokens",
+            str(tokens_file),
+            "--trusted-key",
+            str(trusted_key),
+        ),
+        env={"TIERWISE_CLOUD_ADMIN_TOKEN": tokens.admin},
+    )
+    found = sup.wait_ready(child, r"tierwise cloud: (http://\S+) \(", READY_TIMEOUT_S)
+    child.url = found.group(1)
+    wait_http(child, child.url + "/healthz")
+    return child
+
+
+def start_wan(
+    sup: Supervisor, site: str, cloud: Child, conditions: WanConditions, seed: int
+) -> Child:
+    target = cloud.url.removeprefix("http://")
+    child = sup.spawn(
+        f"wan-{site}",
+        python_module(
+            "tierwise.wan",
+            "--target",
+            target,
+            "--rtt",
+            f"{conditions.rtt_p50_s * 1000:.3f}ms/{conditions.rtt_p99_s * 1000:.3f}ms",
+            "--loss",
+            repr(conditions.loss),
+            "--loss-mode",
+            conditions.loss_mode.value,
+            "--seed",
+            str(seed),
+        ),
+    )
+    child.url = sup.wait_ready(child, r"listening on (http://\S+)", READY_TIMEOUT_S).group(1)
+    return child
+
+
+def start_agent(
+    sup: Supervisor, run_dir: Path, site: str, cloud_url: str, trusted_key: Path, name: str = ""
+) -> Child:
+    child = sup.spawn(
+        name or f"edge-{site}",
+        python_module(
+            "tierwise",
+            "edge",
+            "--site",
+            site,
+            "--cloud",
+            cloud_url,
+            "--token-file",
+            str(Tokens.site_file(run_dir, site)),
+            "--trust",
+            str(trusted_key),
+            "--data-dir",
+            str(run_dir / (name or f"edge-{site}")),
+            "--port",
+            "0",
+            "--poll-interval",
+            "0.5",
+            "--drain-timeout",
+            "5",
+        ),
+    )
+    pattern = rf"edge agent {site} serving on (http://\S+)"
+    child.url = sup.wait_ready(child, pattern, READY_TIMEOUT_S).group(1)
+    return child
+
+
+def start_devices(sup: Supervisor, run_dir: Path, site: str, config: dict[str, Any]) -> Child:
+    path = run_dir / f"devices-{site}.json"
+    path.write_text(json.dumps(config, default=str), encoding="utf-8")
+    return sup.spawn(f"devices-{site}", python_module("tierwise.up.devices", str(path)))
+
+
+def wan_stats(child: Child) -> dict[str, Any]:
+    """The proxy's statistics: the JSON line it prints when it stops."""
+    try:
+        lines = child.log.read_text("utf-8", errors="replace").splitlines()
+    except OSError:
+        return {}
+    for line in reversed(lines):
+        if line.startswith("{"):
+            try:
+                found: dict[str, Any] = json.loads(line)
+            except ValueError:
+                continue
+            return found
+    return {}
+
+
+def wait_http(child: Child, url: str, timeout: float = READY_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if not child.alive() or time.monotonic() > deadline:
+            raise LinkError(f"{child.name}: {url} did not answer: {child.tail()}")
+        time.sleep(0.05)

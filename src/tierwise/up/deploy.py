@@ -1,0 +1,197 @@
+"""Ship what the plan says to the running cloud: packages, cloud models, per-site assignments.
+
+Packages come from `tierwise.scenarios.build.build_scenario_packages` (built once, cached,
+signed with the cache's key); they are uploaded through the registry API like an operator
+would (the registry verifies each one), then each feature is assigned at each site with its
+placement, deadline and — for a cascade — the confidence threshold that escalates the
+planned share, read off the package's own calibration curve.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tierwise.errors import LinkError, TierwiseError
+from tierwise.package.manifest import Manifest
+from tierwise.scenarios.build import ScenarioPackages
+from tierwise.spec.scenario import Role
+from tierwise.up.layout import FeatureRun, package_name
+from tierwise.wire import CloudModelAssignment, FeatureAssignment, Placement
+
+Progress = Callable[[str], None]
+PACKAGE_VERSION = 1  # every run starts a fresh registry
+
+
+def build_packages(
+    scenarios: list[str], cache: Path, progress: Progress
+) -> dict[str, ScenarioPackages]:
+    """Signed edge and cloud packages of every scenario the run needs (cached in `cache`)."""
+    from tierwise.scenarios.build import build_scenario_packages
+
+    built = {}
+    for name in scenarios:
+        progress(f"packages for scenario {name} (cache {cache})")
+        built[name] = build_scenario_packages(name, cache, version=PACKAGE_VERSION)
+    return built
+
+
+def package_dir(packages: dict[str, ScenarioPackages], scenario: str, role: Role) -> Path:
+    built = packages[scenario]
+    return built.edge if role == "edge" else built.cloud
+
+
+def manifest_of(packages: dict[str, ScenarioPackages], scenario: str, role: Role) -> Manifest:
+    built = packages[scenario]
+    return built.edge_manifest if role == "edge" else built.cloud_manifest
+
+
+def cascade_threshold(manifest: Manifest, escalated: float) -> float:
+    """The confidence threshold escalating (at most) the planned share, on the package's curve.
+
+    The edge agent runs the package's smallest variant, so that variant's curve applies.
+    """
+    if manifest.cascade is None:
+        raise TierwiseError(f"package {manifest.name} has no cascade calibration curve")
+    variant = manifest.variant().name
+    return manifest.cascade.at_budget(variant, escalated).threshold
+
+
+def archive(path: Path) -> bytes:
+    """A package directory as the registry takes it: tar.gz with one top directory."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.add(path, arcname=path.name)
+    return buf.getvalue()
+
+
+@dataclass
+class CloudAdmin:
+    """The operator's side of the cloud API (admin token), over loopback."""
+
+    url: str
+    token: str
+
+    def client(self, timeout: float = 30.0) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            with self.client() as c:
+                response = c.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise LinkError(f"cloud {method} {path}: {exc!r}") from exc
+        if response.status_code >= 400:
+            raise TierwiseError(
+                f"cloud {method} {path}: HTTP {response.status_code}: {response.text[:300]}"
+            )
+        return response
+
+    def upload(self, path: Path) -> None:
+        self.request(
+            "POST",
+            "/v1/packages",
+            content=archive(path),
+            headers={"Content-Type": "application/gzip"},
+        )
+
+    def put(self, path: str, body: Any) -> None:
+        self.request("PUT", path, json=body.model_dump(exclude_none=True))
+
+    def streams(self, site: str) -> dict[str, dict[str, int]]:
+        """Per stream of a site: events the cloud holds and the highest seq."""
+        found: dict[str, dict[str, int]] = self.request("GET", f"/v1/sites/{site}/streams").json()
+        return found
+
+
+@dataclass
+class Deployed:
+    """What was deployed per feature: for the report, and to assign a feature elsewhere too."""
+
+    summary: dict[str, dict[str, Any]]
+    assignments: dict[str, FeatureAssignment]
+
+
+def deploy(
+    admin: CloudAdmin,
+    runs: list[FeatureRun],
+    packages: dict[str, ScenarioPackages],
+    progress: Progress,
+) -> Deployed:
+    """Upload every package the run needs, set cloud models, assign features to sites."""
+    wanted = sorted(
+        {(r.scenario, role) for r in runs for role in (r.local_role, r.cloud_role) if role}
+    )
+    for scenario, role in wanted:
+        progress(f"uploading package {package_name(scenario, role)} v{PACKAGE_VERSION}")
+        admin.upload(package_dir(packages, scenario, role))
+    deployed = Deployed({}, {})
+    for run in runs:
+        entry: dict[str, Any] = {"mode": run.mode, "scenario": run.scenario}
+        if run.cloud_role is not None:
+            cloud_pkg = package_name(run.scenario, run.cloud_role)
+            admin.put(
+                f"/v1/cloud-models/{run.name}",
+                CloudModelAssignment(package=cloud_pkg, version=PACKAGE_VERSION),
+            )
+            entry["cloud_package"] = cloud_pkg
+        if run.local_role is not None:
+            entry["local_package"] = package_name(run.scenario, run.local_role)
+        if run.uses_agent:
+            assert run.local_role is not None
+            threshold = None
+            if run.mode == "cascade":
+                manifest = manifest_of(packages, run.scenario, run.local_role)
+                threshold = cascade_threshold(manifest, run.escalated)
+                entry["threshold"] = threshold
+            assignment = FeatureAssignment(
+                package=package_name(run.scenario, run.local_role),
+                version=PACKAGE_VERSION,
+                placement=Placement(run.mode),
+                threshold=threshold,
+                deadline_ms=run.feature.deadline * 1000,
+            )
+            for load in run.sites:
+                admin.put(f"/v1/sites/{load.site}/features/{run.name}", assignment)
+            deployed.assignments[run.name] = assignment
+        deployed.summary[run.name] = entry
+    return deployed
+
+
+def wait_until_serving(
+    agent_urls: dict[str, str], expected: dict[str, set[str]], timeout: float = 90.0
+) -> None:
+    """Wait until every agent has installed (and probed) every feature assigned to it."""
+    deadline = time.monotonic() + timeout
+    pending = dict(expected)
+    last: dict[str, Any] = {}
+    while pending:
+        for site in list(pending):
+            try:
+                state = httpx.get(agent_urls[site] + "/v1/state", timeout=5).json()
+            except (httpx.HTTPError, ValueError):
+                continue
+            last[site] = state
+            served = state.get("features", {})
+            ready = {f for f, s in served.items() if s.get("version") is not None}
+            if pending[site] <= ready:
+                del pending[site]
+            elif state.get("refused"):
+                raise TierwiseError(f"edge agent {site} refused a package: {state['refused']}")
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            missing = {s: sorted(f) for s, f in pending.items()}
+            raise TierwiseError(
+                f"edge agents did not install their features within {timeout:.0f} s: "
+                f"missing {missing}"
+            )
+        time.sleep(0.2)

@@ -1,0 +1,297 @@
+"""The devices of one site: `python -m tierwise.up.devices CONFIG.json` streams real data.
+
+One process per site plays all of its devices. For every feature, requests arrive as a
+Poisson stream at the (scaled) rate of all the site's devices together, spread over a few
+device streams; each request carries one row of the scenario's held-out test split (real
+or labelled-generated data, never trained on) and its true label as feedback. Depending on
+where the feature runs:
+
+- `agent`: POST to the site's edge agent `/v1/predict/{feature}`;
+- `direct`: POST to the cloud's `/v1/infer/{feature}` through the site's WAN (cloud-only);
+- `device`: the device runs the verified package itself (ONNX Runtime, in this process).
+
+Traffic is open-loop: a slow answer does not slow the arrivals down, so queueing shows as
+latency, as it would in a plant. The process prints `devices SITE ready`, starts on SIGUSR1
+(so every site starts at the same moment), prints one JSON line of figures per interval,
+and after `duration_s` (or SIGTERM) waits briefly for answers in flight, writes its summary
+JSON and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from tierwise.up.device_stats import FeatureStats
+
+STREAMS_PER_FEATURE = 16  # device streams per feature and site (each in order in the outbox)
+END_GRACE_S = 5.0  # how long answers still in flight are awaited once the run is over
+MAX_TIMEOUT_S = 20.0
+
+
+class FeatureTraffic(BaseModel):
+    """One feature's traffic at this site."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    mode: Literal["agent", "direct", "device"]
+    rate: float = Field(gt=0, description="requests/s, all devices of the site together")
+    deadline_s: float = Field(gt=0)
+    percentile: float
+    data: Path = Field(description=".npz with x (rows) and y (labels): the test split")
+    classes: list[str] = Field(description="the package's class labels, in output order")
+    package: Path | None = Field(None, description="device mode: the package to run")
+    trust: Path | None = Field(None, description="device mode: the key it must be signed by")
+
+
+class DevicesConfig(BaseModel):
+    """Everything the device process of one site needs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    site: str
+    agent_url: str | None = None
+    cloud_url: str | None = None  # the site's WAN proxy in front of the cloud
+    token_file: Path | None = None
+    duration_s: float = Field(gt=0)
+    seed: int = 0
+    stats_interval_s: float = 1.0
+    max_in_flight: int = 256
+    summary: Path
+    features: list[FeatureTraffic]
+
+
+class Feature:
+    """One feature's data, stats and way to get an answer."""
+
+    def __init__(self, traffic: FeatureTraffic, index: int, seed: int) -> None:
+        self.traffic = traffic
+        with np.load(traffic.data, allow_pickle=False) as data:
+            x, y = np.asarray(data["x"], dtype=np.float32), np.asarray(data["y"])
+        lookup = {c: i for i, c in enumerate(traffic.classes)}
+        self.labels = [lookup.get(str(label), -1) for label in y]
+        self.rows = [json.dumps(row.tolist()) for row in x]  # serialized once
+        self.x = x
+        self.rng = random.Random(seed * 1000 + index)
+        self.stats = FeatureStats(traffic.name, traffic.deadline_s * 1000, traffic.percentile)
+        self.in_flight = 0
+        self.model: Any = None
+        if traffic.mode == "device":
+            from tierwise.package.runtime import load_verified
+
+            if traffic.package is None or traffic.trust is None:
+                raise ValueError(f"{traffic.name}: device mode needs a package and a key")
+            self.model = load_verified(traffic.package, [traffic.trust])
+        timeout = min(traffic.deadline_s + 0.5, MAX_TIMEOUT_S)
+        self.timeout = timeout
+        self.timeout_is_miss = timeout >= traffic.deadline_s
+
+
+class Devices:
+    """All devices of one site."""
+
+    def __init__(self, config: DevicesConfig) -> None:
+        self.config = config
+        self.features = [Feature(t, i, config.seed) for i, t in enumerate(config.features)]
+        headers = {"Content-Type": "application/json"}
+        if config.token_file is not None:
+            token = config.token_file.read_text("utf-8").strip()
+            headers["Authorization"] = f"Bearer {token}"
+        limits = httpx.Limits(max_connections=128, max_keepalive_connections=128)
+        self.client = httpx.AsyncClient(headers=headers, limits=limits, timeout=MAX_TIMEOUT_S)
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.timeline: list[dict[str, Any]] = []
+
+    async def run(self, stop: asyncio.Event) -> None:
+        start = time.monotonic()
+        ticker = asyncio.create_task(self._report(start, stop))
+        arrivals = [asyncio.create_task(self._arrivals(f, start, stop)) for f in self.features]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), self.config.duration_s)
+        stop.set()
+        await asyncio.gather(*arrivals, return_exceptions=True)
+        if self.tasks:  # answers in flight: wait a little, then count them as unfinished
+            await asyncio.wait(list(self.tasks), timeout=END_GRACE_S)
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        ticker.cancel()
+        await asyncio.gather(ticker, return_exceptions=True)
+        self._tick(time.monotonic() - start)
+        await self.client.aclose()
+
+    async def _arrivals(self, feature: Feature, start: float, stop: asyncio.Event) -> None:
+        rate = feature.traffic.rate
+        at = start + feature.rng.expovariate(rate)
+        n = 0
+        while not stop.is_set() and at - start < self.config.duration_s:
+            delay = at - time.monotonic()
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                if stop.is_set():
+                    return
+            n += 1
+            if feature.in_flight >= self.config.max_in_flight:
+                feature.stats.record_shed()
+            else:
+                task = asyncio.create_task(self._request(feature, n))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+            at += feature.rng.expovariate(rate)
+
+    async def _request(self, feature: Feature, n: int) -> None:
+        t = feature.traffic
+        i = feature.rng.randrange(len(feature.rows))
+        label = feature.labels[i]
+        stream = f"{t.name}.d{n % STREAMS_PER_FEATURE:02d}"
+        feature.stats.sent += 1
+        feature.in_flight += 1
+        sent = time.perf_counter()
+        try:
+            if t.mode == "device":
+                stats = feature.stats
+                stats.request_bytes += feature.x[i].nbytes  # in memory: nothing crosses a link
+                probs = np.asarray(feature.model.predict(feature.x[i : i + 1]))
+                elapsed = (time.perf_counter() - sent) * 1000
+                stats.record_answer(
+                    elapsed, "device", "on the device", False, _correct(probs, label)
+                )
+                return
+            await self._over_http(feature, i, label, stream, sent)
+        except asyncio.CancelledError:
+            feature.stats.unfinished += 1
+            raise
+        finally:
+            feature.in_flight -= 1
+
+    async def _over_http(
+        self, feature: Feature, i: int, label: int, stream: str, sent: float
+    ) -> None:
+        t, stats = feature.traffic, feature.stats
+        if t.mode == "agent":
+            assert self.config.agent_url is not None
+            url = f"{self.config.agent_url}/v1/predict/{t.name}"
+            labels = f',"labels":[{label}]' if label >= 0 else ""
+            body = f'{{"inputs":[{feature.rows[i]}]{labels},"stream":"{stream}"}}'
+        else:
+            assert self.config.cloud_url is not None
+            url = f"{self.config.cloud_url}/v1/infer/{t.name}"
+            body = f'{{"inputs":[{feature.rows[i]}]}}'
+        content = body.encode()
+        stats.request_bytes += len(content)
+        try:
+            response = await self.client.post(url, content=content, timeout=feature.timeout)
+        except httpx.TimeoutException:
+            if feature.timeout_is_miss:
+                stats.record_failure("no answer by the deadline")
+            else:
+                stats.unfinished += 1
+            return
+        except httpx.TransportError as exc:
+            stats.record_failure(type(exc).__name__)
+            return
+        elapsed = (time.perf_counter() - sent) * 1000
+        if response.status_code != 200:
+            stats.record_failure(f"HTTP {response.status_code}")
+            return
+        stats.response_bytes += len(response.content)
+        answer = json.loads(response.content)
+        probs = np.asarray(answer["outputs"], dtype=np.float64)
+        if t.mode == "agent":
+            stats.record_answer(
+                elapsed,
+                answer["answered_by"],
+                answer["reason"],
+                bool(answer["degraded"]),
+                _correct(probs, label),
+                answer.get("stream"),
+                answer.get("event_seq"),
+            )
+        else:
+            stats.record_answer(elapsed, "cloud", "cloud", False, _correct(probs, label))
+
+    async def _report(self, start: float, stop: asyncio.Event) -> None:
+        interval = self.config.stats_interval_s
+        while not stop.is_set():
+            await asyncio.sleep(interval)
+            self._tick(time.monotonic() - start)
+
+    def _tick(self, t: float) -> None:
+        line = {
+            "t": round(t, 3),
+            "site": self.config.site,
+            "in_flight": len(self.tasks),
+            "features": {f.traffic.name: f.stats.window() for f in self.features},
+        }
+        self.timeline.append(line)
+        print(json.dumps(line), flush=True)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "site": self.config.site,
+            "features": {
+                f.traffic.name: {
+                    **f.stats.summary(),
+                    "mode": f.traffic.mode,
+                    "rate": f.traffic.rate,
+                }
+                for f in self.features
+            },
+            "timeline": [{"t": line["t"], "features": line["features"]} for line in self.timeline],
+        }
+
+
+def _correct(probs: np.ndarray, label: int) -> bool | None:
+    if label < 0 or probs.ndim != 2 or len(probs) != 1:
+        return None
+    return int(np.argmax(probs[0])) == label
+
+
+async def _main(config: DevicesConfig) -> None:
+    devices = Devices(config)
+    loop = asyncio.get_running_loop()
+    go, stop = asyncio.Event(), asyncio.Event()
+    loop.add_signal_handler(signal.SIGUSR1, go.set)
+
+    def halt() -> None:
+        stop.set()
+        go.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, halt)
+    print(f"devices {config.site} ready", flush=True)
+    await go.wait()
+    if not stop.is_set():
+        await devices.run(stop)
+    config.summary.write_text(json.dumps(devices.summary()), encoding="utf-8")
+    print(f"devices {config.site} done", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        sys.exit("usage: python -m tierwise.up.devices CONFIG.json")
+    config = DevicesConfig.model_validate_json(Path(args[0]).read_text("utf-8"))
+    try:
+        import uvloop
+
+        uvloop.run(_main(config))
+    except ImportError:
+        asyncio.run(_main(config))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,364 @@
+"""`tierwise up SPEC`: plan, build, start, deploy, calibrate, stream, measure, report — for real.
+
+The continuum runs as separate processes on 127.0.0.1, each started like an operator would:
+one `tierwise cloud`; per site a WAN proxy in front of the cloud and a `tierwise edge` agent
+whose cloud URL is that proxy; per site one device process streaming the scenario's data.
+Everything is stopped on the way out — normal end, Ctrl-C, SIGTERM or error (see
+`processes.py`). The run directory keeps every log and data directory; it is removed after
+a successful run unless one was given.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from tierwise.plan.evaluate import Outcome
+from tierwise.scenarios.build import ScenarioPackages
+from tierwise.spec.model import Spec
+from tierwise.up import components
+from tierwise.up.components import Tokens
+from tierwise.up.deploy import (
+    CloudAdmin,
+    build_packages,
+    deploy,
+    manifest_of,
+    package_dir,
+    wait_until_serving,
+)
+from tierwise.up.layout import FeatureRun, Strategy, layout, scenarios_needed, site_names
+from tierwise.up.live import agent_state
+from tierwise.up.processes import Child, Supervisor
+from tierwise.up.report import SiteResult, build_report
+from tierwise.up.scale import (
+    Scale,
+    calibration_feature,
+    choose_scale,
+    measure_capacity,
+    request_bodies,
+)
+from tierwise.up.stream import stream
+from tierwise.up.wan_schedule import WanSchedule, run_spec
+
+CACHE_ENV = "TIERWISE_CACHE"
+CALIBRATION_SITE = "calibration"  # a throwaway site: its traffic never crosses a measured WAN
+DRAIN_TIMEOUT_S = 20.0
+NOTES = [
+    "compute is this machine's CPU running the scenario's models (ONNX Runtime), not the "
+    "spec's hardware: latencies compare the system's shape, not the silicon",
+    "the device-edge LAN is loopback (not emulated); the edge-cloud WAN is emulated per site",
+    "rates are the spec's mean rates times the scale (peak factors are not replayed)",
+]
+
+
+def default_cache() -> Path:
+    """Where scenario packages are built once and reused: $TIERWISE_CACHE or ~/.cache/tierwise."""
+    root = os.environ.get(CACHE_ENV) or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "tierwise"
+    )
+    return Path(root) / "packages"
+
+
+@dataclass
+class UpOptions:
+    spec_path: Path
+    duration: float
+    wan: WanSchedule
+    scale: float | None  # None: measure and choose
+    strategy: Strategy = "plan"
+    cache: Path = field(default_factory=lambda: default_cache())
+    run_dir: Path | None = None
+    seed: int = 0
+
+
+@dataclass
+class _Continuum:
+    """The running processes of one run."""
+
+    cloud: Child
+    wans: dict[str, Child]
+    agents: dict[str, Child]
+    admin: CloudAdmin
+
+
+def run_up(opts: UpOptions, console: Console, say: Callable[[str], None]) -> dict[str, Any]:
+    """Run the continuum of a spec for `opts.duration` seconds; the run.json document."""
+    from tierwise.plan.planner import plan
+    from tierwise.spec import load_spec
+
+    spec = load_spec(opts.spec_path)
+    result = plan(spec)
+    strategy_name = "tierwise" if opts.strategy == "plan" else "cloud-only"
+    runs = layout(spec, result.strategies[strategy_name], opts.strategy)
+    sites = site_names(spec, runs)
+    packages = build_packages(scenarios_needed(runs), opts.cache, say)
+    public_key = next(iter(packages.values())).public_key
+    data = {s: _test_data(s, opts.cache) for s in scenarios_needed(runs)}
+    run_dir = opts.run_dir or Path(tempfile.mkdtemp(prefix="tierwise-up-"))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tokens = Tokens.issue([*sites, CALIBRATION_SITE])
+    with Supervisor(run_dir / "logs") as sup:
+        say(f"starting the cloud, {len(sites)} WAN proxies and edge agents (logs: {sup.log_dir})")
+        cont = _start(sup, run_dir, spec, runs, sites, tokens, public_key, opts)
+        deployed = deploy(cont.admin, runs, packages, say)
+        expected = {
+            site: {r.name for r in runs if r.uses_agent and any(s.site == site for s in r.sites)}
+            for site in cont.agents
+        }
+        wait_until_serving({s: c.url for s, c in cont.agents.items()}, expected)
+        capacity = None
+        if opts.scale is None:
+            capacity = _calibrate(
+                sup, run_dir, runs, cont, deployed.assignments, tokens, data, public_key
+            )
+        scale = choose_scale(runs, opts.duration, opts.scale, capacity)
+        console.print(scale.explain())
+        devices = {
+            site: components.start_devices(
+                sup,
+                run_dir,
+                site,
+                _device_config(site, runs, scale, cont, tokens, run_dir, opts, data, packages),
+            )
+            for site in sites
+        }
+        for site, child in devices.items():
+            sup.wait_ready(child, rf"devices {site} ready", components.READY_TIMEOUT_S)
+        started = datetime.now(UTC)
+        stream(
+            devices,
+            [cont.cloud, *cont.wans.values(), *cont.agents.values()],
+            cont.wans,
+            {s: a.url for s, a in cont.agents.items()},
+            runs,
+            opts.duration,
+            opts.wan,
+            console,
+        )
+        results = _finish(sup, run_dir, sites, devices, cont)
+    predicted = _predict(spec, result.strategies[strategy_name], opts, results)
+    header = {
+        "spec": spec.name,
+        "spec_path": str(opts.spec_path),
+        "strategy": opts.strategy,
+        "started_at": started.isoformat(timespec="seconds"),
+        "duration_s": opts.duration,
+        "scale": {
+            "factor": scale.factor,
+            "auto": scale.auto,
+            "spec_requests_per_s": scale.spec_rate,
+            "measured_capacity_per_s": scale.capacity,
+            "offered_requests_per_s": scale.offered,
+            "boosted": scale.boosted,
+            "rates": scale.rates,
+            "explained": scale.explain(),
+        },
+        "wan": {
+            "schedule": opts.wan.text,
+            "outages": [
+                {"start_s": o.start_s, "duration_s": o.duration_s} for o in opts.wan.outages
+            ],
+            "sites": {site: _conditions(opts.wan, spec, site) for site in sites},
+        },
+        "deployed": deployed.summary,
+        "notes": NOTES,
+        "run_dir": str(run_dir),
+    }
+    report = build_report(header, runs, predicted, results)
+    if opts.run_dir is None:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        report["run_dir"] = None
+    return report
+
+
+def _start(
+    sup: Supervisor,
+    run_dir: Path,
+    spec: Spec,
+    runs: list[FeatureRun],
+    sites: list[str],
+    tokens: Tokens,
+    public_key: Path,
+    opts: UpOptions,
+) -> _Continuum:
+    cloud = components.start_cloud(sup, run_dir, tokens, public_key)
+    wans = {
+        site: components.start_wan(
+            sup, site, cloud, opts.wan.conditions(spec.wan(spec.site(site))), opts.seed + i
+        )
+        for i, site in enumerate(sites)
+    }
+    agents: dict[str, Child] = {}
+    if any(r.uses_agent for r in runs):
+        for site in sites:
+            agents[site] = components.start_agent(sup, run_dir, site, wans[site].url, public_key)
+    return _Continuum(cloud, wans, agents, CloudAdmin(cloud.url, tokens.admin))
+
+
+def _calibrate(
+    sup: Supervisor,
+    run_dir: Path,
+    runs: list[FeatureRun],
+    cont: _Continuum,
+    assignments: dict[str, Any],
+    tokens: Tokens,
+    data: dict[str, Path],
+    public_key: Path,
+) -> float | None:
+    """Measured requests/s through the busiest path: a throwaway agent, or the cloud itself."""
+    run = calibration_feature(runs)
+    if run is None:
+        return None
+    if run.mode == "direct":
+        headers = {"Authorization": f"Bearer {tokens.sites[run.sites[0].site]}"}
+        url = f"{cont.cloud.url}/v1/infer/{run.name}"
+        return measure_capacity(url, headers, request_bodies(data[run.scenario], None))
+    cont.admin.put(f"/v1/sites/{CALIBRATION_SITE}/features/{run.name}", assignments[run.name])
+    agent = components.start_agent(
+        sup, run_dir, CALIBRATION_SITE, cont.cloud.url, public_key, name="edge-calibration"
+    )
+    try:
+        wait_until_serving({CALIBRATION_SITE: agent.url}, {CALIBRATION_SITE: {run.name}})
+        url = f"{agent.url}/v1/predict/{run.name}"
+        return measure_capacity(url, {}, request_bodies(data[run.scenario], "calibration"))
+    finally:
+        sup.stop(agent)
+
+
+def _device_config(
+    site: str,
+    runs: list[FeatureRun],
+    scale: Scale,
+    cont: _Continuum,
+    tokens: Tokens,
+    run_dir: Path,
+    opts: UpOptions,
+    data: dict[str, Path],
+    packages: dict[str, ScenarioPackages],
+) -> dict[str, Any]:
+    features = []
+    for run in runs:
+        if site not in scale.rates[run.name]:
+            continue
+        role = run.local_role or run.cloud_role
+        assert role is not None
+        mode = {"device": "device", "direct": "direct"}.get(run.mode, "agent")
+        features.append(
+            {
+                "name": run.name,
+                "mode": mode,
+                "rate": scale.rates[run.name][site],
+                "deadline_s": run.feature.deadline,
+                "percentile": run.feature.percentile,
+                "data": str(data[run.scenario]),
+                "classes": [
+                    str(c) for c in manifest_of(packages, run.scenario, role).output.classes
+                ],
+                "package": str(package_dir(packages, run.scenario, role))
+                if mode == "device"
+                else None,
+                "trust": str(packages[run.scenario].public_key) if mode == "device" else None,
+            }
+        )
+    return {
+        "site": site,
+        "agent_url": cont.agents[site].url if site in cont.agents else None,
+        "cloud_url": cont.wans[site].url,
+        "token_file": str(Tokens.site_file(run_dir, site)),
+        "duration_s": opts.duration,
+        "seed": opts.seed,
+        "summary": str(run_dir / f"devices-{site}.summary.json"),
+        "features": features,
+    }
+
+
+def _finish(
+    sup: Supervisor,
+    run_dir: Path,
+    sites: list[str],
+    devices: dict[str, Child],
+    cont: _Continuum,
+) -> dict[str, SiteResult]:
+    """Let the outboxes drain, stop agents (they flush), read what the cloud got, stop the WAN."""
+    import json
+
+    deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    while cont.agents and time.monotonic() < deadline:
+        depths = [
+            (agent_state(a.url).get("outbox") or {}).get("depth_events", 0)
+            for a in cont.agents.values()
+        ]
+        if all(d == 0 for d in depths):
+            break
+        time.sleep(0.25)
+    states = {site: agent_state(a.url) for site, a in cont.agents.items()}
+    for agent in cont.agents.values():
+        sup.stop(agent)
+    results: dict[str, SiteResult] = {}
+    for site in sites:
+        summary = json.loads((run_dir / f"devices-{site}.summary.json").read_text("utf-8"))
+        results[site] = SiteResult(summary, agent=states.get(site, {}))
+        if site in cont.agents:
+            results[site].delivered = cont.admin.streams(site)
+    for site, wan in cont.wans.items():
+        sup.stop(wan)
+        results[site].wan = components.wan_stats(wan)
+    sup.stop(cont.cloud)
+    return results
+
+
+def _predict(
+    spec: Spec, outcome: Outcome, opts: UpOptions, results: dict[str, SiteResult]
+) -> Outcome:
+    """The strategy's figures for what this run did: the same placement, under the WAN it
+    injected, with the payload and result sizes its devices actually sent and received."""
+    from tierwise.plan.candidates import enumerate_candidates
+    from tierwise.plan.evaluate import evaluate
+
+    run = run_spec(spec, opts.wan, opts.duration)
+    features = []
+    for feature in run.features:
+        seen = [
+            r.devices["features"][feature.name]
+            for r in results.values()
+            if feature.name in r.devices.get("features", {})
+        ]
+        sizes = {}
+        for key, spec_key in (("payload_bytes", "payload"), ("result_bytes", "result")):
+            values = [s[key] for s in seen if s.get(key) is not None]
+            if values:
+                sizes[spec_key] = sum(values) / len(values)
+        features.append(feature.model_copy(update=sizes))
+    run = run.model_copy(update={"features": features})
+    candidates = enumerate_candidates(run)
+    picked = [
+        next(c for c in options if c.label == f.label)
+        for options, f in zip(candidates, outcome.features, strict=True)
+    ]
+    return evaluate(run, outcome.name, picked)
+
+
+def _conditions(schedule: WanSchedule, spec: Spec, site: str) -> dict[str, float]:
+    c = schedule.conditions(spec.wan(spec.site(site)))
+    return {"rtt_p50_ms": c.rtt_p50_s * 1000, "rtt_p99_ms": c.rtt_p99_s * 1000, "loss": c.loss}
+
+
+def _test_data(scenario: str, cache: Path) -> Path:
+    """The scenario's held-out test split as .npz (what the devices stream)."""
+    from tierwise.package.evaldata import save_eval_data
+    from tierwise.scenarios import get_scenario
+
+    path = cache / scenario / "models" / f"{scenario}-test.npz"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_eval_data(path, get_scenario(scenario).test_data())
+    return path
