@@ -12,9 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tierwise.errors import InfeasibleError
-from tierwise.plan.candidates import Candidate, Placement, enumerate_candidates
-from tierwise.plan.estimate import assess
+from tierwise.plan.candidates import Candidate, Placement
+from tierwise.plan.estimate import candidate_table
 from tierwise.plan.solve import fixed_cost, solve
+from tierwise.plan.table import CandidateTable
 from tierwise.spec import Spec
 
 
@@ -172,27 +173,40 @@ def _cost_if_valid(spec: Spec, choice: tuple[Candidate, ...]) -> float | None:
     return cost
 
 
-def _feasible(spec: Spec) -> list[list[Candidate]]:
-    candidates = enumerate_candidates(spec)
-    assess(spec, candidates)
-    return [[c for c in opts if not c.violations] for opts in candidates]
+def _feasible(spec: Spec) -> tuple[CandidateTable, list[list[Candidate]]]:
+    """The planner's candidate table, and its feasible candidates as objects per feature."""
+    table = candidate_table(spec)
+    first, count = table.per_feature()
+    feasible = [
+        [table.candidate(c) for c in range(s, s + n) if not table.violated[c]]
+        for s, n in zip(first.tolist(), count.tolist(), strict=True)
+    ]
+    assert all(not c.violations for opts in feasible for c in opts)
+    return table, feasible
 
 
 @settings(max_examples=220, deadline=None, derandomize=True)
 @given(st.integers(min_value=0, max_value=2**31))
 def test_milp_equals_brute_force(seed: int) -> None:
     spec = random_spec(seed)
-    feasible = _feasible(spec)
+    table, feasible = _feasible(spec)
     expected = brute_force(spec, feasible) if all(feasible) else None
     try:
-        got: float | None = solve(spec, feasible).cost
+        solution = solve(table, table.feasible)
     except InfeasibleError:
-        got = None
+        solution = None
     if expected is None:
-        assert got is None, f"seed {seed}: MILP found {got}, brute force found nothing"
-    else:
-        assert got is not None, f"seed {seed}: MILP found nothing, brute force {expected}"
-        assert got == pytest.approx(expected, rel=1e-6, abs=1e-6), f"seed {seed}"
+        assert solution is None, f"seed {seed}: MILP found {solution}, brute force found nothing"
+        return
+    assert solution is not None, f"seed {seed}: MILP found nothing, brute force {expected}"
+    assert solution.cost == pytest.approx(expected, rel=1e-6, abs=1e-6), f"seed {seed}"
+    # the MILP's own choice (after its accuracy upgrade) is valid and costs what it says
+    chosen = tuple(table.candidate(int(c)) for c in solution.choice)
+    assert [c.feature for c in chosen] == list(range(len(spec.features)))
+    assert all(not c.violations for c in chosen)
+    cost = _cost_if_valid(spec, chosen)
+    assert cost is not None, f"seed {seed}: the MILP's choice breaks a shared constraint"
+    assert cost == pytest.approx(solution.cost, rel=1e-6, abs=1e-6), f"seed {seed}"
 
 
 def test_random_specs_exercise_both_outcomes() -> None:
@@ -200,15 +214,15 @@ def test_random_specs_exercise_both_outcomes() -> None:
     outcomes = {"solved": 0, "infeasible": 0, "edge": 0, "cloud": 0, "device": 0, "cascade": 0}
     for seed in range(120):
         spec = random_spec(seed)
-        feasible = _feasible(spec)
+        table, _ = _feasible(spec)
         try:
-            sol = solve(spec, feasible)
+            sol = solve(table, table.feasible)
         except InfeasibleError:
             outcomes["infeasible"] += 1
             continue
         outcomes["solved"] += 1
         for cand in sol.choice:
-            outcomes[cand.placement.value] += 1
+            outcomes[table.candidate(int(cand)).placement.value] += 1
     assert outcomes["solved"] >= 40, outcomes
     assert outcomes["infeasible"] >= 5, outcomes
     assert all(outcomes[p.value] > 0 for p in Placement), outcomes
@@ -223,8 +237,9 @@ def test_infeasible_shared_capacity_names_the_constraint(minimal: dict[str, Any]
     second = dict(minimal["features"][0], name="g")
     minimal["features"].append(second)
     spec = Spec.model_validate(minimal)
+    table, _ = _feasible(spec)
     with pytest.raises(InfeasibleError) as info:
-        solve(spec, _feasible(spec))
+        solve(table, table.feasible)
     message = str(info.value)
     assert "edge compute at s1" in message
     assert "short by" in message

@@ -2,32 +2,30 @@
 
 Unlike `estimate.py`, which bounds each candidate alone, this takes every shared queue at the
 utilization the assignment actually puts on it, so the figures are what `simulate` and `up`
-should measure.
+should measure. An assignment is one candidate per feature (indices into the table); every
+figure is computed for all its (candidate, site) pairs at once.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
 
-from tierwise.plan.candidates import (
-    Candidate,
-    Placement,
-    ResourceKey,
-    SiteUse,
-    cloud_cost,
-    shared_resource,
-)
-from tierwise.plan.estimate import (
-    cascade_base_accuracy,
-    cascade_latency,
-    escalation_paths,
-    local_paths,
-    local_servers,
-)
+from tierwise.plan.candidates import PLACEMENTS, Candidate
+from tierwise.plan.columns import Array, Index, Mask
+from tierwise.plan.estimate import cascade_latency
+from tierwise.plan.paths import escalation_paths, local_paths
 from tierwise.plan.solve import fixed_cost
+from tierwise.plan.table import (
+    CASCADE,
+    CLOUD,
+    DEVICE,
+    REACH_RANK,
+    CandidateTable,
+    build_table,
+    cloud_cost_array,
+)
 from tierwise.spec.model import Spec
 from tierwise.spec.units import SECONDS_PER_MONTH
 
@@ -73,120 +71,184 @@ class Outcome:
     cloud_instances: int
 
 
+@dataclass
+class _Pairs:
+    """The (candidate, site) pairs of an assignment, and what they load."""
+
+    index: Index  # into the table's pairs
+    owner: Index  # the feature of each
+    cand: Index
+    site: Index
+    resource: Index
+    local: Mask
+    busy: Array  # per shared resource: busy servers (erlangs) or device utilization
+    used: Index  # shared resources in order of first use
+
+
 def evaluate(spec: Spec, name: str, choice: list[Candidate]) -> Outcome:
+    """`evaluate_assignment` for candidate objects of `enumerate_candidates(spec)`."""
+    table = build_table(spec)
+    first, count = table.per_feature()
+    index = []
+    for cand in choice:
+        start = int(first[cand.feature])
+        labels = [table.label(c) for c in range(start, start + int(count[cand.feature]))]
+        index.append(start + labels.index(cand.label))
+    return evaluate_assignment(table, name, np.asarray(index, dtype=np.int64))
+
+
+def evaluate_assignment(table: CandidateTable, name: str, choice: Index) -> Outcome:
     """Every figure of an assignment (one candidate per feature) at its actual load."""
-    busy: dict[ResourceKey, float] = defaultdict(float)
-    for cand in choice:
-        for use in cand.sites:
-            key = shared_resource(spec, cand, use.site)
-            if key is not None:
-                busy[key] += use.local_busy
-    pairs = [(c, u) for c in choice for u in c.sites]
-    rho = np.array([_utilization(spec, c, u.site, busy) for c, u in pairs])
-    wan_full, lan_full = _saturated_links(spec, choice)
-    overloaded = (rho >= 1.0) | np.array(
-        [
-            (c.placement is Placement.CLOUD and u.site in wan_full)
-            or (c.placement is not Placement.DEVICE and u.site in lan_full)
-            for c, u in pairs
-        ],
-        dtype=bool,
+    pairs = _load(table, choice)
+    rho = np.zeros(len(pairs.index))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shared = pairs.busy[pairs.resource[pairs.local]]
+        rho[pairs.local] = shared / table.servers[pairs.index[pairs.local]]
+    wan_full, lan_full = _saturated_links(table, pairs)
+    place = table.placement[pairs.cand]
+    overloaded = (
+        (rho >= 1.0)
+        | ((place == CLOUD) & wan_full[pairs.site])
+        | ((place != DEVICE) & lan_full[pairs.site])
     )
-    wait_service = _mix_wait_service(spec, pairs)
-    rows = local_paths(spec, pairs)
-    rows.service = wait_service
-    on_time = rows.on_time(np.minimum(rho, 0.999))
+    service = _mix_wait_service(table, pairs)
+    rho_q = np.minimum(rho, 0.999)
+    rows = local_paths(table, pairs.index).with_service(service)
+    on_time = rows.on_time(rho_q)
     on_time[overloaded] = 0.0
-    latency = rows.latency(np.minimum(rho, 0.999))
+    latency = rows.latency(rho_q)
     latency[overloaded] = np.inf
-    in_time = np.ones(len(pairs))
-    esc = [i for i, (c, _) in enumerate(pairs) if c.placement is Placement.CASCADE]
-    if esc:
-        sub = [pairs[i] for i in esc]
-        esc_local, esc_cloud = local_paths(spec, sub), escalation_paths(spec, sub)
-        esc_local.service = esc_cloud.service = wait_service[esc]
-        in_time[esc] = esc_cloud.on_time(np.minimum(rho[esc], 0.999))
-        in_time[[i for i in esc if pairs[i][1].site in wan_full]] = 0.0
-        share = np.array([c.escalated for c, _ in sub])
-        rho_esc = np.minimum(rho[esc], 0.999)
-        latency[esc] = cascade_latency(esc_local, esc_cloud, share, rho_esc)
-        latency[[i for i in esc if overloaded[i]]] = np.inf
-
-    per_feature: dict[int, list[int]] = defaultdict(list)
-    for i, (cand, _) in enumerate(pairs):
-        per_feature[cand.feature].append(i)
-    outcomes = []
-    for cand in choice:
-        idx = per_feature.get(cand.feature, [])
-        outcomes.append(_feature_outcome(spec, cand, idx, pairs, latency, on_time, in_time, rho))
-
-    breakdown = _costs(spec, choice, busy)
+    in_time = np.ones(len(pairs.index))
+    esc = np.flatnonzero(place == CASCADE)
+    if esc.size:
+        esc_local = local_paths(table, pairs.index[esc]).with_service(service[esc])
+        esc_cloud = escalation_paths(table, pairs.index[esc]).with_service(service[esc])
+        in_time[esc] = esc_cloud.on_time(rho_q[esc])
+        in_time[esc[wan_full[pairs.site[esc]]]] = 0.0
+        share = table.share[pairs.cand[esc]]
+        latency[esc] = cascade_latency(esc_local, esc_cloud, share, rho_q[esc])
+        latency[esc[overloaded[esc]]] = np.inf
+    features = _feature_outcomes(table, choice, pairs, latency, on_time, in_time, rho)
+    breakdown = _costs(table, pairs)
+    n = len(features)
     return Outcome(
         name=name,
-        features=outcomes,
+        features=features,
         cost=sum(breakdown.values()),
         cost_breakdown=breakdown,
-        upstream_bps=sum(o.upstream_bps for o in outcomes),
-        misses_per_month=sum(o.misses_per_month for o in outcomes),
-        offline_coverage=(
-            sum(o.works_offline for o in outcomes) / len(outcomes) if outcomes else 1.0
+        upstream_bps=_in_order([o.upstream_bps for o in features]),
+        misses_per_month=_in_order([o.misses_per_month for o in features]),
+        offline_coverage=sum(o.works_offline for o in features) / n if n else 1.0,
+        privacy_violations=sum(o.privacy_violation for o in features),
+        gateways=int(
+            sum(table.sites.gateways[r] for r in pairs.used if r < len(table.sites.names))
         ),
-        privacy_violations=sum(o.privacy_violation for o in outcomes),
-        gateways=sum(spec.sites[k[1]].gateways for k in busy if k[0] == "edge"),
-        cloud_instances=_instances(spec, choice),
+        cloud_instances=_instances(table, pairs),
     )
 
 
-def _feature_outcome(
-    spec: Spec,
-    cand: Candidate,
-    idx: list[int],
-    pairs: list[tuple[Candidate, SiteUse]],
-    latency: np.ndarray,
-    on_time: np.ndarray,
-    in_time: np.ndarray,
-    rho: np.ndarray,
-) -> FeatureOutcome:
-    feature = spec.features[cand.feature]
-    uses = [pairs[i][1] for i in idx]
-    requests = np.array([u.requests_per_s for u in uses])
-    total = requests.sum()
-    p_miss = float(np.dot(requests, 1 - on_time[idx]) / total) if total else 0.0
-    escalation = _escalated(cand)
-    accuracy = cand.accuracy
-    answered_in_time = float(np.dot(requests, in_time[idx]) / total) if total else 1.0
-    if cand.placement is Placement.CASCADE:
-        model = spec.model(feature.model)
-        assert model.cascade is not None
-        joint = next(
-            (p.accuracy for p in model.cascade.curve if p.escalated == cand.escalated), None
+def _load(table: CandidateTable, choice: Index) -> _Pairs:
+    index, owner = table.pairs_of(choice)
+    resource = table.resource[index]
+    local = resource >= 0
+    n_res = len(table.sites.names) * (1 + len(table.classes))
+    weights = table.local_busy[index][local]
+    busy = np.bincount(resource[local], weights=weights, minlength=n_res).astype(np.float64)
+    found, first = np.unique(resource[local], return_index=True)
+    return _Pairs(
+        index=index,
+        owner=owner,
+        cand=table.cand[index],
+        site=table.site[index],
+        resource=resource,
+        local=local,
+        busy=busy,
+        used=found[np.argsort(first, kind="stable")],
+    )
+
+
+def _feature_outcomes(
+    table: CandidateTable,
+    choice: Index,
+    pairs: _Pairs,
+    latency: Array,
+    on_time: Array,
+    in_time: Array,
+    rho: Array,
+) -> list[FeatureOutcome]:
+    spec, feats = table.spec, table.features
+    n = table.n_features
+    owner = pairs.owner
+    requests = table.requests[pairs.index]
+    total = np.bincount(owner, weights=requests, minlength=n)
+    has = total > 0
+    safe = np.where(has, total, 1.0)
+    p_miss = np.where(has, np.bincount(owner, requests * (1 - on_time), n) / safe, 0.0)
+    answered = np.where(has, np.bincount(owner, requests * in_time, n) / safe, 1.0)
+    worst_latency, worst_rho = _per_feature_max(owner, n, latency), _per_feature_max(owner, n, rho)
+    wan_bytes = np.bincount(owner, table.wan_bytes[pairs.index], n)
+    place = table.placement[choice]
+    accuracy = table.accuracy[choice].copy()
+    cascade = place == CASCADE
+    if cascade.any():
+        templates = [table.templates[int(t)] for t in table.template[choice[cascade]]]
+        base = np.array([t.base_accuracy for t in templates])
+        joint = np.array([np.nan if t.accuracy is None else t.accuracy for t in templates])
+        adjusted = base + (joint - base) * answered[cascade]
+        accuracy[cascade] = np.where(np.isnan(joint), accuracy[cascade], adjusted)
+    privacy = REACH_RANK[place] > feats.reach
+    columns = zip(
+        choice.tolist(),
+        place.tolist(),
+        worst_latency.tolist(),
+        p_miss.tolist(),
+        (p_miss * total * SECONDS_PER_MONTH).tolist(),
+        table.share[choice].tolist(),
+        np.where(cascade, answered, 1.0).tolist(),
+        (8 * wan_bytes / SECONDS_PER_MONTH).tolist(),
+        table.cost[choice].tolist(),
+        accuracy.tolist(),
+        privacy.tolist(),
+        worst_rho.tolist(),
+        strict=True,
+    )
+    out = []
+    for feature, (c, p, lat, miss, misses, share, esc_ok, up, cost, acc, priv, util) in zip(
+        spec.features, columns, strict=True
+    ):
+        placement = PLACEMENTS[p]
+        out.append(
+            FeatureOutcome(
+                feature=feature.name,
+                placement=placement.value,
+                variant=table.variant(c),
+                label=table.label(c),
+                latency=lat,
+                deadline=feature.deadline,
+                percentile=feature.percentile,
+                p_miss=miss,
+                misses_per_month=misses,
+                escalation_rate=share,
+                escalations_in_time=esc_ok,
+                upstream_bps=up,
+                cost=cost,
+                accuracy=None if acc != acc else acc,  # nan: unknown
+                works_offline=placement.works_offline,
+                privacy_violation=priv,
+                utilization=util,
+            )
         )
-        base = cascade_base_accuracy(spec, cand)
-        if joint is not None:
-            accuracy = base + (joint - base) * answered_in_time
-    wan_bytes = sum(u.wan_bytes_month for u in uses)
-    return FeatureOutcome(
-        feature=feature.name,
-        placement=cand.placement.value,
-        variant=cand.variant,
-        label=cand.label,
-        latency=float(latency[idx].max()) if idx else 0.0,
-        deadline=feature.deadline,
-        percentile=feature.percentile,
-        p_miss=p_miss,
-        misses_per_month=p_miss * total * SECONDS_PER_MONTH,
-        escalation_rate=escalation,
-        escalations_in_time=answered_in_time if cand.placement is Placement.CASCADE else 1.0,
-        upstream_bps=8 * wan_bytes / SECONDS_PER_MONTH,
-        cost=cand.cost,
-        accuracy=accuracy,
-        works_offline=cand.placement.works_offline,
-        privacy_violation=cand.placement.raw_data_reaches.rank > feature.raw_data_may_reach.rank,
-        utilization=float(rho[idx].max()) if idx else 0.0,
-    )
+    return out
 
 
-def _mix_wait_service(spec: Spec, pairs: list[tuple[Candidate, SiteUse]]) -> np.ndarray:
+def _per_feature_max(owner: Index, n: int, values: Array) -> Array:
+    """The largest value of each feature's pairs; 0 for a feature with none."""
+    out = np.full(n, -np.inf)
+    np.maximum.at(out, owner, values)
+    return np.where(np.isneginf(out), 0.0, out)
+
+
+def _mix_wait_service(table: CandidateTable, pairs: _Pairs) -> Array:
     """The service time to put in each path's queue-wait model: E[S²]/E[S] of its queue.
 
     A shared FIFO queue makes a request wait behind the whole mix of features placed
@@ -195,72 +257,63 @@ def _mix_wait_service(spec: Spec, pairs: list[tuple[Candidate, SiteUse]]) -> np.
     the path model, built for deterministic service, scales it by S/2, so S = E[S²]/E[S]
     gives the mix's wait (and changes nothing where a queue serves one feature).
     """
-    first: dict[ResourceKey, float] = defaultdict(float)  # sum of rate × S (busy)
-    second: dict[ResourceKey, float] = defaultdict(float)  # sum of rate × S²
-    keys = [shared_resource(spec, c, u.site) for c, u in pairs]
-    for (cand, use), key in zip(pairs, keys, strict=True):
-        if key is not None:
-            first[key] += use.local_busy
-            second[key] += use.local_busy * cand.service
-    return np.array(
-        [
-            second[k] / first[k] if k is not None and first[k] > 0 else c.service
-            for (c, _), k in zip(pairs, keys, strict=True)
-        ]
-    )
+    service = table.service[pairs.cand]
+    local, res = pairs.local, pairs.resource
+    busy = table.local_busy[pairs.index]
+    second = np.bincount(res[local], weights=(busy * service)[local], minlength=len(pairs.busy))
+    first = pairs.busy
+    r = np.maximum(res, 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mixed = second[r] / first[r]
+    return np.where(local & (first[r] > 0), mixed, service)
 
 
-def _saturated_links(spec: Spec, choice: list[Candidate]) -> tuple[set[int], set[int]]:
+def _saturated_links(table: CandidateTable, pairs: _Pairs) -> tuple[Mask, Mask]:
     """Sites whose WAN uplink or LAN would carry more than its bandwidth at peak."""
-    wan: dict[int, float] = defaultdict(float)
-    lan: dict[int, float] = defaultdict(float)
-    for cand in choice:
-        for use in cand.sites:
-            wan[use.site] += use.wan_bps
-            lan[use.site] += use.lan_bps
-    sites = spec.sites
-    wan_full = {s for s, bps in wan.items() if bps >= spec.capacity(spec.wan(sites[s]), sites[s])}
-    lan = {
-        s: bps for s, bps in lan.items() if bps >= spec.capacity(spec.links.device_edge, sites[s])
-    }
-    return wan_full, set(lan)
+    n_sites = len(table.sites.names)
+    wan = np.bincount(pairs.site, weights=table.wan_bps[pairs.index], minlength=n_sites)
+    lan = np.bincount(pairs.site, weights=table.lan_bps[pairs.index], minlength=n_sites)
+    return wan >= table.sites.wan_capacity, lan >= table.sites.lan_capacity
 
 
-def _escalated(cand: Candidate) -> float:
-    """Share of a candidate's requests answered in the cloud."""
-    return {Placement.CLOUD: 1.0, Placement.CASCADE: cand.escalated}.get(cand.placement, 0.0)
-
-
-def _utilization(spec: Spec, cand: Candidate, site: int, busy: dict[ResourceKey, float]) -> float:
-    key = shared_resource(spec, cand, site)
-    return busy[key] / local_servers(spec, cand, site) if key is not None else 0.0
-
-
-def _instances(spec: Spec, choice: list[Candidate]) -> int:
+def _instances(table: CandidateTable, pairs: _Pairs) -> int:
     """Cloud instances running at peak (autoscaled), never fewer than min_instances."""
-    cloud = spec.tiers.cloud
-    peak = sum(u.cloud_busy * spec.features[c.feature].peak_factor for c in choice for u in c.sites)
+    cloud = table.spec.tiers.cloud
+    peak_factor = table.features.peak_factor[pairs.owner]
+    peak = _in_order(table.cloud_busy[pairs.index] * peak_factor)
     return max(cloud.min_instances, int(np.ceil(peak / cloud.max_utilization - 1e-9)))
 
 
-def _costs(spec: Spec, choice: list[Candidate], busy: dict[ResourceKey, float]) -> dict[str, float]:
-    cloud_compute = fixed_cost(spec) + sum(
-        cloud_cost(spec, _escalated(c) * u.requests_per_s, u.cloud_busy)
-        for c in choice
-        for u in c.sites
+def _costs(table: CandidateTable, pairs: _Pairs) -> dict[str, float]:
+    spec, sites = table.spec, table.sites
+    idx = pairs.index
+    calls = table.share[pairs.cand] * table.requests[idx]
+    cloud_compute = fixed_cost(spec) + _in_order(
+        cloud_cost_array(spec, calls, table.cloud_busy[idx])
     )
-    egress = sum(
-        u.wan_bytes_month * spec.wan(spec.sites[u.site]).egress for c in choice for u in c.sites
-    )
-    gateways = sum(spec.tiers.edge.cost * spec.sites[k[1]].gateways for k in busy if k[0] == "edge")
-    devices = sum(
-        spec.tiers.device_class(k[2]).cost * spec.sites[k[1]].device_counts().get(k[2], 0)
-        for k in busy
-        if k[0] == "device"
+    egress = _in_order(table.wan_bytes[idx] * sites.egress[pairs.site])
+    n_sites = len(sites.names)
+    edges = [int(r) for r in pairs.used if r < n_sites]
+    devices = [int(r) - n_sites for r in pairs.used if r >= n_sites]
+    n_classes = len(table.classes)
+    class_cost = [spec.tiers.device_class(c).cost for c in table.classes]
+    gateways = _in_order([spec.tiers.edge.cost * spec.sites[s].gateways for s in edges])
+    upgrades = _in_order(
+        [
+            class_cost[d % n_classes]
+            * spec.sites[d // n_classes].counts.get(table.classes[d % n_classes], 0)
+            for d in devices
+        ]
     )
     return {
         "cloud compute": cloud_compute,
         "data transfer": egress,
         "edge gateways": gateways,
-        "device upgrades": devices,
+        "device upgrades": upgrades,
     }
+
+
+def _in_order(values: Array | list[float]) -> float:
+    """The sum added up left to right, as a loop would (numpy's sum pairs terms up)."""
+    cum = np.cumsum(values, dtype=np.float64)
+    return float(cum[-1]) if len(cum) else 0.0

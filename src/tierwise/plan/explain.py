@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tierwise.plan.candidates import Candidate, Placement
+from tierwise.plan.candidates import Placement
 
 
 @dataclass
@@ -17,17 +17,20 @@ class Alternative:
     extra_cost: float | None = None  # $/month more than the plan, when it was feasible
 
 
-def reason_line(chosen: Candidate, alternatives: list[Alternative]) -> str:
+def reason_line(chosen: Placement, alternatives: list[Alternative]) -> str:
     """`edge: cloud — p99 312ms > budget 20ms; must work offline | device — ...`.
 
     For each other placement, the best of its candidates says what stopped it: a hard
     constraint when all of them broke one, else what it would cost on top.
     """
+    by_placement: dict[str, list[Alternative]] = {}
+    for a in alternatives:
+        by_placement.setdefault(a.placement, []).append(a)
     parts = []
     for placement in Placement:
-        if placement is chosen.placement:
+        if placement is chosen:
             continue
-        mine = [a for a in alternatives if a.placement == placement.value]
+        mine = by_placement.get(placement.value)
         if not mine:
             continue
         feasible = [a for a in mine if a.extra_cost is not None]
@@ -36,7 +39,7 @@ def reason_line(chosen: Candidate, alternatives: list[Alternative]) -> str:
             parts.append(f"{placement.value}: {best.ruled_out_by}")
         else:
             parts.append(f"{placement.value}: {_shortest(mine)}")
-    head = chosen.placement.value
+    head = chosen.value
     if not parts:
         return f"{head}: the only placement that fits"
     return f"{head} — " + "; ".join(parts)
@@ -48,5 +51,5 @@ def _shortest(alternatives: list[Alternative]) -> str:
     return best.ruled_out_by.replace(" | ", ", ")
 
 
-def describe_violations(cand: Candidate) -> str:
-    return " | ".join(cand.violations)
+def describe_violations(violations: list[str]) -> str:
+    return " | ".join(violations)

@@ -5,19 +5,26 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
+import numpy as np
+
 from tierwise.errors import InfeasibleError
-from tierwise.plan.candidates import Candidate, Placement, enumerate_candidates
-from tierwise.plan.estimate import assess
-from tierwise.plan.evaluate import FeatureOutcome, Outcome, evaluate
+from tierwise.plan.candidates import PLACEMENTS, Candidate, Placement
+from tierwise.plan.columns import Index, Mask
+from tierwise.plan.estimate import candidate_table
+from tierwise.plan.evaluate import FeatureOutcome, Outcome, evaluate_assignment
 from tierwise.plan.explain import Alternative, describe_violations, reason_line
 from tierwise.plan.solve import Solution, solve
+from tierwise.plan.table import CandidateTable
 from tierwise.plan.training import TrainingDecision, decide_training
+from tierwise.plan.violations import violation_counts
 from tierwise.spec.model import Spec
 from tierwise.spec.units import fmt_money
 
 EXPLAIN_BY_RESOLVING = 60  # up to this many features, price every alternative by re-solving
+STRATEGY_NAMES = {"cloud-only": Placement.CLOUD, "edge-only": Placement.EDGE}
 
 
 @dataclass
@@ -34,11 +41,22 @@ class PlanResult:
     strategies: dict[str, Outcome]
     training: list[TrainingDecision]
     seconds: dict[str, float] = field(default_factory=dict)
-    choice: list[Candidate] = field(default_factory=list, repr=False)
+    table: CandidateTable | None = field(default=None, repr=False, compare=False)
+    choices: dict[str, Index] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def plan(self) -> Outcome:
         return self.strategies["tierwise"]
+
+    @cached_property
+    def choice(self) -> list[Candidate]:
+        """The plan's candidate of each feature, as objects (built on first use)."""
+        return self.strategy_choice("tierwise")
+
+    def strategy_choice(self, name: str) -> list[Candidate]:
+        """The candidate of each feature under a strategy: tierwise, cloud-only, edge-only."""
+        assert self.table is not None, "a PlanResult made by plan() keeps its candidates"
+        return [self.table.candidate(int(c)) for c in self.choices[name]]
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -62,27 +80,24 @@ class PlanResult:
 def plan(spec: Spec, explain: bool | None = None) -> PlanResult:
     """Place every feature and training job; raise InfeasibleError naming what cannot be met."""
     clock = time.perf_counter()
-    candidates = enumerate_candidates(spec)
-    assess(spec, candidates)
+    table = candidate_table(spec)
     t_estimate = time.perf_counter() - clock
-    feasible = [[c for c in opts if not c.violations] for opts in candidates]
-    for i, options in enumerate(feasible):
-        if not options:
-            raise InfeasibleError(_no_candidate(spec, i, candidates[i]))
-    solution = solve(spec, feasible)
+    feasible = table.feasible
+    options = np.bincount(table.feature[feasible], minlength=table.n_features)
+    for i in np.flatnonzero(options == 0)[:1]:
+        raise InfeasibleError(_no_candidate(table, int(i)))
+    solution = solve(table, feasible)
     t_solve = time.perf_counter() - clock - t_estimate
-    outcome = evaluate(spec, "tierwise", solution.choice)
+    choices = {"tierwise": solution.choice}
+    choices |= {name: strategy(table, p) for name, p in STRATEGY_NAMES.items()}
     strategies = {
-        "cloud-only": evaluate(spec, "cloud-only", _strategy(candidates, Placement.CLOUD)),
-        "edge-only": evaluate(spec, "edge-only", _strategy(candidates, Placement.EDGE)),
-        "tierwise": outcome,
+        name: evaluate_assignment(table, name, choices[name])
+        for name in ("cloud-only", "edge-only")
     }
+    strategies["tierwise"] = outcome = evaluate_assignment(table, "tierwise", solution.choice)
     if explain is None:
         explain = len(spec.features) <= EXPLAIN_BY_RESOLVING
-    decisions = []
-    for i, chosen in enumerate(solution.choice):
-        alts = _alternatives(spec, candidates, feasible, solution, i, explain)
-        decisions.append(FeatureDecision(outcome.features[i], reason_line(chosen, alts), alts))
+    decisions = _decisions(table, feasible, solution, outcome, explain)
     training = [decide_training(spec, job) for job in spec.training]
     total = time.perf_counter() - clock
     return PlanResult(
@@ -91,12 +106,31 @@ def plan(spec: Spec, explain: bool | None = None) -> PlanResult:
         strategies=strategies,
         training=training,
         seconds={"estimate": t_estimate, "solve": t_solve, "total": total},
-        choice=solution.choice,
+        table=table,
+        choices=choices,
     )
 
 
+def strategy(table: CandidateTable, placement: Placement) -> Index:
+    """What a team all-in on one tier would run: per feature its best candidate there (the
+    fewest broken rules, then the most accurate, then the cheapest), rules or not; any
+    candidate when the feature has none on that tier."""
+    code = PLACEMENTS.index(placement)
+    mine = table.placement == code
+    has = np.bincount(table.feature[mine], minlength=table.n_features) > 0
+    cands = np.flatnonzero(mine | ~has[table.feature])
+    broken = violation_counts(table, cands)
+    accuracy = np.nan_to_num(table.accuracy[cands], nan=0.0)
+    feature = table.feature[cands]
+    order = np.lexsort((cands, table.cost[cands], -accuracy, broken, feature))
+    ranked = cands[order]
+    first = np.ones(len(ranked), dtype=bool)
+    first[1:] = feature[order][1:] != feature[order][:-1]
+    return ranked[first]
+
+
 def _strategy(candidates: list[list[Candidate]], placement: Placement) -> list[Candidate]:
-    """What a team all-in on one tier would run: its best candidate there, rules or not."""
+    """`strategy` for candidate objects (tools that enumerate their own)."""
     out = []
     for options in candidates:
         mine = [c for c in options if c.placement is placement] or options
@@ -104,50 +138,76 @@ def _strategy(candidates: list[list[Candidate]], placement: Placement) -> list[C
     return out
 
 
-def _alternatives(
-    spec: Spec,
-    candidates: list[list[Candidate]],
-    feasible: list[list[Candidate]],
+def _decisions(
+    table: CandidateTable,
+    feasible: Mask,
     solution: Solution,
-    index: int,
+    outcome: Outcome,
     explain: bool,
-) -> list[Alternative]:
-    chosen = solution.choice[index]
-    out = []
-    for cand in candidates[index]:
-        if cand is chosen:
-            continue
-        if cand.violations:
-            out.append(Alternative(cand.label, cand.placement.value, describe_violations(cand)))
-            continue
-        if not explain:
-            out.append(Alternative(cand.label, cand.placement.value, "feasible; not the optimum"))
-            continue
-        pinned = list(feasible)
-        pinned[index] = [cand]
-        try:
-            extra = solve(spec, pinned).cost - solution.cost
-        except InfeasibleError as exc:
-            text = str(exc).removeprefix("no plan meets every hard constraint: ")
-            out.append(Alternative(cand.label, cand.placement.value, f"shared capacity: {text}"))
-            continue
-        extra = max(extra, 0.0)
-        if extra < 0.005:
-            why = "same cost; the plan's choice is more accurate or equal (tie)"
-        else:
-            why = f"costs {fmt_money(extra)}/month more"
-        out.append(Alternative(cand.label, cand.placement.value, why, extra))
-    return out
+) -> list[FeatureDecision]:
+    """Each feature's reason line and every alternative with what ruled it out."""
+    labels = [t.label for t in table.templates]
+    template = table.template.tolist()
+    placement = [PLACEMENTS[p] for p in table.placement.tolist()]
+    violated = table.violated.tolist()
+    first, count = table.per_feature()
+    decisions = []
+    for i, (start, n) in enumerate(zip(first.tolist(), count.tolist(), strict=True)):
+        chosen = int(solution.choice[i])
+        alts = []
+        for c in range(start, start + n):
+            if c == chosen:
+                continue
+            label, where = labels[template[c]], placement[c].value
+            if violated[c]:
+                why = describe_violations(table.violations(c))
+                alts.append(Alternative(label, where, why))
+            elif not explain:
+                alts.append(Alternative(label, where, "feasible; not the optimum"))
+            else:
+                alts.append(_priced(table, feasible, solution, i, c, label, where))
+        decisions.append(
+            FeatureDecision(outcome.features[i], reason_line(placement[chosen], alts), alts)
+        )
+    return decisions
 
 
-def _no_candidate(spec: Spec, index: int, options: list[Candidate]) -> str:
-    feature = spec.features[index]
-    if not options:
+def _priced(
+    table: CandidateTable,
+    feasible: Mask,
+    solution: Solution,
+    feature: int,
+    cand: int,
+    label: str,
+    where: str,
+) -> Alternative:
+    """A feasible alternative, priced by re-solving with it pinned."""
+    pinned = feasible & (table.feature != feature)
+    pinned[cand] = True
+    try:
+        extra = solve(table, pinned).cost - solution.cost
+    except InfeasibleError as exc:
+        text = str(exc).removeprefix("no plan meets every hard constraint: ")
+        return Alternative(label, where, f"shared capacity: {text}")
+    extra = max(extra, 0.0)
+    if extra < 0.005:
+        why = "same cost; the plan's choice is more accurate or equal (tie)"
+    else:
+        why = f"costs {fmt_money(extra)}/month more"
+    return Alternative(label, where, why, extra)
+
+
+def _no_candidate(table: CandidateTable, index: int) -> str:
+    feature = table.spec.features[index]
+    cands = np.flatnonzero(table.feature == index)
+    if not cands.size:
         return (
             f"feature {feature.name}: model {feature.model} has no latency or FLOPs figure "
             "for any tier"
         )
-    lines = "; ".join(f"{c.label}: {describe_violations(c)}" for c in options)
+    lines = "; ".join(
+        f"{table.label(int(c))}: {describe_violations(table.violations(int(c)))}" for c in cands
+    )
     return f"feature {feature.name}: no placement meets its hard constraints — {lines}"
 
 

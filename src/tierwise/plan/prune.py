@@ -13,119 +13,166 @@ capacity left over allows.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter
 
-from tierwise.plan.candidates import Candidate, ResourceKey, shared_resource
-from tierwise.spec.model import Spec
+import numpy as np
+
+from tierwise.plan.columns import Index, Mask, segments
+from tierwise.plan.table import CandidateTable
 
 EPS = 1e-12
 
 
-def dominates(a: Candidate, b: Candidate) -> bool:
-    """A is at least as good as B on every count the solver sees."""
-    if a.placement is not b.placement or a.cost > b.cost + EPS or a.memory > b.memory + EPS:
-        return False
-    if [u.site for u in a.sites] != [u.site for u in b.sites]:
-        return False
-    return all(
-        ua.local_busy <= ub.local_busy + EPS
-        and ua.wan_bps <= ub.wan_bps + EPS
-        and ua.lan_bps <= ub.lan_bps + EPS
-        and ua.rho_star >= ub.rho_star - EPS
-        for ua, ub in zip(a.sites, b.sites, strict=True)
+def prune(table: CandidateTable, feasible: Mask) -> Mask:
+    """The feasible candidates no other one dominates (of two equal ones, the first stays)."""
+    cands = np.flatnonzero(feasible)
+    group = table.feature[cands] * 4 + table.placement[cands]  # same feature, same tier
+    firsts, seconds = [], []
+    for step in range(1, len(cands)):
+        same = np.flatnonzero(group[:-step] == group[step:])
+        if not same.size:
+            break  # a feature's candidates of one tier are contiguous
+        firsts.append(cands[same])
+        seconds.append(cands[same + step])
+    if not firsts:
+        return feasible.copy()
+    a, b = np.concatenate(firsts), np.concatenate(seconds)  # a < b
+    a_beats_b = _dominates(table, a, b)
+    b_beats_a = _dominates(table, b, a)
+    beaten = np.zeros(table.n_candidates, dtype=bool)
+    beaten[b[a_beats_b]] = True  # a comes first: it stays even when they are equal
+    beaten[a[b_beats_a & ~a_beats_b]] = True
+    return feasible & ~beaten
+
+
+def _dominates(table: CandidateTable, a: Index, b: Index) -> Mask:
+    """A is at least as good as B on every count the solver sees (same feature and tier)."""
+    ok = (table.cost[a] <= table.cost[b] + EPS) & (table.memory[a] <= table.memory[b] + EPS)
+    # candidates of one feature have the same sites, in the same order
+    pa, which = segments(table.pair_start[a], table.n_pairs[a])
+    pb = pa - table.pair_start[a][which] + table.pair_start[b][which]
+    fine = (
+        (table.local_busy[pa] <= table.local_busy[pb] + EPS)
+        & (table.wan_bps[pa] <= table.wan_bps[pb] + EPS)
+        & (table.lan_bps[pa] <= table.lan_bps[pb] + EPS)
+        & (table.rho_star[pa] >= table.rho_star[pb] - EPS)
     )
+    broken = np.bincount(which, weights=~fine, minlength=len(a))
+    dominated: Mask = ok & (broken == 0)
+    return dominated
 
 
-def prune(options: list[Candidate]) -> list[Candidate]:
-    """The candidates no other candidate dominates (of two equal ones, the first stays)."""
-    keep: list[Candidate] = []
-    for i, b in enumerate(options):
-        beaten = any(
-            dominates(a, b) and (not dominates(b, a) or j < i)
-            for j, a in enumerate(options)
-            if a is not b
-        )
-        if not beaten:
-            keep.append(b)
-    return keep
-
-
-def upgrade_accuracy(
-    spec: Spec, choice: list[Candidate], feasible: list[list[Candidate]]
-) -> list[Candidate]:
+def upgrade_accuracy(table: CandidateTable, choice: Index, feasible: Mask) -> Index:
     """Swap a chosen candidate for a more accurate one of equal cost on the same tier, where
     every shared capacity it touches still holds. Greedy, feature by feature."""
-    ledger = Ledger(spec)
-    for cand in choice:
-        ledger.add(cand, 1.0)
-    out = list(choice)
-    for i, current in enumerate(choice):
-        better = [
-            c
-            for c in feasible[i]
-            if c.placement is current.placement
-            and abs(c.cost - current.cost) <= 1e-9 * max(1.0, current.cost)
-            and (c.accuracy or 0.0) > (current.accuracy or 0.0)
-            and [u.site for u in c.sites] == [u.site for u in current.sites]
-        ]
-        for cand in sorted(better, key=lambda c: -(c.accuracy or 0.0)):
-            ledger.add(current, -1.0)
+    current = choice[table.feature]  # per candidate: its feature's choice
+    accuracy = np.nan_to_num(table.accuracy, nan=0.0)
+    cost = table.cost
+    better = (
+        feasible
+        & (table.placement == table.placement[current])
+        & (np.abs(cost - cost[current]) <= 1e-9 * np.maximum(1.0, cost[current]))
+        & (accuracy > accuracy[current])
+    )
+    if not better.any():
+        return choice
+    ledger = Ledger(table, choice)
+    out = choice.copy()
+    better_cands = np.flatnonzero(better)
+    by_feature: dict[int, list[int]] = {}
+    for c in better_cands.tolist():
+        by_feature.setdefault(int(table.feature[c]), []).append(c)
+    acc = accuracy.tolist()
+    for i, options in by_feature.items():
+        now = int(choice[i])
+        for cand in sorted(options, key=lambda c: -acc[c]):
+            ledger.add(now, -1.0)
             ledger.add(cand, 1.0)
             if ledger.holds(cand):
                 out[i] = cand
                 break
             ledger.add(cand, -1.0)
-            ledger.add(current, 1.0)
+            ledger.add(now, 1.0)
     return out
 
 
 class Ledger:
     """What an assignment uses of every shared capacity, updated one candidate at a time."""
 
-    def __init__(self, spec: Spec) -> None:
-        self.spec = spec
-        self.load: dict[ResourceKey, float] = defaultdict(float)
-        self.bounds: dict[ResourceKey, list[float]] = defaultdict(list)
-        self.memory: dict[ResourceKey, float] = defaultdict(float)
-        self.wan: dict[int, float] = defaultdict(float)
-        self.lan: dict[int, float] = defaultdict(float)
+    def __init__(self, table: CandidateTable, choice: Index) -> None:
+        self.table = table
+        pairs, _ = table.pairs_of(choice)
+        res, site = table.resource[pairs], table.site[pairs]
+        local = res >= 0
+        n_sites = len(table.sites.names)
+        n_res = n_sites * (1 + len(table.classes))
+        # summed in the order of the assignment, as adding candidates one by one would
+        self.wan = np.bincount(site, weights=table.wan_bps[pairs], minlength=n_sites).tolist()
+        self.lan = np.bincount(site, weights=table.lan_bps[pairs], minlength=n_sites).tolist()
+        busy = table.local_busy[pairs][local]
+        memory = table.memory[table.cand[pairs]][local]
+        self.load = np.bincount(res[local], weights=busy, minlength=n_res).tolist()
+        self.memory = np.bincount(res[local], weights=memory, minlength=n_res).tolist()
+        self.bounds: dict[int, Counter[float]] = {}
+        for r, bound in zip(
+            res[local].tolist(), table.rho_star[pairs][local].tolist(), strict=True
+        ):
+            self.bounds.setdefault(r, Counter())[bound] += 1
+        sites = table.sites
+        self.wan_usable, self.lan_usable = sites.wan_usable.tolist(), sites.lan_usable.tolist()
+        self.limits: dict[int, tuple[float, float, float]] = {}  # servers, cap, memory
 
-    def add(self, cand: Candidate, sign: float) -> None:
+    def _pairs(self, cand: int) -> range:
+        start = int(self.table.pair_start[cand])
+        return range(start, start + int(self.table.n_pairs[cand]))
+
+    def add(self, cand: int, sign: float) -> None:
         """Count a candidate in (sign 1) or out (sign -1)."""
-        for use in cand.sites:
-            self.wan[use.site] += sign * use.wan_bps
-            self.lan[use.site] += sign * use.lan_bps
-            key = shared_resource(self.spec, cand, use.site)
-            if key is None:
+        t = self.table
+        memory = float(t.memory[cand])
+        for p in self._pairs(cand):
+            s = int(t.site[p])
+            self.wan[s] += sign * float(t.wan_bps[p])
+            self.lan[s] += sign * float(t.lan_bps[p])
+            r = int(t.resource[p])
+            if r < 0:
                 continue
-            self.load[key] += sign * use.local_busy
-            self.memory[key] += sign * cand.memory
-            if sign > 0:
-                self.bounds[key].append(use.rho_star)
-            else:
-                self.bounds[key].remove(use.rho_star)
+            self.load[r] += sign * float(t.local_busy[p])
+            self.memory[r] += sign * memory
+            bounds = self.bounds.setdefault(r, Counter())
+            bound = float(t.rho_star[p])
+            bounds[bound] += 1 if sign > 0 else -1
+            if bounds[bound] == 0:
+                del bounds[bound]
 
-    def holds(self, cand: Candidate) -> bool:
+    def holds(self, cand: int) -> bool:
         """Every capacity the candidate touches is within its limit."""
-        return all(self._site_holds(cand, use.site) for use in cand.sites)
+        t = self.table
+        for p in self._pairs(cand):
+            s = int(t.site[p])
+            if self.wan[s] > self.wan_usable[s] + EPS or self.lan[s] > self.lan_usable[s] + EPS:
+                return False
+            r = int(t.resource[p])
+            if r < 0:
+                continue
+            servers, cap, memory = self._limits(r, p)
+            limit = min([cap, *self.bounds[r]])
+            if self.load[r] > servers * limit + EPS or self.memory[r] > memory + EPS:
+                return False
+        return True
 
-    def _site_holds(self, cand: Candidate, index: int) -> bool:
-        spec = self.spec
-        site = spec.sites[index]
-        wan, lan = spec.wan(site), spec.links.device_edge
-        if self.wan[index] > spec.capacity(wan, site) * wan.max_utilization + EPS:
-            return False
-        if self.lan[index] > spec.capacity(lan, site) * lan.max_utilization + EPS:
-            return False
-        key = shared_resource(spec, cand, index)
-        if key is None:
-            return True
-        kind, _, cls = key
-        if kind == "edge":
-            servers = site.gateways * spec.tiers.edge.workers
-            cap, memory = spec.tiers.edge.max_utilization, spec.tiers.edge.memory
-        else:
-            tier = spec.tiers.device_class(cls)
-            servers, cap, memory = 1, tier.max_utilization, tier.memory
-        limit = min([cap, *self.bounds[key]])
-        return self.load[key] <= servers * limit + EPS and self.memory[key] <= memory + EPS
+    def _limits(self, r: int, p: int) -> tuple[float, float, float]:
+        limits = self.limits.get(r)
+        if limits is None:
+            t = self.table
+            spec = t.spec
+            if r < len(t.sites.names):
+                edge = spec.tiers.edge
+                servers = spec.sites[r].gateways * edge.workers
+                limits = (float(servers), edge.max_utilization, edge.memory)
+            else:
+                cls = t.classes[int(t.features.device_class[t.feature[t.cand[p]]])]
+                tier = spec.tiers.device_class(cls)
+                limits = (1.0, tier.max_utilization, tier.memory)
+            self.limits[r] = limits
+        return limits

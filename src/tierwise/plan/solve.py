@@ -13,113 +13,61 @@ Constraints, per shared resource r (edge of a site, or devices of a class at a s
 and per site: memory of the models on each tier, LAN and WAN bandwidth. The cloud autoscales,
 so its cost is linear in the candidates (`candidates.cloud_cost`).
 
-Solved by HiGHS through scipy.optimize.milp. When no solution exists, an elastic copy of the
-problem (every capacity may be exceeded at a price) names the constraints that cannot be met
-and by how much.
+The matrix is assembled from the candidate table with numpy (rows: one per feature, then per
+resource its load row, its on/off row and one or two rows per member, then memory, WAN and
+LAN rows), and solved by HiGHS through scipy.optimize.milp. When no solution exists, an
+elastic copy of the problem (every capacity may be exceeded at a price) names the
+constraints that cannot be met and by how much.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
-from scipy.sparse import coo_array
+from scipy.sparse import csr_array
 
 from tierwise.errors import InfeasibleError
-from tierwise.plan.candidates import Candidate, ResourceKey, shared_resource
+from tierwise.plan.columns import Array, Index, Mask
 from tierwise.plan.prune import prune, upgrade_accuracy
+from tierwise.plan.table import CandidateTable
 from tierwise.spec.model import Spec
 from tierwise.spec.units import SECONDS_PER_MONTH, fmt_bandwidth, fmt_size
 
 HOURS_PER_MONTH = SECONDS_PER_MONTH / 3600
+SHOW_SHORTFALLS = 8
 
 
 @dataclass(frozen=True)
 class Resource:
     """A capacity that several features share; `kind` decides how it is reported."""
 
-    kind: str  # "edge", "device", "memory", "wan", "lan", "cloud"
+    kind: str  # "edge", "device", "memory", "wan", "lan"
     site: int
     detail: str = ""
 
 
 @dataclass
-class _Rows:
-    cols: int = 0
-    lb: list[float] = field(default_factory=list)
-    ub: list[float] = field(default_factory=list)
-    integrality: list[int] = field(default_factory=list)
-    objective: list[float] = field(default_factory=list)
-    r: list[int] = field(default_factory=list)
-    c: list[int] = field(default_factory=list)
-    v: list[float] = field(default_factory=list)
-    row_lb: list[float] = field(default_factory=list)
-    row_ub: list[float] = field(default_factory=list)
-    row_name: list[tuple[Resource, float] | None] = field(default_factory=list)
-
-    def var(self, cost: float, lb: float, ub: float, integer: bool) -> int:
-        self.objective.append(cost)
-        self.lb.append(lb)
-        self.ub.append(ub)
-        self.integrality.append(1 if integer else 0)
-        self.cols += 1
-        return self.cols - 1
-
-    def row(
-        self,
-        terms: list[tuple[int, float]],
-        lb: float,
-        ub: float,
-        name: tuple[Resource, float] | None = None,
-    ) -> None:
-        i = len(self.row_lb)
-        for col, coef in terms:
-            self.r.append(i)
-            self.c.append(col)
-            self.v.append(coef)
-        self.row_lb.append(lb)
-        self.row_ub.append(ub)
-        self.row_name.append(name)
-
-
-@dataclass
 class Solution:
-    choice: list[Candidate]  # one per feature
+    choice: Index  # the chosen candidate of each feature
     cost: float  # $/month, everything the plan pays
     gateways_paid: list[int]  # sites whose gateways are used
     gap: float = 0.0  # relative optimality gap; 0 unless the time limit stopped the search
 
 
-def solve(spec: Spec, feasible: list[list[Candidate]], time_limit: float = 60.0) -> Solution:
-    """The cheapest assignment of one feasible candidate per feature; InfeasibleError if none."""
-    for i, options in enumerate(feasible):
-        if not options:
-            raise InfeasibleError(f"feature {spec.features[i].name}: no placement is feasible")
-    kept = [prune(options) for options in feasible]
-    problem = _build(spec, kept, elastic=False)
-    result = _run(problem.rows, time_limit)
-    if result is None:
-        raise InfeasibleError(_diagnose(spec, kept, time_limit))
-    x, gap = result
-    choice = [
-        next(c for c, col in zip(opts, cols, strict=True) if x[col] > 0.5)
-        for opts, cols in zip(kept, problem.x_cols, strict=True)
-    ]
-    gateways = [s for s, col in problem.gateway_cols.items() if x[col] > 0.5]
-    choice = upgrade_accuracy(spec, choice, feasible)
-    return Solution(choice, _cost(problem, x) + fixed_cost(spec), gateways, gap)
-
-
 @dataclass
 class _Problem:
-    rows: _Rows
-    x_cols: list[list[int]]
-    gateway_cols: dict[int, int]
-    slack_cols: dict[int, tuple[Resource, float]]
-
-
-SHOW_SHORTFALLS = 8
+    objective: Array
+    integrality: Array
+    lower: Array
+    upper: Array
+    entries: list[tuple[Index, Index, Array]]  # (rows, columns, coefficients) blocks
+    row_lower: Array
+    row_upper: Array
+    candidates: Index  # the candidate of each x column (columns 0..len-1)
+    gateway_cols: dict[int, int]  # site -> its edge's on/off column
+    slack_cols: dict[int, tuple[Resource, float]]  # elastic only: column -> what it relaxes
 
 
 def fixed_cost(spec: Spec) -> float:
@@ -128,108 +76,221 @@ def fixed_cost(spec: Spec) -> float:
     return cloud.min_instances * (cloud.price_per_hour or 0.0) * HOURS_PER_MONTH
 
 
-def _cost(problem: _Problem, x: np.ndarray) -> float:
-    return float(np.dot(problem.rows.objective, x))
+def solve(table: CandidateTable, feasible: Mask, time_limit: float = 60.0) -> Solution:
+    """The cheapest assignment of one feasible candidate per feature; InfeasibleError if none."""
+    spec = table.spec
+    options = np.bincount(table.feature[feasible], minlength=table.n_features)
+    for i in np.flatnonzero(options == 0)[:1]:
+        raise InfeasibleError(f"feature {spec.features[i].name}: no placement is feasible")
+    kept = prune(table, feasible)
+    problem = _build(table, kept, elastic=False)
+    result = _run(problem, time_limit)
+    if result is None:
+        raise InfeasibleError(_diagnose(table, kept, time_limit))
+    x, gap = result
+    picked = problem.candidates[x[: len(problem.candidates)] > 0.5]
+    if not np.array_equal(table.feature[picked], np.arange(table.n_features)):
+        raise InfeasibleError("the solver returned no integral choice for every feature")
+    choice = picked
+    gateways = [s for s, col in problem.gateway_cols.items() if x[col] > 0.5]
+    choice = upgrade_accuracy(table, choice, feasible)
+    cost = float(np.dot(problem.objective, x)) + fixed_cost(spec)
+    return Solution(choice, cost, gateways, gap)
 
 
-def _build(spec: Spec, feasible: list[list[Candidate]], elastic: bool) -> _Problem:
-    rows = _Rows()
-    x_cols: list[list[int]] = []
-    for options in feasible:
-        x_cols.append([rows.var(0.0 if elastic else c.cost, 0, 1, True) for c in options])
-    for cols in x_cols:
-        rows.row([(col, 1.0) for col in cols], 1, 1)
+def _build(table: CandidateTable, kept: Mask, elastic: bool) -> _Problem:
+    spec = table.spec
+    sites = table.sites
+    cands = np.flatnonzero(kept)
+    n_x = len(cands)
+    f = table.feature[cands]
+    n_features = table.n_features
+    pairs, col = table.pairs_of(cands)  # col: the x column of each pair's candidate
+    res = table.resource[pairs]
+    local = res >= 0
+    m_pair, m_col, m_res = pairs[local], col[local], res[local]
+    # shared resources in order of first appearance, and their members in order
+    found, first = np.unique(m_res, return_index=True)
+    resources = found[np.argsort(first, kind="stable")]
+    n_res = len(resources)
+    rank = np.zeros(int(resources.max()) + 1 if n_res else 0, dtype=np.int64)
+    rank[resources] = np.arange(n_res)
+    member_order = np.argsort(rank[m_res], kind="stable")
+    m_pair, m_col, m_rank = m_pair[member_order], m_col[member_order], rank[m_res][member_order]
 
-    # shared local resources: the edge of each site, the devices of each class at each site
-    shared: dict[ResourceKey, list[tuple[int, float, float]]] = {}
-    memory: dict[Resource, list[tuple[int, float]]] = {}
-    wan: dict[int, list[tuple[int, float]]] = {}
-    lan: dict[int, list[tuple[int, float]]] = {}
-    for options, cols in zip(feasible, x_cols, strict=True):
-        for cand, col in zip(options, cols, strict=True):
-            for use in cand.sites:
-                key = shared_resource(spec, cand, use.site)
-                if key is not None:
-                    shared.setdefault(key, []).append((col, use.local_busy, use.rho_star))
-                    mem = Resource("memory", use.site, key[2] or "edge")
-                    memory.setdefault(mem, []).append((col, cand.memory))
-                if use.wan_bps > 0:
-                    wan.setdefault(use.site, []).append((col, use.wan_bps))
-                if use.lan_bps > 0:
-                    lan.setdefault(use.site, []).append((col, use.lan_bps))
+    # resource figures
+    r_site, r_class, is_edge = _decode(table, resources)
+    tiers = [spec.tiers.device_class(c) for c in table.classes]
+    device_cap = np.array([t.max_utilization for t in tiers])
+    device_cost = np.array([t.cost for t in tiers])
+    device_memory = np.array([t.memory for t in tiers])
+    edge = spec.tiers.edge
+    r_servers = np.where(is_edge, sites.edge_servers[r_site], 1.0)
+    r_cap = np.where(is_edge, edge.max_utilization, device_cap[r_class])
+    r_pay = np.where(
+        is_edge,
+        edge.cost * sites.gateways[r_site],
+        device_cost[r_class] * sites.devices[r_site, r_class],
+    )
+    r_memory = np.where(is_edge, edge.memory, device_memory[r_class])
 
+    # columns: x, then (on, u[, slack]) per resource, then the capacity rows' slacks
+    per_res = 3 if elastic else 2
+    on_col = n_x + per_res * np.arange(n_res)
+    u_col = on_col + 1
+    n_cols = n_x + per_res * n_res
+    objective = [np.zeros(n_x) if elastic else table.cost[cands]]
+    integrality = [np.ones(n_x)]
+    lower, upper = [np.zeros(n_x)], [np.ones(n_x)]
+    block = np.zeros((n_res, per_res))
+    block[:, 0] = 0.0 if elastic else r_pay
+    if elastic:
+        block[:, 2] = 1.0
+    objective.append(block.reshape(-1))
+    integrality.append(np.tile([1.0, 0.0, 0.0][:per_res], n_res))
+    lower.append(np.zeros(n_res * per_res))
+    bounds = np.zeros((n_res, per_res))
+    bounds[:, 0], bounds[:, 1] = 1.0, r_cap
+    if elastic:
+        bounds[:, 2] = np.inf
+    upper.append(bounds.reshape(-1))
     slack_cols: dict[int, tuple[Resource, float]] = {}
+    if elastic:
+        for r in range(n_res):
+            kind = "edge" if is_edge[r] else "device"
+            detail = "" if is_edge[r] else table.classes[int(r_class[r])]
+            slack_cols[int(on_col[r] + 2)] = (
+                Resource(kind, int(r_site[r]), detail),
+                float(r_cap[r]),
+            )
 
-    def slack(resource: Resource, capacity: float) -> list[tuple[int, float]]:
-        if not elastic:
-            return []
-        col = rows.var(1.0, 0, np.inf, False)  # in shares of the capacity
-        slack_cols[col] = (resource, capacity)
-        return [(col, -1.0)]
+    entries: list[tuple[Index, Index, Array]] = []
+    row_lower: list[Array] = []
+    row_upper: list[Array] = []
+    # one candidate per feature
+    entries.append((f, np.arange(n_x), np.ones(n_x)))
+    row_lower.append(np.ones(n_features))
+    row_upper.append(np.ones(n_features))
 
-    gateway_cols: dict[int, int] = {}
-    for key, members in shared.items():
-        kind, site, cls = key
-        if kind == "edge":
-            servers = spec.sites[site].gateways * spec.tiers.edge.workers
-            cap = spec.tiers.edge.max_utilization
-            pay = 0.0 if elastic else spec.tiers.edge.cost * spec.sites[site].gateways
-            resource = Resource("edge", site)
-        else:
-            tier = spec.tiers.device_class(cls)
-            servers, cap = 1, tier.max_utilization
-            n_devices = spec.sites[site].device_counts().get(cls, 0)
-            pay = 0.0 if elastic else tier.cost * n_devices
-            resource = Resource("device", site, cls)
-        on = rows.var(pay, 0, 1, True)
-        if kind == "edge":
-            gateway_cols[site] = on
-        u = rows.var(0.0, 0, cap, False)
-        # load in units of the capacity: rows stay well scaled for the solver
-        load = [(col, busy / servers) for col, busy, _ in members]
-        rows.row([*load, (u, -1.0), *slack(resource, cap)], -np.inf, 0)
-        rows.row([(u, 1.0), (on, -cap)], -np.inf, 0)
-        for col, _, rho_star in members:
-            # x <= on for each member: the tight form of "pay for what you use" (without it
-            # the LP relaxation pays for a gateway in proportion to its load, a weak bound)
-            rows.row([(col, 1.0), (on, -1.0)], -np.inf, 0)
-            if rho_star < cap - 1e-12:
-                rows.row([(u, 1.0), (col, cap - rho_star)], -np.inf, cap)
+    # per resource: load row, on/off row, then each member's x <= on and rho_star rows
+    rho_star = table.rho_star[m_pair]
+    tight = rho_star < r_cap[m_rank] - 1e-12
+    member_rows = 1 + tight.astype(np.int64)
+    count_rows = np.bincount(m_rank, weights=member_rows, minlength=n_res).astype(np.int64)
+    sizes = 2 + count_rows
+    start = n_features + np.cumsum(sizes) - sizes  # each resource's first row
+    before = np.cumsum(member_rows) - member_rows  # rows of earlier members, all resources
+    n_members = np.bincount(m_rank, minlength=n_res)
+    first_member = np.cumsum(n_members) - n_members
+    within = before - before[first_member[m_rank]] if len(m_rank) else before
+    x_row = start[m_rank] + 2 + within
+    load_row = start[m_rank]
+    busy = table.local_busy[m_pair] / r_servers[m_rank]
+    entries += [
+        (load_row, m_col, busy),
+        (start, u_col, -np.ones(n_res)),
+        (start + 1, u_col, np.ones(n_res)),
+        (start + 1, on_col, -r_cap),
+        (x_row, m_col, np.ones(len(m_col))),
+        (x_row, on_col[m_rank], -np.ones(len(m_col))),
+        (x_row[tight] + 1, u_col[m_rank[tight]], np.ones(int(tight.sum()))),
+        (x_row[tight] + 1, m_col[tight], r_cap[m_rank[tight]] - rho_star[tight]),
+    ]
+    if elastic:
+        entries.append((start, on_col + 2, -np.ones(n_res)))
+    upper_block = np.zeros(int(sizes.sum()))
+    upper_block[x_row[tight] + 1 - n_features] = r_cap[m_rank[tight]]
+    row_lower.append(np.full(int(sizes.sum()), -np.inf))
+    row_upper.append(upper_block)
+    n_rows = n_features + int(sizes.sum())
 
-    for resource, items in memory.items():
-        if resource.detail == "edge":
-            limit = spec.tiers.edge.memory
-        else:
-            limit = spec.tiers.device_class(resource.detail).memory
-        _capacity_row(rows, items, limit, slack(resource, limit))
-    for site_i, items in wan.items():
-        link = spec.wan(spec.sites[site_i])
-        limit = spec.capacity(link, spec.sites[site_i]) * link.max_utilization
-        _capacity_row(rows, items, limit, slack(Resource("wan", site_i), limit))
-    lan_link = spec.links.device_edge
-    for site_i, items in lan.items():
-        limit = spec.capacity(lan_link, spec.sites[site_i]) * lan_link.max_utilization
-        _capacity_row(rows, items, limit, slack(Resource("lan", site_i), limit))
-    return _Problem(rows, x_cols, gateway_cols, slack_cols)
+    # capacity rows: memory per resource, then WAN and LAN per site
+    capacity = [
+        _Capacity("memory", m_rank, m_col, table.memory[table.cand[m_pair]], r_memory, r_site),
+    ]
+    for kind, use, limit in (
+        ("wan", table.wan_bps[pairs], sites.wan_usable),
+        ("lan", table.lan_bps[pairs], sites.lan_usable),
+    ):
+        used = np.flatnonzero(use > 0)
+        s = table.site[pairs][used]
+        found, first = np.unique(s, return_index=True)
+        in_order = found[np.argsort(first, kind="stable")]
+        site_rank = np.zeros(len(sites.names), dtype=np.int64)
+        site_rank[in_order] = np.arange(len(in_order))
+        capacity.append(
+            _Capacity(kind, site_rank[s], col[used], use[used], limit[in_order], in_order)
+        )
+    for cap in capacity:
+        n_group = len(cap.limit)
+        scale = 1.0 / np.maximum(cap.limit, 1e-12)
+        entries.append((n_rows + cap.group, cap.cols, cap.use * scale[cap.group]))
+        if elastic:
+            slack = n_cols + np.arange(n_group)
+            entries.append((n_rows + np.arange(n_group), slack, -np.ones(n_group)))
+            objective.append(np.ones(n_group))
+            integrality.append(np.zeros(n_group))
+            lower.append(np.zeros(n_group))
+            upper.append(np.full(n_group, np.inf))
+            for i in range(n_group):
+                detail = ""
+                if cap.kind == "memory":
+                    detail = "edge" if is_edge[i] else table.classes[int(r_class[i])]
+                owner = Resource(cap.kind, int(cap.site[i]), detail)
+                slack_cols[int(slack[i])] = (owner, float(cap.limit[i]))
+            n_cols += n_group
+        row_lower.append(np.full(n_group, -np.inf))
+        row_upper.append(np.ones(n_group))
+        n_rows += n_group
+    gateway_cols = {int(r_site[r]): int(on_col[r]) for r in np.flatnonzero(is_edge)}
+    return _Problem(
+        objective=np.concatenate(objective),
+        integrality=np.concatenate(integrality),
+        lower=np.concatenate(lower),
+        upper=np.concatenate(upper),
+        entries=entries,
+        row_lower=np.concatenate(row_lower),
+        row_upper=np.concatenate(row_upper),
+        candidates=cands,
+        gateway_cols=gateway_cols,
+        slack_cols=slack_cols,
+    )
 
 
-def _capacity_row(
-    rows: _Rows, items: list[tuple[int, float]], limit: float, slack: list[tuple[int, float]]
-) -> None:
-    """sum(use x) <= limit, written as shares of the limit (slack is in those units too)."""
-    scale = 1.0 / max(limit, 1e-12)
-    rows.row([*[(col, use * scale) for col, use in items], *slack], -np.inf, 1.0)
+@dataclass
+class _Capacity:
+    """Rows `sum(use x) <= limit`, one per group, written as shares of the limit."""
+
+    kind: str  # "memory", "wan", "lan"
+    group: Index  # the row (within this kind) of each entry
+    cols: Index
+    use: Array
+    limit: Array  # per row
+    site: Index  # per row
 
 
-def _run(rows: _Rows, time_limit: float) -> tuple[np.ndarray, float] | None:
+def _decode(table: CandidateTable, resources: Index) -> tuple[Index, Index, Mask]:
+    """Site, device class and edge-or-not of shared resources (see table.resource_id)."""
+    n_sites, n_classes = len(table.sites.names), len(table.classes)
+    is_edge = resources < n_sites
+    device = np.maximum(resources - n_sites, 0)
+    site = np.where(is_edge, resources, device // max(n_classes, 1))
+    cls = np.where(is_edge, 0, device % max(n_classes, 1))
+    return site, cls, is_edge
+
+
+def _run(problem: _Problem, time_limit: float) -> tuple[Array, float] | None:
     """Solve; the solution and its optimality gap, or None when nothing is feasible."""
-    n = rows.cols
-    a = coo_array((rows.v, (rows.r, rows.c)), shape=(len(rows.row_lb), n)).tocsr()
+    rows = np.concatenate([r for r, _, _ in problem.entries])
+    cols = np.concatenate([c for _, c, _ in problem.entries])
+    values = np.concatenate([v for _, _, v in problem.entries])
+    shape = (len(problem.row_lower), len(problem.objective))
+    a = csr_array((values, (rows, cols)), shape=shape)
     result = milp(
-        c=np.asarray(rows.objective),
-        integrality=np.asarray(rows.integrality),
-        bounds=Bounds(np.asarray(rows.lb), np.asarray(rows.ub)),
-        constraints=LinearConstraint(a, np.asarray(rows.row_lb), np.asarray(rows.row_ub)),
+        c=problem.objective,
+        integrality=problem.integrality,
+        bounds=Bounds(problem.lower, problem.upper),
+        constraints=LinearConstraint(a, problem.row_lower, problem.row_upper),
         options={"time_limit": time_limit, "mip_rel_gap": 1e-7, "presolve": True},
     )
     if result.x is None or result.status not in (0, 1):
@@ -238,10 +299,10 @@ def _run(rows: _Rows, time_limit: float) -> tuple[np.ndarray, float] | None:
     return np.asarray(result.x), gap
 
 
-def _diagnose(spec: Spec, feasible: list[list[Candidate]], time_limit: float) -> str:
+def _diagnose(table: CandidateTable, kept: Mask, time_limit: float) -> str:
     """Solve with every capacity elastic; name what had to be exceeded and by how much."""
-    problem = _build(spec, feasible, elastic=True)
-    result = _run(problem.rows, time_limit)
+    problem = _build(table, kept, elastic=True)
+    result = _run(problem, time_limit)
     if result is None:
         return "no plan meets every hard constraint (and the diagnosis found no single cause)"
     x = result[0]
@@ -250,7 +311,7 @@ def _diagnose(spec: Spec, feasible: list[list[Candidate]], time_limit: float) ->
         if x[col] > 1e-9:
             # load rows count in utilization, the others in shares of their capacity
             excess = float(x[col]) * (1.0 if resource.kind in {"edge", "device"} else capacity)
-            short.append(_shortfall(spec, resource, capacity, excess))
+            short.append(_shortfall(table.spec, resource, capacity, excess))
     if not short:
         return "no plan meets every hard constraint: deadlines of features sharing a gateway"
     short.sort()
