@@ -166,8 +166,9 @@ def table(central: float, runs: dict[str, RunResult]) -> list[dict[str, Any]]:
 
 def _per_round(rounds: list[dict[str, Any]], key: str) -> float | None:
     # the last round also carries the final evaluation exchange; leave it out
-    values = [r[key] for r in rounds[:-1]] or [r.get(key, 0) for r in rounds]
-    return statistics.median(values) if values and all(v is not None for v in values) else None
+    values = [r.get(key) for r in rounds[:-1]] or [r.get(key) for r in rounds]
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
 
 
 def targets(central: float, runs: dict[str, RunResult]) -> list[dict[str, Any]]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 
+import pytest
+
 from tierwise.federate.polling import (
     Backoff,
     serverapp_grid_module,
@@ -38,3 +40,22 @@ def test_backoff_grows_to_its_cap_and_resets() -> None:
     assert [backoff.next_delay() for _ in range(5)] == [0.01, 0.02, 0.04, 0.05, 0.05]
     backoff.reset()
     assert backoff.next_delay() == 0.01
+
+
+def test_the_pacer_naps_through_most_of_a_known_gap_then_backs_off() -> None:
+    from tierwise.federate.polling import Pacer
+
+    pacer = Pacer(backoff=Backoff(start=0.01, cap=0.5), early=0.5, history=2)
+    now = 0.0
+    for gap in (4.0, 2.0):  # two rounds seen: answer sent at `now`, next message after `gap`
+        pacer.idle(now)
+        assert pacer.next_delay(now) == 0.01  # no history yet: plain backoff
+        now += gap
+        pacer.work(now)
+    pacer.idle(now)
+    assert pacer.next_delay(now) == 1.0  # half the shortest gap, in one sleep
+    assert pacer.next_delay(now + 1.0) == pacer.after_nap.start  # then quick polls
+    assert pacer.next_delay(now + 1.1) > pacer.after_nap.start
+    pacer.work(now + 1.2)
+    pacer.idle(now + 2.0)
+    assert pacer.next_delay(now + 2.0) == pytest.approx(0.6)  # shortest of the last two: 1.2

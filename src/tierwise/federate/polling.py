@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -49,28 +50,85 @@ class Backoff:
         time.sleep(self.next_delay())
 
 
+@dataclass
+class Pacer:
+    """When to poll next, knowing that messages come in rounds.
+
+    After a site answers, its next message waits for every other site and for the
+    aggregation: nothing can arrive for most of a gap as long as the last few. The pacer
+    remembers the last `history` gaps (answer sent -> next message seen), naps through
+    `early` of the shortest in one sleep, then polls with a backoff. Until it has seen
+    enough gaps, and whenever a gap runs past its expected end, it is a plain backoff.
+    """
+
+    backoff: Backoff = field(default_factory=lambda: Backoff(start=0.02, cap=IDLE_CAP))
+    after_nap: Backoff = field(default_factory=lambda: Backoff(start=0.04, factor=1.8, cap=0.3))
+    early: float = 0.7
+    history: int = 3
+    max_nap: float = 5.0
+    _gaps: deque[float] = field(default_factory=deque, init=False)
+    _idle_since: float | None = field(default=None, init=False)
+    _napped: bool = field(default=False, init=False)
+
+    def idle(self, now: float) -> None:
+        """The work at hand is done; the wait for the next message starts."""
+        if self._idle_since is None:
+            self._idle_since = now
+            self._napped = False
+            self.backoff.reset()
+            self.after_nap.reset()
+
+    def work(self, now: float) -> None:
+        """A message arrived: remember how long the gap was."""
+        if self._idle_since is not None:
+            self._gaps.append(now - self._idle_since)
+            while len(self._gaps) > self.history:
+                self._gaps.popleft()
+            self._idle_since = None
+        self.backoff.reset()
+
+    def next_delay(self, now: float) -> float:
+        if self._idle_since is not None and len(self._gaps) >= self.history:
+            wake = self._idle_since + self.early * min(self._gaps)
+            if not self._napped and wake - now > self.after_nap.start:
+                self._napped = True
+                return min(wake - now, self.max_nap)
+            if self._napped:
+                return self.after_nap.next_delay()
+        return self.backoff.next_delay()
+
+
 class _SuperNodeClock:
     """Stands in for `time` inside Flower's SuperNode loop; only `sleep` differs.
 
-    Flower calls sleep(3) when a pull found nothing (idle: back off) and sleep(0.5) while
-    waiting for its ClientApp's reply or a reply object (busy: poll fast, reset the idle
-    backoff so the next message is picked up quickly).
+    Flower calls sleep(3) when a pull found nothing (idle: ask the pacer how long) and
+    sleep(0.5) while waiting for its ClientApp's reply or a reply object (busy: poll the
+    node's own state fast). Idle after busy means the answer went out; busy after idle
+    means a message arrived.
     """
 
     IDLE_SLEEP = 3
+    BUSY_POLL = 0.01
 
-    def __init__(self, backoff: Backoff) -> None:
-        self._backoff = backoff
+    def __init__(self, pacer: Pacer) -> None:
+        self._pacer = pacer
+        self._busy = False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(time, name)
 
     def sleep(self, seconds: float) -> None:
+        now = time.monotonic()
         if seconds >= self.IDLE_SLEEP:
-            time.sleep(self._backoff.next_delay())
+            if self._busy:
+                self._busy = False
+                self._pacer.idle(now)
+            time.sleep(self._pacer.next_delay(now))
         else:
-            self._backoff.reset()
-            time.sleep(min(seconds, self._backoff.start))
+            if not self._busy:
+                self._busy = True
+                self._pacer.work(now)
+            time.sleep(min(seconds, self.BUSY_POLL))
 
 
 def supernode_module() -> ModuleType:
@@ -85,10 +143,10 @@ def serverapp_grid_module() -> ModuleType:
     return module
 
 
-def tune_supernode(backoff: Backoff | None = None) -> None:
+def tune_supernode(pacer: Pacer | None = None) -> None:
     """Shorten the SuperNode loop's waits (call before starting the SuperNode)."""
     module = supernode_module()
-    clock = _SuperNodeClock(backoff or Backoff(start=0.02, cap=IDLE_CAP))
+    clock = _SuperNodeClock(pacer or Pacer())
     setattr(module, "time", clock)  # noqa: B010
     _fast_object_pulls(module)
 

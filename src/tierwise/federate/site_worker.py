@@ -46,9 +46,10 @@ from flwr.supercore.interceptors import (
 )
 from flwr.supercore.retry import make_simple_http_retry_invoker
 from flwr.supercore.runtime import RuntimeHttpClient
+from flwr.supercore.task_identity import TaskIdentity
 from flwr.supernode.runtime.run_clientapp import push_message, push_task_output
 
-from tierwise.federate.polling import FAST_BACKOFF_CAP, FAST_INITIAL_BACKOFF, IDLE_CAP, Backoff
+from tierwise.federate.polling import FAST_BACKOFF_CAP, FAST_INITIAL_BACKOFF, Pacer
 
 log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 5.0
@@ -78,17 +79,18 @@ class SiteWorker:
     def serve(self) -> None:
         """Poll for tasks (fast after work, slower when idle) and run each one."""
         control = self._client("SuperExec")
-        backoff = Backoff(start=0.02, cap=IDLE_CAP)
+        pacer = Pacer()
         try:
             while not self.stop.is_set():
                 res = control.AcquireTask(
                     AcquireTaskRequest(supported_task_types=[TaskType.CLIENT_APP])
                 )
                 if res.HasField("task") and res.token:
+                    pacer.work(time.monotonic())
                     self.run_task(res.token)
-                    backoff.reset()
+                    pacer.idle(time.monotonic())
                 else:
-                    self.stop.wait(backoff.next_delay())
+                    self.stop.wait(pacer.next_delay(time.monotonic()))
         finally:
             control.close()
 
@@ -122,6 +124,10 @@ class SiteWorker:
 
     def _pull(self, client: RuntimeHttpClient) -> tuple[Message, Context, ClientApp]:
         res = client.PullTaskInput(PullTaskInputRequest())
+        # who this process is working for, as flwr-clientapp records it for new messages
+        TaskIdentity.task_id = res.task_id
+        TaskIdentity.run_id = res.run.run_id
+        TaskIdentity.node_id = res.context.node_id
         context = context_from_proto(res.context)
         run = run_from_proto(res.run)
         fab = fab_from_proto(res.fab)
