@@ -5,9 +5,9 @@ SuperNode sleeps 3 s between pulls, waits in 0.5 s steps for its ClientApp's rep
 object that is not there yet is retried after 1 s (doubling up to 10 s); the ServerApp's
 `send_and_receive` sleeps 3 s between pulls. With one message per site per round those waits
 dominate a round. tierwise keeps Flower's protocol and processes and only shortens the waits:
-an adaptive `Backoff` (fast right after traffic, slower when idle) in its own loops, and, in
-Flower's loops that take no setting, the two module globals patched by `tune_supernode` and
-`tune_serverapp`. Those globals are private to flwr==1.42.0 (pinned); the test suite checks
+a round-aware `Pacer` (nap through most of the expected gap, then a short `Backoff`) in its
+own loops and, in Flower's loops that take no setting, the two module globals patched by
+`tune_supernode` and `tune_serverapp`. Those globals are private to flwr==1.42.0 (pinned); the test suite checks
 they still exist so an upgrade cannot silently bring the slow waits back.
 """
 
