@@ -65,6 +65,8 @@ def build_report(
         "acked_events": sum(s["events"]["acked"] for s in site_rows.values()),
         "delivered_events": sum(s["events"]["delivered"] for s in site_rows.values()),
         "lost_events": sum(s["events"]["lost"] for s in site_rows.values()),
+        # $/month of the strategy at the spec's full rates, by the plan's model for this run
+        "plan_cost_per_month": predicted.cost_breakdown if predicted else None,
     }
     return {**header, "features": features, "sites": site_rows, "totals": totals}
 

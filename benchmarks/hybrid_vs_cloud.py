@@ -1,0 +1,149 @@
+"""Cloud-only vs the tierwise plan, for real, under the same emulated WAN — side by side.
+
+    .venv/bin/python benchmarks/hybrid_vs_cloud.py [--spec examples/factory.yaml]
+        [--duration 30s] [--scale 0.004] [--wan spec]
+
+Runs `tierwise up` twice on the same spec, the same device traffic (same scale, same seed,
+the scenario's real test rows) and the same WAN (the spec's edge-cloud link through the
+fault-injecting proxy, one per site):
+
+- cloud-only: there is no gateway; every device request crosses the WAN to the cloud's
+  `/v1/infer` (the most accurate variant, as the planner's cloud-only strategy has it);
+- tierwise plan: the plan's placement — edge, cascade with its calibrated threshold, cloud —
+  through the edge agents, which record every answer and forward it in batches.
+
+Both are real processes on loopback (cloud, proxies, agents, device processes). Printed per
+feature: p-latency at the feature's percentile (worst site) and deadline misses; in total:
+upstream bytes (every byte each site's proxy carried edge->cloud, HTTP included) and the
+monthly cost at the spec's full rates — data transfer from the measured bytes per request,
+cloud compute and gateways from the plan's model. Targets (issue 4): the plan's p99 >= 10x
+lower and its upstream bytes >= 20x fewer than cloud-only's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from tierwise.spec import load_spec
+from tierwise.spec.units import DURATION, SECONDS_PER_MONTH, fmt_money, fmt_size
+from tierwise.up.run import UpOptions, default_cache, run_up
+from tierwise.up.wan_schedule import parse_wan
+
+TARGET_LATENCY = 10.0
+TARGET_UPSTREAM = 20.0
+
+
+def measure(args: argparse.Namespace, strategy: str, console: Console) -> dict[str, Any]:
+    options = UpOptions(
+        spec_path=args.spec,
+        duration=DURATION.parse(args.duration),
+        wan=parse_wan(args.wan),
+        scale=args.scale,
+        strategy="plan" if strategy == "plan" else "cloud-only",
+        cache=args.cache or default_cache(),
+        seed=args.seed,
+    )
+    console.rule(f"{strategy}: tierwise up {args.spec} --strategy {strategy}")
+    return run_up(options, console, lambda text: console.print(f"[dim]{text}[/dim]"))
+
+
+def monthly_cost(report: dict[str, Any], spec_path: Path) -> tuple[float, float]:
+    """(data transfer, everything else) in $/month at the spec's full request rates.
+
+    Transfer: the bytes the WAN carried per request, both ways, measured, times the spec's
+    request rate and the WAN's egress price. The rest (cloud compute, gateways, device
+    upgrades): the plan's model of the same strategy.
+    """
+    spec = load_spec(spec_path)
+    crossed = sum(
+        (row["upstream_bytes"]["measured"] or 0) + (row["downstream_bytes"] or 0)
+        for row in report["sites"].values()
+    )
+    per_request = crossed / max(report["totals"]["requests"], 1)
+    monthly_requests = report["scale"]["spec_requests_per_s"] * SECONDS_PER_MONTH
+    transfer = per_request * monthly_requests * spec.links.edge_cloud.egress
+    breakdown = report["totals"]["plan_cost_per_month"] or {}
+    other = sum(v for k, v in breakdown.items() if k != "data transfer")
+    return transfer, other
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spec", type=Path, default=Path("examples/factory.yaml"))
+    parser.add_argument("--duration", default="30s")
+    parser.add_argument("--scale", type=float, default=0.004, help="of the spec's rates")
+    parser.add_argument("--wan", default="spec", help="as tierwise up --wan")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache", type=Path, default=None)
+    args = parser.parse_args(argv)
+    console = Console(width=max(Console().width, 120))
+    cloud = measure(args, "cloud-only", console)
+    hybrid = measure(args, "plan", console)
+
+    console.rule("cloud-only vs tierwise plan (same devices, same WAN)")
+    console.print(
+        f"{cloud['spec']}: {cloud['duration_s']:g} s, scale {cloud['scale']['factor']:g} "
+        f"({cloud['scale']['offered_requests_per_s']:.0f} requests/s offered), "
+        f"WAN {cloud['wan']['schedule']}: {cloud['wan']['sites']}"
+    )
+    header = f"{'':38}{'cloud-only':>16}{'tierwise plan':>16}{'ratio':>12}"
+    console.print(header, highlight=False)
+    worst_ratio = float("inf")
+    for c, h in zip(cloud["features"], hybrid["features"], strict=True):
+        pct = f"p{c['percentile']:g}"
+        lc, lh = c["latency_ms"]["measured"], h["latency_ms"]["measured"]
+        ratio = lc / lh if lc and lh else float("nan")
+        if c["requests"] >= 100:  # enough answers for a tail
+            worst_ratio = min(worst_ratio, ratio)
+        console.print(
+            f"{c['feature'][:22]:<22} {pct:>6} latency{'':2}{lc:>14.1f}ms{lh:>14.1f}ms"
+            f"{ratio:>10.1f}x lower"
+            + f"   [dim]{h['placement']} in the plan, {c['requests']:,} requests[/dim]",
+            highlight=False,
+        )
+        mc, mh = c["deadline_misses"], h["deadline_misses"]
+        console.print(
+            f"{'':22} deadline misses{'':1}{_count(mc):>16}{_count(mh):>16}",
+            highlight=False,
+        )
+    up_c = cloud["totals"]["upstream_bytes"]["measured"]
+    up_h = hybrid["totals"]["upstream_bytes"]["measured"]
+    up_ratio = up_c / up_h if up_h else float("inf")
+    console.print(
+        f"{'all sites':<22} upstream bytes {fmt_size(up_c):>16}{fmt_size(up_h):>16}"
+        f"{up_ratio:>10.1f}x fewer",
+        highlight=False,
+    )
+    tc, oc = monthly_cost(cloud, args.spec)
+    th, oh = monthly_cost(hybrid, args.spec)
+    console.print(
+        f"{'':22} $/month, transfer{fmt_money(tc):>15}{fmt_money(th):>16}", highlight=False
+    )
+    console.print(
+        f"{'':22} $/month, compute+gateways{fmt_money(oc):>7}{fmt_money(oh):>16}", highlight=False
+    )
+    console.print(
+        f"{'':22} $/month in all{fmt_money(tc + oc):>18}{fmt_money(th + oh):>16}", highlight=False
+    )
+    lat_ok = worst_ratio >= TARGET_LATENCY
+    up_ok = up_ratio >= TARGET_UPSTREAM
+    console.print(
+        f"target: p-latency >= {TARGET_LATENCY:g}x lower: {worst_ratio:.1f}x "
+        f"({'met' if lat_ok else 'NOT met'}); upstream bytes >= {TARGET_UPSTREAM:g}x fewer: "
+        f"{up_ratio:.1f}x ({'met' if up_ok else 'NOT met'})"
+    )
+    return 0
+
+
+def _count(miss: dict[str, Any]) -> str:
+    share = miss["measured_share"]
+    return f"{miss['measured']:,}" + (f" ({share:.1%})" if share is not None else "")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
