@@ -205,8 +205,42 @@ def queue_wait(servers: Array, utilization: Array, service: Array, cs2: float = 
 # ---- evaluating candidates ---------------------------------------------------------------
 
 
+TABLE_ROWS = 32  # from this many queued rows on, a WaitTails pass beats the direct sum
+CHUNK_ROWS = 16384  # rows per WaitTails: its table is atoms x rows floats (32 MB)
+
+
 def cdf(net: Dist, const: Array, wait: Wait, penalty: Penalty, t: Array) -> Array:
     """P(latency <= t) per row: latency = net + const + penalty + wait."""
+    n = len(const)
+    queued = np.flatnonzero(wait.p > 0)
+    if queued.size < TABLE_ROWS:
+        out = _unqueued_cdf(net, const, penalty, t)
+        if queued.size:
+            sub = Wait(wait.p[queued], wait.scale[queued])
+            out[queued] = _direct_cdf(net, const[queued], sub, penalty.take(queued), t[queued])
+        return out
+    out = np.empty(n)
+    for start in range(0, n, CHUNK_ROWS):
+        rows = np.arange(start, min(start + CHUNK_ROWS, n))
+        tails = WaitTails.of(net, Wait(wait.p[rows], wait.scale[rows]))
+        out[rows] = tails.cdf(rows - start, const[rows], penalty.take(rows), t[rows])
+    return out
+
+
+def _unqueued_cdf(net: Dist, const: Array, penalty: Penalty, t: Array) -> Array:
+    """`cdf` without a queue: the weight of the atoms at or below t - const - penalty."""
+    below = np.concatenate([[0.0], np.cumsum(net.weights)])
+    total = np.zeros(len(const))
+    for j in range(penalty.offsets.shape[1]):
+        prob = penalty.probs[:, j]
+        if prob.any():
+            y = t - const - penalty.offsets[:, j]
+            total += prob * below[np.searchsorted(net.values, y, side="right")]
+    return total
+
+
+def _direct_cdf(net: Dist, const: Array, wait: Wait, penalty: Penalty, t: Array) -> Array:
+    """`cdf` as the plain sum over atoms of each row (cheapest for a few rows)."""
     total = np.zeros(len(const))
     for j in range(penalty.offsets.shape[1]):
         prob = penalty.probs[:, j]
@@ -218,6 +252,64 @@ def cdf(net: Dist, const: Array, wait: Wait, penalty: Penalty, t: Array) -> Arra
         inside = np.where(x >= 0, 1.0 - tail, 0.0)
         total += prob * (inside @ net.weights)
     return total
+
+
+@dataclass(frozen=True)
+class WaitTails:
+    """Per row, the queue-wait tail summed at every network atom, for repeated cdf calls.
+
+    With atoms v_k (weights w_k) and a wait of probability p and mean s,
+    P(latency <= y) = sum_{v_k <= y} w_k (1 - p exp(-(y - v_k) / s))
+                    = W_m - p S_m exp(-(y - v_m) / s),   v_m the last atom <= y,
+    where W_m = w_0 + ... + w_m and S_m = S_(m-1) exp(-(v_m - v_(m-1)) / s) + w_m. One
+    pass over the atoms fills S for every queued row; each cdf after that is a search.
+    """
+
+    net: Dist
+    wait: Wait
+    below: Array  # W with a leading 0: below[m + 1] = W_m
+    sums: Array  # (atoms, queued rows): S_m
+    column: NDArray[np.int64]  # per row, its column in `sums`; -1 without a queue
+
+    @staticmethod
+    def of(net: Dist, wait: Wait) -> WaitTails:
+        queued = np.flatnonzero(wait.p > 0)
+        column = np.full(len(wait.p), -1, dtype=np.int64)
+        column[queued] = np.arange(queued.size)
+        sums = np.empty((len(net.values), queued.size))
+        inverse = 1.0 / wait.scale[queued]
+        acc = np.full(queued.size, net.weights[0])
+        sums[0] = acc
+        for m, step in enumerate(np.diff(net.values) if queued.size else [], start=1):
+            acc = acc * np.exp(-step * inverse) + net.weights[m]
+            sums[m] = acc
+        below = np.concatenate([[0.0], np.cumsum(net.weights)])
+        return WaitTails(net, wait, below, sums, column)
+
+    def cdf(self, rows: NDArray[np.int64], const: Array, penalty: Penalty, t: Array) -> Array:
+        """`cdf` of some of the rows (their positions in `wait`)."""
+        values = self.net.values
+        column = self.column[rows]
+        queued = np.flatnonzero(column >= 0)
+        p, scale = self.wait.p[rows][queued], self.wait.scale[rows][queued]
+        total = np.zeros(len(rows))
+        for j in range(penalty.offsets.shape[1]):
+            prob = penalty.probs[:, j]
+            if not prob.any():
+                continue
+            y = t - const - penalty.offsets[:, j]
+            m = np.searchsorted(values, y, side="right") - 1
+            part = np.where(m >= 0, self.below[m + 1], 0.0)
+            if queued.size:
+                at, yq = m[queued], y[queued]
+                inside = at >= 0
+                at = np.maximum(at, 0)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    decay = np.exp(-(yq - values[at]) / scale)
+                tail = p * self.sums[at, column[queued]] * decay
+                part[queued] -= np.where(inside, tail, 0.0)
+            total += prob * part
+        return total
 
 
 def quantile(
@@ -232,31 +324,51 @@ def quantile(
     """The q-quantile of latency per row (q may differ by row), by bisection.
 
     The network's own q-quantile plus the constant is a lower bound (waits and retransmits
-    only add); rows where it already holds are done in one step, and each further step
-    only evaluates the rows still open — on a fleet most rows never need a second one.
+    only add); rows where it already holds are done in one step. The others bisect on
+    `WaitTails`, so each step costs a search per row rather than a sum over atoms.
     """
     n = len(const)
-    if n == 0:
-        return np.zeros(0)
     q = np.broadcast_to(np.asarray(q, dtype=np.float64), const.shape).copy()
+    out = np.empty(n)
+    for start in range(0, n, CHUNK_ROWS):
+        rows = np.arange(start, min(start + CHUNK_ROWS, n))
+        sub_wait = Wait(wait.p[rows], wait.scale[rows])
+        out[rows] = _quantile(
+            net, const[rows], sub_wait, penalty.take(rows), q[rows], iterations, rtol
+        )
+    return out
+
+
+def _quantile(
+    net: Dist,
+    const: Array,
+    wait: Wait,
+    penalty: Penalty,
+    q: Array,
+    iterations: int,
+    rtol: float,
+) -> Array:
+    n = len(const)
     cum = np.cumsum(net.weights)
     net_q = net.values[np.minimum(np.searchsorted(cum, q - 1e-12), len(net.values) - 1)]
     lo = const + net_q
     tail_p = np.maximum(wait.p, 1e-300)
     longest = net.values[-1] + penalty.offsets.max(axis=1)
     hi = const + longest + wait.scale * np.log(np.maximum(tail_p / (1 - q), 1.0)) + 1e-9
-    open_ = np.flatnonzero(cdf(net, const, wait, penalty, lo) < q)
-    hi[np.setdiff1d(np.arange(n), open_)] = lo[np.setdiff1d(np.arange(n), open_)]
+    tails = WaitTails.of(net, wait)
+    every = np.arange(n)
+    done = tails.cdf(every, const, penalty, lo) >= q
+    hi[done] = lo[done]
+    active = every[~done]  # rows still bisecting
     for _ in range(iterations):
-        if open_.size == 0:
+        if active.size == 0:
             break
-        sub_wait = Wait(wait.p[open_], wait.scale[open_])
-        mid = (lo[open_] + hi[open_]) / 2
-        ok = cdf(net, const[open_], sub_wait, penalty.take(open_), mid) >= q[open_]
-        hi[open_] = np.where(ok, mid, hi[open_])
-        lo[open_] = np.where(ok, lo[open_], mid)
-        open_ = open_[hi[open_] - lo[open_] > rtol * hi[open_]]
-    return np.asarray(hi, dtype=np.float64)
+        mid = (lo[active] + hi[active]) / 2
+        ok = tails.cdf(active, const[active], penalty.take(active), mid) >= q[active]
+        hi[active] = np.where(ok, mid, hi[active])
+        lo[active] = np.where(ok, lo[active], mid)
+        active = active[hi[active] - lo[active] > rtol * hi[active]]
+    return hi
 
 
 def sample(
