@@ -97,6 +97,7 @@ class Devices:
     acked: dict[str, list[int]] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list)
     agent_ms: list[float] = field(default_factory=list)  # as the agent measured each answer
+    slowest: list[tuple[float, float, float, str]] = field(default_factory=list)
     answered_by: dict[str, int] = field(default_factory=dict)
     degraded: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
@@ -135,6 +136,8 @@ class Devices:
                 answer = json.loads(raw)
                 self.latencies_ms.append(elapsed)
                 self.agent_ms.append(answer["latency_ms"])
+                if elapsed > 100:  # (seconds into the run, device ms, agent ms, reason)
+                    self.slowest.append((tick, elapsed, answer["latency_ms"], answer["reason"]))
                 by = answer["answered_by"]
                 self.answered_by[by] = self.answered_by.get(by, 0) + 1
                 self.degraded += answer["degraded"]
@@ -264,8 +267,11 @@ def test_every_answer_meets_the_deadline_through_jitter_loss_and_an_outage(
         f"{sum(a > budget_ms for a in devices.agent_ms)}; by {devices.answered_by}, "
         f"degraded {devices.degraded}, reasons {devices.reasons}, "
         f"failures {devices.failures}; edge rtt estimate {state['cloud']['rtt_estimate_ms']:.0f} "
-        f"ms; proxy {proxy_stats}"
+        f"ms; agent event-loop lag {state['loop_lag']}; proxy {proxy_stats}"
     )
+    first = min(t for t, *_ in devices.slowest) if devices.slowest else 0.0
+    late_ones = [(round(t - first, 2), round(d), round(a), r) for t, d, a, r in devices.slowest]
+    print("answers over 100 ms (s since the first, device ms, agent ms, reason):", late_ones[:60])
     assert len(lat) >= 5_000
     assert devices.failures == 0
     # Escalations happened and came back in time; others were cancelled at the deadline and

@@ -69,6 +69,8 @@ class EdgeAgent:
         self.deployer = Deployer(settings.site, link, ops, settings.packages_dir, self.record)
         self.started_at = time.time()
         self.last_status_error = ""
+        self.loop_lag_max_ms = 0.0
+        self.loop_lag_over_50ms = 0
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._in_flight = 0
@@ -94,6 +96,7 @@ class EdgeAgent:
             asyncio.create_task(self._sync_loop(), name="deployment-sync"),
             asyncio.create_task(self.uploader.run(self._stop), name="uploader"),
             asyncio.create_task(self._status_loop(), name="status"),
+            asyncio.create_task(self._watch_loop_lag(), name="loop-lag"),
         ]
         self.lifecycle.move(AgentState.SERVING)
         gc.freeze()  # what start-up made lives forever: keep it out of every later GC pass
@@ -245,6 +248,17 @@ class EdgeAgent:
                 log.warning("deployment poll refused: %s", exc)
             await _sleep_unless(self._stop, self.settings.poll_interval_s)
 
+    async def _watch_loop_lag(self) -> None:
+        """How late the event loop wakes up: the time no request can make progress. A deadline
+        can only be kept to within this, so it is measured and shown (`loop_lag_ms`)."""
+        period = 0.01
+        while not self._stop.is_set():
+            before = self.clock.now()
+            await asyncio.sleep(period)
+            lag = (self.clock.now() - before - period) * 1000
+            self.loop_lag_max_ms = max(self.loop_lag_max_ms, lag)
+            self.loop_lag_over_50ms += lag > 50
+
     async def _status_loop(self) -> None:
         while not self._stop.is_set():
             await _sleep_unless(self._stop, self.settings.status_interval_s)
@@ -348,6 +362,7 @@ class EdgeAgent:
                 "rtt_samples": self.tracker.seen,
             },
             "in_flight": self._in_flight,
+            "loop_lag": {"max_ms": self.loop_lag_max_ms, "over_50ms": self.loop_lag_over_50ms},
             "deployment_etag": self.deployer.etag,
         }
 
@@ -356,6 +371,7 @@ class EdgeAgent:
             "cloud_down": float(self.health.down),
             "rtt_estimate_seconds": self.tracker.estimate(),
             "serving": float(self.serving),
+            "loop_lag_max_ms": self.loop_lag_max_ms,
         }
         if self.outbox is not None:
             c = self.outbox.counts()
