@@ -263,7 +263,7 @@ def test_a_restart_while_the_cloud_is_down_serves_what_was_installed(
     run(second)
 
 
-def test_draining_refuses_new_requests(
+def test_bad_inputs_get_422_and_draining_refuses_new_requests(
     tmp_path: Path, packages: dict[str, Path], keys: Keys
 ) -> None:
     cloud = _cloud(packages, keys)
@@ -273,6 +273,15 @@ def test_draining_refuses_new_requests(
     async def body() -> None:
         await agent.start()
         await _until(lambda: _version(agent) == 1)
+        ragged = PredictRequest(inputs=[[0.0] * 64, [0.0] * 63])
+        with pytest.raises(HTTPException) as bad:
+            await agent.predict(FEATURE, ragged)
+        assert bad.value.status_code == 422
+        narrow = PredictRequest(inputs=[[0.0] * 10])
+        with pytest.raises(HTTPException) as bad:
+            await agent.predict(FEATURE, narrow)
+        assert bad.value.status_code == 422
+        assert "expected inputs of shape [N, 64]" in str(bad.value.detail)
         agent.lifecycle.move(AgentState.DRAINING)
         with pytest.raises(HTTPException) as refused:
             await agent.predict(FEATURE, _request(1))

@@ -32,7 +32,7 @@ from tierwise.edge.lifecycle import AgentState, Lifecycle
 from tierwise.edge.link import CloudLink
 from tierwise.edge.metrics import Metrics
 from tierwise.edge.outbox import Outbox
-from tierwise.edge.router import NoAnswerError, Route, Router
+from tierwise.edge.router import NoAnswerError, Router
 from tierwise.edge.settings import EdgeSettings
 from tierwise.edge.uploader import Uploader
 from tierwise.errors import LinkError, TierwiseError, UsageError
@@ -145,24 +145,19 @@ class EdgeAgent:
         self._in_flight += 1
         self._idle.clear()
         try:
-            return await self._predict(feature, served.route, served, request, started, wall)
+            return await self._predict(feature, served, request, started, wall)
         finally:
             self._in_flight -= 1
             if self._in_flight == 0:
                 self._idle.set()
 
     async def _predict(
-        self,
-        feature: str,
-        route: Route,
-        served: Served,
-        request: PredictRequest,
-        started: float,
-        wall: float,
+        self, feature: str, served: Served, request: PredictRequest, started: float, wall: float
     ) -> PredictResponse:
-        rows = np.asarray(request.inputs, dtype=np.float32)
-        if rows.ndim != 2:
+        widths = {len(row) for row in request.inputs}
+        if len(widths) != 1:
             raise http_error(422, "inputs: every row must have the same length")
+        rows = np.asarray(request.inputs, dtype=np.float32)
         if request.labels is not None and len(request.labels) != len(rows):
             raise http_error(422, f"labels: {len(request.labels)} labels for {len(rows)} rows")
         local = served.model
@@ -170,7 +165,7 @@ class EdgeAgent:
         version = served.spec.version if local is None else local.version
         counters = self.metrics.of(feature, package, version)
         try:
-            answer = await self.router.answer(feature, route, local, rows, started)
+            answer = await self.router.answer(feature, served.route, local, rows, started)
         except NoAnswerError as exc:
             counters.errors += 1
             raise http_error(503, str(exc)) from None
