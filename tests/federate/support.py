@@ -82,3 +82,20 @@ def site_rows(result: RunResult) -> np.ndarray[Any, np.dtype[np.float32]]:
 
 def run_dir(tmp_path: Path, name: str) -> Path:
     return tmp_path / name
+
+
+def cli_federate(*args: str) -> int:
+    """Run `tierwise federate ARGS` through the real entry point; the exit code."""
+    import sys
+
+    from tierwise.cli import main
+
+    argv = sys.argv
+    sys.argv = ["tierwise", "federate", *args]
+    try:
+        main()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    finally:
+        sys.argv = argv
+    return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,9 @@ import yaml
 from tests.conftest import MINIMAL
 from typer.testing import CliRunner
 
-from tierwise.cli import app, main
+from tierwise.cli import app
+
+from .support import cli_federate
 
 runner = CliRunner()
 
@@ -37,24 +38,11 @@ PRIVATE = {
 CENTRAL = {"name": "central", "model": "m", "data_per_site": "1KB", "cadence": "7d", "rounds": 3}
 
 
-def _federate(*args: str) -> int:
-    """Run the real entry point (errors become messages and exit codes); the exit code."""
-    argv = sys.argv
-    sys.argv = ["tierwise", "federate", *args]
-    try:
-        main()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    finally:
-        sys.argv = argv
-    return 0
-
-
 def test_a_centralized_job_is_refused_with_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     spec = _spec(tmp_path, PRIVATE, CENTRAL)
-    code = _federate(str(spec), "--job", "central", "--out", str(tmp_path / "run"))
+    code = cli_federate(str(spec), "--job", "central", "--out", str(tmp_path / "run"))
     err = capsys.readouterr().err
     assert code == 2
     assert 'training job "central" is centralized in the plan' in err
@@ -65,7 +53,7 @@ def test_a_centralized_job_is_refused_with_exit_2(
 def test_an_unknown_job_names_the_known_ones(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = _federate(str(_spec(tmp_path, PRIVATE, CENTRAL)), "--job", "nope")
+    code = cli_federate(str(_spec(tmp_path, PRIVATE, CENTRAL)), "--job", "nope")
     assert code == 2
     assert 'no training job "nope"; known: private, central' in capsys.readouterr().err
 
@@ -73,7 +61,7 @@ def test_an_unknown_job_names_the_known_ones(
 def test_without_a_federated_job_there_is_nothing_to_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = _federate(str(_spec(tmp_path, CENTRAL)))
+    code = cli_federate(str(_spec(tmp_path, CENTRAL)))
     assert code == 2
     assert "no training job is federated in the plan" in capsys.readouterr().err
 
@@ -83,7 +71,7 @@ def test_secagg_with_a_robust_strategy_is_a_spec_error_with_its_line(
 ) -> None:
     bad = PRIVATE | {"strategy": "median", "federated": {"secagg": {}}}
     spec = _spec(tmp_path, bad)
-    code = _federate(str(spec))
+    code = cli_federate(str(spec))
     err = capsys.readouterr().err
     assert code == 2
     line = next(i for i, t in enumerate(spec.read_text().splitlines(), 1) if "strategy:" in t)
@@ -94,7 +82,7 @@ def test_min_sites_above_the_site_count_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     spec = _spec(tmp_path, PRIVATE | {"federated": {"min_sites": 4}}, sites=3)
-    assert _federate(str(spec)) == 2
+    assert cli_federate(str(spec)) == 2
     assert "training[0].federated.min_sites: min_sites 4 exceeds the 3 sites" in (
         capsys.readouterr().err
     )

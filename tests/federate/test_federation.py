@@ -242,3 +242,51 @@ def test_the_global_model_becomes_a_newer_signed_package_rolled_out_in_stages(
         stale = package_result(plain, "digits-mlp", tmp_path / "old", key, version=1)
         with pytest.raises(VerificationError, match="refused"):
             upload_package(server.url, ADMIN_TOKEN, stale.path)
+
+
+def test_the_cli_runs_a_compressed_job_reports_it_and_packages_the_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+    from tests.conftest import MINIMAL
+
+    from tierwise.federate.progress import read_events
+    from tierwise.federate.settings import RunSettings
+    from tierwise.package import verify_package, write_keypair
+
+    from .support import cli_federate
+
+    spec = dict(MINIMAL)
+    spec["sites"] = [{"name": s, "devices": 5} for s in SITES]
+    spec["training"] = [
+        {
+            "name": "digits-across-plants",
+            "model": "m",
+            "data_per_site": "1GB",
+            "raw_data_may_reach": "site",
+            "cadence": "7d",
+            "rounds": 2,
+            "federated": {"round_timeout": "20s", "hidden_units": 32, "compression_bits": 8},
+        }
+    ]
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    key, pub = write_keypair(tmp_path / "keys")
+    run_dir, packages = tmp_path / "run", tmp_path / "packages"
+    code = cli_federate(
+        str(path), "--out", str(run_dir), "--packages", str(packages), "--sign-key", str(key)
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "digits-across-plants: done" in out
+    assert "packaged m v1 (signed)" in out
+    summary = json.loads((run_dir / "metrics.json").read_text())
+    assert summary["compression_bits"] == 8
+    assert len(summary["rounds"]) == 2
+    assert (run_dir / "metrics.png").stat().st_size > 10_000
+    verify_package(packages / "m-v1", [pub])
+    # 8-bit updates: the aggregate is the plain one up to the quantization step
+    events = read_events(run_dir / "progress.jsonl")
+    result = RunResult(RunSettings.load(run_dir / "settings.json"), events, 0.0)
+    plain = reference_round(result, initial(result), 1, SITES)
+    assert 0 < max_abs_diff(result.round_params(1), plain) < 5e-3
