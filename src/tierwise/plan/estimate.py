@@ -14,7 +14,7 @@ import numpy as np
 
 from tierwise.plan.candidates import Candidate
 from tierwise.plan.columns import Array
-from tierwise.plan.paths import Paths, escalation_paths, local_paths
+from tierwise.plan.paths import LateCheck, Paths, escalation_paths, local_paths
 from tierwise.plan.table import CASCADE, CandidateTable, build_table
 from tierwise.plan.violations import LATE_CAPACITY, LATE_DEADLINE
 from tierwise.spec.model import Spec
@@ -41,12 +41,13 @@ def assess_table(table: CandidateTable) -> None:
     with np.errstate(divide="ignore", invalid="ignore"):
         rho_own = np.where(rows.servers > 0, table.local_busy / rows.servers, 0.0)
     cap = table.cap
-    ok_own = rows.late(rho_own) <= allowed + 1e-12
-    ok_cap = rows.late(np.maximum(cap, rho_own)) <= allowed + 1e-12
+    check = LateCheck(rows)
+    ok_own = check.late(rho_own) <= allowed + 1e-12
+    ok_cap = check.late(np.maximum(cap, rho_own)) <= allowed + 1e-12
     rho_star = np.where(ok_cap, cap, rho_own)
     todo = np.flatnonzero(ok_own & ~ok_cap & (rows.servers > 0))
     if todo.size:
-        sub, sub_allowed = rows.take(todo), allowed[todo]
+        sub, sub_allowed = LateCheck(rows.take(todo)), allowed[todo]
         lo, hi = rho_own[todo], cap[todo]
         for _ in range(BISECTION_STEPS):
             mid = (lo + hi) / 2

@@ -114,9 +114,8 @@ def evaluate_assignment(table: CandidateTable, name: str, choice: Index) -> Outc
     service = _mix_wait_service(table, pairs)
     rho_q = np.minimum(rho, 0.999)
     rows = local_paths(table, pairs.index).with_service(service)
-    on_time = rows.on_time(rho_q)
+    on_time, latency = rows.answers(rho_q)
     on_time[overloaded] = 0.0
-    latency = rows.latency(rho_q)
     latency[overloaded] = np.inf
     in_time = np.ones(len(pairs.index))
     esc = np.flatnonzero(place == CASCADE)
@@ -197,8 +196,14 @@ def _feature_outcomes(
         adjusted = base + (joint - base) * answered[cascade]
         accuracy[cascade] = np.where(np.isnan(joint), accuracy[cascade], adjusted)
     privacy = REACH_RANK[place] > feats.reach
+    template = table.template[choice]
+    labels = [t.label for t in table.templates]
+    variants = [t.variant.name for t in table.templates]
+    values = [p.value for p in PLACEMENTS]
+    offline = [p.works_offline for p in PLACEMENTS]
     columns = zip(
-        choice.tolist(),
+        spec.features,
+        template.tolist(),
         place.tolist(),
         worst_latency.tolist(),
         p_miss.tolist(),
@@ -212,33 +217,28 @@ def _feature_outcomes(
         worst_rho.tolist(),
         strict=True,
     )
-    out = []
-    for feature, (c, p, lat, miss, misses, share, esc_ok, up, cost, acc, priv, util) in zip(
-        spec.features, columns, strict=True
-    ):
-        placement = PLACEMENTS[p]
-        out.append(
-            FeatureOutcome(
-                feature=feature.name,
-                placement=placement.value,
-                variant=table.variant(c),
-                label=table.label(c),
-                latency=lat,
-                deadline=feature.deadline,
-                percentile=feature.percentile,
-                p_miss=miss,
-                misses_per_month=misses,
-                escalation_rate=share,
-                escalations_in_time=esc_ok,
-                upstream_bps=up,
-                cost=cost,
-                accuracy=None if acc != acc else acc,  # nan: unknown
-                works_offline=placement.works_offline,
-                privacy_violation=priv,
-                utilization=util,
-            )
+    return [
+        FeatureOutcome(
+            feature=feature.name,
+            placement=values[p],
+            variant=variants[t],
+            label=labels[t],
+            latency=lat,
+            deadline=feature.deadline,
+            percentile=feature.percentile,
+            p_miss=miss,
+            misses_per_month=misses,
+            escalation_rate=share,
+            escalations_in_time=esc_ok,
+            upstream_bps=up,
+            cost=cost,
+            accuracy=None if acc != acc else acc,  # nan: unknown
+            works_offline=offline[p],
+            privacy_violation=priv,
+            utilization=util,
         )
-    return out
+        for feature, t, p, lat, miss, misses, share, esc_ok, up, cost, acc, priv, util in columns
+    ]
 
 
 def _per_feature_max(owner: Index, n: int, values: Array) -> Array:

@@ -17,6 +17,9 @@ class Alternative:
     extra_cost: float | None = None  # $/month more than the plan, when it was feasible
 
 
+_ORDER = tuple(p.value for p in Placement)  # reasons list the other placements in this order
+
+
 def reason_line(chosen: Placement, alternatives: list[Alternative]) -> str:
     """`edge: cloud — p99 312ms > budget 20ms; must work offline | device — ...`.
 
@@ -27,19 +30,17 @@ def reason_line(chosen: Placement, alternatives: list[Alternative]) -> str:
     for a in alternatives:
         by_placement.setdefault(a.placement, []).append(a)
     parts = []
-    for placement in Placement:
-        if placement is chosen:
-            continue
-        mine = by_placement.get(placement.value)
-        if not mine:
+    head = chosen.value
+    for placement in _ORDER:
+        mine = by_placement.get(placement)
+        if not mine or placement == head:
             continue
         feasible = [a for a in mine if a.extra_cost is not None]
         if feasible:
             best = min(feasible, key=lambda a: a.extra_cost or 0.0)
-            parts.append(f"{placement.value}: {best.ruled_out_by}")
+            parts.append(f"{placement}: {best.ruled_out_by}")
         else:
-            parts.append(f"{placement.value}: {_shortest(mine)}")
-    head = chosen.value
+            parts.append(f"{placement}: {_shortest(mine)}")
     if not parts:
         return f"{head}: the only placement that fits"
     return f"{head} — " + "; ".join(parts)
@@ -47,7 +48,10 @@ def reason_line(chosen: Placement, alternatives: list[Alternative]) -> str:
 
 def _shortest(alternatives: list[Alternative]) -> str:
     """The violations of the candidate that came closest: the fewest constraints broken."""
-    best = min(alternatives, key=lambda a: (a.ruled_out_by.count(" | "), len(a.ruled_out_by)))
+    if len(alternatives) == 1:
+        best = alternatives[0]
+    else:
+        best = min(alternatives, key=lambda a: (a.ruled_out_by.count(" | "), len(a.ruled_out_by)))
     return best.ruled_out_by.replace(" | ", ", ")
 
 

@@ -13,6 +13,7 @@ deadline with one numpy expression.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -164,13 +165,17 @@ def erlang_c(servers: Array, load: Array) -> Array:
     """
     servers = np.asarray(servers, dtype=np.int64)
     load = np.asarray(load, dtype=np.float64)
-    c_max = int(servers.max()) if servers.size else 1
-    b = np.ones_like(load)
     result = np.zeros_like(load)
-    for k in range(1, c_max + 1):
-        b = load * b / (k + load * b)
-        result = np.where(servers == k, b, result)
-    rho = load / servers
+    counts = np.unique(servers)
+    for c in counts[counts >= 1].tolist():  # a fleet has a few distinct server counts
+        rows = np.flatnonzero(servers == c) if len(counts) > 1 else slice(None)
+        a = load[rows]
+        b = np.ones_like(a)
+        for k in range(1, c + 1):
+            b = a * b / (k + a * b)
+        result[rows] = b
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = load / servers
     with np.errstate(divide="ignore", invalid="ignore"):
         c = result / (1 - rho * (1 - result))
     return np.where(rho >= 1, 1.0, np.clip(c, 0.0, 1.0))
@@ -211,20 +216,105 @@ CHUNK_ROWS = 16384  # rows per WaitTails: its table is atoms x rows floats (32 M
 
 def cdf(net: Dist, const: Array, wait: Wait, penalty: Penalty, t: Array) -> Array:
     """P(latency <= t) per row: latency = net + const + penalty + wait."""
-    n = len(const)
-    queued = np.flatnonzero(wait.p > 0)
-    if queued.size < TABLE_ROWS:
-        out = _unqueued_cdf(net, const, penalty, t)
-        if queued.size:
-            sub = Wait(wait.p[queued], wait.scale[queued])
-            out[queued] = _direct_cdf(net, const[queued], sub, penalty.take(queued), t[queued])
-        return out
-    out = np.empty(n)
-    for start in range(0, n, CHUNK_ROWS):
-        rows = np.arange(start, min(start + CHUNK_ROWS, n))
-        tails = WaitTails.of(net, Wait(wait.p[rows], wait.scale[rows]))
-        out[rows] = tails.cdf(rows - start, const[rows], penalty.take(rows), t[rows])
+    out = np.empty(len(const))
+    for rows, model in RowModel.chunks(net, const, wait, penalty):
+        out[rows] = model.cdf(t[rows])
     return out
+
+
+def quantile(
+    net: Dist,
+    const: Array,
+    wait: Wait,
+    penalty: Penalty,
+    q: Array,
+    iterations: int = 40,
+    rtol: float = 2e-4,
+) -> Array:
+    """The q-quantile of latency per row (q may differ by row), by bisection."""
+    q = np.broadcast_to(np.asarray(q, dtype=np.float64), const.shape)
+    out = np.empty(len(const))
+    for rows, model in RowModel.chunks(net, const, wait, penalty):
+        out[rows] = model.quantile(q[rows], iterations, rtol)
+    return out
+
+
+@dataclass(frozen=True)
+class RowModel:
+    """Latency = network + constant + retransmits + queue wait, for rows sharing a network.
+
+    Rows without a queue need only a search over the network's cumulative weights. With
+    many queued rows, one pass builds their `WaitTails`; then every cdf — at the deadline,
+    or at each bisection step of a quantile — is a search too.
+    """
+
+    net: Dist
+    const: Array
+    wait: Wait
+    penalty: Penalty
+    tails: WaitTails | None
+
+    @staticmethod
+    def of(net: Dist, const: Array, wait: Wait, penalty: Penalty) -> RowModel:
+        many = np.count_nonzero(wait.p > 0) >= TABLE_ROWS
+        return RowModel(net, const, wait, penalty, WaitTails.of(net, wait) if many else None)
+
+    @staticmethod
+    def chunks(
+        net: Dist, const: Array, wait: Wait, penalty: Penalty
+    ) -> Iterator[tuple[NDArray[np.int64], RowModel]]:
+        """Models of at most CHUNK_ROWS rows each (a WaitTails table is atoms x rows)."""
+        n = len(const)
+        for start in range(0, n, CHUNK_ROWS):
+            rows = np.arange(start, min(start + CHUNK_ROWS, n))
+            sub = Wait(wait.p[rows], wait.scale[rows])
+            yield rows, RowModel.of(net, const[rows], sub, penalty.take(rows))
+
+    def cdf(self, t: Array, rows: NDArray[np.int64] | None = None) -> Array:
+        """P(latency <= t) of the given rows (default all)."""
+        if rows is None:
+            rows = np.arange(len(self.const))
+        const, penalty = self.const[rows], self.penalty.take(rows)
+        if self.tails is not None:
+            return self.tails.cdf(rows, const, penalty, t)
+        out = _unqueued_cdf(self.net, const, penalty, t)
+        queued = np.flatnonzero(self.wait.p[rows] > 0)
+        if queued.size:
+            at = rows[queued]
+            wait = Wait(self.wait.p[at], self.wait.scale[at])
+            out[queued] = _direct_cdf(
+                self.net, const[queued], wait, penalty.take(queued), t[queued]
+            )
+        return out
+
+    def quantile(self, q: Array, iterations: int = 40, rtol: float = 2e-4) -> Array:
+        """The q-quantile of each row, by bisection.
+
+        The network's own q-quantile plus the constant is a lower bound (waits and
+        retransmits only add); rows where it already holds are done in one step, and each
+        further step only evaluates the rows still open.
+        """
+        net, const, wait, penalty = self.net, self.const, self.wait, self.penalty
+        n = len(const)
+        cum = np.cumsum(net.weights)
+        net_q = net.values[np.minimum(np.searchsorted(cum, q - 1e-12), len(net.values) - 1)]
+        lo = const + net_q
+        tail_p = np.maximum(wait.p, 1e-300)
+        longest = net.values[-1] + penalty.offsets.max(axis=1)
+        hi = const + longest + wait.scale * np.log(np.maximum(tail_p / (1 - q), 1.0)) + 1e-9
+        every = np.arange(n)
+        done = self.cdf(lo, every) >= q
+        hi[done] = lo[done]
+        active = every[~done]  # rows still bisecting
+        for _ in range(iterations):
+            if active.size == 0:
+                break
+            mid = (lo[active] + hi[active]) / 2
+            ok = self.cdf(mid, active) >= q[active]
+            hi[active] = np.where(ok, mid, hi[active])
+            lo[active] = np.where(ok, lo[active], mid)
+            active = active[hi[active] - lo[active] > rtol * hi[active]]
+        return np.asarray(hi, dtype=np.float64)
 
 
 def _unqueued_cdf(net: Dist, const: Array, penalty: Penalty, t: Array) -> Array:
@@ -310,65 +400,6 @@ class WaitTails:
                 part[queued] -= np.where(inside, tail, 0.0)
             total += prob * part
         return total
-
-
-def quantile(
-    net: Dist,
-    const: Array,
-    wait: Wait,
-    penalty: Penalty,
-    q: Array,
-    iterations: int = 40,
-    rtol: float = 2e-4,
-) -> Array:
-    """The q-quantile of latency per row (q may differ by row), by bisection.
-
-    The network's own q-quantile plus the constant is a lower bound (waits and retransmits
-    only add); rows where it already holds are done in one step. The others bisect on
-    `WaitTails`, so each step costs a search per row rather than a sum over atoms.
-    """
-    n = len(const)
-    q = np.broadcast_to(np.asarray(q, dtype=np.float64), const.shape).copy()
-    out = np.empty(n)
-    for start in range(0, n, CHUNK_ROWS):
-        rows = np.arange(start, min(start + CHUNK_ROWS, n))
-        sub_wait = Wait(wait.p[rows], wait.scale[rows])
-        out[rows] = _quantile(
-            net, const[rows], sub_wait, penalty.take(rows), q[rows], iterations, rtol
-        )
-    return out
-
-
-def _quantile(
-    net: Dist,
-    const: Array,
-    wait: Wait,
-    penalty: Penalty,
-    q: Array,
-    iterations: int,
-    rtol: float,
-) -> Array:
-    n = len(const)
-    cum = np.cumsum(net.weights)
-    net_q = net.values[np.minimum(np.searchsorted(cum, q - 1e-12), len(net.values) - 1)]
-    lo = const + net_q
-    tail_p = np.maximum(wait.p, 1e-300)
-    longest = net.values[-1] + penalty.offsets.max(axis=1)
-    hi = const + longest + wait.scale * np.log(np.maximum(tail_p / (1 - q), 1.0)) + 1e-9
-    tails = WaitTails.of(net, wait)
-    every = np.arange(n)
-    done = tails.cdf(every, const, penalty, lo) >= q
-    hi[done] = lo[done]
-    active = every[~done]  # rows still bisecting
-    for _ in range(iterations):
-        if active.size == 0:
-            break
-        mid = (lo[active] + hi[active]) / 2
-        ok = tails.cdf(active, const[active], penalty.take(active), mid) >= q[active]
-        hi[active] = np.where(ok, mid, hi[active])
-        lo[active] = np.where(ok, lo[active], mid)
-        active = active[hi[active] - lo[active] > rtol * hi[active]]
-    return hi
 
 
 def sample(

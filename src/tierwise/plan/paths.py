@@ -19,6 +19,7 @@ from tierwise.plan.latency import (
     MSS,
     Dist,
     Penalty,
+    RowModel,
     Wait,
     cdf,
     network_dist,
@@ -105,27 +106,8 @@ class Paths:
         return self.reachable(t) * self.cdf(rho, t)
 
     def late(self, rho: Array) -> Array:
-        """Share of requests missing the deadline: exact near the allowed share, else a bound.
-
-        Most paths are nowhere near their budget. Two cheap bounds settle those: every atom
-        at its worst (the slowest network atom, every retransmit) still on time means surely
-        fine; the bare network alone already late means surely not. Only the rows in between
-        pay for the full sum over atoms — which makes planning 10,000 features take seconds.
-        """
-        allowed = 1 - self.q
-        reach = self.reachable(self.deadline)
-        wait = self.wait(np.arange(len(self)), rho)
-        net_max, net_cdf = self._net_bounds(self.deadline - self.const)
-        y = self.deadline - self.const - self.penalty.offsets.max(axis=1) - net_max
-        with np.errstate(over="ignore"):
-            best = np.where(y >= 0, 1 - wait.p * np.exp(-np.maximum(y, 0) / wait.scale), 0.0)
-        late = 1 - reach * best  # an upper bound
-        surely_bad = 1 - reach * net_cdf > allowed + 1e-12
-        late = np.where(surely_bad, 1 - reach * net_cdf, late)  # a lower bound, > allowed
-        exact = np.flatnonzero((late > allowed + 1e-12) & ~surely_bad)
-        if exact.size:
-            late[exact] = 1 - self.take(exact).on_time(rho[exact])
-        return late
+        """Share of requests missing the deadline at utilization rho (see `LateCheck`)."""
+        return LateCheck(self).late(rho)
 
     def _net_bounds(self, y: Array) -> tuple[Array, Array]:
         """Per row: the network's largest atom, and P(network <= y)."""
@@ -143,6 +125,54 @@ class Paths:
             wait, pen = self.wait(idx, rho), self.penalty.take(idx)
             out[idx] = quantile(net, self.const[idx], wait, pen, self.q[idx], iterations)
         return out
+
+    def answers(self, rho: Array) -> tuple[Array, Array]:
+        """`on_time(rho)` and `latency(rho)` together (their rows share one RowModel)."""
+        on_time, latency = np.zeros(len(self)), np.zeros(len(self))
+        reach = self.reachable(self.deadline)
+        for net, idx in self.groups:
+            wait, pen = self.wait(idx, rho), self.penalty.take(idx)
+            for rows, model in RowModel.chunks(net, self.const[idx], wait, pen):
+                at = idx[rows]
+                on_time[at] = reach[at] * model.cdf(self.deadline[at])
+                latency[at] = model.quantile(self.q[at])
+        return on_time, latency
+
+
+class LateCheck:
+    """Deadline misses of fixed rows at any utilization: exact near the allowed share.
+
+    Most paths are nowhere near their budget. Two cheap bounds settle those: every atom
+    at its worst (the slowest network atom, every retransmit) still on time means surely
+    fine; the bare network alone already late means surely not. Only the rows in between
+    pay for the full sum over atoms. What does not depend on the utilization — links'
+    reachability, the network's bounds — is computed once, for checks at many utilizations
+    (the bisection for `rho_star`).
+    """
+
+    def __init__(self, paths: Paths) -> None:
+        self.paths = paths
+        self.allowed = 1 - paths.q
+        self.reach = paths.reachable(paths.deadline)
+        net_max, net_cdf = paths._net_bounds(paths.deadline - paths.const)
+        self.slack = paths.deadline - paths.const - paths.penalty.offsets.max(axis=1) - net_max
+        self.floor = 1 - self.reach * net_cdf  # late from the network alone: a lower bound
+        self.surely_bad = self.floor > self.allowed + 1e-12
+
+    def late(self, rho: Array) -> Array:
+        """Share of requests missing the deadline: exact near the allowed share, else a bound."""
+        paths, reach = self.paths, self.reach
+        wait = paths.wait(np.arange(len(paths)), rho)
+        y = self.slack
+        with np.errstate(over="ignore"):
+            best = np.where(y >= 0, 1 - wait.p * np.exp(-np.maximum(y, 0) / wait.scale), 0.0)
+        late = 1 - reach * best  # an upper bound
+        late = np.where(self.surely_bad, self.floor, late)  # a lower bound, > allowed
+        exact = np.flatnonzero((late > self.allowed + 1e-12) & ~self.surely_bad)
+        if exact.size:
+            sub = paths.take(exact)
+            late[exact] = 1 - reach[exact] * sub.cdf(rho[exact], sub.deadline)
+        return late
 
 
 def local_paths(table: CandidateTable, pairs: Index) -> Paths:

@@ -13,6 +13,8 @@ capacity left over allows.
 
 from __future__ import annotations
 
+import heapq
+import math
 from collections import Counter
 
 import numpy as np
@@ -76,16 +78,16 @@ def upgrade_accuracy(table: CandidateTable, choice: Index, feasible: Mask) -> In
     )
     if not better.any():
         return choice
-    ledger = Ledger(table, choice)
-    out = choice.copy()
-    better_cands = np.flatnonzero(better)
+    options = np.flatnonzero(better)
+    ledger = Ledger(table, choice, np.union1d(options, choice[table.feature[options]]))
     by_feature: dict[int, list[int]] = {}
-    for c in better_cands.tolist():
-        by_feature.setdefault(int(table.feature[c]), []).append(c)
+    for c, f in zip(options.tolist(), table.feature[options].tolist(), strict=True):
+        by_feature.setdefault(f, []).append(c)
     acc = accuracy.tolist()
-    for i, options in by_feature.items():
+    out = choice.copy()
+    for i, mine in by_feature.items():
         now = int(choice[i])
-        for cand in sorted(options, key=lambda c: -acc[c]):
+        for cand in sorted(mine, key=lambda c: -acc[c]):
             ledger.add(now, -1.0)
             ledger.add(cand, 1.0)
             if ledger.holds(cand):
@@ -97,10 +99,13 @@ def upgrade_accuracy(table: CandidateTable, choice: Index, feasible: Mask) -> In
 
 
 class Ledger:
-    """What an assignment uses of every shared capacity, updated one candidate at a time."""
+    """What an assignment uses of every shared capacity, updated one candidate at a time.
 
-    def __init__(self, table: CandidateTable, choice: Index) -> None:
-        self.table = table
+    Sums are plain floats added in the order candidates come and go, so they are the same
+    to the last bit as a loop over the assignment would give.
+    """
+
+    def __init__(self, table: CandidateTable, choice: Index, movable: Index) -> None:
         pairs, _ = table.pairs_of(choice)
         res, site = table.resource[pairs], table.site[pairs]
         local = res >= 0
@@ -113,66 +118,99 @@ class Ledger:
         memory = table.memory[table.cand[pairs]][local]
         self.load = np.bincount(res[local], weights=busy, minlength=n_res).tolist()
         self.memory = np.bincount(res[local], weights=memory, minlength=n_res).tolist()
-        self.bounds: dict[int, Counter[float]] = {}
+        self.bounds = [_Bounds() for _ in range(n_res)]
         for r, bound in zip(
             res[local].tolist(), table.rho_star[pairs][local].tolist(), strict=True
         ):
-            self.bounds.setdefault(r, Counter())[bound] += 1
+            self.bounds[r].add(bound)
         sites = table.sites
         self.wan_usable, self.lan_usable = sites.wan_usable.tolist(), sites.lan_usable.tolist()
-        self.limits: dict[int, tuple[float, float, float]] = {}  # servers, cap, memory
-
-    def _pairs(self, cand: int) -> range:
-        start = int(self.table.pair_start[cand])
-        return range(start, start + int(self.table.n_pairs[cand]))
+        self.uses = _uses(table, movable)
+        self.limits = _limits(table)
 
     def add(self, cand: int, sign: float) -> None:
         """Count a candidate in (sign 1) or out (sign -1)."""
-        t = self.table
-        memory = float(t.memory[cand])
-        for p in self._pairs(cand):
-            s = int(t.site[p])
-            self.wan[s] += sign * float(t.wan_bps[p])
-            self.lan[s] += sign * float(t.lan_bps[p])
-            r = int(t.resource[p])
+        memory, uses = self.uses[cand]
+        for s, wan, lan, r, busy, bound in uses:
+            self.wan[s] += sign * wan
+            self.lan[s] += sign * lan
             if r < 0:
                 continue
-            self.load[r] += sign * float(t.local_busy[p])
+            self.load[r] += sign * busy
             self.memory[r] += sign * memory
-            bounds = self.bounds.setdefault(r, Counter())
-            bound = float(t.rho_star[p])
-            bounds[bound] += 1 if sign > 0 else -1
-            if bounds[bound] == 0:
-                del bounds[bound]
+            if sign > 0:
+                self.bounds[r].add(bound)
+            else:
+                self.bounds[r].remove(bound)
 
     def holds(self, cand: int) -> bool:
         """Every capacity the candidate touches is within its limit."""
-        t = self.table
-        for p in self._pairs(cand):
-            s = int(t.site[p])
+        for s, _, _, r, _, _ in self.uses[cand][1]:
             if self.wan[s] > self.wan_usable[s] + EPS or self.lan[s] > self.lan_usable[s] + EPS:
                 return False
-            r = int(t.resource[p])
             if r < 0:
                 continue
-            servers, cap, memory = self._limits(r, p)
-            limit = min([cap, *self.bounds[r]])
+            servers, cap, memory = self.limits[r]
+            limit = min(cap, self.bounds[r].smallest())
             if self.load[r] > servers * limit + EPS or self.memory[r] > memory + EPS:
                 return False
         return True
 
-    def _limits(self, r: int, p: int) -> tuple[float, float, float]:
-        limits = self.limits.get(r)
-        if limits is None:
-            t = self.table
-            spec = t.spec
-            if r < len(t.sites.names):
-                edge = spec.tiers.edge
-                servers = spec.sites[r].gateways * edge.workers
-                limits = (float(servers), edge.max_utilization, edge.memory)
-            else:
-                cls = t.classes[int(t.features.device_class[t.feature[t.cand[p]]])]
-                tier = spec.tiers.device_class(cls)
-                limits = (1.0, tier.max_utilization, tier.memory)
-            self.limits[r] = limits
-        return limits
+
+class _Bounds:
+    """A multiset of utilization bounds with its smallest member (a heap, lazily pruned)."""
+
+    def __init__(self) -> None:
+        self.heap: list[float] = []
+        self.count: Counter[float] = Counter()
+
+    def add(self, value: float) -> None:
+        self.count[value] += 1
+        heapq.heappush(self.heap, value)
+
+    def remove(self, value: float) -> None:
+        self.count[value] -= 1
+
+    def smallest(self) -> float:
+        heap = self.heap
+        while heap and self.count[heap[0]] <= 0:
+            heapq.heappop(heap)
+        return heap[0] if heap else math.inf
+
+
+Use = tuple[int, float, float, int, float, float]  # site, wan, lan, resource, busy, rho_star
+
+
+def _uses(table: CandidateTable, cands: Index) -> dict[int, tuple[float, list[Use]]]:
+    """Per candidate: its memory and, per site, what it takes from the shared capacities."""
+    pairs, which = table.pairs_of(cands)
+    rows = zip(
+        table.site[pairs].tolist(),
+        table.wan_bps[pairs].tolist(),
+        table.lan_bps[pairs].tolist(),
+        table.resource[pairs].tolist(),
+        table.local_busy[pairs].tolist(),
+        table.rho_star[pairs].tolist(),
+        strict=True,
+    )
+    uses: dict[int, tuple[float, list[Use]]] = {
+        c: (m, []) for c, m in zip(cands.tolist(), table.memory[cands].tolist(), strict=True)
+    }
+    owners = cands[which].tolist()
+    for c, row in zip(owners, rows, strict=True):
+        uses[c][1].append(row)
+    return uses
+
+
+def _limits(table: CandidateTable) -> list[tuple[float, float, float]]:
+    """Per shared resource: servers, utilization cap and memory (see table.resource_id)."""
+    spec = table.spec
+    edge = spec.tiers.edge
+    out = [
+        (float(site.gateways * edge.workers), edge.max_utilization, edge.memory)
+        for site in spec.sites
+    ]
+    tiers = [spec.tiers.device_class(c) for c in table.classes]
+    for _ in spec.sites:
+        out += [(1.0, t.max_utilization, t.memory) for t in tiers]
+    return out

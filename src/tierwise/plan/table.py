@@ -182,10 +182,16 @@ class CandidateTable:
         """The hard constraints candidate c breaks alone, in words (cached)."""
         texts = self._texts.get(c)
         if texts is None:
-            from tierwise.plan.violations import violation_texts  # texts need the table
-
-            texts = self._texts[c] = violation_texts(self, c)
+            self.describe(np.array([c]))
+            texts = self._texts[c]
         return texts
+
+    def describe(self, cands: Index) -> None:
+        """Put the violations of many candidates in words at once (see `violations`)."""
+        from tierwise.plan.violations import violation_texts  # the words need the table
+
+        todo = [c for c in cands.tolist() if c not in self._texts]
+        self._texts.update(zip(todo, violation_texts(self, todo), strict=True))
 
 
 def resource_id(n_sites: int, n_classes: int, placement: Index, site: Index, cls: Index) -> Index:

@@ -8,12 +8,13 @@ fills alone, then its load and deadline at each site, then a cascade's accuracy.
 
 from __future__ import annotations
 
+import math
 from enum import IntFlag
 
 import numpy as np
 
-from tierwise.plan.table import CASCADE, CLOUD, DEVICE, REACH_RANK, CandidateTable
-from tierwise.spec.model import Feature
+from tierwise.plan.table import CASCADE, CLOUD, DEVICE, REACH_RANK, CandidateTable, Template
+from tierwise.spec.model import Feature, Reach
 from tierwise.spec.units import fmt_bandwidth, fmt_duration, fmt_size
 
 
@@ -63,82 +64,126 @@ def check_standalone(table: CandidateTable) -> None:
     table.violated = (bits != 0) | (table.link_pair >= 0)
 
 
-def violation_texts(table: CandidateTable, c: int) -> list[str]:
-    """The violated rules of candidate c, one sentence each, without repeats."""
-    spec = table.spec
-    feature = spec.features[int(table.feature[c])]
-    template = table.templates[int(table.template[c])]
-    bits = Standalone(int(table.standalone[c]))
-    out: list[str] = []
-    if Standalone.SCOPE in bits:
+def violation_texts(table: CandidateTable, cands: list[int]) -> list[list[str]]:
+    """The violated rules of each candidate, one sentence each, without repeats.
+
+    Batched: what repeats across candidates (a feature's percentile and budget, the rules
+    of a candidate shape) is formatted once; per pair only the flagged ones are.
+    """
+    index = np.asarray(cands, dtype=np.int64)
+    words = _Words(table)
+    texts = [words.rules(c) for c in cands]
+    for k, p in enumerate(table.link_pair[index].tolist()):
+        if p >= 0:
+            texts[k].append(_link_text(table, p))
+    if not table.assessed:
+        return texts
+    pairs, which = table.pairs_of(index)
+    flagged = pairs[table.late_kind[pairs] > 0]
+    owner = which[table.late_kind[pairs] > 0].tolist()
+    feature = table.feature[table.cand[flagged]].tolist()
+    kinds = table.late_kind[flagged].tolist()
+    latency, miss = table.latency_own[flagged].tolist(), table.miss_own[flagged].tolist()
+    for k, p, f, late, lat, missed in zip(
+        owner, flagged.tolist(), feature, kinds, latency, miss, strict=True
+    ):
+        text = words.capacity(p) if late == LATE_CAPACITY else words.deadline(f, lat, missed)
+        if text not in texts[k]:
+            texts[k].append(text)
+    for k in np.flatnonzero(table.accuracy_short[index]).tolist():
+        c = cands[k]
+        required = float(table.features.min_accuracy[table.feature[c]])
+        text = (
+            f"accuracy {float(table.accuracy[c]):.1%} < required {required:.1%} "
+            f"({float(table.in_time[c]):.0%} of escalations answered in time)"
+        )
+        if text not in texts[k]:
+            texts[k].append(text)
+    return texts
+
+
+class _Words:
+    """Sentences for one table's rules, with what repeats formatted once."""
+
+    def __init__(self, table: CandidateTable) -> None:
+        self.table = table
+        self.features = table.spec.features
+        self.prefix: dict[tuple[int, int, Reach, float | None], list[str]] = {}
+        self.per_feature: dict[int, tuple[str, str, str]] = {}
+
+    def rules(self, c: int) -> list[str]:
+        """The standalone rules candidate c breaks (a fresh list)."""
+        t = self.table
+        bits = int(t.standalone[c])
+        if not bits:
+            return []
+        f, shape = int(t.feature[c]), int(t.template[c])
+        # the words depend on the feature only through its reach and minimum accuracy
+        feature = self.features[f]
+        key = (bits, shape, feature.raw_data_may_reach, feature.min_accuracy)
+        words = self.prefix.get(key)
+        if words is None:
+            words = self.prefix[key] = _rules(feature, t.templates[shape], bits)
+        return list(words)
+
+    def capacity(self, p: int) -> str:
+        t = self.table
+        rho, cap = float(t.rho_own[p]), float(t.cap[p])
+        if t.placement[t.cand[p]] == DEVICE:
+            where = "a device"
+        else:
+            where = f"the edge at {t.sites.names[int(t.site[p])]}"
+        return f"{where} would be {rho:.0%} busy > {cap:.0%} cap"
+
+    def deadline(self, f: int, latency: float, miss: float) -> str:
+        fixed = self.per_feature.get(f)
+        if fixed is None:
+            feature = self.features[f]
+            fixed = self.per_feature[f] = (
+                f"p{feature.percentile:g}",
+                fmt_duration(feature.deadline),
+                f"{1 - feature.percentile / 100:.2%}",
+            )
+        pct, budget, allowed = fixed
+        if math.isfinite(latency) and latency > self.features[f].deadline:
+            return f"{pct} {fmt_duration(latency)} > budget {budget}"
+        return f"misses {miss:.2%} of deadlines (outages included) > {allowed} allowed at {pct}"
+
+
+def _rules(feature: Feature, template: Template, bits: int) -> list[str]:
+    rules = Standalone(bits)
+    out = []
+    if Standalone.SCOPE in rules:
         out.append("needs every site's data (scope: global)")
-    if Standalone.PRIVACY in bits:
+    if Standalone.PRIVACY in rules:
         out.append(f"raw data may not leave the {feature.raw_data_may_reach.value}")
-    if Standalone.OFFLINE in bits:
+    if Standalone.OFFLINE in rules:
         out.append("must work offline")
-    if Standalone.MEMORY in bits:
+    if Standalone.MEMORY in rules:
         tier = template.placement.local_tier
         out.append(
             f"{template.variant.name} needs {fmt_size(template.variant.size)} > "
             f"{fmt_size(template.memory_limit)} {tier.value} memory"
         )
-    if Standalone.CLOUD_MEMORY in bits:
+    if Standalone.CLOUD_MEMORY in rules:
         assert template.cloud_variant is not None
         out.append(f"{template.cloud_variant.name} does not fit a cloud instance's memory")
-    if Standalone.ACCURACY in bits:
+    if Standalone.ACCURACY in rules:
         assert feature.min_accuracy is not None
         acc = template.accuracy
         shown = "unknown" if acc is None else f"{acc:.1%}"
         out.append(f"accuracy {shown} < required {feature.min_accuracy:.1%}")
-    p = int(table.link_pair[c])
-    if p >= 0:
-        out.append(_link_text(table, p))
-    if not table.assessed:
-        return out
-    start = int(table.pair_start[c])
-    for p in range(start, start + int(table.n_pairs[c])):
-        kind = int(table.late_kind[p])
-        if kind == LATE_CAPACITY:
-            rho, cap = float(table.rho_own[p]), float(table.cap[p])
-            where = (
-                "a device"
-                if table.placement[c] == DEVICE
-                else f"the edge at {table.sites.names[int(table.site[p])]}"
-            )
-            text = f"{where} would be {rho:.0%} busy > {cap:.0%} cap"
-        elif kind == LATE_DEADLINE:
-            text = deadline_text(feature, float(table.latency_own[p]), float(table.miss_own[p]))
-        else:
-            continue
-        if text not in out:
-            out.append(text)
-    if table.accuracy_short[c]:
-        assert feature.min_accuracy is not None
-        text = (
-            f"accuracy {float(table.accuracy[c]):.1%} < required {feature.min_accuracy:.1%} "
-            f"({float(table.in_time[c]):.0%} of escalations answered in time)"
-        )
-        if text not in out:
-            out.append(text)
     return out
 
 
 def violation_counts(table: CandidateTable, cands: np.ndarray) -> np.ndarray:
-    """How many distinct rules each of some candidates breaks (0 without building text)."""
+    """How many distinct rules each of some candidates breaks."""
     counts = np.zeros(len(cands), dtype=np.int64)
-    for i in np.flatnonzero(table.violated[cands]):
+    broken = np.flatnonzero(table.violated[cands])
+    table.describe(cands[broken])
+    for i in broken.tolist():
         counts[i] = len(table.violations(int(cands[i])))
     return counts
-
-
-def deadline_text(feature: Feature, latency: float, p_miss: float) -> str:
-    pct = f"p{feature.percentile:g}"
-    if np.isfinite(latency) and latency > feature.deadline:
-        return f"{pct} {fmt_duration(latency)} > budget {fmt_duration(feature.deadline)}"
-    return (
-        f"misses {p_miss:.2%} of deadlines (outages included) > "
-        f"{1 - feature.percentile / 100:.2%} allowed at {pct}"
-    )
 
 
 def _link_text(table: CandidateTable, p: int) -> str:
