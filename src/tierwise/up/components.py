@@ -76,59 +76,68 @@ def start_cloud(sup: Supervisor, run_dir: Path, tokens: Tokens, trusted_key: Pat
     return child
 
 
-def start_wan(
-    sup: Supervisor, site: str, cloud: Child, conditions: WanConditions, seed: int
-) -> Child:
+def start_wans(
+    sup: Supervisor, cloud: Child, conditions: dict[str, WanConditions], seed: int
+) -> dict[str, Child]:
+    """One proxy per site in front of the cloud, started together."""
     target = cloud.url.removeprefix("http://")
-    child = sup.spawn(
-        f"wan-{site}",
-        python_module(
-            "tierwise.wan",
-            "--target",
-            target,
-            "--rtt",
-            f"{conditions.rtt_p50_s * 1000:.3f}ms/{conditions.rtt_p99_s * 1000:.3f}ms",
-            "--loss",
-            repr(conditions.loss),
-            "--loss-mode",
-            conditions.loss_mode.value,
-            "--seed",
-            str(seed),
-        ),
-    )
-    child.url = sup.wait_ready(child, r"listening on (http://\S+)", READY_TIMEOUT_S).group(1)
-    return child
+    children = {}
+    for i, (site, cond) in enumerate(conditions.items()):
+        children[site] = sup.spawn(
+            f"wan-{site}",
+            python_module(
+                "tierwise.wan",
+                "--target",
+                target,
+                "--rtt",
+                f"{cond.rtt_p50_s * 1000:.3f}ms/{cond.rtt_p99_s * 1000:.3f}ms",
+                "--loss",
+                repr(cond.loss),
+                "--loss-mode",
+                cond.loss_mode.value,
+                "--seed",
+                str(seed + i),
+            ),
+        )
+    for child in children.values():
+        child.url = sup.wait_ready(child, r"listening on (http://\S+)", READY_TIMEOUT_S).group(1)
+    return children
 
 
-def start_agent(
-    sup: Supervisor, run_dir: Path, site: str, cloud_url: str, trusted_key: Path, name: str = ""
-) -> Child:
-    child = sup.spawn(
-        name or f"edge-{site}",
-        python_module(
-            "tierwise",
-            "edge",
-            "--site",
-            site,
-            "--cloud",
-            cloud_url,
-            "--token-file",
-            str(Tokens.site_file(run_dir, site)),
-            "--trust",
-            str(trusted_key),
-            "--data-dir",
-            str(run_dir / (name or f"edge-{site}")),
-            "--port",
-            "0",
-            "--poll-interval",
-            "0.5",
-            "--drain-timeout",
-            "5",
-        ),
-    )
-    pattern = rf"edge agent {site} serving on (http://\S+)"
-    child.url = sup.wait_ready(child, pattern, READY_TIMEOUT_S).group(1)
-    return child
+def start_agents(
+    sup: Supervisor, run_dir: Path, clouds: dict[str, str], trusted_key: Path, prefix: str = "edge"
+) -> dict[str, Child]:
+    """`tierwise edge` per site (its cloud URL: the site's WAN proxy), started together."""
+    children = {}
+    for site, cloud_url in clouds.items():
+        name = f"{prefix}-{site}"
+        children[site] = sup.spawn(
+            name,
+            python_module(
+                "tierwise",
+                "edge",
+                "--site",
+                site,
+                "--cloud",
+                cloud_url,
+                "--token-file",
+                str(Tokens.site_file(run_dir, site)),
+                "--trust",
+                str(trusted_key),
+                "--data-dir",
+                str(run_dir / name),
+                "--port",
+                "0",
+                "--poll-interval",
+                "0.5",
+                "--drain-timeout",
+                "5",
+            ),
+        )
+    for site, child in children.items():
+        pattern = rf"edge agent {site} serving on (http://\S+)"
+        child.url = sup.wait_ready(child, pattern, READY_TIMEOUT_S).group(1)
+    return children
 
 
 def start_devices(sup: Supervisor, run_dir: Path, site: str, config: dict[str, Any]) -> Child:

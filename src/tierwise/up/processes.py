@@ -124,25 +124,26 @@ class Supervisor:
                     f"(log: {child.log})"
                 )
 
-    def stop(self, child: Child, grace: float = DEFAULT_STOP_GRACE_S) -> int:
-        """SIGTERM the child's group, SIGKILL it after `grace` seconds; its exit code."""
-        if child.alive():
-            child.signal(signal.SIGTERM)
+    def stop(self, *children: Child, grace: float = DEFAULT_STOP_GRACE_S) -> None:
+        """SIGTERM the children's groups all at once, SIGKILL what is left after `grace`."""
+        for child in children:
+            if child.alive():
+                child.signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for child in children:
             try:
-                child.proc.wait(grace)
+                child.proc.wait(max(deadline - time.monotonic(), 0.01))
             except subprocess.TimeoutExpired:
                 child.signal(signal.SIGKILL)
                 child.proc.wait(5)
-        # whatever the child started and left behind in its group goes too
-        child.signal(signal.SIGKILL)
-        code = child.proc.returncode
-        return -1 if code is None else code
+            # whatever the child started and left behind in its group goes too
+            child.signal(signal.SIGKILL)
 
     def stop_all(self, grace: float = DEFAULT_STOP_GRACE_S) -> None:
-        """Stop every child still running, last started first."""
+        """Stop every child still running: devices, then agents, WAN and cloud (reverse order)."""
         for child in reversed(self.children):
             with contextlib.suppress(Exception):
-                self.stop(child, grace)
+                self.stop(child, grace=grace)
 
 
 def python_module(module: str, *args: str) -> list[str]:

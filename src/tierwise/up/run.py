@@ -191,16 +191,12 @@ def _start(
     opts: UpOptions,
 ) -> _Continuum:
     cloud = components.start_cloud(sup, run_dir, tokens, public_key)
-    wans = {
-        site: components.start_wan(
-            sup, site, cloud, opts.wan.conditions(spec.wan(spec.site(site))), opts.seed + i
-        )
-        for i, site in enumerate(sites)
-    }
+    conditions = {site: opts.wan.conditions(spec.wan(spec.site(site))) for site in sites}
+    wans = components.start_wans(sup, cloud, conditions, opts.seed)
     agents: dict[str, Child] = {}
     if any(r.uses_agent for r in runs):
-        for site in sites:
-            agents[site] = components.start_agent(sup, run_dir, site, wans[site].url, public_key)
+        clouds = {site: wans[site].url for site in sites}
+        agents = components.start_agents(sup, run_dir, clouds, public_key)
     return _Continuum(cloud, wans, agents, CloudAdmin(cloud.url, tokens.admin))
 
 
@@ -223,9 +219,10 @@ def _calibrate(
         url = f"{cont.cloud.url}/v1/infer/{run.name}"
         return measure_capacity(url, headers, request_bodies(data[run.scenario], None))
     cont.admin.put(f"/v1/sites/{CALIBRATION_SITE}/features/{run.name}", assignments[run.name])
-    agent = components.start_agent(
-        sup, run_dir, CALIBRATION_SITE, cont.cloud.url, public_key, name="edge-calibration"
+    agents = components.start_agents(
+        sup, run_dir, {CALIBRATION_SITE: cont.cloud.url}, public_key, prefix="calibrate"
     )
+    agent = agents[CALIBRATION_SITE]
     try:
         wait_until_serving({CALIBRATION_SITE: agent.url}, {CALIBRATION_SITE: {run.name}})
         url = f"{agent.url}/v1/predict/{run.name}"
@@ -301,16 +298,15 @@ def _finish(
             break
         time.sleep(0.25)
     states = {site: agent_state(a.url) for site, a in cont.agents.items()}
-    for agent in cont.agents.values():
-        sup.stop(agent)
+    sup.stop(*cont.agents.values())  # each flushes what is left in its outbox
     results: dict[str, SiteResult] = {}
     for site in sites:
         summary = json.loads((run_dir / f"devices-{site}.summary.json").read_text("utf-8"))
         results[site] = SiteResult(summary, agent=states.get(site, {}))
         if site in cont.agents:
             results[site].delivered = cont.admin.streams(site)
+    sup.stop(*cont.wans.values())
     for site, wan in cont.wans.items():
-        sup.stop(wan)
         results[site].wan = components.wan_stats(wan)
     sup.stop(cont.cloud)
     return results
