@@ -157,7 +157,8 @@ class EdgeAgent:
         widths = {len(row) for row in request.inputs}
         if len(widths) != 1:
             raise http_error(422, "inputs: every row must have the same length")
-        rows = np.asarray(request.inputs, dtype=np.float32)
+        with np.errstate(over="ignore"):  # beyond float32 becomes inf: refused below as 422
+            rows = np.asarray(request.inputs, dtype=np.float32)
         if request.labels is not None and len(request.labels) != len(rows):
             raise http_error(422, f"labels: {len(request.labels)} labels for {len(rows)} rows")
         local = served.model
