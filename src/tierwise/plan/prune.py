@@ -79,30 +79,26 @@ def upgrade_accuracy(table: CandidateTable, choice: Index, feasible: Mask) -> In
     if not better.any():
         return choice
     options = np.flatnonzero(better)
+    # per feature, its options from the most accurate (ties: in candidate order)
+    order = np.lexsort((options, -accuracy[options], table.feature[options]))
+    options = options[order]
     ledger = Ledger(table, choice, np.union1d(options, choice[table.feature[options]]))
-    by_feature: dict[int, list[int]] = {}
-    for c, f in zip(options.tolist(), table.feature[options].tolist(), strict=True):
-        by_feature.setdefault(f, []).append(c)
-    acc = accuracy.tolist()
     out = choice.copy()
-    for i, mine in by_feature.items():
-        now = int(choice[i])
-        for cand in sorted(mine, key=lambda c: -acc[c]):
-            ledger.add(now, -1.0)
-            ledger.add(cand, 1.0)
-            if ledger.holds(cand):
-                out[i] = cand
-                break
-            ledger.add(cand, -1.0)
-            ledger.add(now, 1.0)
+    swapped = -1
+    for i, cand in zip(table.feature[options].tolist(), options.tolist(), strict=True):
+        if i == swapped:
+            continue
+        if ledger.swap(int(choice[i]), cand):
+            out[i] = cand
+            swapped = i
     return out
 
 
 class Ledger:
-    """What an assignment uses of every shared capacity, updated one candidate at a time.
+    """What an assignment uses of every shared capacity, updated one swap at a time.
 
-    Sums are plain floats added in the order candidates come and go, so they are the same
-    to the last bit as a loop over the assignment would give.
+    Sums are plain floats changed in the order swaps come and go, so they are the same to
+    the last bit as adding and removing candidates one by one would give.
     """
 
     def __init__(self, table: CandidateTable, choice: Index, movable: Index) -> None:
@@ -118,36 +114,62 @@ class Ledger:
         memory = table.memory[table.cand[pairs]][local]
         self.load = np.bincount(res[local], weights=busy, minlength=n_res).tolist()
         self.memory = np.bincount(res[local], weights=memory, minlength=n_res).tolist()
-        self.bounds = [_Bounds() for _ in range(n_res)]
-        for r, bound in zip(
-            res[local].tolist(), table.rho_star[pairs][local].tolist(), strict=True
-        ):
-            self.bounds[r].add(bound)
+        members: list[list[float]] = [[] for _ in range(n_res)]
+        bounds = table.rho_star[pairs][local].tolist()
+        for r, bound in zip(res[local].tolist(), bounds, strict=True):
+            members[r].append(bound)
+        self.bounds = [_Bounds(values) for values in members]
         sites = table.sites
         self.wan_usable, self.lan_usable = sites.wan_usable.tolist(), sites.lan_usable.tolist()
-        self.uses = _uses(table, movable)
         self.limits = _limits(table)
+        # the pairs of the candidates that may come or go, as flat lists
+        mine, _ = table.pairs_of(movable)
+        self.first = dict(
+            zip(
+                movable.tolist(),
+                (np.cumsum(table.n_pairs[movable]) - table.n_pairs[movable]).tolist(),
+                strict=True,
+            )
+        )
+        self.n_pairs = dict(zip(movable.tolist(), table.n_pairs[movable].tolist(), strict=True))
+        self.mem = dict(zip(movable.tolist(), table.memory[movable].tolist(), strict=True))
+        self.p_site, self.p_res = table.site[mine].tolist(), table.resource[mine].tolist()
+        self.p_wan, self.p_lan = table.wan_bps[mine].tolist(), table.lan_bps[mine].tolist()
+        self.p_busy, self.p_bound = table.local_busy[mine].tolist(), table.rho_star[mine].tolist()
 
-    def add(self, cand: int, sign: float) -> None:
-        """Count a candidate in (sign 1) or out (sign -1)."""
-        memory, uses = self.uses[cand]
-        for s, wan, lan, r, busy, bound in uses:
-            self.wan[s] += sign * wan
-            self.lan[s] += sign * lan
+    def swap(self, now: int, cand: int) -> bool:
+        """Replace `now` by `cand` (same feature and tier: the same sites) if every capacity
+        it touches still holds; else leave everything as it was."""
+        a, b, n = self.first[now], self.first[cand], self.n_pairs[now]
+        self._move(a, b, n, self.mem[now], self.mem[cand])
+        if self._holds(b, n):
+            return True
+        self._move(b, a, n, self.mem[cand], self.mem[now])
+        return False
+
+    def _move(self, out: int, into: int, n: int, mem_out: float, mem_in: float) -> None:
+        """Take the pairs at out..out+n away and put those at into..into+n in (site by site:
+        each site's sums see -old then +new, as removing then adding would)."""
+        site, res = self.p_site, self.p_res
+        for k in range(n):
+            s, p, q = site[out + k], out + k, into + k
+            self.wan[s] = self.wan[s] - self.p_wan[p] + self.p_wan[q]
+            self.lan[s] = self.lan[s] - self.p_lan[p] + self.p_lan[q]
+            r = res[p]
             if r < 0:
                 continue
-            self.load[r] += sign * busy
-            self.memory[r] += sign * memory
-            if sign > 0:
-                self.bounds[r].add(bound)
-            else:
-                self.bounds[r].remove(bound)
+            self.load[r] = self.load[r] - self.p_busy[p] + self.p_busy[q]
+            self.memory[r] = self.memory[r] - mem_out + mem_in
+            self.bounds[r].remove(self.p_bound[p])
+            self.bounds[r].add(self.p_bound[q])
 
-    def holds(self, cand: int) -> bool:
-        """Every capacity the candidate touches is within its limit."""
-        for s, _, _, r, _, _ in self.uses[cand][1]:
+    def _holds(self, first: int, n: int) -> bool:
+        """Every capacity the pairs at first..first+n touch is within its limit."""
+        for p in range(first, first + n):
+            s = self.p_site[p]
             if self.wan[s] > self.wan_usable[s] + EPS or self.lan[s] > self.lan_usable[s] + EPS:
                 return False
+            r = self.p_res[p]
             if r < 0:
                 continue
             servers, cap, memory = self.limits[r]
@@ -160,9 +182,10 @@ class Ledger:
 class _Bounds:
     """A multiset of utilization bounds with its smallest member (a heap, lazily pruned)."""
 
-    def __init__(self) -> None:
-        self.heap: list[float] = []
-        self.count: Counter[float] = Counter()
+    def __init__(self, values: list[float]) -> None:
+        self.count = Counter(values)
+        self.heap = values
+        heapq.heapify(self.heap)
 
     def add(self, value: float) -> None:
         self.count[value] += 1
@@ -176,30 +199,6 @@ class _Bounds:
         while heap and self.count[heap[0]] <= 0:
             heapq.heappop(heap)
         return heap[0] if heap else math.inf
-
-
-Use = tuple[int, float, float, int, float, float]  # site, wan, lan, resource, busy, rho_star
-
-
-def _uses(table: CandidateTable, cands: Index) -> dict[int, tuple[float, list[Use]]]:
-    """Per candidate: its memory and, per site, what it takes from the shared capacities."""
-    pairs, which = table.pairs_of(cands)
-    rows = zip(
-        table.site[pairs].tolist(),
-        table.wan_bps[pairs].tolist(),
-        table.lan_bps[pairs].tolist(),
-        table.resource[pairs].tolist(),
-        table.local_busy[pairs].tolist(),
-        table.rho_star[pairs].tolist(),
-        strict=True,
-    )
-    uses: dict[int, tuple[float, list[Use]]] = {
-        c: (m, []) for c, m in zip(cands.tolist(), table.memory[cands].tolist(), strict=True)
-    }
-    owners = cands[which].tolist()
-    for c, row in zip(owners, rows, strict=True):
-        uses[c][1].append(row)
-    return uses
 
 
 def _limits(table: CandidateTable) -> list[tuple[float, float, float]]:
