@@ -3,9 +3,10 @@
 A spec describes a fleet (12,500 vibration windows a second across three plants); this
 machine has two cores for the cloud, every edge agent, every WAN proxy and every device.
 `--scale auto` measures instead of guessing: for `CALIBRATE_S` seconds, `CONCURRENCY`
-closed-loop clients send real rows through one running edge agent as fast as it answers —
+closed-loop clients send real rows through a throwaway edge agent as fast as it answers —
 the whole path a request takes (HTTP, routing, ONNX Runtime, the outbox commit, the upload
-of its event through the WAN proxy to the cloud). The run then offers `UTILIZATION` of that
+of its event to the cloud) — or, for cloud-only runs, straight to the cloud's inference
+endpoint. The run then offers `UTILIZATION` of that
 rate in all, so queues stay short and latency stays a property of the system rather than of
 an overloaded laptop. A feature whose scaled rate would leave it (almost) unexercised gets a
 floor rate, and the run says so.
