@@ -8,7 +8,8 @@ its own process (no cloud needed: the agent serves what is installed; its teleme
 the outbox). Then, for the same model file and the same single-row inputs:
 
 - bare ORT: `InferenceSession.run` in this process, one thread (as the agent runs it);
-- HTTP: POST /v1/predict/{feature} over loopback, one keep-alive connection, sequential —
+- HTTP: POST /v1/predict/{feature} over loopback, one keep-alive connection, sequential, from
+  the light device client of `tierwise.edge.device` —
   parse, route, infer, commit the event to the SQLite outbox, answer;
 - HTTP (concurrent): the same with several connections at once, for requests/s;
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -32,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tierwise.edge.device import DeviceConnection
 from tierwise.edge.serve import STACK_ENV
 
 FEATURE = "digits"
@@ -150,41 +153,45 @@ def bare_ort(model_file: Path, input_name: str, rows: np.ndarray) -> tuple[float
 
 
 def http_sequential(url: str, rows: np.ndarray) -> tuple[float, float, float]:
-    import httpx
+    """One device, one request at a time, on one keep-alive connection."""
+    bodies = [json.dumps({"inputs": [row.tolist()]}).encode() for row in rows]
+    times: list[float] = []
 
-    bodies = [{"inputs": [row.tolist()]} for row in rows]
-    with httpx.Client(base_url=url) as client:
-        for body in bodies[:200]:
-            client.post(f"/v1/predict/{FEATURE}", json=body).raise_for_status()
-        times = []
+    async def run() -> float:
+        connection = DeviceConnection(url)
+        for body in bodies[:200]:  # warm-up
+            await connection.post(f"/v1/predict/{FEATURE}", body)
         started = time.perf_counter()
         for body in bodies:
             t = time.perf_counter()
-            client.post(f"/v1/predict/{FEATURE}", json=body).raise_for_status()
+            status, _ = await connection.post(f"/v1/predict/{FEATURE}", body)
             times.append(time.perf_counter() - t)
-    return summarize(times, time.perf_counter() - started)
+            assert status == 200
+        connection.close()
+        return time.perf_counter() - started
+
+    wall = asyncio.run(run())
+    return summarize(times, wall)
 
 
 def http_concurrent(url: str, rows: np.ndarray, concurrency: int) -> tuple[float, float, float]:
-    import httpx
-
-    bodies = [{"inputs": [row.tolist()]} for row in rows]
+    """`concurrency` devices at once, each on its own keep-alive connection."""
+    bodies = [json.dumps({"inputs": [row.tolist()]}).encode() for row in rows]
     times: list[float] = []
 
-    async def worker(client: httpx.AsyncClient, share: list[dict[str, list[list[float]]]]) -> None:
+    async def device(share: list[bytes]) -> None:
+        connection = DeviceConnection(url)
         for body in share:
             t = time.perf_counter()
-            (await client.post(f"/v1/predict/{FEATURE}", json=body)).raise_for_status()
+            status, _ = await connection.post(f"/v1/predict/{FEATURE}", body)
             times.append(time.perf_counter() - t)
+            assert status == 200
+        connection.close()
 
     async def run() -> float:
-        limits = httpx.Limits(max_connections=concurrency)
-        async with httpx.AsyncClient(base_url=url, limits=limits) as client:
-            started = time.perf_counter()
-            await asyncio.gather(
-                *(worker(client, bodies[i::concurrency]) for i in range(concurrency))
-            )
-            return time.perf_counter() - started
+        started = time.perf_counter()
+        await asyncio.gather(*(device(bodies[i::concurrency]) for i in range(concurrency)))
+        return time.perf_counter() - started
 
     wall = asyncio.run(run())
     return summarize(times, wall)

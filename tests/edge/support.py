@@ -6,7 +6,6 @@ exported with skl2onnx, signed with Ed25519) until `tierwise package` offers a b
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import io
 import json
@@ -293,41 +292,3 @@ def _wait_http(url: str, timeout: float = START_TIMEOUT_S) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"{url} did not answer within {timeout} s")
         time.sleep(0.05)
-
-
-class DeviceConnection:
-    """A bare HTTP/1.1 keep-alive client on asyncio streams: devices in load tests need to
-    cost far less CPU than the agent they measure (httpx costs ~10x more per request)."""
-
-    def __init__(self, url: str) -> None:
-        host, port = url.removeprefix("http://").rsplit(":", 1)
-        self.host, self.port = host, int(port)
-        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-
-    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
-        """(status, body); raises OSError or asyncio.IncompleteReadError if the agent is gone."""
-        if self._streams is None:
-            self._streams = await asyncio.open_connection(self.host, self.port)
-        reader, writer = self._streams
-        try:
-            writer.write(
-                b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-                b"Content-Length: %d\r\n\r\n%s"
-                % (path.encode(), self.host.encode(), len(body), body)
-            )
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head.split(b" ", 2)[1])
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            return status, await reader.readexactly(length)
-        except BaseException:
-            self.close()
-            raise
-
-    def close(self) -> None:
-        if self._streams is not None:
-            self._streams[1].close()
-            self._streams = None

@@ -27,12 +27,13 @@ import httpx
 import numpy as np
 import pytest
 
+from tierwise.edge.device import DeviceConnection
+
 from .support import (
     FEATURE,
     SITE,
     AgentProcess,
     CloudProcess,
-    DeviceConnection,
     Keys,
     build_package,
     digits,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tierwise.edge.device import DeviceConnection
 
 from .support import make_keys
 
@@ -85,8 +88,10 @@ def test_an_agent_without_its_cloud_serves_health_and_drains_on_sigterm(
     assert httpx.get(url + "/healthz").json() == {"state": "serving"}
     state = httpx.get(url + "/v1/state").json()
     assert state["features"] == {}
-    missing = httpx.post(url + "/v1/predict/nothing", json={"inputs": [[1.0]]})
-    assert missing.status_code == 404
+    device = DeviceConnection(url)
+    status, body = asyncio.run(device.post("/v1/predict/nothing", b'{"inputs": [[1.0]]}'))
+    assert status == 404
+    assert b"not deployed" in body
     malformed = httpx.post(url + "/v1/predict/nothing", json={"inputs": "rows"})
     assert malformed.status_code == 422
     assert "tierwise_edge_serving 1.0" in httpx.get(url + "/metrics").text

@@ -13,11 +13,13 @@ Modules, one idea each:
     metrics.py      counters per feature and version, Prometheus text
     settings.py     EdgeSettings from options and TIERWISE_EDGE_* variables
     serve.py        uvicorn process with drain-on-SIGTERM; commands.py: `tierwise edge`
+    device.py       a cheap device-side client, for simulators and load tests
 
 Needs only the `edge` extra: no torch, scikit-learn or Flower (a test checks it).
 """
 
 from tierwise.edge.agent import EdgeAgent
+from tierwise.edge.device import DeviceConnection
 from tierwise.edge.http_link import HttpCloudLink
 from tierwise.edge.lifecycle import AgentState
 from tierwise.edge.link import CloudLink
@@ -28,6 +30,7 @@ from tierwise.edge.settings import EdgeSettings
 __all__ = [
     "AgentState",
     "CloudLink",
+    "DeviceConnection",
     "Durability",
     "EdgeAgent",
     "EdgeSettings",
