@@ -10,8 +10,10 @@ Modules, one idea each:
     wan_schedule.py  `--wan`: delay, loss, outages on a schedule; the run's WAN for the plan
     scale.py         measured capacity of this machine and the scaled rates
     devices.py       one site's devices as a process (`python -m tierwise.up.devices`)
+    http_client.py   the devices' bare keep-alive HTTP client (cheap next to what it measures)
     device_stats.py  what the devices saw: latency, misses, who answered and why
-    live.py          the live view (rich) while devices stream
+    stream.py        while devices stream: one start, outages on schedule, the live view
+    live.py          the live view's table and log lines
     report.py        run.json and the plan-vs-measured table
     commands.py      the CLI's body (registered in cli.py)
 """

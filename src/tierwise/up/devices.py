@@ -12,7 +12,8 @@ where the feature runs:
 
 Traffic is open-loop: a slow answer does not slow the arrivals down, so queueing shows as
 latency, as it would in a plant. The process prints `devices SITE ready`, starts on SIGUSR1
-(so every site starts at the same moment), prints one JSON line of figures per interval,
+(so every site starts at the same moment), warms up for `warmup_s` on uncounted traffic,
+prints one JSON line of figures per interval,
 and after `duration_s` (or SIGTERM) waits briefly for answers in flight, writes its summary
 JSON and exits 0.
 """
@@ -29,11 +30,11 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-import httpx
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from tierwise.up.device_stats import FeatureStats
+from tierwise.up.http_client import HttpError, KeepAliveClient
 
 STREAMS_PER_FEATURE = 16  # device streams per feature and site (each in order in the outbox)
 END_GRACE_S = 5.0  # how long answers still in flight are awaited once the run is over
@@ -68,6 +69,7 @@ class DevicesConfig(BaseModel):
     duration_s: float = Field(gt=0)
     seed: int = 0
     stats_interval_s: float = 1.0
+    warmup_s: float = Field(0.0, ge=0, description="uncounted traffic before the run")
     max_in_flight: int = 256
     summary: Path
     features: list[FeatureTraffic]
@@ -105,21 +107,37 @@ class Devices:
     def __init__(self, config: DevicesConfig) -> None:
         self.config = config
         self.features = [Feature(t, i, config.seed) for i, t in enumerate(config.features)]
-        headers = {"Content-Type": "application/json"}
-        if config.token_file is not None:
+        self.agent = KeepAliveClient(config.agent_url) if config.agent_url else None
+        self.cloud = None
+        if config.cloud_url and config.token_file is not None:
             token = config.token_file.read_text("utf-8").strip()
-            headers["Authorization"] = f"Bearer {token}"
-        limits = httpx.Limits(max_connections=128, max_keepalive_connections=128)
-        self.client = httpx.AsyncClient(headers=headers, limits=limits, timeout=MAX_TIMEOUT_S)
+            self.cloud = KeepAliveClient(config.cloud_url, {"Authorization": f"Bearer {token}"})
         self.tasks: set[asyncio.Task[None]] = set()
         self.timeline: list[dict[str, Any]] = []
+        self.warming = False
 
     async def run(self, stop: asyncio.Event) -> None:
+        if self.config.warmup_s > 0:
+            # Connections, caches and first code paths warm up on traffic that is not
+            # counted (its events go to `<feature>.warmup` streams), then the run starts.
+            self.warming = True
+            await self._phase(asyncio.Event(), self.config.warmup_s, ticker=False)
+            self.warming = False
+            for f in self.features:
+                f.stats = FeatureStats(f.traffic.name, f.stats.deadline_ms, f.stats.percentile)
+        await self._phase(stop, self.config.duration_s, ticker=True)
+        for client in (self.agent, self.cloud):
+            if client is not None:
+                client.close()
+
+    async def _phase(self, stop: asyncio.Event, duration: float, ticker: bool) -> None:
         start = time.monotonic()
-        ticker = asyncio.create_task(self._report(start, stop))
-        arrivals = [asyncio.create_task(self._arrivals(f, start, stop)) for f in self.features]
+        report = asyncio.create_task(self._report(start, stop)) if ticker else None
+        arrivals = [
+            asyncio.create_task(self._arrivals(f, start, duration, stop)) for f in self.features
+        ]
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), self.config.duration_s)
+            await asyncio.wait_for(stop.wait(), duration)
         stop.set()
         await asyncio.gather(*arrivals, return_exceptions=True)
         if self.tasks:  # answers in flight: wait a little, then count them as unfinished
@@ -127,16 +145,18 @@ class Devices:
         for task in list(self.tasks):
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
-        ticker.cancel()
-        await asyncio.gather(ticker, return_exceptions=True)
-        self._tick(time.monotonic() - start)
-        await self.client.aclose()
+        if report is not None:
+            report.cancel()
+            await asyncio.gather(report, return_exceptions=True)
+            self._tick(time.monotonic() - start)
 
-    async def _arrivals(self, feature: Feature, start: float, stop: asyncio.Event) -> None:
+    async def _arrivals(
+        self, feature: Feature, start: float, duration: float, stop: asyncio.Event
+    ) -> None:
         rate = feature.traffic.rate
         at = start + feature.rng.expovariate(rate)
         n = 0
-        while not stop.is_set() and at - start < self.config.duration_s:
+        while not stop.is_set() and at - start < duration:
             delay = at - time.monotonic()
             if delay > 0:
                 with contextlib.suppress(TimeoutError):
@@ -156,7 +176,7 @@ class Devices:
         t = feature.traffic
         i = feature.rng.randrange(len(feature.rows))
         label = feature.labels[i]
-        stream = f"{t.name}.d{n % STREAMS_PER_FEATURE:02d}"
+        stream = f"{t.name}.warmup" if self.warming else f"{t.name}.d{n % STREAMS_PER_FEATURE:02d}"
         feature.stats.sent += 1
         feature.in_flight += 1
         sent = time.perf_counter()
@@ -182,33 +202,32 @@ class Devices:
     ) -> None:
         t, stats = feature.traffic, feature.stats
         if t.mode == "agent":
-            assert self.config.agent_url is not None
-            url = f"{self.config.agent_url}/v1/predict/{t.name}"
+            client, path = self.agent, f"/v1/predict/{t.name}"
             labels = f',"labels":[{label}]' if label >= 0 else ""
             body = f'{{"inputs":[{feature.rows[i]}]{labels},"stream":"{stream}"}}'
         else:
-            assert self.config.cloud_url is not None
-            url = f"{self.config.cloud_url}/v1/infer/{t.name}"
+            client, path = self.cloud, f"/v1/infer/{t.name}"
             body = f'{{"inputs":[{feature.rows[i]}]}}'
+        assert client is not None
         content = body.encode()
         stats.request_bytes += len(content)
         try:
-            response = await self.client.post(url, content=content, timeout=feature.timeout)
-        except httpx.TimeoutException:
+            status, payload = await client.post(path, content, feature.timeout)
+        except TimeoutError:
             if feature.timeout_is_miss:
                 stats.record_failure("no answer by the deadline")
             else:
                 stats.unfinished += 1
             return
-        except httpx.TransportError as exc:
-            stats.record_failure(type(exc).__name__)
+        except HttpError as exc:
+            stats.record_failure(str(exc).split(":", 1)[0])
             return
         elapsed = (time.perf_counter() - sent) * 1000
-        if response.status_code != 200:
-            stats.record_failure(f"HTTP {response.status_code}")
+        if status != 200:
+            stats.record_failure(f"HTTP {status}")
             return
-        stats.response_bytes += len(response.content)
-        answer = json.loads(response.content)
+        stats.response_bytes += len(payload)
+        answer = json.loads(payload)
         probs = np.asarray(answer["outputs"], dtype=np.float64)
         if t.mode == "agent":
             stats.record_answer(

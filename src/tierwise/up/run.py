@@ -50,6 +50,7 @@ from tierwise.up.stream import stream
 from tierwise.up.wan_schedule import WanSchedule, run_spec
 
 CACHE_ENV = "TIERWISE_CACHE"
+WARMUP_S = 2.0  # uncounted device traffic before the measured run (connections, caches)
 CALIBRATION_SITE = "calibration"  # a throwaway site: its traffic never crosses a measured WAN
 DRAIN_TIMEOUT_S = 20.0
 NOTES = [
@@ -143,6 +144,7 @@ def run_up(opts: UpOptions, console: Console, say: Callable[[str], None]) -> dic
             opts.duration,
             opts.wan,
             console,
+            WARMUP_S,
         )
         results = _finish(sup, run_dir, sites, devices, cont)
     predicted = _predict(spec, result.strategies[strategy_name], opts, results)
@@ -152,6 +154,7 @@ def run_up(opts: UpOptions, console: Console, say: Callable[[str], None]) -> dic
         "strategy": opts.strategy,
         "started_at": started.isoformat(timespec="seconds"),
         "duration_s": opts.duration,
+        "warmup_s": WARMUP_S,
         "scale": {
             "factor": scale.factor,
             "auto": scale.auto,
@@ -272,6 +275,7 @@ def _device_config(
         "cloud_url": cont.wans[site].url,
         "token_file": str(Tokens.site_file(run_dir, site)),
         "duration_s": opts.duration,
+        "warmup_s": WARMUP_S,
         "seed": opts.seed,
         "summary": str(run_dir / f"devices-{site}.summary.json"),
         "features": features,

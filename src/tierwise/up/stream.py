@@ -1,9 +1,10 @@
 """While the devices stream: start them together, inject the WAN's outages, show the live view.
 
-Every site's device process waits for SIGUSR1, so all start at one moment, which is also the
-zero of the `--wan` outage schedule. Outages are injected by signalling every site's proxy
-(SIGUSR1 starts one, SIGUSR2 ends it) at the scheduled times, and always ended on the way
-out. If the cloud, a proxy or an agent dies meanwhile, the run stops with its log's tail.
+Every site's device process waits for SIGUSR1, so all start at one moment; after their
+uncounted warm-up comes the zero of the `--wan` outage schedule. Outages are injected by
+signalling every site's proxy (SIGUSR1 starts one, SIGUSR2 ends it) at the scheduled times,
+and always ended on the way out. If the cloud, a proxy or an agent dies meanwhile, the run
+stops with its log's tail.
 """
 
 from __future__ import annotations
@@ -33,11 +34,12 @@ def stream(
     duration: float,
     schedule: WanSchedule,
     console: Console,
+    warmup: float = 0.0,
 ) -> None:
-    """Run the devices to their end (they stop by themselves after `duration`)."""
+    """Run the devices to their end (they stop by themselves after warm-up and `duration`)."""
     for child in devices.values():
         child.signal(signal.SIGUSR1)
-    start = time.monotonic()
+    start = time.monotonic() + warmup  # the outage schedule counts from the end of warm-up
     feeds = {site: SiteFeed(site, child.log) for site, child in devices.items()}
     down = False
     live = Live(console=console, auto_refresh=False) if console_is_live(console) else None
@@ -55,10 +57,8 @@ def stream(
             _check(services)
             lines = {site: feed.poll() for site, feed in feeds.items()}
             states = {site: agent_state(url) for site, url in agents.items()}
-            title = (
-                f"tierwise up — t={min(t, duration):4.0f}s / {duration:g}s   "
-                f"WAN {'DOWN' if down else 'up'}"
-            )
+            clock = "warming up" if t < 0 else f"t={min(t, duration):4.0f}s / {duration:g}s"
+            title = f"tierwise up — {clock}   WAN {'DOWN' if down else 'up'}"
             if live is not None:
                 live.update(render(title, runs, lines, states, VIEW_INTERVAL_S), refresh=True)
             elif t - last_log >= LOG_INTERVAL_S:
@@ -66,7 +66,7 @@ def stream(
                 console.print(title)
                 for text in log_lines(lines, states):
                     console.print(text, highlight=False)
-            time.sleep(min(VIEW_INTERVAL_S, _next_change(schedule, t)))
+            time.sleep(min(VIEW_INTERVAL_S, _next_change(schedule, max(t, 0.0)), max(-t, 0.05)))
     finally:
         if live is not None:
             live.stop()
