@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Any
@@ -79,6 +82,29 @@ class PlanResult:
 
 def plan(spec: Spec, explain: bool | None = None) -> PlanResult:
     """Place every feature and training job; raise InfeasibleError naming what cannot be met."""
+    with _cycle_collector_paused():
+        return _plan(spec, explain)
+
+
+@contextmanager
+def _cycle_collector_paused() -> Iterator[None]:
+    """Pause Python's cycle collector while a plan is built.
+
+    A fleet plan makes ~100,000 small objects (outcomes, alternatives, words) and no
+    reference cycles; each generational pass would rescan them and the whole spec, a
+    fifth of the planning time. Reference counting still frees everything; the previous
+    setting comes back on the way out, errors included.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _plan(spec: Spec, explain: bool | None) -> PlanResult:
     clock = time.perf_counter()
     table = candidate_table(spec)
     t_estimate = time.perf_counter() - clock
