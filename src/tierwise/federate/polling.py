@@ -7,8 +7,9 @@ object that is not there yet is retried after 1 s (doubling up to 10 s); the Ser
 dominate a round. tierwise keeps Flower's protocol and processes and only shortens the waits:
 a round-aware `Pacer` (nap through most of the expected gap, then a short `Backoff`) in its
 own loops and, in Flower's loops that take no setting, the two module globals patched by
-`tune_supernode` and `tune_serverapp`. Those globals are private to flwr==1.42.0 (pinned); the test suite checks
-they still exist so an upgrade cannot silently bring the slow waits back.
+`tune_supernode` and `tune_serverapp`. Those globals are private to flwr==1.42.0 (pinned);
+the test suite checks they still exist so an upgrade cannot silently bring the slow waits
+back.
 """
 
 from __future__ import annotations
