@@ -221,7 +221,6 @@ def main() -> None:
     spec = generated_spec(args.features, args.sites)
     t_spec = time.perf_counter() - t0
 
-    plan(spec, explain=False)  # warm up: imports, first-call caches
     load = os.getloadavg()[0]
     t0, c0 = time.perf_counter(), time.process_time()
     result = plan(spec, explain=False)
