@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+import anyio._backends._asyncio  # noqa: F401 - see below
+import httpcore._backends.anyio  # noqa: F401 - see below
 import httpx
 from pydantic import BaseModel, ValidationError
 
@@ -23,6 +25,9 @@ from tierwise.wire import (
     StatusAck,
     TelemetryAck,
 )
+
+# httpx's transport loads its async backend on the first request; the two imports above do it
+# at start-up instead, so the first escalation does not stall the event loop for an import.
 
 M = TypeVar("M", bound=BaseModel)
 
