@@ -174,27 +174,29 @@ def _decisions(
     """Each feature's reason line and every alternative with what ruled it out."""
     labels = [t.label for t in table.templates]
     template = table.template.tolist()
-    placement = [PLACEMENTS[p] for p in table.placement.tolist()]
+    where_of = [p.value for p in PLACEMENTS]
+    placement = table.placement.tolist()
     violated = table.violated.tolist()
+    table.describe(np.flatnonzero(table.violated))  # all their words at once
+    words = table.violations
     first, count = table.per_feature()
+    choice = solution.choice.tolist()
     decisions = []
     for i, (start, n) in enumerate(zip(first.tolist(), count.tolist(), strict=True)):
-        chosen = int(solution.choice[i])
+        chosen = choice[i]
         alts = []
         for c in range(start, start + n):
             if c == chosen:
                 continue
-            label, where = labels[template[c]], placement[c].value
+            label, where = labels[template[c]], where_of[placement[c]]
             if violated[c]:
-                why = describe_violations(table.violations(c))
-                alts.append(Alternative(label, where, why))
+                alts.append(Alternative(label, where, describe_violations(words(c))))
             elif not explain:
                 alts.append(Alternative(label, where, "feasible; not the optimum"))
             else:
                 alts.append(_priced(table, feasible, solution, i, c, label, where))
-        decisions.append(
-            FeatureDecision(outcome.features[i], reason_line(placement[chosen], alts), alts)
-        )
+        reason = reason_line(PLACEMENTS[placement[chosen]], alts)
+        decisions.append(FeatureDecision(outcome.features[i], reason, alts))
     return decisions
 
 
