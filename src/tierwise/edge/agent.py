@@ -97,6 +97,7 @@ class EdgeAgent:
             asyncio.create_task(self.uploader.run(self._stop), name="uploader"),
             asyncio.create_task(self._status_loop(), name="status"),
             asyncio.create_task(self._watch_loop_lag(), name="loop-lag"),
+            asyncio.create_task(self.link.warm(), name="warm-link"),
         ]
         self.lifecycle.move(AgentState.SERVING)
         gc.freeze()  # what start-up made lives forever: keep it out of every later GC pass

@@ -7,6 +7,7 @@ upload stalled by an outage never holds the connection an escalation needs.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, TypeVar
 
 import anyio._backends._asyncio  # noqa: F401 - see below
@@ -87,6 +88,12 @@ class HttpCloudLink(CloudLink):
         headers = {"Content-Type": "application/json"}
         response = await self._send(self._background, "POST", path, content=body, headers=headers)
         return _parse(answer, response)
+
+    async def warm(self) -> None:
+        """One GET /healthz on the inference pool: its first connection and every code path
+        of a request are set up now, not inside the first escalation's deadline."""
+        with contextlib.suppress(httpx.HTTPError):
+            await self._infer.get("/healthz", timeout=10.0)
 
     async def close(self) -> None:
         await self._infer.aclose()

@@ -63,5 +63,8 @@ class CloudLink(ABC):
     async def status(self, site: str, report: SiteStatus) -> StatusAck:
         """Report installed versions, health and counters."""
 
+    async def warm(self) -> None:  # noqa: B027 (optional hook, nothing to prepare by default)
+        """Prepare what the first escalation would otherwise set up inside its deadline."""
+
     async def close(self) -> None:  # noqa: B027 (optional hook, nothing to release by default)
         """Release connections."""
