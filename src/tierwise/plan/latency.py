@@ -166,7 +166,7 @@ def erlang_c(servers: Array, load: Array) -> Array:
     servers = np.asarray(servers, dtype=np.int64)
     load = np.asarray(load, dtype=np.float64)
     result = np.zeros_like(load)
-    counts = np.unique(servers)
+    counts = np.flatnonzero(np.bincount(np.maximum(servers, 0))) if servers.size else servers
     for c in counts[counts >= 1].tolist():  # a fleet has a few distinct server counts
         rows = np.flatnonzero(servers == c) if len(counts) > 1 else slice(None)
         a = load[rows]

@@ -52,7 +52,7 @@ class Paths:
     @cached_property
     def groups(self) -> list[tuple[Dist, Index]]:
         out = []
-        for g in np.unique(self.group):
+        for g in np.flatnonzero(np.bincount(self.group)):  # a few small group numbers
             out.append((self.nets[int(g)], np.flatnonzero(self.group == g)))
         return out
 
@@ -288,8 +288,7 @@ def _nets(table: CandidateTable, group: Index) -> dict[int, Dist]:
     """The network distribution of each group the rows use (built once per table)."""
     cache = table.nets
     lan = table.spec.links.device_edge
-    for g in np.unique(group):
-        g = int(g)
+    for g in np.flatnonzero(np.bincount(group)).tolist():
         if g in cache:
             continue
         if g == NO_NETWORK:
