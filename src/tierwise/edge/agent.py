@@ -133,8 +133,11 @@ class EdgeAgent:
 
     # --- serving --------------------------------------------------------------------------
 
-    async def predict(self, feature: str, request: PredictRequest) -> PredictResponse:
-        """Answer a device; the answer's record is committed before this returns."""
+    async def predict(
+        self, feature: str, request: PredictRequest, arrived: float | None = None
+    ) -> PredictResponse:
+        """Answer a device; the answer's record is committed before this returns. The deadline
+        counts from `arrived` (clock time the request reached the app) when given."""
         if not self.serving:
             self.metrics.refused_draining += 1
             raise http_error(503, f"edge agent is {self.lifecycle.state.value}")
@@ -142,7 +145,7 @@ class EdgeAgent:
         if served is None:
             self.metrics.unknown_feature += 1
             raise http_error(404, f"feature {feature!r} is not deployed at {self.settings.site}")
-        started, wall = self.clock.now(), time.time()
+        started, wall = arrived if arrived is not None else self.clock.now(), time.time()
         self._in_flight += 1
         self._idle.clear()
         try:

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import FastAPI, HTTPException, Path
+from fastapi import FastAPI, HTTPException, Path, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tierwise.rules.clock import Clock
 from tierwise.wire import MAX_INFER_BATCH, MAX_INPUT_WIDTH, Name
 
 if TYPE_CHECKING:
@@ -53,6 +55,24 @@ class PredictResponse(BaseModel):
 FeatureName = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 
+ARRIVED = "tierwise.arrived"  # ASGI scope key: clock time the request reached the app
+
+
+class StampArrival:
+    """ASGI middleware noting when a request reached the app, before its body is read and
+    validated: the deadline counts from there, so time spent queued behind other requests
+    (a burst, a busy moment) is taken from the cloud's share of the budget, not added to it."""
+
+    def __init__(self, app: ASGIApp, clock: Clock) -> None:
+        self.app = app
+        self.clock = clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope[ARRIVED] = self.clock.now()
+        await self.app(scope, receive, send)
+
+
 def create_app(agent: EdgeAgent) -> FastAPI:
     """The FastAPI app serving `agent`; the agent's lifecycle follows the app's."""
     from collections.abc import AsyncIterator
@@ -72,6 +92,7 @@ def create_app(agent: EdgeAgent) -> FastAPI:
         version="1",
         lifespan=lifespan,
     )
+    app.add_middleware(StampArrival, clock=agent.clock)
 
     @app.post(
         "/v1/predict/{feature}",
@@ -79,8 +100,8 @@ def create_app(agent: EdgeAgent) -> FastAPI:
         responses={404: {}, 422: {}, 503: {}},
         summary="Answer a batch of input rows for a feature",
     )
-    async def predict(feature: FeatureName, body: PredictRequest) -> Response:
-        answer = await agent.predict(feature, body)
+    async def predict(feature: FeatureName, body: PredictRequest, request: Request) -> Response:
+        answer = await agent.predict(feature, body, arrived=request.scope.get(ARRIVED))
         # Serialized here, once: FastAPI would validate the model again before dumping it.
         return Response(answer.model_dump_json(), media_type="application/json")
 
