@@ -12,6 +12,7 @@ The real cloud service, the real `tierwise edge` agent and the fault-injecting W
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import re
@@ -110,7 +111,10 @@ class Devices:
         self.failure_kinds[kind] = self.failure_kinds.get(kind, 0) + 1
 
     async def run(self, stop: asyncio.Event, rate: float) -> None:
-        """Each device (one per stream) sends one request at a time, `rate` per second in all."""
+        """Each device (one per stream) sends one request at a time, `rate` per second in all.
+
+        Devices keep a connection open (connected before the first request) and are not in
+        lockstep: each starts at its own offset within the period, as a fleet would."""
         x, _ = digits()
         concurrency = len(self.streams)
         period = concurrency / rate
@@ -118,6 +122,9 @@ class Devices:
         async def device(i: int) -> None:
             stream = self.streams[i]
             connection = DeviceConnection(self.url)
+            with contextlib.suppress(OSError):
+                await connection.connect()
+            await asyncio.sleep(period * i / concurrency)
             n = i
             while not stop.is_set():
                 row = x[(n * 7919) % len(x)].tolist()

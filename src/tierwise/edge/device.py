@@ -21,11 +21,16 @@ class DeviceConnection:
         self.host, self.port = host, int(port)
         self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
+    async def connect(self) -> None:
+        """Open the connection now (a device keeps one open), not with the first request."""
+        if self._streams is None:
+            self._streams = await asyncio.open_connection(self.host, self.port)
+
     async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
         """(status, body) of a JSON POST; raises OSError or asyncio.IncompleteReadError when
         the agent is gone (the next call connects again)."""
-        if self._streams is None:
-            self._streams = await asyncio.open_connection(self.host, self.port)
+        await self.connect()
+        assert self._streams is not None
         reader, writer = self._streams
         try:
             writer.write(
