@@ -10,10 +10,10 @@ from tierwise.plan.latency import (
     Wait,
     erlang_c,
     network_dist,
-    quantile,
     queue_wait,
     sample,
 )
+from tierwise.plan.percentiles import quantile
 from tierwise.spec.model import Link
 
 LAN = Link(rtt_p50="1ms", rtt_p99="5ms", bandwidth="1Gbps")

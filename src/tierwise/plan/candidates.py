@@ -19,6 +19,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
 
 from tierwise.spec.model import Reach, Spec, Tier, Variant
 from tierwise.spec.units import SECONDS_PER_MONTH
@@ -126,19 +130,10 @@ def tier_memory(spec: Spec, tier: Tier, device_class: str) -> float:
     }[tier]
 
 
-ResourceKey = tuple[str, int, str]  # ("edge", site, "") or ("device", site, device class)
+Amount = TypeVar("Amount", float, NDArray[np.float64])  # one figure, or one per row
 
 
-def shared_resource(spec: Spec, cand: Candidate, site: int) -> ResourceKey | None:
-    """The local compute a candidate shares with others at a site; None in the cloud."""
-    if cand.placement is Placement.DEVICE:
-        return ("device", site, spec.features[cand.feature].device_class)
-    if cand.placement is Placement.CLOUD:
-        return None
-    return ("edge", site, "")
-
-
-def cloud_cost(spec: Spec, calls_per_s: float, busy: float) -> float:
+def cloud_cost(spec: Spec, calls_per_s: Amount, busy: Amount) -> Amount:
     """$/month of cloud inference: per call, or autoscaled instance time (busy / utilization)."""
     cloud = spec.tiers.cloud
     if cloud.price_per_call is not None:

@@ -68,8 +68,7 @@ def assess_table(table: CandidateTable) -> None:
     late = np.bincount(table.cand, weights=table.late_kind > 0, minlength=table.n_candidates)
     table.violated = table.violated | (late > 0)
     _assess_cascades(table)
-    table.assessed = True
-    table._texts.clear()
+    table.mark_assessed()
 
 
 def _assess_cascades(table: CandidateTable) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tierwise.plan.candidates import PLACEMENTS, Candidate
+from tierwise.plan.candidates import PLACEMENTS, Candidate, cloud_cost
 from tierwise.plan.columns import Array, Index, Mask
 from tierwise.plan.estimate import cascade_latency
 from tierwise.plan.paths import escalation_paths, local_paths
@@ -24,7 +24,6 @@ from tierwise.plan.table import (
     REACH_RANK,
     CandidateTable,
     build_table,
-    cloud_cost_array,
 )
 from tierwise.spec.model import Spec
 from tierwise.spec.units import SECONDS_PER_MONTH
@@ -288,9 +287,7 @@ def _costs(table: CandidateTable, pairs: _Pairs) -> dict[str, float]:
     spec, sites = table.spec, table.sites
     idx = pairs.index
     calls = table.share[pairs.cand] * table.requests[idx]
-    cloud_compute = fixed_cost(spec) + _in_order(
-        cloud_cost_array(spec, calls, table.cloud_busy[idx])
-    )
+    cloud_compute = fixed_cost(spec) + _in_order(cloud_cost(spec, calls, table.cloud_busy[idx]))
     egress = _in_order(table.wan_bytes[idx] * sites.egress[pairs.site])
     n_sites = len(sites.names)
     edges = [int(r) for r in pairs.used if r < n_sites]

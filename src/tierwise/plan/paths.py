@@ -14,18 +14,8 @@ from functools import cached_property
 import numpy as np
 
 from tierwise.plan.columns import Array, Index
-from tierwise.plan.latency import (
-    MIN_RTO,
-    MSS,
-    Dist,
-    Penalty,
-    RowModel,
-    Wait,
-    cdf,
-    network_dist,
-    quantile,
-    queue_wait,
-)
+from tierwise.plan.latency import MIN_RTO, MSS, Dist, Penalty, Wait, network_dist, queue_wait
+from tierwise.plan.percentiles import RowModel, cdf, quantile
 from tierwise.plan.table import CLOUD, DEVICE, CandidateTable
 
 NO_NETWORK, LAN = 0, 1  # groups; the LAN plus WAN k is group 2 + k
@@ -104,10 +94,6 @@ class Paths:
         """P(answer by t, default the deadline), outages included, at utilization rho."""
         t = self.deadline if t is None else t
         return self.reachable(t) * self.cdf(rho, t)
-
-    def late(self, rho: Array) -> Array:
-        """Share of requests missing the deadline at utilization rho (see `LateCheck`)."""
-        return LateCheck(self).late(rho)
 
     def _net_bounds(self, y: Array) -> tuple[Array, Array]:
         """Per row: the network's largest atom, and P(network <= y)."""

@@ -21,6 +21,7 @@ from tierwise.plan.candidates import (
     Placement,
     SiteUse,
     candidate_label,
+    cloud_cost,
     service_time,
     tier_memory,
 )
@@ -178,6 +179,11 @@ class CandidateTable:
             violations=list(self.violations(c)),
         )
 
+    def mark_assessed(self) -> None:
+        """Deadlines are checked: violations now include them (words made before are stale)."""
+        self.assessed = True
+        self._texts.clear()
+
     def violations(self, c: int) -> list[str]:
         """The hard constraints candidate c breaks alone, in words (cached)."""
         texts = self._texts.get(c)
@@ -253,7 +259,7 @@ def build_table(spec: Spec) -> CandidateTable:
     cloud_busy = pair_share * mean * cloud_s
     egress = wan_bytes * sites.egress[site]
     # summed in the order cloud, egress, cloud, egress... per candidate, as one loop would
-    terms = np.stack([cloud_cost_array(spec, pair_share * mean, cloud_busy), egress], axis=1)
+    terms = np.stack([cloud_cost(spec, pair_share * mean, cloud_busy), egress], axis=1)
     per_cand = np.repeat(cand, 2)
     cost = np.bincount(per_cand, weights=terms.ravel(), minlength=len(feature)).astype(float)
 
@@ -302,16 +308,6 @@ def build_table(spec: Spec) -> CandidateTable:
 
     check_standalone(table)
     return table
-
-
-def cloud_cost_array(spec: Spec, calls_per_s: Array, busy: Array) -> Array:
-    """`candidates.cloud_cost`, vectorized (same operations, same order)."""
-    cloud = spec.tiers.cloud
-    if cloud.price_per_call is not None:
-        return calls_per_s * SECONDS_PER_MONTH * cloud.price_per_call
-    assert cloud.price_per_hour is not None
-    hours = busy / cloud.max_utilization * SECONDS_PER_MONTH / 3600
-    return hours * cloud.price_per_hour
 
 
 def _templates(spec: Spec) -> tuple[list[Template], list[list[Template]], list[int]]:
