@@ -6,6 +6,7 @@ import gc
 import math
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
@@ -112,14 +113,16 @@ def _plan(spec: Spec, explain: bool | None) -> PlanResult:
     options = np.bincount(table.feature[feasible], minlength=table.n_features)
     for i in np.flatnonzero(options == 0)[:1]:
         raise InfeasibleError(_no_candidate(table, int(i)))
-    solution = solve(table, feasible)
-    t_solve = time.perf_counter() - clock - t_estimate
-    choices = {"tierwise": solution.choice}
-    choices |= {name: strategy(table, p) for name, p in STRATEGY_NAMES.items()}
-    strategies = {
-        name: evaluate_assignment(table, name, choices[name])
-        for name in ("cloud-only", "edge-only")
-    }
+    # HiGHS lets go of the GIL while it solves: meanwhile, on another core, work out what
+    # does not depend on the plan (the single-tier strategies, every violation in words).
+    # The solver only reads the table; this thread only fills the table's own caches.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        solving = pool.submit(_timed_solve, table, feasible)
+        choices = {name: strategy(table, p) for name, p in STRATEGY_NAMES.items()}
+        strategies = {name: evaluate_assignment(table, name, choices[name]) for name in choices}
+        table.describe(np.flatnonzero(table.violated))
+        solution, t_solve = solving.result()
+    choices["tierwise"] = solution.choice
     strategies["tierwise"] = outcome = evaluate_assignment(table, "tierwise", solution.choice)
     if explain is None:
         explain = len(spec.features) <= EXPLAIN_BY_RESOLVING
@@ -135,6 +138,12 @@ def _plan(spec: Spec, explain: bool | None) -> PlanResult:
         table=table,
         choices=choices,
     )
+
+
+def _timed_solve(table: CandidateTable, feasible: Mask) -> tuple[Solution, float]:
+    clock = time.perf_counter()
+    solution = solve(table, feasible)
+    return solution, time.perf_counter() - clock
 
 
 def strategy(table: CandidateTable, placement: Placement) -> Index:
