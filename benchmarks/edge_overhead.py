@@ -152,45 +152,27 @@ def bare_ort(model_file: Path, input_name: str, rows: np.ndarray) -> tuple[float
     return summarize(times, time.perf_counter() - started)
 
 
-def http_sequential(url: str, rows: np.ndarray) -> tuple[float, float, float]:
-    """One device, one request at a time, on one keep-alive connection."""
+def http_devices(url: str, rows: np.ndarray, concurrency: int) -> tuple[float, float, float]:
+    """`concurrency` devices at once, each on its own keep-alive connection, one request at a
+    time each (1 = sequential); 200 warm-up requests first, not counted."""
     bodies = [json.dumps({"inputs": [row.tolist()]}).encode() for row in rows]
     times: list[float] = []
 
-    async def run() -> float:
-        connection = DeviceConnection(url)
-        for body in bodies[:200]:  # warm-up
-            await connection.post(f"/v1/predict/{FEATURE}", body)
-        started = time.perf_counter()
-        for body in bodies:
-            t = time.perf_counter()
-            status, _ = await connection.post(f"/v1/predict/{FEATURE}", body)
-            times.append(time.perf_counter() - t)
-            assert status == 200
-        connection.close()
-        return time.perf_counter() - started
-
-    wall = asyncio.run(run())
-    return summarize(times, wall)
-
-
-def http_concurrent(url: str, rows: np.ndarray, concurrency: int) -> tuple[float, float, float]:
-    """`concurrency` devices at once, each on its own keep-alive connection."""
-    bodies = [json.dumps({"inputs": [row.tolist()]}).encode() for row in rows]
-    times: list[float] = []
-
-    async def device(share: list[bytes]) -> None:
+    async def device(share: list[bytes], record: bool) -> None:
         connection = DeviceConnection(url)
         for body in share:
             t = time.perf_counter()
             status, _ = await connection.post(f"/v1/predict/{FEATURE}", body)
-            times.append(time.perf_counter() - t)
+            if record:
+                times.append(time.perf_counter() - t)
             assert status == 200
         connection.close()
 
     async def run() -> float:
+        await device(bodies[:200], record=False)
         started = time.perf_counter()
-        await asyncio.gather(*(device(bodies[i::concurrency]) for i in range(concurrency)))
+        shares = (bodies[i::concurrency] for i in range(concurrency))
+        await asyncio.gather(*(device(share, record=True) for share in shares))
         return time.perf_counter() - started
 
     wall = asyncio.run(run())
@@ -219,13 +201,11 @@ def main() -> None:
             proc, url = start_agent(root, public, durability, stack)
             try:
                 name = f"HTTP predict, outbox {durability}" + (f", {stack}" if stack else "")
-                before = cpu_seconds(proc.pid)
-                results[name] = http_sequential(url, rows)
-                cpu_ms[name] = (cpu_seconds(proc.pid) - before) / (len(rows) + 200) * 1000
-                name = f"{name}, {args.concurrency} conns"
-                before = cpu_seconds(proc.pid)
-                results[name] = http_concurrent(url, rows, args.concurrency)
-                cpu_ms[name] = (cpu_seconds(proc.pid) - before) / len(rows) * 1000
+                for conns in (1, args.concurrency):
+                    label = name if conns == 1 else f"{name}, {conns} conns"
+                    before = cpu_seconds(proc.pid)
+                    results[label] = http_devices(url, rows, conns)
+                    cpu_ms[label] = (cpu_seconds(proc.pid) - before) / (len(rows) + 200) * 1000
             finally:
                 proc.terminate()
                 proc.wait(30)
