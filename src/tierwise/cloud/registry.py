@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import shutil
-import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -32,12 +31,12 @@ from tierwise.cloud.db import Database, packages, row_as
 from tierwise.cloud.params import PackagePath, VersionPath
 from tierwise.cloud.problems import ConflictError, NotFoundError, UnprocessableError
 from tierwise.errors import VerificationError
+from tierwise.package.archive import unpack_archive
 from tierwise.wire import PackageInfo
 
 TrustedKeys = dict[str, Any]  # key id -> Ed25519 public key (tierwise.package.keys)
 
 ARCHIVE_MEDIA_TYPE = "application/gzip"
-MAX_ARCHIVE_MEMBERS = 1_000
 UNPACKED_SIZE_FACTOR = 8  # refuse archives that unpack to more than 8x the upload limit
 
 router = APIRouter(tags=["packages"])
@@ -154,28 +153,11 @@ def _manifest_identity(root: Path) -> tuple[str, int]:
 
 
 def _unpack(archive: Path, into: Path, max_bytes: int) -> Path:
-    """Extract safely and return the package root (the dir holding manifest.json)."""
+    """Extract safely (tierwise.package.archive) and return the package root."""
     try:
-        with tarfile.open(archive, mode="r:gz") as tar:
-            members = []
-            total = 0
-            for member in tar:
-                members.append(member)
-                total += max(member.size, 0)
-                if len(members) > MAX_ARCHIVE_MEMBERS or total > max_bytes:
-                    raise UnprocessableError(
-                        f"archive too big unpacked (> {MAX_ARCHIVE_MEMBERS} files or "
-                        f"> {max_bytes} bytes)"
-                    )
-            tar.extractall(into, members=members, filter="data")
-    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
-        raise UnprocessableError(f"not a readable tar.gz package archive: {exc}") from None
-    if (into / "manifest.json").is_file():
-        return into
-    entries = list(into.iterdir())
-    if len(entries) == 1 and (entries[0] / "manifest.json").is_file():
-        return entries[0]
-    raise UnprocessableError("archive holds no manifest.json (at its root or in one top directory)")
+        return unpack_archive(archive, into, max_bytes)
+    except VerificationError as exc:
+        raise UnprocessableError(str(exc)) from None
 
 
 def _hash_file(path: Path) -> tuple[str, int]:

@@ -7,9 +7,7 @@ the downloaded archive safely, loads a package with the package runtime and prob
 
 from __future__ import annotations
 
-import io
 import shutil
-import tarfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,12 +15,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tierwise.edge.router import Floats2D, LocalModel
-from tierwise.errors import TierwiseError, UsageError, VerificationError
+from tierwise.errors import TierwiseError, UsageError
+from tierwise.package.archive import unpack_archive
 
 if TYPE_CHECKING:
     from tierwise.package.runtime import PackageModel
 
-MAX_MEMBERS = 1_000
 MAX_UNPACKED_BYTES = 2 * 1024**3
 PROBE_ROWS = 4
 
@@ -43,23 +41,7 @@ class SignedPackages:
         """Extract a tar.gz with tarfile's `data` filter (no links out, no devices, no `..`)."""
         shutil.rmtree(into, ignore_errors=True)
         into.mkdir(parents=True)
-        try:
-            with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
-                members, total = [], 0
-                for member in tar:
-                    members.append(member)
-                    total += max(member.size, 0)
-                    if len(members) > MAX_MEMBERS or total > MAX_UNPACKED_BYTES:
-                        raise VerificationError("package archive unpacks too big")
-                tar.extractall(into, members=members, filter="data")
-        except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
-            raise VerificationError(f"not a readable package archive: {exc}") from None
-        if (into / "manifest.json").is_file():
-            return into
-        entries = list(into.iterdir())
-        if len(entries) == 1 and (entries[0] / "manifest.json").is_file():
-            return entries[0]
-        raise VerificationError("package archive holds no manifest.json")
+        return unpack_archive(archive, into, MAX_UNPACKED_BYTES)
 
     def install(self, path: Path, install_dir: Path) -> int:
         from tierwise.package.install import install_package
