@@ -46,29 +46,10 @@ class Dist:
     def zero() -> Dist:
         return Dist(np.zeros(1), np.ones(1))
 
-    def quantile(self, q: float) -> float:
-        cum = np.cumsum(self.weights)
-        idx = int(np.searchsorted(cum, q * cum[-1] - 1e-15))
-        return float(self.values[min(idx, len(self.values) - 1)])
-
-    def mean(self) -> float:
-        return float(np.dot(self.values, self.weights))
-
-    def shift(self, seconds: float) -> Dist:
-        return Dist(self.values + seconds, self.weights)
-
     def __add__(self, other: Dist) -> Dist:
         """Sum of two independent distributions, compressed back to N_ATOMS atoms."""
         values = (self.values[:, None] + other.values[None, :]).ravel()
         weights = (self.weights[:, None] * other.weights[None, :]).ravel()
-        return _compress(values, weights)
-
-    def mixed(self, other: Dist, p_other: float) -> Dist:
-        """With probability p_other draw from `other`, else from self."""
-        if p_other <= 0:
-            return self
-        values = np.concatenate([self.values, other.values])
-        weights = np.concatenate([self.weights * (1 - p_other), other.weights * p_other])
         return _compress(values, weights)
 
 

@@ -52,7 +52,6 @@ class Resource:
 class Solution:
     choice: Index  # the chosen candidate of each feature
     cost: float  # $/month, everything the plan pays
-    gateways_paid: list[int]  # sites whose gateways are used
     gap: float = 0.0  # relative optimality gap; 0 unless the time limit stopped the search
 
 
@@ -66,7 +65,6 @@ class _Problem:
     row_lower: Array
     row_upper: Array
     candidates: Index  # the candidate of each x column (columns 0..len-1)
-    gateway_cols: dict[int, int]  # site -> its edge's on/off column
     slack_cols: dict[int, tuple[Resource, float]]  # elastic only: column -> what it relaxes
 
 
@@ -91,11 +89,9 @@ def solve(table: CandidateTable, feasible: Mask, time_limit: float = 60.0) -> So
     picked = problem.candidates[x[: len(problem.candidates)] > 0.5]
     if not np.array_equal(table.feature[picked], np.arange(table.n_features)):
         raise InfeasibleError("the solver returned no integral choice for every feature")
-    choice = picked
-    gateways = [s for s, col in problem.gateway_cols.items() if x[col] > 0.5]
-    choice = upgrade_accuracy(table, choice, feasible)
+    choice = upgrade_accuracy(table, picked, feasible)
     cost = float(np.dot(problem.objective, x)) + fixed_cost(spec)
-    return Solution(choice, cost, gateways, gap)
+    return Solution(choice, cost, gap)
 
 
 def _build(table: CandidateTable, kept: Mask, elastic: bool) -> _Problem:
@@ -242,7 +238,6 @@ def _build(table: CandidateTable, kept: Mask, elastic: bool) -> _Problem:
         row_lower.append(np.full(n_group, -np.inf))
         row_upper.append(np.ones(n_group))
         n_rows += n_group
-    gateway_cols = {int(r_site[r]): int(on_col[r]) for r in np.flatnonzero(is_edge)}
     return _Problem(
         objective=np.concatenate(objective),
         integrality=np.concatenate(integrality),
@@ -252,7 +247,6 @@ def _build(table: CandidateTable, kept: Mask, elastic: bool) -> _Problem:
         row_lower=np.concatenate(row_lower),
         row_upper=np.concatenate(row_upper),
         candidates=cands,
-        gateway_cols=gateway_cols,
         slack_cols=slack_cols,
     )
 
