@@ -12,6 +12,32 @@ from __future__ import annotations
 
 import asyncio
 
+Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+def json_head(host: str, headers: dict[str, str] | None = None) -> bytes:
+    """The header lines of every POST to `host` (Content-Length is added per request)."""
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+    return f"Host: {host}\r\nContent-Type: application/json\r\n{extra}".encode()
+
+
+async def exchange(streams: Streams, path: str, head: bytes, body: bytes) -> tuple[int, bytes]:
+    """One JSON POST on an open keep-alive connection: (status, body) of the answer, which
+    must carry a Content-Length (the agent's and the cloud's always do)."""
+    reader, writer = streams
+    writer.write(
+        b"POST %s HTTP/1.1\r\n%sContent-Length: %d\r\n\r\n%s"
+        % (path.encode(), head, len(body), body)
+    )
+    answer_head = await reader.readuntil(b"\r\n\r\n")
+    status = int(answer_head.split(b" ", 2)[1])
+    length = 0
+    for line in answer_head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    return status, await reader.readexactly(length)
+
 
 class DeviceConnection:
     """One keep-alive connection to an agent; reconnects after an error."""
@@ -19,7 +45,8 @@ class DeviceConnection:
     def __init__(self, url: str) -> None:
         host, _, port = url.removeprefix("http://").rstrip("/").rpartition(":")
         self.host, self.port = host, int(port)
-        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self._head = json_head(host)
+        self._streams: Streams | None = None
 
     async def connect(self) -> None:
         """Open the connection now (a device keeps one open), not with the first request."""
@@ -31,21 +58,8 @@ class DeviceConnection:
         the agent is gone (the next call connects again)."""
         await self.connect()
         assert self._streams is not None
-        reader, writer = self._streams
         try:
-            writer.write(
-                b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-                b"Content-Length: %d\r\n\r\n%s"
-                % (path.encode(), self.host.encode(), len(body), body)
-            )
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head.split(b" ", 2)[1])
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            return status, await reader.readexactly(length)
+            return await exchange(self._streams, path, self._head, body)
         except BaseException:
             self.close()
             raise

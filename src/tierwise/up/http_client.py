@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 
+from tierwise.edge.device import Streams, exchange, json_head
+
 
 class HttpError(OSError):
     """The connection broke or the answer was not HTTP the client understands."""
@@ -22,9 +24,8 @@ class KeepAliveClient:
     def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
         host, _, port = url.removeprefix("http://").rstrip("/").rpartition(":")
         self.host, self.port = host, int(port)
-        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
-        self._head = f"Host: {host}\r\nContent-Type: application/json\r\n{extra}".encode()
-        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self._head = json_head(host, headers)
+        self._idle: list[Streams] = []
 
     async def post(self, path: str, body: bytes, timeout: float) -> tuple[int, bytes]:
         """(status, body) within `timeout` seconds; TimeoutError or HttpError otherwise."""
@@ -33,19 +34,7 @@ class KeepAliveClient:
             async with asyncio.timeout(timeout):
                 if conn is None:
                     conn = await asyncio.open_connection(self.host, self.port)
-                reader, writer = conn
-                writer.write(
-                    b"POST %s HTTP/1.1\r\n%sContent-Length: %d\r\n\r\n%s"
-                    % (path.encode(), self._head, len(body), body)
-                )
-                head = await reader.readuntil(b"\r\n\r\n")
-                status = int(head.split(b" ", 2)[1])
-                length = 0
-                for line in head.split(b"\r\n")[1:]:
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        length = int(value)
-                answer = await reader.readexactly(length)
+                status, answer = await exchange(conn, path, self._head, body)
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
             _close(conn)
             raise HttpError(f"{type(exc).__name__}: {exc}") from exc
@@ -61,6 +50,6 @@ class KeepAliveClient:
         self._idle.clear()
 
 
-def _close(conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None) -> None:
+def _close(conn: Streams | None) -> None:
     if conn is not None:
         conn[1].close()
