@@ -1,7 +1,8 @@
 """The cloud service as a FastAPI app: `create_app(settings)` wires every router together.
 
 Middleware order, outermost first: HTTP metrics (so even a 413 is counted), then the
-body size limit (so an oversized body is refused before any handler reads it). A
+body size limit (so an oversized body is refused before any handler reads it), then gzip
+request bodies inflated within the same limit (edge agents compress telemetry). A
 background ticker advances running rollouts, so a canary's bake time ends on time even
 when no site happens to report.
 """
@@ -25,6 +26,7 @@ from tierwise.cloud import inference as inference_routes
 from tierwise.cloud.auth import authenticate, load_tokens_file
 from tierwise.cloud.context import CloudContext, get_context
 from tierwise.cloud.db import open_database
+from tierwise.cloud.decompress import GzipRequests
 from tierwise.cloud.inference import ModelCache
 from tierwise.cloud.limits import BodySizeLimit
 from tierwise.cloud.metrics import METRICS_CONTENT_TYPE, CloudMetrics, HttpMetrics
@@ -76,6 +78,8 @@ def create_app(settings: Settings) -> FastAPI:
             return settings.max_package_bytes
         return settings.max_body_bytes
 
+    # Inner to outer: inflate gzip bodies within the limit, after the wire bytes were bounded.
+    app.add_middleware(GzipRequests, limit_for=limit_for)
     app.add_middleware(BodySizeLimit, limit_for=limit_for)
     app.add_middleware(HttpMetrics, metrics=metrics)  # added last = outermost
 
