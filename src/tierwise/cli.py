@@ -126,6 +126,9 @@ def edge(
     ] = None,
     drain_timeout: Annotated[float | None, typer.Option(help="seconds to flush at stop")] = None,
     poll_interval: Annotated[float | None, typer.Option(help="seconds between polls")] = None,
+    upload_interval: Annotated[
+        float | None, typer.Option(help="seconds a telemetry batch may wait to fill")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning",
 ) -> None:
     """Run one site's edge agent: serve devices, follow the deployment, store and forward."""
@@ -144,6 +147,7 @@ def edge(
         drop_policy,
         drain_timeout,
         poll_interval,
+        upload_interval,
         log_level,
     )
 
@@ -159,6 +163,13 @@ def up(
     scale: Annotated[
         str, typer.Option(help="auto (measure this machine) or a factor of the spec's rates")
     ] = "auto",
+    min_rate: Annotated[
+        str | None,
+        typer.Option(
+            help="floor for rare features, requests/s per site (default 1; 0 keeps the "
+            "spec's proportions, as byte counts need)"
+        ),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="write the run as JSON here")] = None,
     strategy: Annotated[str, typer.Option(help="plan, or cloud-only to compare")] = "plan",
     cache: Annotated[
@@ -173,7 +184,18 @@ def up(
     from tierwise.up.commands import run_up_command
 
     run_up_command(
-        spec, duration, wan, scale, out, strategy, cache, run_dir, seed, console, err_console
+        spec,
+        duration,
+        wan,
+        scale,
+        min_rate,
+        out,
+        strategy,
+        cache,
+        run_dir,
+        seed,
+        console,
+        err_console,
     )
 
 

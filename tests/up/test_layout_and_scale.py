@@ -10,7 +10,7 @@ from tierwise.errors import UsageError
 from tierwise.plan.planner import plan
 from tierwise.spec import load_spec, parse_spec
 from tierwise.up.layout import layout, package_name
-from tierwise.up.scale import MIN_RATE, choose_scale, parse_scale
+from tierwise.up.scale import MIN_RATE, choose_scale, parse_min_rate, parse_scale
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -87,3 +87,31 @@ def test_fixed_scale_multiplies_the_spec_rates() -> None:
 def test_bad_scale_is_refused(text: str) -> None:
     with pytest.raises(UsageError, match="--scale"):
         parse_scale(text)
+
+
+def test_min_rate_zero_keeps_the_spec_proportions_exactly() -> None:
+    _, runs = _runs("factory")
+    scale = choose_scale(runs, duration=60.0, fixed=0.004, capacity=None, min_rate=0.0)
+    assert scale.boosted == []
+    weekly = scale.rates["line-optimization"]["plant-north"]
+    every_10ms = scale.rates["safety-stop"]["plant-north"]
+    assert every_10ms / weekly == pytest.approx(40 * 100 * 7 * 24 * 3600)  # 40 sensors at 100/s
+    assert "proportions kept exactly" in scale.explain()
+
+
+def test_min_rate_sets_the_floor() -> None:
+    _, runs = _runs("factory")
+    scale = choose_scale(runs, duration=60.0, fixed=0.004, capacity=None, min_rate=0.25)
+    assert scale.rates["line-optimization"]["plant-east"] == 0.25
+    assert "floor of 0.25/s" in scale.explain()
+
+
+@pytest.mark.parametrize("text", ["-1", "fast", "inf"])
+def test_bad_min_rate_is_refused(text: str) -> None:
+    with pytest.raises(UsageError, match="--min-rate"):
+        parse_min_rate(text)
+
+
+def test_min_rate_accepts_a_per_second_suffix() -> None:
+    assert parse_min_rate("0.5/s") == 0.5
+    assert parse_min_rate(None) is None

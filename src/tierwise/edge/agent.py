@@ -34,7 +34,7 @@ from tierwise.edge.metrics import Metrics
 from tierwise.edge.outbox import Outbox
 from tierwise.edge.router import NoAnswerError, Router
 from tierwise.edge.settings import EdgeSettings
-from tierwise.edge.uploader import Uploader
+from tierwise.edge.uploader import Uploader, UploadPolicy
 from tierwise.errors import LinkError, TierwiseError, UsageError
 from tierwise.rules.clock import Clock, RealClock
 from tierwise.rules.escalation import RoundTripTracker
@@ -89,7 +89,8 @@ class EdgeAgent:
         self.outbox = await asyncio.to_thread(
             Outbox, s.outbox_path, s.outbox_cap_bytes, s.drop_policy, s.durability
         )
-        self.uploader = Uploader(self.outbox, self.link, s.site, self.clock)
+        policy = UploadPolicy(interval_s=s.upload_interval_s)
+        self.uploader = Uploader(self.outbox, self.link, s.site, self.clock, policy)
         await self.deployer.restore()
         await self.record("agent.started", {"features": sorted(self.deployer.served)})
         self._tasks = [

@@ -38,6 +38,7 @@ def run_edge(
     drop_policy: str | None,
     drain_timeout: float | None,
     poll_interval: float | None,
+    upload_interval: float | None,
     log_level: str,
 ) -> None:
     """Build the agent from options (and TIERWISE_EDGE_* variables) and serve until stopped."""
@@ -65,6 +66,7 @@ def run_edge(
         drop_policy=drop_policy,
         drain_timeout_s=drain_timeout,
         poll_interval_s=poll_interval,
+        upload_interval_s=upload_interval,
     )
     if not settings.trusted_keys:
         raise UsageError("no trusted key: give --trust PUBKEY (packages must be signed)")

@@ -11,8 +11,72 @@ measures itself. A general client (httpx) costs about ten times more per request
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+# A connection idle this long is not reused: servers close idle keep-alive connections
+# (uvicorn after 5 s), and a request written just as the server closes is lost with it.
+IDLE_EXPIRY_S = 4.0
+
+
+@dataclass
+class KeptAlive:
+    """An open connection and when it last finished a request."""
+
+    streams: Streams
+    idle_since: float = field(default_factory=time.monotonic)
+
+    def reusable(self) -> bool:
+        reader, writer = self.streams
+        fresh = time.monotonic() - self.idle_since < IDLE_EXPIRY_S
+        return fresh and not reader.at_eof() and not writer.is_closing()
+
+    def close(self) -> None:
+        self.streams[1].close()
+
+
+async def post_kept_alive(
+    kept: KeptAlive | None,
+    connect: Callable[[], Awaitable[Streams]],
+    path: str,
+    head: bytes,
+    body: bytes,
+) -> tuple[KeptAlive, int, bytes]:
+    """A JSON POST on `kept` when it is still usable, else on a new connection: the
+    connection (to keep for the next request), the status and the body of the answer.
+
+    The server may close an idle connection at the very moment a request is written to it;
+    the request then meets an end of stream before any answer byte. Only on a reused
+    connection, and only then, the request is sent once more on a new one: the server
+    cannot have read it (it closes only connections with nothing in flight). Any other
+    failure closes the connection and propagates.
+    """
+    if kept is not None and not kept.reusable():
+        kept.close()
+        kept = None
+    if kept is not None:
+        try:
+            status, answer = await exchange(kept.streams, path, head, body)
+            kept.idle_since = time.monotonic()
+            return kept, status, answer
+        except (asyncio.IncompleteReadError, ConnectionResetError, BrokenPipeError) as exc:
+            kept.close()
+            if isinstance(exc, asyncio.IncompleteReadError) and exc.partial:
+                raise  # an answer had begun: the request was read, do not send it twice
+        except BaseException:
+            kept.close()
+            raise
+    kept = KeptAlive(await connect())
+    try:
+        status, answer = await exchange(kept.streams, path, head, body)
+    except BaseException:
+        kept.close()
+        raise
+    kept.idle_since = time.monotonic()
+    return kept, status, answer
 
 
 def json_head(host: str, headers: dict[str, str] | None = None) -> bytes:
@@ -40,31 +104,30 @@ async def exchange(streams: Streams, path: str, head: bytes, body: bytes) -> tup
 
 
 class DeviceConnection:
-    """One keep-alive connection to an agent; reconnects after an error."""
+    """One keep-alive connection to an agent; reconnects after an error or a long idle."""
 
     def __init__(self, url: str) -> None:
         host, _, port = url.removeprefix("http://").rstrip("/").rpartition(":")
         self.host, self.port = host, int(port)
         self._head = json_head(host)
-        self._streams: Streams | None = None
+        self._kept: KeptAlive | None = None
 
     async def connect(self) -> None:
         """Open the connection now (a device keeps one open), not with the first request."""
-        if self._streams is None:
-            self._streams = await asyncio.open_connection(self.host, self.port)
+        if self._kept is None:
+            self._kept = KeptAlive(await self._open())
 
     async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
         """(status, body) of a JSON POST; raises OSError or asyncio.IncompleteReadError when
         the agent is gone (the next call connects again)."""
-        await self.connect()
-        assert self._streams is not None
-        try:
-            return await exchange(self._streams, path, self._head, body)
-        except BaseException:
-            self.close()
-            raise
+        kept, self._kept = self._kept, None
+        self._kept, status, answer = await post_kept_alive(kept, self._open, path, self._head, body)
+        return status, answer
 
     def close(self) -> None:
-        if self._streams is not None:
-            self._streams[1].close()
-            self._streams = None
+        if self._kept is not None:
+            self._kept.close()
+            self._kept = None
+
+    async def _open(self) -> Streams:
+        return await asyncio.open_connection(self.host, self.port)

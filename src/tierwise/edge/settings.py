@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tierwise.edge.outbox import DEFAULT_CAP_BYTES, Durability
+from tierwise.edge.uploader import DEFAULT_INTERVAL_S
 from tierwise.errors import UsageError
 from tierwise.rules.outbox import DropPolicy
 
@@ -34,6 +35,7 @@ class EdgeSettings(BaseModel):
     port: int = Field(DEFAULT_PORT, ge=0, le=65535)
     poll_interval_s: float = Field(DEFAULT_POLL_INTERVAL_S, gt=0)
     status_interval_s: float = Field(DEFAULT_STATUS_INTERVAL_S, gt=0)
+    upload_interval_s: float = Field(DEFAULT_INTERVAL_S, gt=0)
     drain_timeout_s: float = Field(DEFAULT_DRAIN_TIMEOUT_S, ge=0)
     outbox_cap_bytes: int = Field(DEFAULT_CAP_BYTES, gt=0)
     drop_policy: DropPolicy = DropPolicy.DROP_OLDEST

@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_EVENTS = 500  # a batch is assembled on the event loop: keep each step short
 DEFAULT_BATCH_BYTES = 1024 * 1024  # well below the cloud's default 8 MiB body limit
-DEFAULT_INTERVAL_S = 0.5  # a batch waits at most this long to fill up
+# A batch waits at most this long to fill up: each batch costs a request's headers on the
+# WAN, and larger batches compress better; the cloud's view lags by as much.
+DEFAULT_INTERVAL_S = 2.0
 DEFAULT_BACKOFF_BASE_S = 0.25
 DEFAULT_BACKOFF_CAP_S = 10.0
 DEFAULT_UPLOAD_TIMEOUT_S = 15.0

@@ -17,6 +17,7 @@ def run_up_command(
     duration: str,
     wan: str | None,
     scale: str,
+    min_rate: str | None,
     out: Path | None,
     strategy: str,
     cache: Path | None,
@@ -28,7 +29,7 @@ def run_up_command(
     """Parse the options, run the continuum, write run.json and print the table."""
     from tierwise.up.report import render_table
     from tierwise.up.run import UpOptions, default_cache, run_up
-    from tierwise.up.scale import parse_scale
+    from tierwise.up.scale import parse_min_rate, parse_scale
     from tierwise.up.wan_schedule import parse_wan
 
     try:
@@ -45,6 +46,7 @@ def run_up_command(
         duration=seconds,
         wan=parse_wan(wan),
         scale=parse_scale(scale),
+        min_rate=parse_min_rate(min_rate),
         strategy=chosen,
         cache=cache or default_cache(),
         run_dir=run_dir,

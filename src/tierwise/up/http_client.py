@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tierwise.edge.device import Streams, exchange, json_head
+from tierwise.edge.device import KeptAlive, Streams, json_head, post_kept_alive
 
 
 class HttpError(OSError):
@@ -25,31 +25,25 @@ class KeepAliveClient:
         host, _, port = url.removeprefix("http://").rstrip("/").rpartition(":")
         self.host, self.port = host, int(port)
         self._head = json_head(host, headers)
-        self._idle: list[Streams] = []
+        self._idle: list[KeptAlive] = []  # the most recently used last
 
     async def post(self, path: str, body: bytes, timeout: float) -> tuple[int, bytes]:
         """(status, body) within `timeout` seconds; TimeoutError or HttpError otherwise."""
-        conn = self._idle.pop() if self._idle else None
+        kept = self._idle.pop() if self._idle else None
         try:
             async with asyncio.timeout(timeout):
-                if conn is None:
-                    conn = await asyncio.open_connection(self.host, self.port)
-                status, answer = await exchange(conn, path, self._head, body)
+                kept, status, answer = await post_kept_alive(
+                    kept, self._open, path, self._head, body
+                )
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
-            _close(conn)
             raise HttpError(f"{type(exc).__name__}: {exc}") from exc
-        except BaseException:  # a timeout or a cancel leaves the connection mid-answer
-            _close(conn)
-            raise
-        self._idle.append(conn)
+        self._idle.append(kept)
         return status, answer
 
     def close(self) -> None:
-        for conn in self._idle:
-            _close(conn)
+        for kept in self._idle:
+            kept.close()
         self._idle.clear()
 
-
-def _close(conn: Streams | None) -> None:
-    if conn is not None:
-        conn[1].close()
+    async def _open(self) -> Streams:
+        return await asyncio.open_connection(self.host, self.port)

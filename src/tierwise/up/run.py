@@ -75,6 +75,7 @@ class UpOptions:
     duration: float
     wan: WanSchedule
     scale: float | None  # None: measure and choose
+    min_rate: float | None = None  # floor of rare features, requests/s per site; None: default
     strategy: Strategy = "plan"
     cache: Path = field(default_factory=lambda: default_cache())
     run_dir: Path | None = None
@@ -121,7 +122,7 @@ def run_up(opts: UpOptions, console: Console, say: Callable[[str], None]) -> dic
             capacity = _calibrate(
                 sup, run_dir, runs, cont, deployed.assignments, tokens, data, public_key
             )
-        scale = choose_scale(runs, opts.duration, opts.scale, capacity)
+        scale = choose_scale(runs, opts.duration, opts.scale, capacity, opts.min_rate)
         console.print(scale.explain())
         devices = {
             site: components.start_devices(
@@ -162,6 +163,7 @@ def run_up(opts: UpOptions, console: Console, say: Callable[[str], None]) -> dic
             "measured_capacity_per_s": scale.capacity,
             "offered_requests_per_s": scale.offered,
             "boosted": scale.boosted,
+            "floor_per_site": scale.floor,
             "rates": scale.rates,
             "explained": scale.explain(),
         },

@@ -43,6 +43,7 @@ class Scale:
     capacity: float | None  # measured requests/s through one edge agent (auto)
     rates: dict[str, dict[str, float]] = field(default_factory=dict)  # feature -> site -> rate
     boosted: list[str] = field(default_factory=list)  # features raised to the floor
+    floor: float = MIN_RATE  # requests/s per feature and site; 0: the spec's proportions
 
     @property
     def offered(self) -> float:
@@ -62,8 +63,24 @@ class Scale:
             text += " (--scale)"
         text += f" -> {self.offered:,.1f} requests/s in all"
         if self.boosted:
-            text += f"; raised to the floor of {MIN_RATE:g}/s per site: " + ", ".join(self.boosted)
+            text += f"; raised to the floor of {self.floor:.3g}/s per site: "
+            text += ", ".join(self.boosted)
+        elif self.floor == 0:
+            text += "; the spec's proportions kept exactly (no floor for rare features)"
         return text
+
+
+def parse_min_rate(text: str | None) -> float | None:
+    """`--min-rate`: None keeps the default floor; otherwise requests/s per site, 0 or more."""
+    if text is None:
+        return None
+    try:
+        value = float(text.strip().removesuffix("/s"))
+    except ValueError:
+        raise UsageError(f"--min-rate {text!r}: expected requests/s like 1 or 0.2/s") from None
+    if not 0 <= value < float("inf"):
+        raise UsageError(f"--min-rate {text!r}: must be 0 (no floor) or more")
+    return value
 
 
 def parse_scale(text: str) -> float | None:
@@ -80,11 +97,21 @@ def parse_scale(text: str) -> float | None:
 
 
 def choose_scale(
-    runs: list[FeatureRun], duration: float, fixed: float | None, capacity: float | None
+    runs: list[FeatureRun],
+    duration: float,
+    fixed: float | None,
+    capacity: float | None,
+    min_rate: float | None = None,
 ) -> Scale:
-    """The scale (fixed, or from the measured capacity) and every feature's rate per site."""
+    """The scale (fixed, or from the measured capacity) and every feature's rate per site.
+
+    A feature whose scaled rate falls below the floor is raised to it, so that its latency
+    can be measured at all: `min_rate` requests/s per site when given (0: no floor, the
+    spec's proportions exactly — what byte counts need, since they scale with traffic),
+    else `MIN_RATE` or `MIN_REQUESTS_PER_SITE` in the run, whichever is higher.
+    """
     spec_rate = sum(r.total_rate for r in runs)
-    floor = max(MIN_RATE, MIN_REQUESTS_PER_SITE / duration)
+    floor = max(MIN_RATE, MIN_REQUESTS_PER_SITE / duration) if min_rate is None else min_rate
     if fixed is not None:
         factor = fixed
     elif capacity is None or spec_rate <= 0:
@@ -96,7 +123,7 @@ def choose_scale(
             floor for r in runs for s in r.sites if s.rate * min(1.0, budget / spec_rate) < floor
         )
         factor = min(1.0, max(budget - floors, budget * 0.1) / spec_rate)
-    scale = Scale(factor, fixed is None, spec_rate, capacity)
+    scale = Scale(factor, fixed is None, spec_rate, capacity, floor=floor)
     for r in runs:
         rates = {}
         for s in r.sites:

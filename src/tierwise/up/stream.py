@@ -66,7 +66,7 @@ def stream(
                 console.print(title)
                 for text in log_lines(lines, states):
                     console.print(text, highlight=False)
-            time.sleep(min(VIEW_INTERVAL_S, _next_change(schedule, max(t, 0.0)), max(-t, 0.05)))
+            time.sleep(_pause(schedule, t))
     finally:
         if live is not None:
             live.stop()
@@ -89,6 +89,17 @@ def _check(services: list[Child]) -> None:
                 f"{child.name} exited with code {child.proc.returncode}: {child.tail()} "
                 f"(log: {child.log})"
             )
+
+
+def _pause(schedule: WanSchedule, t: float) -> float:
+    """How long to wait before the next look: a view interval, cut short by the next outage
+    edge, or by the end of the warm-up (t < 0). Each look asks every agent for its state, on
+    the same event loop that answers the devices: looking more often than the view needs
+    would show up in the very latencies being measured."""
+    pause = min(VIEW_INTERVAL_S, _next_change(schedule, max(t, 0.0)))
+    if t < 0:
+        pause = min(pause, max(-t, 0.05))
+    return pause
 
 
 def _next_change(schedule: WanSchedule, t: float) -> float:
