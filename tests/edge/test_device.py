@@ -59,29 +59,27 @@ async def http_server(behaviour: Behaviour) -> AsyncIterator[tuple[str, dict[str
         server.close()
 
 
-def test_a_connection_is_reused_while_fresh() -> None:
+def answered(behaviour: Behaviour, requests: int) -> dict[str, int]:
+    """Send `requests` posts on one DeviceConnection, each answered 200: what the server saw."""
+
     async def scenario() -> dict[str, int]:
-        async with http_server(lambda n: "answer") as (url, seen):
+        async with http_server(behaviour) as (url, seen):
             conn = DeviceConnection(url)
-            for _ in range(5):
+            for _ in range(requests):
                 assert await conn.post("/v1/predict/f", b"{}") == (200, b"ok")
             conn.close()
             return seen
 
-    assert asyncio.run(scenario()) == {"connections": 1, "requests": 5}
+    return asyncio.run(scenario())
+
+
+def test_a_connection_is_reused_while_fresh() -> None:
+    assert answered(lambda n: "answer", 5) == {"connections": 1, "requests": 5}
 
 
 def test_a_request_on_a_connection_the_server_dropped_is_sent_again_on_a_new_one() -> None:
-    async def scenario() -> dict[str, int]:
-        # The second request on each connection meets a close without an answer.
-        async with http_server(lambda n: "answer" if n == 1 else "drop") as (url, seen):
-            conn = DeviceConnection(url)
-            for _ in range(3):
-                assert await conn.post("/v1/predict/f", b"{}") == (200, b"ok")
-            conn.close()
-            return seen
-
-    seen = asyncio.run(scenario())
+    # The second request on each connection meets a close without an answer.
+    seen = answered(lambda n: "answer" if n == 1 else "drop", 3)
     assert seen["connections"] == 3
     assert seen["requests"] == 5  # requests 2 and 3 each went out twice, answered once
 
@@ -113,13 +111,4 @@ def test_a_new_connection_that_fails_is_not_retried() -> None:
 
 def test_a_connection_idle_past_the_expiry_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(device, "IDLE_EXPIRY_S", 0.0)
-
-    async def scenario() -> dict[str, int]:
-        async with http_server(lambda n: "answer") as (url, seen):
-            conn = DeviceConnection(url)
-            for _ in range(3):
-                assert await conn.post("/v1/predict/f", b"{}") == (200, b"ok")
-            conn.close()
-            return seen
-
-    assert asyncio.run(scenario()) == {"connections": 3, "requests": 3}
+    assert answered(lambda n: "answer", 3) == {"connections": 3, "requests": 3}
