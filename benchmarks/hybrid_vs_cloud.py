@@ -1,7 +1,7 @@
 """Cloud-only vs the tierwise plan, for real, under the same emulated WAN — side by side.
 
     .venv/bin/python benchmarks/hybrid_vs_cloud.py [--spec examples/factory.yaml]
-        [--duration 30s] [--bytes-duration 20s] [--scale 0.004] [--wan spec]
+        [--duration 60s] [--bytes-duration 20s] [--scale 0.004] [--wan spec]
 
 Runs `tierwise up` for both strategies on the same spec, the same device traffic (same
 scale, same seed, the scenario's real test rows) and the same WAN (the spec's edge-cloud
@@ -16,8 +16,10 @@ Both are real processes on loopback (cloud, proxies, agents, device processes), 
 rounds, because latency and bytes need different traffic:
 
 - tails (`--duration`): rare features are raised to `tierwise up`'s floor of 1 request/s per
-  site, or a weekly optimisation would never be measured. Printed per feature: latency at
-  the feature's percentile (worst site) and deadline misses.
+  site, or a weekly optimisation would never be measured. Printed per feature, worst site:
+  p99 latency (the issue's figure), latency at the feature's own percentile when that is
+  another one (safety-stop: p99.9, which ~1,000 answers a site only roughly estimate), and
+  deadline misses.
 - bytes (`--bytes-duration`, `--min-rate 0`): the spec's own traffic mix, scaled down
   evenly. Bytes grow with traffic, so the floor would weigh a weekly job 600,000 times its
   share. Printed: upstream bytes (every byte each site's proxy carried edge->cloud, HTTP
@@ -26,7 +28,9 @@ rounds, because latency and bytes need different traffic:
   round's upstream bytes are printed too, for reference.
 
 Targets (issue 4): the plan's p99 >= 10x lower and its upstream bytes >= 20x fewer than
-cloud-only's.
+cloud-only's. The latency target is checked on the features the plan answers at the edge or
+on the device: a feature it keeps in the cloud (or escalates in part) crosses the same WAN
+either way, by design; those are printed, not judged.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from tierwise.up.wan_schedule import parse_wan
 
 TARGET_LATENCY = 10.0
 TARGET_UPSTREAM = 20.0
+LOCAL_PLACEMENTS = ("edge", "device")  # answered without the WAN in the plan
 
 
 def measure(
@@ -85,6 +90,12 @@ def monthly_cost(report: dict[str, Any], spec_path: Path) -> tuple[float, float]
     return transfer, other
 
 
+def worst_site(feature: dict[str, Any], pct: str) -> float:
+    """The latency at `pct` (e.g. "p99") of the site where it is highest, in ms."""
+    values = [s[pct] for s in feature["latency_ms"]["measured_by_site"].values() if pct in s]
+    return max(values, default=float("nan"))
+
+
 def upstream_ratio(cloud: dict[str, Any], hybrid: dict[str, Any]) -> tuple[int, int, float]:
     """Upstream bytes of both runs and how many times fewer the plan's are."""
     up_c = cloud["totals"]["upstream_bytes"]["measured"]
@@ -95,7 +106,7 @@ def upstream_ratio(cloud: dict[str, Any], hybrid: dict[str, Any]) -> tuple[int, 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spec", type=Path, default=Path("examples/factory.yaml"))
-    parser.add_argument("--duration", default="30s", help="of the round measuring tails")
+    parser.add_argument("--duration", default="60s", help="of the round measuring tails")
     parser.add_argument(
         "--bytes-duration", default="20s", help="of the round measuring bytes (spec's mix)"
     )
@@ -118,19 +129,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     header = f"{'':38}{'cloud-only':>16}{'tierwise plan':>16}{'ratio':>12}"
     console.print(header, highlight=False)
-    worst_ratio = float("inf")
+    worst_ratio = float("inf")  # of p99, the issue's figure, over features moved off the WAN
     for c, h in zip(cloud["features"], hybrid["features"], strict=True):
-        pct = f"p{c['percentile']:g}"
-        lc, lh = c["latency_ms"]["measured"], h["latency_ms"]["measured"]
-        ratio = lc / lh if lc and lh else float("nan")
-        if c["requests"] >= 100:  # enough answers for a tail
-            worst_ratio = min(worst_ratio, ratio)
-        console.print(
-            f"{c['feature'][:22]:<22} {pct:>6} latency{'':2}{lc:>14.1f}ms{lh:>14.1f}ms"
-            f"{ratio:>10.1f}x lower"
-            + f"   [dim]{h['placement']} in the plan, {c['requests']:,} requests[/dim]",
-            highlight=False,
-        )
+        own = f"p{c['percentile']:g}"
+        for pct in dict.fromkeys(("p99", own)):
+            lc, lh = worst_site(c, pct), worst_site(h, pct)
+            ratio = lc / lh if lc and lh else float("nan")
+            if pct == "p99" and h["placement"] in LOCAL_PLACEMENTS:
+                worst_ratio = min(worst_ratio, ratio)
+            name = c["feature"][:22] if pct == "p99" else ""
+            note = f"{h['placement']} in the plan, {c['requests']:,} requests"
+            if pct != "p99":
+                note = f"the feature's own percentile ({own})"
+            console.print(
+                f"{name:<22} {pct:>6} latency{'':2}{lc:>14.1f}ms{lh:>14.1f}ms"
+                f"{ratio:>10.1f}x lower   [dim]{note}[/dim]",
+                highlight=False,
+            )
         mc, mh = c["deadline_misses"], h["deadline_misses"]
         console.print(
             f"{'':22} deadline misses{'':1}{_count(mc):>16}{_count(mh):>16}",
@@ -163,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     lat_ok = worst_ratio >= TARGET_LATENCY
     up_ok = up_ratio >= TARGET_UPSTREAM
     console.print(
-        f"target: p-latency >= {TARGET_LATENCY:g}x lower: {worst_ratio:.1f}x "
+        f"target: p99 latency >= {TARGET_LATENCY:g}x lower (features at the edge or device): "
+        f"{worst_ratio:.1f}x "
         f"({'met' if lat_ok else 'NOT met'}); upstream bytes >= {TARGET_UPSTREAM:g}x fewer: "
         f"{up_ratio:.1f}x at the spec's traffic mix ({'met' if up_ok else 'NOT met'})"
     )
