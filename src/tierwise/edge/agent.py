@@ -129,6 +129,7 @@ class EdgeAgent:
             with contextlib.suppress(TierwiseError, TimeoutError):
                 await asyncio.wait_for(self._report_status(), 2.0)
             await asyncio.to_thread(self.outbox.close)
+        self.router.close()
         await self.link.close()
         self.lifecycle.move(AgentState.STOPPED)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tierwise.edge.outbox import DEFAULT_CAP_BYTES, Durability
+from tierwise.edge.router import DEFAULT_RESERVE_FRACTION
 from tierwise.edge.uploader import DEFAULT_INTERVAL_S
 from tierwise.errors import UsageError
 from tierwise.rules.outbox import DropPolicy
@@ -42,7 +43,10 @@ class EdgeSettings(BaseModel):
     durability: Durability = Durability.PROCESS
     rtt_prior_s: float = Field(DEFAULT_RTT_PRIOR_S, gt=0)
     reserve_fraction: float = Field(
-        0.1, ge=0, lt=1, description="share of a deadline kept for recording and responding"
+        DEFAULT_RESERVE_FRACTION,
+        ge=0,
+        lt=1,
+        description="share of a deadline kept for recording and responding",
     )
 
     @property
