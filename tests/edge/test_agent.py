@@ -166,6 +166,14 @@ def test_cloud_down_or_slow_answers_locally_in_time_and_says_degraded(
         assert slow.degraded
         assert slow.reason == "cloud late"
         assert slow.latency_ms <= 100
+        # The late call was not cancelled at the deadline: it ends in the background.
+        assert agent.router.late_calls == 1
+        await _until(lambda: agent.router.late_calls == 0, timeout=2.0)
+        cloud.delay_s = 30.0  # a call that would outlive the agent is cancelled at stop
+        assert (await agent.predict(FEATURE, _request(1))).reason == "cloud late"
+        assert agent.router.late_calls == 1
+        agent.router.close()
+        await _until(lambda: agent.router.late_calls == 0, timeout=2.0)
         cloud.delay_s, cloud.down = 0.0, True
         down = [await agent.predict(FEATURE, _request(1)) for _ in range(10)]
         assert all(a.degraded and a.answered_by == "edge" for a in down)
