@@ -10,7 +10,13 @@ from tierwise.errors import UsageError
 from tierwise.plan.planner import plan
 from tierwise.spec import load_spec, parse_spec
 from tierwise.up.layout import layout, package_name
-from tierwise.up.scale import MIN_RATE, choose_scale, parse_min_rate, parse_scale
+from tierwise.up.scale import (
+    MIN_RATE,
+    UTILIZATION,
+    choose_scale,
+    parse_min_rate,
+    parse_scale,
+)
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -62,10 +68,10 @@ def test_an_unknown_scenario_is_a_usage_error(minimal: dict) -> None:  # type: i
         layout(spec, plan(spec).strategies["tierwise"], "plan")
 
 
-def test_auto_scale_offers_half_the_measured_capacity_with_floors_for_rare_features() -> None:
+def test_auto_scale_offers_a_share_of_the_measured_capacity_with_floors_for_rare_features() -> None:
     _, runs = _runs("factory")
     scale = choose_scale(runs, duration=60.0, fixed=None, capacity=400.0)
-    assert scale.offered == pytest.approx(200.0, rel=0.02)
+    assert scale.offered == pytest.approx(400.0 * UTILIZATION, rel=0.02)
     assert set(scale.boosted) == {"predictive-maintenance", "line-optimization"}
     assert all(r >= MIN_RATE for rates in scale.rates.values() for r in rates.values())
     north, south = (

@@ -50,9 +50,10 @@ async def post_kept_alive(
 
     The server may close an idle connection at the very moment a request is written to it;
     the request then meets an end of stream before any answer byte. Only on a reused
-    connection, and only then, the request is sent once more on a new one: the server
-    cannot have read it (it closes only connections with nothing in flight). Any other
-    failure closes the connection and propagates.
+    connection, and only then, the request is sent once more on a new one: a server closing
+    an idle connection has not read it. (A server that crashed after reading it looks the
+    same; the request may then be answered twice, harmless for predictions, each of which
+    is an event of its own.) Any other failure closes the connection and propagates.
     """
     if kept is not None and not kept.reusable():
         kept.close()

@@ -28,7 +28,11 @@ from tierwise.up.layout import FeatureRun
 
 CALIBRATE_S = 2.0
 CONCURRENCY = 8
-UTILIZATION = 0.5  # of the measured capacity, for everything the run offers
+# Of the measured capacity, for everything the run offers. The capacity is one agent's; the
+# run adds an agent and a device process per site, the cloud and the proxies on the same
+# cores: at 50% the factory's 20 ms safety stop missed 0.56% of its deadlines on two cores
+# (CPU contention, not the system under test); at 30% the tails are the system's own.
+UTILIZATION = 0.3
 MIN_REQUESTS_PER_SITE = 5  # a feature gets at least this many requests per site in a run
 MIN_RATE = 1.0  # requests/s per feature and site, the floor for rare features
 
