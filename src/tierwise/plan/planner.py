@@ -45,6 +45,9 @@ class PlanResult:
     strategies: dict[str, Outcome]
     training: list[TrainingDecision]
     seconds: dict[str, float] = field(default_factory=dict)
+    # How much dearer than the cheapest plan this one may be, as a share: 0 unless the
+    # solver hit its time limit before proving the plan optimal.
+    optimality_gap: float = 0.0
     table: CandidateTable | None = field(default=None, repr=False, compare=False)
     choices: dict[str, Index] = field(default_factory=dict, repr=False, compare=False)
 
@@ -76,6 +79,7 @@ class PlanResult:
             "strategies": {k: asdict(v) for k, v in self.strategies.items()},
             "training": [asdict(t) for t in self.training],
             "seconds": self.seconds,
+            "optimality_gap": self.optimality_gap,
         }
         finite: dict[str, Any] = _finite(data)
         return finite
@@ -135,6 +139,7 @@ def _plan(spec: Spec, explain: bool | None) -> PlanResult:
         strategies=strategies,
         training=training,
         seconds={"estimate": t_estimate, "solve": t_solve, "total": total},
+        optimality_gap=solution.gap,
         table=table,
         choices=choices,
     )

@@ -11,6 +11,7 @@ from rich.text import Text
 
 from tierwise.plan.evaluate import FeatureOutcome, Outcome
 from tierwise.plan.planner import PlanResult
+from tierwise.plan.solve import SOLVE_TIME_LIMIT_S
 from tierwise.spec.units import fmt_bandwidth, fmt_duration, fmt_money, fmt_size
 
 STRATEGY_ORDER = ("cloud-only", "edge-only", "tierwise")
@@ -24,6 +25,12 @@ def render(result: PlanResult, console: Console, alternatives: bool = True) -> N
             f"[dim](planned in {result.seconds.get('total', 0) * 1000:.0f} ms)[/dim]"
         )
     )
+    if result.optimality_gap > 0:
+        console.print(
+            f"[yellow]The solver stopped at its {SOLVE_TIME_LIMIT_S:g} s limit before proving "
+            f"this plan the cheapest: it costs at most {result.optimality_gap:.2%} more than "
+            "the cheapest one.[/yellow]"
+        )
     console.print(_placements(result))
     console.print(Text("Why", style="italic"))
     for d in result.decisions:

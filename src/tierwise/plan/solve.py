@@ -74,7 +74,12 @@ def fixed_cost(spec: Spec) -> float:
     return cloud.min_instances * (cloud.price_per_hour or 0.0) * HOURS_PER_MONTH
 
 
-def solve(table: CandidateTable, feasible: Mask, time_limit: float = 60.0) -> Solution:
+SOLVE_TIME_LIMIT_S = 60.0  # HiGHS stops here and returns its best plan with its gap
+
+
+def solve(
+    table: CandidateTable, feasible: Mask, time_limit: float = SOLVE_TIME_LIMIT_S
+) -> Solution:
     """The cheapest assignment of one feasible candidate per feature; InfeasibleError if none."""
     spec = table.spec
     options = np.bincount(table.feature[feasible], minlength=table.n_features)
