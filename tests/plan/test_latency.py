@@ -16,8 +16,8 @@ from tierwise.plan.latency import (
 from tierwise.plan.percentiles import quantile
 from tierwise.spec.model import Link
 
-LAN = Link(rtt_p50="1ms", rtt_p99="5ms", bandwidth="1Gbps")
-WAN = Link(rtt_p50="60ms", rtt_p99="250ms", bandwidth="20Mbps", loss="1%")
+from .links import LAN, WAN
+
 N = 1_000_000
 
 

@@ -16,8 +16,7 @@ from tierwise.plan.percentiles import (
 )
 from tierwise.spec.model import Link
 
-LAN = Link(rtt_p50="1ms", rtt_p99="5ms", bandwidth="1Gbps")
-WAN = Link(rtt_p50="60ms", rtt_p99="250ms", bandwidth="20Mbps", loss="1%")
+from .links import LAN, WAN
 
 
 def _rows(n: int, seed: int, queued_share: float) -> tuple[np.ndarray, Wait, Penalty, np.ndarray]:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tierwise.cloud.limits import send_refusal
+from tierwise.cloud.limits import header, send_refusal
 
 ACCEPTED = ("gzip", "identity")
 # Inflating above this many compressed bytes runs on a worker thread, off the event loop.
@@ -44,7 +44,7 @@ class GzipRequests:
         self.limit_for = limit_for
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        encoding = _header(scope, b"content-encoding") if scope["type"] == "http" else None
+        encoding = header(scope, b"content-encoding") if scope["type"] == "http" else None
         if encoding is None or encoding.strip().lower() in (b"", b"identity"):
             await self.app(scope, receive, send)
             return
@@ -118,10 +118,3 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return {"type": "http.request", "body": body, "more_body": False}
 
     return replay
-
-
-def _header(scope: Scope, wanted: bytes) -> bytes | None:
-    for name, value in scope["headers"]:
-        if name == wanted:
-            return bytes(value)
-    return None

@@ -67,12 +67,18 @@ class BodySizeLimit:
 
 
 def _content_length(scope: Scope) -> int | None:
+    value = header(scope, b"content-length")
+    try:
+        return None if value is None else int(value)
+    except ValueError:
+        return None
+
+
+def header(scope: Scope, wanted: bytes) -> bytes | None:
+    """The first value of header `wanted` (lower case) in an HTTP scope, or None."""
     for name, value in scope["headers"]:
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
+        if name == wanted:
+            return bytes(value)
     return None
 
 

@@ -55,29 +55,27 @@ async def post_kept_alive(
     same; the request may then be answered twice, harmless for predictions, each of which
     is an event of its own.) Any other failure closes the connection and propagates.
     """
-    if kept is not None and not kept.reusable():
-        kept.close()
-        kept = None
-    if kept is not None:
+    if kept is not None and kept.reusable():
         try:
-            status, answer = await exchange(kept.streams, path, head, body)
-            kept.idle_since = time.monotonic()
-            return kept, status, answer
+            return kept, *await _exchange_on(kept, path, head, body)
         except (asyncio.IncompleteReadError, ConnectionResetError, BrokenPipeError) as exc:
-            kept.close()
             if isinstance(exc, asyncio.IncompleteReadError) and exc.partial:
                 raise  # an answer had begun: the request was read, do not send it twice
-        except BaseException:
-            kept.close()
-            raise
+    elif kept is not None:
+        kept.close()
     kept = KeptAlive(await connect())
+    return kept, *await _exchange_on(kept, path, head, body)
+
+
+async def _exchange_on(kept: KeptAlive, path: str, head: bytes, body: bytes) -> tuple[int, bytes]:
+    """`exchange` on `kept`, closing it on any failure and marking it idle after success."""
     try:
         status, answer = await exchange(kept.streams, path, head, body)
     except BaseException:
         kept.close()
         raise
     kept.idle_since = time.monotonic()
-    return kept, status, answer
+    return status, answer
 
 
 def json_head(host: str, headers: dict[str, str] | None = None) -> bytes:
