@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from tierwise.console import console, err_console
 from tierwise.errors import TierwiseError, UsageError
 
 app = typer.Typer(
@@ -20,16 +20,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-
-def _console(stderr: bool = False) -> Console:
-    """A terminal keeps its width; a pipe or a CI log gets 140 columns, not rich's 80."""
-    probe = Console(stderr=stderr)
-    return probe if probe.is_terminal else Console(stderr=stderr, width=140)
-
-
-console = _console()
-err_console = _console(stderr=True)
 
 
 @app.command()

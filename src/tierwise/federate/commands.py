@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from tierwise.console import console
+
 if TYPE_CHECKING:
     from tierwise.spec.model import Spec, TrainingJob
 
@@ -56,7 +58,6 @@ def federate(
     """Train a federated job across its sites on Flower; raw data never leaves a site."""
     import time
 
-    from tierwise.cli import console
     from tierwise.errors import TierwiseError
     from tierwise.federate.report import write_report
     from tierwise.federate.runner import RunOptions, run_federated

@@ -6,12 +6,12 @@ Thin shells over the package and scenario modules; importing this module costs o
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from tierwise.console import console, err_console, timed_progress
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -51,7 +51,6 @@ def keys_new(
     from tierwise.package.keys import key_id, load_public_key, write_keypair
 
     private, public = write_keypair(out, name, force=force)
-    console, _ = _consoles()
     console.print(f"private key {private}  (sign with it; keep it off gateways)")
     console.print(f"public key  {public}  (id {key_id(load_public_key(public))}; trust it)")
 
@@ -77,8 +76,7 @@ def package(
 
     if latency_runs < 1:
         raise UsageError(f"--latency-runs must be 1 or more, got {latency_runs}")
-    console, err = _consoles()
-    progress = _progress(err)
+    progress = timed_progress()
     progress(f"loading evaluation data {data}")
     eval_data = load_eval_data(data)
     options = BuildOptions(
@@ -86,7 +84,7 @@ def package(
     )
     result = build_package(model, eval_data, out, options, progress)
     for note in result.notes:
-        err.print(f"note: {note}", markup=False)
+        err_console.print(f"note: {note}", markup=False)
     print_summary(result.manifest, console)
     console.print(f"wrote {out}")
 
@@ -111,7 +109,6 @@ def verify(
         held = version_in(installed)
         floor = held if floor is None or (held is not None and held > floor) else floor
     manifest = verify_package(package_dir, trust, installed_version=floor)
-    console, _ = _consoles()
     console.print(
         f"ok: {manifest.name} v{manifest.version} — signature by a trusted key, "
         f"{len(manifest.files)} files match the manifest"
@@ -129,7 +126,6 @@ def install(
 
     before = installed_version(into) if into.exists() else None
     manifest = install_package(package_dir, into, trust)
-    console, _ = _consoles()
     was = f" (was v{before}, kept as previous)" if before is not None else ""
     console.print(f"installed {manifest.name} v{manifest.version} in {into}{was}")
 
@@ -144,7 +140,6 @@ def scenario_list() -> None:
     table = Table("scenario", "example", "data", "summary")
     for name, cls in sorted(SCENARIOS.items()):
         table.add_row(name, cls.example, "SYNTHETIC" if cls.synthetic else "real", cls.summary)
-    console, _ = _consoles()
     console.print(table)
 
 
@@ -156,8 +151,7 @@ def scenario_train(
     """Train a scenario's edge and cloud models; write them with its eval and test data."""
     from tierwise.scenarios.build import train_scenario
 
-    console, err = _consoles()
-    files = train_scenario(name, out, _progress(err))
+    files = train_scenario(name, out, timed_progress())
     for path in (files.edge, files.cloud, files.eval, files.test):
         console.print(f"wrote {path}")
 
@@ -188,18 +182,3 @@ def print_summary(manifest: Manifest, console: Console) -> None:
             f"threshold {point.threshold:.4f} escalates {point.escalated:.1%}, joint accuracy "
             f"{point.accuracy:.2%}; oracle would escalate {cascade.oracle_escalated[name]:.1%}"
         )
-
-
-def _consoles() -> tuple[Console, Console]:
-    from tierwise.cli import console, err_console
-
-    return console, err_console
-
-
-def _progress(err: Console) -> Callable[[str], None]:
-    start = time.monotonic()
-
-    def report(message: str) -> None:
-        err.print(f"[dim]{time.monotonic() - start:6.1f}s[/dim] {message}", highlight=False)
-
-    return report
