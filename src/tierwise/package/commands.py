@@ -16,6 +16,7 @@ from tierwise.console import console, err_console, timed_progress
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from tierwise.package.evaldata import EvalData
     from tierwise.package.manifest import Manifest
 
 CASCADE_BUDGET = 0.15  # the escalation share the summary quotes (the report's acceptance point)
@@ -72,13 +73,12 @@ def package(
     """Build a signed edge package: ONNX fp32 + INT8, measured, with a cascade curve."""
     from tierwise.errors import UsageError
     from tierwise.package.build import BuildOptions, build_package
-    from tierwise.package.evaldata import load_eval_data
 
     if latency_runs < 1:
         raise UsageError(f"--latency-runs must be 1 or more, got {latency_runs}")
     progress = timed_progress()
     progress(f"loading evaluation data {data}")
-    eval_data = load_eval_data(data)
+    eval_data = _eval_data(data)
     options = BuildOptions(
         name, version, sign_key, cloud_model, latency_runs=latency_runs, force=force
     )
@@ -87,6 +87,18 @@ def package(
         err_console.print(f"note: {note}", markup=False)
     print_summary(result.manifest, console)
     console.print(f"wrote {out}")
+
+
+def _eval_data(ref: str) -> EvalData:
+    """`--data`: an .npz file, or the held-out split of the scenario it names."""
+    from tierwise.package.evaldata import load_eval_data
+
+    path = Path(ref)
+    if not path.exists() and path.suffix != ".npz":
+        from tierwise.scenarios import get_scenario
+
+        return get_scenario(ref).eval_data()
+    return load_eval_data(path)
 
 
 def verify(

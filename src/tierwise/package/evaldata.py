@@ -1,4 +1,4 @@
-"""Evaluation data for a package build: an .npz file, or the held-out split of a scenario.
+"""Evaluation data for a package build, and the .npz file that holds it.
 
 An .npz holds
 
@@ -10,6 +10,9 @@ An .npz holds
 Without `x_calibration` the evaluation inputs calibrate the quantizer too (no labels are
 used for that, but the accuracy figure is then slightly optimistic; the manifest says so
 through `build.calibration_samples` and `build.eval_data`).
+
+A scenario's held-out split is EvalData too (`Scenario.eval_data`); `tierwise package --data
+NAME` resolves the name to it, so this module knows nothing of scenarios.
 """
 
 from __future__ import annotations
@@ -33,12 +36,8 @@ class EvalData:
 
 
 def load_eval_data(ref: str | Path) -> EvalData:
-    """Read an .npz file, or take a scenario's held-out split when `ref` names a scenario."""
+    """Read evaluation data from an .npz file, checking its arrays' shapes and types."""
     path = Path(ref)
-    if not path.exists() and path.suffix != ".npz":
-        from tierwise.scenarios import get_scenario
-
-        return get_scenario(str(ref)).eval_data()
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
