@@ -7,40 +7,21 @@
 | vibration     | factory  | SYNTHETIC bearing/shaft vibration windows | MLP 8        | RBF SVM |
 | transactions  | banks    | SYNTHETIC card transactions               | logistic     | RBF SVM |
 
-`get_scenario` accepts either column of names. `build_scenario_packages` (build.py) trains,
-packages and signs a scenario's models, caching the result in a directory.
+`get_scenario` (registry.py) accepts either column of names. `build_scenario_packages`
+(build.py) trains, packages and signs a scenario's models, caching the result in a directory.
+`commands.py` holds `tierwise scenario list|train`.
+
+The names below load on first use, so the CLI, which imports `commands` on every start, does
+not pay for numpy and the generators.
 """
 
 from __future__ import annotations
 
-from tierwise.errors import UsageError
-from tierwise.scenarios.banks import TransactionsScenario
-from tierwise.scenarios.base import Scenario, Splits, TrainedModels
-from tierwise.scenarios.camera import DigitsScenario
-from tierwise.scenarios.factory import VibrationScenario
-from tierwise.scenarios.wearable import BreastCancerScenario
+from typing import TYPE_CHECKING, Any
 
-SCENARIOS: dict[str, type[Scenario]] = {
-    cls.name: cls
-    for cls in (DigitsScenario, BreastCancerScenario, VibrationScenario, TransactionsScenario)
-}
-_instances: dict[str, Scenario] = {}
-
-
-def scenario_names() -> list[str]:
-    return sorted(SCENARIOS)
-
-
-def get_scenario(name: str) -> Scenario:
-    """A scenario by its name (digits) or its example's name (camera); one instance each."""
-    cls = SCENARIOS.get(name) or next((c for c in SCENARIOS.values() if c.example == name), None)
-    if cls is None:
-        known = ", ".join(f"{n} ({c.example})" for n, c in sorted(SCENARIOS.items()))
-        raise UsageError(f'unknown scenario "{name}"; known: {known}')
-    if cls.name not in _instances:  # the split is cached on the instance
-        _instances[cls.name] = cls()
-    return _instances[cls.name]
-
+if TYPE_CHECKING:
+    from tierwise.scenarios.base import Scenario, Splits, TrainedModels
+    from tierwise.scenarios.registry import SCENARIOS, get_scenario, scenario_names
 
 __all__ = [
     "SCENARIOS",
@@ -50,3 +31,20 @@ __all__ = [
     "get_scenario",
     "scenario_names",
 ]
+
+_MODULE_OF = {
+    "SCENARIOS": "registry",
+    "get_scenario": "registry",
+    "scenario_names": "registry",
+    "Scenario": "base",
+    "Splits": "base",
+    "TrainedModels": "base",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MODULE_OF:
+        import importlib
+
+        return getattr(importlib.import_module(f"tierwise.scenarios.{_MODULE_OF[name]}"), name)
+    raise AttributeError(f"module 'tierwise.scenarios' has no attribute {name!r}")
