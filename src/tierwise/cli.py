@@ -195,11 +195,15 @@ app.add_typer(cloud_app, name="cloud")
 
 from tierwise.package.commands import register as register_package  # noqa: E402  (typer only)
 
-register_package(app)  # package, verify, install, keys new, scenario list/train
+register_package(app)  # package, verify, install, keys new
 
 from tierwise.federate.commands import register as register_federate  # noqa: E402  (typer only)
 
 register_federate(app)  # federate
+
+from tierwise.scenarios.commands import register as register_scenarios  # noqa: E402
+
+register_scenarios(app)  # scenario list/train
 
 
 def main() -> None:

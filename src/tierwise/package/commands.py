@@ -1,6 +1,6 @@
-"""The package verbs: `keys new`, `package`, `verify`, `install`, `scenario list|train`.
+"""The package verbs: `keys new`, `package`, `verify`, `install`.
 
-Thin shells over the package and scenario modules; importing this module costs only typer
+Thin shells over the package modules; importing this module costs only typer and rich
 (everything else loads inside the commands). `register(app)` adds them to the main CLI.
 """
 
@@ -22,10 +22,6 @@ if TYPE_CHECKING:
 CASCADE_BUDGET = 0.15  # the escalation share the summary quotes (the report's acceptance point)
 
 keys_app = typer.Typer(help="Make Ed25519 signing keys for packages.", no_args_is_help=True)
-scenario_app = typer.Typer(
-    help="Data sets and models for the examples (real data, or labelled generators).",
-    no_args_is_help=True,
-)
 
 TrustOption = Annotated[
     list[Path],
@@ -39,7 +35,6 @@ def register(app: typer.Typer) -> None:
     app.command("verify")(verify)
     app.command("install")(install)
     app.add_typer(keys_app, name="keys")
-    app.add_typer(scenario_app, name="scenario")
 
 
 @keys_app.command("new")
@@ -140,32 +135,6 @@ def install(
     manifest = install_package(package_dir, into, trust)
     was = f" (was v{before}, kept as previous)" if before is not None else ""
     console.print(f"installed {manifest.name} v{manifest.version} in {into}{was}")
-
-
-@scenario_app.command("list")
-def scenario_list() -> None:
-    """The scenarios, which example each serves, and whether its data is real or generated."""
-    from rich.table import Table
-
-    from tierwise.scenarios import SCENARIOS
-
-    table = Table("scenario", "example", "data", "summary")
-    for name, cls in sorted(SCENARIOS.items()):
-        table.add_row(name, cls.example, "SYNTHETIC" if cls.synthetic else "real", cls.summary)
-    console.print(table)
-
-
-@scenario_app.command("train")
-def scenario_train(
-    name: Annotated[str, typer.Argument(help="scenario (digits) or example (camera) name")],
-    out: Annotated[Path, typer.Option(help="directory for the models and data")] = Path("models"),
-) -> None:
-    """Train a scenario's edge and cloud models; write them with its eval and test data."""
-    from tierwise.scenarios.build import train_scenario
-
-    files = train_scenario(name, out, timed_progress())
-    for path in (files.edge, files.cloud, files.eval, files.test):
-        console.print(f"wrote {path}")
 
 
 def print_summary(manifest: Manifest, console: Console) -> None:
