@@ -16,16 +16,26 @@ Modules, one idea each:
     device.py       a cheap device-side client, for simulators and load tests
 
 Needs only the `edge` extra: no torch, scikit-learn or Flower (a test checks it).
+
+The names below load on first use, so the CLI, which imports `commands` on every start, does
+not pay for FastAPI and httpx.
 """
 
-from tierwise.edge.agent import EdgeAgent
-from tierwise.edge.device import DeviceConnection
-from tierwise.edge.http_link import HttpCloudLink
-from tierwise.edge.lifecycle import AgentState
-from tierwise.edge.link import CloudLink
-from tierwise.edge.memory_link import InMemoryCloud, InMemoryCloudLink
-from tierwise.edge.outbox import Durability, Outbox
-from tierwise.edge.settings import EdgeSettings
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tierwise.lazy import lazy_names
+
+if TYPE_CHECKING:
+    from tierwise.edge.agent import EdgeAgent
+    from tierwise.edge.device import DeviceConnection
+    from tierwise.edge.http_link import HttpCloudLink
+    from tierwise.edge.lifecycle import AgentState
+    from tierwise.edge.link import CloudLink
+    from tierwise.edge.memory_link import InMemoryCloud, InMemoryCloudLink
+    from tierwise.edge.outbox import Durability, Outbox
+    from tierwise.edge.settings import EdgeSettings
 
 __all__ = [
     "AgentState",
@@ -39,3 +49,19 @@ __all__ = [
     "InMemoryCloudLink",
     "Outbox",
 ]
+
+__getattr__ = lazy_names(
+    __name__,
+    {
+        "EdgeAgent": "agent",
+        "DeviceConnection": "device",
+        "HttpCloudLink": "http_link",
+        "AgentState": "lifecycle",
+        "CloudLink": "link",
+        "InMemoryCloud": "memory_link",
+        "InMemoryCloudLink": "memory_link",
+        "Durability": "outbox",
+        "Outbox": "outbox",
+        "EdgeSettings": "settings",
+    },
+)

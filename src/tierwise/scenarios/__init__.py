@@ -17,7 +17,9 @@ not pay for numpy and the generators.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from tierwise.lazy import lazy_names
 
 if TYPE_CHECKING:
     from tierwise.scenarios.base import Scenario, Splits, TrainedModels
@@ -32,19 +34,14 @@ __all__ = [
     "scenario_names",
 ]
 
-_MODULE_OF = {
-    "SCENARIOS": "registry",
-    "get_scenario": "registry",
-    "scenario_names": "registry",
-    "Scenario": "base",
-    "Splits": "base",
-    "TrainedModels": "base",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MODULE_OF:
-        import importlib
-
-        return getattr(importlib.import_module(f"tierwise.scenarios.{_MODULE_OF[name]}"), name)
-    raise AttributeError(f"module 'tierwise.scenarios' has no attribute {name!r}")
+__getattr__ = lazy_names(
+    __name__,
+    {
+        "SCENARIOS": "registry",
+        "get_scenario": "registry",
+        "scenario_names": "registry",
+        "Scenario": "base",
+        "Splits": "base",
+        "TrainedModels": "base",
+    },
+)
