@@ -9,7 +9,9 @@ that must not pull in FastAPI and SQLAlchemy (an edge install has no SQLAlchemy)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from tierwise.lazy import lazy_names
 
 if TYPE_CHECKING:
     from tierwise.cloud.app import create_app
@@ -17,14 +19,4 @@ if TYPE_CHECKING:
 
 __all__ = ["Settings", "create_app"]
 
-
-def __getattr__(name: str) -> Any:
-    if name == "create_app":
-        from tierwise.cloud.app import create_app
-
-        return create_app
-    if name == "Settings":
-        from tierwise.cloud.settings import Settings
-
-        return Settings
-    raise AttributeError(f"module 'tierwise.cloud' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, {"Settings": "settings", "create_app": "app"})

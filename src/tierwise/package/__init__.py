@@ -10,7 +10,9 @@ pay for cryptography or onnxruntime.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from tierwise.lazy import lazy_names
 
 if TYPE_CHECKING:
     from tierwise.package.install import (
@@ -46,27 +48,22 @@ __all__ = [
     "write_keypair",
 ]
 
-_MODULE_OF = {
-    "MANIFEST_NAME": "manifest",
-    "SIGNATURE_NAME": "manifest",
-    "Manifest": "manifest",
-    "read_manifest": "manifest",
-    "current_package": "install",
-    "install_package": "install",
-    "installed_version": "install",
-    "rollback": "install",
-    "key_id": "keys",
-    "load_private_key": "keys",
-    "load_public_key": "keys",
-    "load_trusted_keys": "keys",
-    "write_keypair": "keys",
-    "verify_package": "verify",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MODULE_OF:
-        import importlib
-
-        return getattr(importlib.import_module(f"tierwise.package.{_MODULE_OF[name]}"), name)
-    raise AttributeError(f"module 'tierwise.package' has no attribute {name!r}")
+__getattr__ = lazy_names(
+    __name__,
+    {
+        "MANIFEST_NAME": "manifest",
+        "SIGNATURE_NAME": "manifest",
+        "Manifest": "manifest",
+        "read_manifest": "manifest",
+        "current_package": "install",
+        "install_package": "install",
+        "installed_version": "install",
+        "rollback": "install",
+        "key_id": "keys",
+        "load_private_key": "keys",
+        "load_public_key": "keys",
+        "load_trusted_keys": "keys",
+        "write_keypair": "keys",
+        "verify_package": "verify",
+    },
+)
