@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -22,54 +20,13 @@ app = typer.Typer(
 )
 
 
-@app.command()
-def plan(
-    spec: Annotated[Path, typer.Argument(help="the spec YAML")],
-    json_out: Annotated[
-        Path | None,
-        typer.Option("--json", help="write the plan as JSON to this file ('-' = stdout)"),
-    ] = None,
-    html: Annotated[Path | None, typer.Option("--html", help="write an HTML report")] = None,
-    alternatives: Annotated[bool, typer.Option(help="list the rejected alternatives")] = True,
-) -> None:
-    """Place every feature (device / edge / cloud / cascade) and training job, and explain why."""
-    from tierwise.plan.planner import plan as make_plan
-    from tierwise.plan.report import render
-    from tierwise.spec import load_spec
+from tierwise.plan.commands import register as register_plan  # noqa: E402
 
-    result = make_plan(load_spec(spec))
-    if json_out is not None and str(json_out) == "-":
-        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
-        return
-    render(result, console, alternatives=alternatives)
-    if json_out is not None:
-        json_out.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
-        console.print(f"[dim]wrote {json_out}[/dim]")
-    if html is not None:
-        from tierwise.plan.html import write_html
+register_plan(app)  # plan
 
-        write_html(result, html)
-        console.print(f"[dim]wrote {html}[/dim]")
+from tierwise.spec.commands import register as register_spec  # noqa: E402
 
-
-@app.command()
-def schema() -> None:
-    """Print the JSON Schema of the spec (for editors and CI linters)."""
-    from tierwise.spec.model import Spec
-
-    sys.stdout.write(json.dumps(Spec.model_json_schema(), indent=2) + "\n")
-
-
-@app.command()
-def validate(spec: Annotated[Path, typer.Argument(help="the spec YAML")]) -> None:
-    """Check a spec and say what is wrong, line by line."""
-    from tierwise.spec import load_spec
-
-    loaded = load_spec(spec)
-    console.print(
-        f"{spec}: ok — {len(loaded.sites)} sites, {len(loaded.models)} models, "
-        f"{len(loaded.features)} features, {len(loaded.training)} training jobs"
-    )
+register_spec(app)  # schema, validate
 
 
 @app.command()
