@@ -1,9 +1,16 @@
-"""`tierwise edge --site S --cloud URL`: one site's agent as a process (registered in cli.py)."""
+"""`tierwise edge --site S --cloud URL`: one site's agent as a process.
+
+Importing this module costs only typer; the agent (FastAPI, ONNX Runtime) loads inside the
+command. `register(app)` adds it to the main CLI.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from tierwise.errors import UsageError
 
@@ -25,23 +32,41 @@ def read_token(token_file: Path | None) -> str:
     return token
 
 
-def run_edge(
-    site: str,
-    cloud: str,
-    token_file: Path | None,
-    trust: list[Path],
-    data_dir: Path | None,
-    host: str | None,
-    port: int | None,
-    durability: str | None,
-    outbox_cap: int | None,
-    drop_policy: str | None,
-    drain_timeout: float | None,
-    poll_interval: float | None,
-    upload_interval: float | None,
-    log_level: str,
+def register(app: typer.Typer) -> None:
+    """Add `edge` to the `tierwise` app."""
+    app.command("edge")(edge)
+
+
+def edge(
+    site: Annotated[str, typer.Option(help="this site's name, as the cloud knows it")],
+    cloud: Annotated[str, typer.Option(help="the cloud service URL, e.g. http://127.0.0.1:8000")],
+    token_file: Annotated[
+        Path | None, typer.Option(help="file holding the site token (else $TIERWISE_EDGE_TOKEN)")
+    ] = None,
+    trust: Annotated[
+        list[Path] | None, typer.Option(help="public key packages must be signed by (repeatable)")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="outbox and packages (default ./tierwise-edge-SITE)")
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="address devices connect to")] = None,
+    port: Annotated[int | None, typer.Option(help="port devices connect to (0: any free)")] = None,
+    durability: Annotated[
+        str | None, typer.Option(help="outbox commits survive: 'process' or 'power' (fsync)")
+    ] = None,
+    outbox_cap: Annotated[int | None, typer.Option(help="outbox byte cap")] = None,
+    drop_policy: Annotated[
+        str | None, typer.Option(help="when the outbox is full: drop-oldest or drop-newest")
+    ] = None,
+    drain_timeout: Annotated[float | None, typer.Option(help="seconds to flush at stop")] = None,
+    poll_interval: Annotated[float | None, typer.Option(help="seconds between polls")] = None,
+    upload_interval: Annotated[
+        float | None, typer.Option(help="seconds a telemetry batch may wait to fill")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning",
 ) -> None:
-    """Build the agent from options (and TIERWISE_EDGE_* variables) and serve until stopped."""
+    """Run one site's edge agent: serve devices, follow the deployment, store and forward."""
+    # Options left out fall back to TIERWISE_EDGE_* variables, then to EdgeSettings' defaults.
     from tierwise.edge.agent import EdgeAgent
     from tierwise.edge.http_link import HttpCloudLink
     from tierwise.edge.packages import SignedPackages
@@ -50,14 +75,15 @@ def run_edge(
 
     if not cloud.startswith(("http://", "https://")):
         raise UsageError(f"--cloud {cloud!r}: expected a URL like http://127.0.0.1:8000")
-    for key in trust:
+    trusted = tuple(trust or ())
+    for key in trusted:
         if not key.is_file():
             raise UsageError(f"--trust {key}: no such public key file")
     settings = EdgeSettings.from_env(
         site=site,
         cloud_url=cloud,
         token=read_token(token_file),
-        trusted_keys=tuple(trust) or None,
+        trusted_keys=trusted or None,
         data_dir=data_dir or Path(f"tierwise-edge-{site}"),
         host=host,
         port=port,

@@ -1,51 +1,60 @@
-"""`tierwise simulate SPEC`: the command's body, kept out of cli.py so that stays thin."""
+"""`tierwise simulate SPEC`: replay the plan request by request; print, plot and write figures."""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
+from typing import Annotated
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+import typer
 
+from tierwise.cli_options import SpecArgument, parse_duration
+from tierwise.console import console, err_console
 from tierwise.errors import UsageError
-from tierwise.spec import load_spec
-from tierwise.spec.units import DURATION
 
 
-def run_simulate(
-    spec_path: Path,
-    strategy: str,
-    duration: str,
-    seed: int,
-    json_out: Path | None,
-    plots: Path | None,
-    html: Path | None,
-    console: Console,
+def register(app: typer.Typer) -> None:
+    """Add `simulate` to the `tierwise` app."""
+    app.command("simulate")(simulate)
+
+
+def simulate(
+    spec: SpecArgument,
+    strategy: Annotated[
+        str, typer.Option(help="plan, cloud-only, edge-only, or all three")
+    ] = "plan",
+    duration: Annotated[str, typer.Option(help="simulated time, e.g. 24h or 15min")] = "24h",
+    seed: Annotated[int, typer.Option(help="random seed (same seed, same run)")] = 0,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="write the figures as JSON ('-' = stdout)")
+    ] = None,
+    plots: Annotated[Path | None, typer.Option(help="write PNG plots into this folder")] = None,
+    html: Annotated[Path | None, typer.Option(help="write an HTML report (with plots)")] = None,
 ) -> None:
-    """Load, plan, simulate, then print and write what was asked for."""
-    from tierwise.simulate.report import render
-    from tierwise.simulate.run import STRATEGIES, simulate
+    """Replay the plan request by request under the spec's spikes and outages."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    try:
-        seconds = DURATION.parse(duration)
-    except ValueError as exc:
-        raise UsageError(f"--duration: {exc}") from None
+    from tierwise.simulate.report import render
+    from tierwise.simulate.run import STRATEGIES
+    from tierwise.simulate.run import simulate as run_simulation
+    from tierwise.spec import load_spec
+
+    seconds = parse_duration(duration)
     chosen = list(STRATEGIES) if strategy == "all" else [strategy]
-    spec = load_spec(spec_path)
+    loaded = load_spec(spec)
     to_stdout = json_out is not None and str(json_out) == "-"
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         TimeRemainingColumn(),
-        console=Console(stderr=True),
+        console=err_console,
         transient=True,
         disable=to_stdout or not sys.stderr.isatty(),
     ) as bar:
         tasks = {name: bar.add_task(f"simulating {name}", total=1.0) for name in chosen}
-        result, planned = simulate(
-            spec,
+        result, planned = run_simulation(
+            loaded,
             chosen,
             duration=seconds,
             seed=seed,
@@ -63,7 +72,7 @@ def run_simulate(
         from tierwise.simulate.plots import write_plots
 
         folder = plots or (html.parent if html is not None else Path("."))
-        images = write_plots(result, spec, folder)
+        images = write_plots(result, loaded, folder)
         for image in images:
             console.print(f"[dim]wrote {image}[/dim]")
         if html is not None:

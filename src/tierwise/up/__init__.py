@@ -15,5 +15,5 @@ Modules, one idea each:
     stream.py        while devices stream: one start, outages on schedule, the live view
     live.py          the live view's table and log lines
     report.py        run.json and the plan-vs-measured table
-    commands.py      the CLI's body (registered in cli.py)
+    commands.py      `tierwise up`: its options and the run.json and table it writes
 """

@@ -1,41 +1,61 @@
-"""`tierwise up SPEC`: the command's body (options in, run.json and the table out)."""
+"""`tierwise up SPEC`: run the continuum on this machine; options in, run.json and a table out."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
-from rich.console import Console
+import typer
 
+from tierwise.cli_options import SpecArgument, parse_duration
+from tierwise.console import console, err_console
 from tierwise.errors import UsageError
-from tierwise.spec.units import DURATION
-from tierwise.up.layout import STRATEGIES, Strategy
+
+if TYPE_CHECKING:
+    from tierwise.up.layout import Strategy
 
 
-def run_up_command(
-    spec: Path,
-    duration: str,
-    wan: str | None,
-    scale: str,
-    min_rate: str | None,
-    out: Path | None,
-    strategy: str,
-    cache: Path | None,
-    run_dir: Path | None,
-    seed: int,
-    console: Console,
-    err_console: Console,
+def register(app: typer.Typer) -> None:
+    """Add `up` to the `tierwise` app."""
+    app.command("up")(up)
+
+
+def up(
+    spec: SpecArgument,
+    duration: Annotated[str, typer.Option(help="how long devices stream, e.g. 60s")] = "60s",
+    wan: Annotated[
+        str | None,
+        typer.Option(help="edge->cloud conditions, e.g. 'spec,outage=20s@20s' (docs/up.md)"),
+    ] = None,
+    scale: Annotated[
+        str, typer.Option(help="auto (measure this machine) or a factor of the spec's rates")
+    ] = "auto",
+    min_rate: Annotated[
+        str | None,
+        typer.Option(
+            help="floor for rare features, requests/s per site (default 1; 0 keeps the "
+            "spec's proportions, as byte counts need)"
+        ),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="write the run as JSON here")] = None,
+    strategy: Annotated[str, typer.Option(help="plan, or cloud-only to compare")] = "plan",
+    cache: Annotated[
+        Path | None, typer.Option(help="scenario package cache (default ~/.cache/tierwise)")
+    ] = None,
+    run_dir: Annotated[
+        Path | None, typer.Option(help="keep logs and data here (default: a temporary dir)")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="random seed of arrivals and the WAN")] = 0,
 ) -> None:
-    """Parse the options, run the continuum, write run.json and print the table."""
+    """Run the continuum for real on this machine: cloud, edge agents, WAN, devices; measure."""
+    from tierwise.up.layout import STRATEGIES
     from tierwise.up.report import render_table
     from tierwise.up.run import UpOptions, default_cache, run_up
     from tierwise.up.scale import parse_min_rate, parse_scale
     from tierwise.up.wan_schedule import parse_wan
 
-    try:
-        seconds = DURATION.parse(duration)
-    except ValueError as exc:
-        raise UsageError(f"--duration: {exc}") from None
+    seconds = parse_duration(duration)
     if seconds < 1:
         raise UsageError(f"--duration {duration}: run for at least 1s")
     if strategy not in STRATEGIES:
