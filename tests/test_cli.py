@@ -64,3 +64,24 @@ def test_infeasible_spec_exits_4_with_the_reason(tmp_path: Path) -> None:
 def test_unknown_option_is_a_usage_error() -> None:
     run = _run("plan", "--frobnicate")
     assert run.returncode == 2
+
+
+# What `tierwise --help` must not pay for: the services', the builders' and the solver's stacks.
+HEAVY = (
+    "fastapi",
+    "sqlalchemy",
+    "onnxruntime",
+    "cryptography",
+    "sklearn",
+    "torch",
+    "flwr",
+    "numpy",
+    "scipy",
+)
+
+
+def test_starting_the_cli_loads_no_heavy_dependency() -> None:
+    """Every verb registers on start, so each keeps its heavy imports inside its commands."""
+    code = f"import sys, tierwise.cli; print([m for m in {HEAVY!r} if m in sys.modules])"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "[]"

@@ -1,4 +1,10 @@
-"""The `tierwise` command: one sub-command per verb, each a thin shell over the library."""
+"""The `tierwise` command: the app, each verb's commands added by its `register(app)`, `main`.
+
+Every verb lives in its package's `commands.py`, which imports typer, rich and a few small
+modules of ours at the top and the rest inside its commands: starting `tierwise` loads no
+FastAPI, ONNX Runtime, scikit-learn or Flower (tests/test_cli.py checks), so `--help` stays
+fast and a gateway with only `tierwise[edge]` can run `tierwise edge`.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,17 @@ import logging
 
 import typer
 
+from tierwise.cloud import commands as cloud_commands
 from tierwise.console import err_console
+from tierwise.edge import commands as edge_commands
 from tierwise.errors import TierwiseError, UsageError
+from tierwise.federate import commands as federate_commands
+from tierwise.package import commands as package_commands
+from tierwise.plan import commands as plan_commands
+from tierwise.scenarios import commands as scenarios_commands
+from tierwise.simulate import commands as simulate_commands
+from tierwise.spec import commands as spec_commands
+from tierwise.up import commands as up_commands
 
 app = typer.Typer(
     name="tierwise",
@@ -18,42 +33,17 @@ app = typer.Typer(
 )
 
 
-from tierwise.plan.commands import register as register_plan  # noqa: E402
-
-register_plan(app)  # plan
-
-from tierwise.spec.commands import register as register_spec  # noqa: E402
-
-register_spec(app)  # schema, validate
-
-
-from tierwise.simulate.commands import register as register_simulate  # noqa: E402
-
-register_simulate(app)  # simulate
-
-from tierwise.edge.commands import register as register_edge  # noqa: E402
-
-register_edge(app)  # edge
-
-from tierwise.up.commands import register as register_up  # noqa: E402
-
-register_up(app)  # up
-
-from tierwise.cloud.commands import cloud_app  # noqa: E402  (light: typer only)
-
-app.add_typer(cloud_app, name="cloud")
-
-from tierwise.package.commands import register as register_package  # noqa: E402  (typer only)
-
-register_package(app)  # package, verify, install, keys new
-
-from tierwise.federate.commands import register as register_federate  # noqa: E402  (typer only)
-
-register_federate(app)  # federate
-
-from tierwise.scenarios.commands import register as register_scenarios  # noqa: E402
-
-register_scenarios(app)  # scenario list/train
+# `tierwise --help` lists the commands in the order they are added here, then the groups
+# (cloud, keys, scenario) in theirs.
+plan_commands.register(app)  # plan
+spec_commands.register(app)  # schema, validate
+simulate_commands.register(app)  # simulate
+edge_commands.register(app)  # edge
+up_commands.register(app)  # up
+cloud_commands.register(app)  # cloud, cloud token
+package_commands.register(app)  # package, verify, install, keys new
+federate_commands.register(app)  # federate
+scenarios_commands.register(app)  # scenario list, scenario train
 
 
 def main() -> None:

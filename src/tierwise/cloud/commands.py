@@ -23,6 +23,12 @@ cloud_app = typer.Typer(
     no_args_is_help=False,
 )
 
+
+def register(app: typer.Typer) -> None:
+    """Add `cloud` and `cloud token` to the `tierwise` app."""
+    app.add_typer(cloud_app, name="cloud")
+
+
 DbOption = Annotated[
     str | None,
     typer.Option(
