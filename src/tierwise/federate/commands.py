@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from tierwise.cli_options import SpecArgument
 from tierwise.console import console
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ def register(app: typer.Typer) -> None:
 
 
 def federate(
-    spec: Annotated[Path, typer.Argument(help="the spec YAML")],
+    spec: SpecArgument,
     job: Annotated[
         str | None, typer.Option(help="training job to run (default: the only federated one)")
     ] = None,
