@@ -3,8 +3,8 @@
 A thin shell: pick the job the plan made federated (refuse one it made centralized),
 run it on Flower (`runner`), draw the progress bar from the run's event log, write the
 metrics JSON and chart, package the global model, and upload it for a staged rollout
-when a cloud is given. Importing this module costs only typer; the rest loads in the
-command. `register(app)` adds the command to the main CLI.
+when a cloud is given. Importing this module costs only typer and rich; the rest loads in
+the command. `register(app)` adds the command to the main CLI.
 """
 
 from __future__ import annotations
