@@ -15,6 +15,7 @@ from tierwise.cloud import Settings
 from tierwise.cloud.db import Database
 
 ADMIN_TOKEN = "tw_admin-token-for-tests-only"
+EPOCH = 1_700_000_000.0  # 2023-11-14 in epoch seconds: where test clocks start
 
 
 @dataclass
