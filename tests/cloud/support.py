@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from tierwise.cloud import Settings
 from tierwise.cloud.db import Database
+from tierwise.rules.clock import VirtualClock
 
 ADMIN_TOKEN = "tw_admin-token-for-tests-only"
 EPOCH = 1_700_000_000.0  # 2023-11-14 in epoch seconds: where test clocks start
@@ -20,11 +21,12 @@ EPOCH = 1_700_000_000.0  # 2023-11-14 in epoch seconds: where test clocks start
 
 @dataclass
 class Cloud:
-    """A running app plus tokens: admin, and sites `a` and `b`."""
+    """A running app plus tokens: admin, and sites `a` and `b`; its time moves with `clock`."""
 
     client: TestClient
     db: Database
     settings: Settings
+    clock: VirtualClock
     admin: dict[str, str]
     site_a: dict[str, str]
     site_b: dict[str, str]
