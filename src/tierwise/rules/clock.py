@@ -2,7 +2,9 @@
 
 The agent, the cloud and the simulator run the same decision code; only the clock differs, as
 in SimPy's `RealtimeEnvironment`, which overrides one method of the simulated environment.
-Code never calls `time.time()` itself: it is handed a clock (or `clock.now()`). Which clock:
+The rules and the cloud never call `time.time()`: they are handed a clock (or `clock.now()`).
+Timing real work for a latency histogram is another matter; it stays `time.perf_counter()`.
+Which clock:
 
     RealClock()     monotonic seconds from an arbitrary origin: durations and deadlines within
                     one process (the edge agent's router, uploader, cloud-health window)
