@@ -20,9 +20,10 @@ from fastapi.testclient import TestClient
 from tierwise.cloud import Settings, create_app
 from tierwise.cloud.auth import issue_token
 from tierwise.cloud.db import Database, open_database
+from tierwise.rules.clock import VirtualClock
 
 from .packages import Signer, make_signer
-from .support import ADMIN_TOKEN, Cloud, ServerThread, bearer
+from .support import ADMIN_TOKEN, EPOCH, Cloud, ServerThread, bearer
 
 PG_USERS = ("postgres", "root")
 
@@ -107,16 +108,23 @@ def _sha(token: str) -> str:
 
 
 @pytest.fixture
-def cloud(settings: Settings) -> Iterator[Cloud]:
-    app = create_app(settings)
+def clock() -> VirtualClock:
+    """The cloud's time: no test waits for it to pass, each advances it."""
+    return VirtualClock(EPOCH)
+
+
+@pytest.fixture
+def cloud(settings: Settings, clock: VirtualClock) -> Iterator[Cloud]:
+    app = create_app(settings, clock)
     db = app.state.cloud.db
-    token_a = issue_token(db, "a")
-    token_b = issue_token(db, "b")
+    token_a = issue_token(db, "a", clock.now())
+    token_b = issue_token(db, "b", clock.now())
     with TestClient(app) as client:
         yield Cloud(
             client=client,
             db=db,
             settings=settings,
+            clock=clock,
             admin=bearer(ADMIN_TOKEN),
             site_a=bearer(token_a),
             site_b=bearer(token_b),

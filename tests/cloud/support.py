@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from dataclasses import dataclass
 
 import uvicorn
@@ -13,17 +12,20 @@ from fastapi.testclient import TestClient
 
 from tierwise.cloud import Settings
 from tierwise.cloud.db import Database
+from tierwise.rules.clock import VirtualClock
 
 ADMIN_TOKEN = "tw_admin-token-for-tests-only"
+EPOCH = 1_700_000_000.0  # 2023-11-14 in epoch seconds: where test clocks start
 
 
 @dataclass
 class Cloud:
-    """A running app plus tokens: admin, and sites `a` and `b`."""
+    """A running app plus tokens: admin, and sites `a` and `b`; its time moves with `clock`."""
 
     client: TestClient
     db: Database
     settings: Settings
+    clock: VirtualClock
     admin: dict[str, str]
     site_a: dict[str, str]
     site_b: dict[str, str]
@@ -42,21 +44,36 @@ class ServerThread:
         self.sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         config = uvicorn.Config(app, log_level="warning", lifespan=lifespan, ws="none")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
-        )
+        self.server = _AnnouncingServer(config)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        try:
+            self.server.run(sockets=[self.sock])
+        finally:  # a server that failed before its startup must not leave __enter__ waiting
+            self.server.startup_over.set()
 
     def __enter__(self) -> ServerThread:
         self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start within 10 s")
-            time.sleep(0.01)
+        if not self.server.startup_over.wait(10) or not self.server.started:
+            raise RuntimeError("uvicorn did not start (it failed, or took over 10 s)")
         return self
 
     def __exit__(self, *_exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(10)
         self.sock.close()
+
+
+class _AnnouncingServer(uvicorn.Server):
+    """uvicorn that tells another thread when its startup is over, successful or not."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.startup_over = threading.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets)
+        finally:
+            self.startup_over.set()

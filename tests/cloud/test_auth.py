@@ -13,7 +13,7 @@ from tierwise.cloud.db import Database, tokens
 from tierwise.cloud.settings import hash_token
 from tierwise.errors import UsageError
 
-from .support import Cloud, bearer
+from .support import EPOCH, Cloud, bearer
 
 # Who may call each operation: an operator only, the site named in the path only (it writes
 # as that site), that site or an operator, or any valid token. Public endpoints are absent.
@@ -130,8 +130,8 @@ def test_tokens_file_accepts_clear_and_hashed_tokens(database: Database, tmp_pat
     hashed = "tw_hashed-token-0123456789"
     path = tmp_path / "tokens.json"
     path.write_text(f'{{"x": "{clear}", "y": "sha256:{hash_token(hashed)}"}}')
-    assert load_tokens_file(database, path) == 2
-    assert load_tokens_file(database, path) == 0  # loading again at every start is harmless
+    assert load_tokens_file(database, path, EPOCH) == 2
+    assert load_tokens_file(database, path, EPOCH) == 0  # loading again at every start is harmless
     with database.read() as conn:
         rows = {r.site: r.token_sha256 for r in conn.execute(sa.select(tokens)).all()}
     assert rows == {"x": hash_token(clear), "y": hash_token(hashed)}
@@ -153,7 +153,7 @@ def test_bad_tokens_file_names_the_problem(
     path = tmp_path / "tokens.json"
     path.write_text(content)
     with pytest.raises(UsageError, match=message):
-        load_tokens_file(database, path)
+        load_tokens_file(database, path, EPOCH)
 
 
 @pytest.mark.parametrize(

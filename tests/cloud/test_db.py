@@ -13,6 +13,8 @@ from tierwise.cloud.telemetry import ingest, read_stream
 from tierwise.errors import UsageError
 from tierwise.wire import TelemetryEvent
 
+from .support import EPOCH
+
 
 def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
     db = open_database(f"sqlite:///{tmp_path / 'sub' / 'cloud.db'}")
@@ -30,7 +32,7 @@ def test_concurrent_batches_from_many_threads_all_land_once(database: Database) 
                 TelemetryEvent(stream=f"s{worker % 4}", seq=seq, ts=0.0, kind="k")
                 for seq in range(start, start + 150)
             ]
-            accepted += ingest(database, "a", events).accepted
+            accepted += ingest(database, "a", events, EPOCH).accepted
         return accepted
 
     with ThreadPoolExecutor(8) as pool:

@@ -2,13 +2,14 @@
 automatically and never reaches the other sites; a good version is promoted everywhere.
 
 Sites are played by HTTP clients with their own tokens, reporting status the way an edge
-agent does; the cloud is the real app served by uvicorn on 127.0.0.1.
+agent does; the cloud is the real app served by uvicorn on 127.0.0.1. Its clock is virtual:
+a test moves it past a canary's bake time rather than waiting for the time to pass.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import httpx
 import pytest
 
 from tierwise.cloud.auth import issue_token
+from tierwise.rules.clock import VirtualClock
 
 from .packages import Signer, archive, build
 from .support import Cloud, bearer
@@ -25,6 +27,8 @@ FEATURE = "quality"
 CANARY = "c1"
 OTHERS = ("a", "b")
 THRESHOLDS = {"max_error_rate": 0.05, "min_accuracy": 0.9, "max_p99_ms": 50.0}
+BAKE_SECONDS = 60.0
+DAY = 86_400.0
 
 
 @dataclass
@@ -33,6 +37,7 @@ class Fleet:
 
     admin: httpx.Client
     sites: dict[str, httpx.Client]
+    clock: VirtualClock  # the cloud's
     since: dict[str, float] = field(default_factory=dict)
     seen: dict[str, set[int]] = field(default_factory=dict)  # versions each site was offered
 
@@ -47,7 +52,7 @@ class Fleet:
 
     def report(self, site: str, version: int, healthy: bool = True, **counters: Any) -> None:
         """What an agent sends: cumulative counters for the version it runs."""
-        since = self.since.setdefault(f"{site}/{version}", time.time())
+        since = self.since.setdefault(f"{site}/{version}", self.clock.now())
         feature = {
             "feature": FEATURE,
             "package": "wine",
@@ -68,7 +73,7 @@ class Fleet:
             "thresholds": THRESHOLDS,
             "min_canary_requests": 100,
             "min_canary_feedback": 50,
-            "bake_seconds": 0.3,
+            "bake_seconds": BAKE_SECONDS,
         } | request
         response = self.admin.post("/v1/rollouts", json=body)
         assert response.status_code == 201, response.text
@@ -96,19 +101,22 @@ def fleet(cloud: Cloud, live: str, signer: Signer, tmp_path: Path) -> Iterator[F
         assignment = {"package": "wine", "version": 1, "placement": "edge", "deadline_ms": 100}
         response = admin.put(f"/v1/sites/{site}/features/{FEATURE}", json=assignment)
         assert response.status_code == 200, response.text
-    yield Fleet(admin, sites)
+    yield Fleet(admin, sites, cloud.clock)
     for client in (admin, *sites.values()):
         client.close()
 
 
-def wait_for(fleet: Fleet, rollout_id: int, state: str, timeout: float = 10.0) -> dict[str, Any]:
+def eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Whether `check` holds within `timeout` real seconds, for work the ticker does on its own.
+
+    The virtual clock stands still meanwhile: this waits for the ticker's thread, not for time.
+    """
     deadline = time.monotonic() + timeout
-    while True:
-        rollout = fleet.rollout(rollout_id)
-        if rollout["state"] == state or time.monotonic() > deadline:
-            return rollout
-        fleet.versions()  # keep watching what every site is offered meanwhile
-        time.sleep(0.05)
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 GOOD = {
@@ -140,12 +148,12 @@ def test_regressing_canary_is_rolled_back_and_never_reaches_other_sites(
     fleet.report(CANARY, 2, requests=40, errors=0, p99_ms=10.0)
     assert fleet.rollout(rollout["id"])["state"] == "canary"
     fleet.report(CANARY, 2, **(GOOD | regression))
-    final = wait_for(fleet, rollout["id"], "rolled_back")
+    final = fleet.rollout(rollout["id"])  # within the bake time: a regression does not wait
     assert final["state"] == "rolled_back"
     assert reason in final["reason"]
     assert fleet.versions() == {"a": 1, "b": 1, CANARY: 1}
     # However long one waits, the other sites are never offered version 2.
-    time.sleep(0.5)
+    fleet.clock.advance(DAY)
     assert fleet.rollout(rollout["id"])["state"] == "rolled_back"
     assert fleet.versions() == {"a": 1, "b": 1, CANARY: 1}
     assert fleet.seen["a"] == fleet.seen["b"] == {1}
@@ -163,7 +171,13 @@ def test_canary_failing_its_health_probe_is_rolled_back_at_once(fleet: Fleet) ->
 def test_healthy_canary_is_promoted_then_done_when_every_site_runs_it(fleet: Fleet) -> None:
     rollout = fleet.start()
     fleet.report(CANARY, 2, **GOOD)
-    promoting = wait_for(fleet, rollout["id"], "promoting")  # once the bake time is over
+    fleet.clock.advance(BAKE_SECONDS - 1)
+    baking = fleet.rollout(rollout["id"])
+    assert baking["state"] == "canary"
+    assert "baking 59/60 s" in baking["reason"]
+    assert fleet.versions() == {"a": 1, "b": 1, CANARY: 2}
+    fleet.clock.advance(1)
+    promoting = fleet.rollout(rollout["id"])  # the bake time is over
     assert promoting["state"] == "promoting", promoting["reason"]
     assert fleet.versions() == {"a": 2, "b": 2, CANARY: 2}
     fleet.report("a", 2)
@@ -172,6 +186,14 @@ def test_healthy_canary_is_promoted_then_done_when_every_site_runs_it(fleet: Fle
     fleet.report("b", 2)
     done = fleet.rollout(rollout["id"])
     assert done["state"] == "done"
+
+
+def test_ticker_ends_the_bake_time_when_nobody_reports_or_asks(fleet: Fleet) -> None:
+    fleet.start()
+    fleet.report(CANARY, 2, **GOOD)
+    fleet.clock.advance(BAKE_SECONDS)  # no report, no read of the rollout after this
+    promoted = {"a": 2, "b": 2, CANARY: 2}
+    assert eventually(lambda: fleet.versions() == promoted), fleet.versions()
 
 
 def test_canary_waits_for_labelled_feedback_before_promoting(fleet: Fleet) -> None:
@@ -196,6 +218,7 @@ def test_site_failing_after_promotion_rolls_everything_back(fleet: Fleet) -> Non
 def test_reports_from_before_the_rollout_do_not_count(fleet: Fleet) -> None:
     # A site that claims v2 counters before v2 was ever deployed is not evidence for it.
     fleet.report(CANARY, 2, **GOOD)
+    fleet.clock.advance(1)
     rollout = fleet.start(bake_seconds=0)
     assert fleet.rollout(rollout["id"])["state"] == "canary"
 

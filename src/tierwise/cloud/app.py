@@ -1,10 +1,11 @@
-"""The cloud service as a FastAPI app: `create_app(settings)` wires every router together.
+"""The cloud service as a FastAPI app: `create_app(settings, clock)` wires every router together.
 
 Middleware order, outermost first: HTTP metrics (so even a 413 is counted), then the
 body size limit (so an oversized body is refused before any handler reads it), then gzip
 request bodies inflated within the same limit (edge agents compress telemetry). A
 background ticker advances running rollouts, so a canary's bake time ends on time even
-when no site happens to report.
+when no site happens to report. The ticker waits on the app's clock, and every timestamp the
+cloud stores is read from it: the wall clock in service, a `VirtualClock` a test advances.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from tierwise.cloud.limits import BodySizeLimit
 from tierwise.cloud.metrics import METRICS_CONTENT_TYPE, CloudMetrics, HttpMetrics
 from tierwise.cloud.problems import CloudRefusalError
 from tierwise.cloud.settings import Settings
+from tierwise.rules.clock import Clock, WallClock
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +41,21 @@ PACKAGE_UPLOAD_PATH = "/v1/packages"
 MAX_REPORTED_ERRORS = 20
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """The service for `settings`: opens (and creates) the database right away."""
+def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
+    """The service for `settings`: opens (and creates) the database right away.
+
+    `clock` tells the time in epoch seconds (default: the wall clock).
+    """
+    clock = clock or WallClock()
     trusted = _trusted_keys(settings)  # a bad key file fails the start, not each upload
     db = open_database(settings.database_url, settings.db_schema)
     if settings.tokens_file is not None:
-        load_tokens_file(db, settings.tokens_file)
+        load_tokens_file(db, settings.tokens_file, clock.now())
     metrics = CloudMetrics()
     ctx = CloudContext(
         settings=settings,
         db=db,
+        clock=clock,
         metrics=metrics,
         models=ModelCache(),
         trusted_keys=trusted,
@@ -127,9 +134,9 @@ def create_app(settings: Settings) -> FastAPI:
 
 async def _advance_rollouts_forever(ctx: CloudContext) -> None:
     while True:
-        await asyncio.sleep(ctx.settings.evaluate_interval_s)
+        await ctx.clock.wait_until(ctx.clock.deadline(ctx.settings.evaluate_interval_s))
         try:
-            changed = await run_in_threadpool(rollout.advance_active, ctx.db)
+            changed = await run_in_threadpool(rollout.advance_active, ctx.db, ctx.clock.now())
         except Exception:  # a database hiccup must not stop future rollouts from moving
             log.exception("advancing rollouts failed; retrying in %.1f s", 1.0)
             continue

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
-import time
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -25,6 +24,7 @@ from tierwise.cloud.context import CloudContext, get_context
 from tierwise.cloud.db import Database, tokens
 from tierwise.cloud.settings import hash_token
 from tierwise.errors import UsageError
+from tierwise.rules.clock import WallClock
 from tierwise.wire import Name
 
 HASHED_PREFIX = "sha256:"
@@ -53,8 +53,11 @@ def new_token() -> str:
     return "tw_" + secrets.token_urlsafe(32)
 
 
-def issue_token(db: Database, site: str | None) -> str:
-    """Create a token for `site` (None: an operator token), store its hash, return it once."""
+def issue_token(db: Database, site: str | None, now: float | None = None) -> str:
+    """Create a token for `site` (None: an operator token), store its hash, return it once.
+
+    `now` is the issue time (default: the wall clock's, for the `tierwise cloud token` command).
+    """
     if site is not None:
         _check_site_name(site)
     token = new_token()
@@ -64,7 +67,7 @@ def issue_token(db: Database, site: str | None) -> str:
                 token_sha256=hash_token(token),
                 role=Role.ADMIN if site is None else Role.SITE,
                 site=site,
-                created_at=time.time(),
+                created_at=WallClock().now() if now is None else now,
             )
         )
     return token
@@ -76,7 +79,7 @@ def revoke_site_tokens(db: Database, site: str) -> int:
         return conn.execute(tokens.delete().where(tokens.c.site == site)).rowcount
 
 
-def load_tokens_file(db: Database, path: Path) -> int:
+def load_tokens_file(db: Database, path: Path, now: float) -> int:
     """Store the site tokens listed in a JSON file {"site": "token" | "sha256:<hex>"}.
 
     Clear tokens are hashed before they reach the database; already-known hashes are
@@ -103,7 +106,7 @@ def load_tokens_file(db: Database, path: Path) -> int:
                 "token_sha256": digest or hash_token(value),
                 "role": Role.SITE,
                 "site": site,
-                "created_at": time.time(),
+                "created_at": now,
             }
         )
     if not rows:

@@ -1,7 +1,8 @@
-"""What every request handler shares: settings, database, metrics, loaded cloud models.
+"""What every request handler shares: settings, database, clock, metrics, loaded cloud models.
 
 One `CloudContext` per app, built by `create_app` and found through `get_context`, the
-FastAPI dependency tests can replace with `app.dependency_overrides`.
+FastAPI dependency tests can replace with `app.dependency_overrides`. Handlers read time from
+`clock` (epoch seconds: a `WallClock`, or a test's `VirtualClock`), never from `time` itself.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ if TYPE_CHECKING:
     from tierwise.cloud.inference import ModelCache
     from tierwise.cloud.metrics import CloudMetrics
     from tierwise.cloud.settings import Settings
+    from tierwise.rules.clock import Clock
 
 
 @dataclass
 class CloudContext:
     settings: Settings
     db: Database
+    clock: Clock
     metrics: CloudMetrics
     models: ModelCache
     trusted_keys: dict[str, Any] = field(default_factory=dict)  # key id -> public key

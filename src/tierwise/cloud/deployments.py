@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from typing import Annotated
 
 import sqlalchemy as sa
@@ -41,11 +40,11 @@ def package_sha256(conn: sa.Connection, name: str, version: int) -> str:
     return str(sha)
 
 
-def assign_feature(db: Database, site: str, feature: str, a: FeatureAssignment) -> None:
+def assign_feature(db: Database, site: str, feature: str, a: FeatureAssignment, now: float) -> None:
     """Make `site` run `a.package` at `a.version` for `feature`, routed per `a.placement`."""
     with db.write() as conn:
         package_sha256(conn, a.package, a.version)
-        values = a.model_dump(mode="json") | {"updated_at": time.time()}
+        values = a.model_dump(mode="json") | {"updated_at": now}
         conn.execute(
             db.upsert(assignments, ["site", "feature"], list(values)),
             [values | {"site": site, "feature": feature}],
@@ -98,14 +97,17 @@ def sites_running(conn: sa.Connection, package: str) -> dict[str, dict[str, int]
 
 
 def set_versions(
-    conn: sa.Connection, package: str, versions: dict[str, dict[str, int]], only_if: int | None
+    conn: sa.Connection,
+    package: str,
+    versions: dict[str, dict[str, int]],
+    only_if: int | None,
+    now: float,
 ) -> None:
     """Point (site, feature) assignments of `package` at new versions.
 
     With `only_if`, an assignment changes only if it still runs that version: a rollback
     must not undo an operator's later, deliberate change.
     """
-    now = time.time()
     for site, features in versions.items():
         for feature, version in features.items():
             where = [
@@ -169,7 +171,7 @@ def get_deployment(
 def put_feature(
     site: SitePath, feature: FeaturePath, body: FeatureAssignment, ctx: Context, _admin: Admin
 ) -> Deployment:
-    assign_feature(ctx.db, site, feature, body)
+    assign_feature(ctx.db, site, feature, body, ctx.clock.now())
     return deployment_for(ctx.db, site)
 
 

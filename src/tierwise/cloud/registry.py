@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -49,12 +48,14 @@ def register_archive(
     archive: Path,
     trusted_keys: TrustedKeys,
     max_unpacked_bytes: int,
+    now: float,
 ) -> tuple[PackageInfo, bool]:
     """Verify an uploaded archive and add it to the registry; returns (info, newly added).
 
     Raises UnprocessableError (unreadable or refused by verification) or ConflictError (a version
     not newer than the registry's). Re-uploading the exact archive already registered
     under its name and version is a no-op, so an interrupted upload can be retried.
+    `now` is the upload time the registry records.
     """
     sha256, size = _hash_file(archive)
     with tempfile.TemporaryDirectory(prefix="tierwise-upload-") as tmp:
@@ -80,7 +81,6 @@ def register_archive(
         staged = store / f".{sha256}.{os.getpid()}.partial"
         shutil.copyfile(archive, staged)
         os.replace(staged, final)  # readers see the whole archive or none
-    now = time.time()
     with db.write() as conn:
         inserted = conn.execute(
             db.insert_ignoring_duplicates(packages).returning(packages.c.version),
@@ -215,6 +215,7 @@ async def post_package(request: Request, ctx: Context, _admin: Admin) -> Any:
             tmp,
             ctx.trusted_keys,
             ctx.settings.max_package_bytes * UNPACKED_SIZE_FACTOR,
+            ctx.clock.now(),
         )
     except (ConflictError, UnprocessableError) as exc:
         result = "conflict" if isinstance(exc, ConflictError) else "refused"

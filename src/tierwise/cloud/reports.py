@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
@@ -26,10 +25,11 @@ Context = Annotated[CloudContext, Depends(get_context)]
 )
 def post_status(site: SitePath, body: SiteStatus, ctx: Context, _caller: SiteItself) -> StatusAck:
     """Store the report, advance running rollouts, and return the deployment etag to compare."""
-    record_status(ctx.db, site, body)
+    now = ctx.clock.now()
+    record_status(ctx.db, site, body, now)
     ctx.metrics.status_reports.labels(site).inc()
-    ctx.metrics.site_last_seen.labels(site).set(time.time())
+    ctx.metrics.site_last_seen.labels(site).set(now)
     # A canary's report is what promotes or rolls back its rollout: judge it right away.
-    for rollout in advance_active(ctx.db):
+    for rollout in advance_active(ctx.db, now):
         ctx.metrics.rollout_transitions.labels(rollout.state).inc()
     return StatusAck(etag=deployment_for(ctx.db, site).etag)

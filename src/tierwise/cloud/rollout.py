@@ -12,11 +12,12 @@ never reaches them. Rolling back restores each site's previous version (only whe
 assignment still points at the rolled-out one). `advance` is called after every status
 report, on every read of a rollout, and by the service's ticker; it runs in one write
 transaction holding the rollout's row lock, so concurrent callers cannot both promote.
+Each step is given `now`, read from the app's clock: a test moves a virtual clock past the
+bake time instead of waiting for it.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any
 
 import sqlalchemy as sa
@@ -38,9 +39,8 @@ router = APIRouter(tags=["rollouts"])
 Context = Annotated[CloudContext, Depends(get_context)]
 
 
-def start_rollout(db: Database, req: RolloutRequest, now: float | None = None) -> Rollout:
+def start_rollout(db: Database, req: RolloutRequest, now: float) -> Rollout:
     """Deploy `req.version` of `req.package` to the canary sites; the others wait."""
-    now = time.time() if now is None else now
     canaries = sorted(set(req.canary_sites))
     with db.write() as conn:
         package_sha256(conn, req.package, req.version)
@@ -68,6 +68,7 @@ def start_rollout(db: Database, req: RolloutRequest, now: float | None = None) -
             req.package,
             {s: dict.fromkeys(running[s], req.version) for s in canaries},
             only_if=None,
+            now=now,
         )
         rollout_id = conn.execute(
             rollouts.insert().values(
@@ -91,16 +92,15 @@ def start_rollout(db: Database, req: RolloutRequest, now: float | None = None) -
         return _to_wire(_locked_row(conn, int(rollout_id[0])))
 
 
-def advance(db: Database, rollout_id: int, now: float | None = None) -> tuple[Rollout, bool]:
+def advance(db: Database, rollout_id: int, now: float) -> tuple[Rollout, bool]:
     """Take one step of the state machine; returns the rollout and whether its state changed."""
-    now = time.time() if now is None else now
     with db.write() as conn:
         row = _locked_row(conn, rollout_id)
         state = RolloutState(row.state)
         if state is RolloutState.CANARY:
             new_state, reason = _judge_canary(conn, row, now)
         elif state is RolloutState.PROMOTING:
-            new_state, reason = _watch_promotion(conn, row)
+            new_state, reason = _watch_promotion(conn, row, now)
         else:
             return _to_wire(row), False
         if new_state is not state or reason != row.reason:
@@ -112,7 +112,7 @@ def advance(db: Database, rollout_id: int, now: float | None = None) -> tuple[Ro
         return _to_wire(row), new_state is not state
 
 
-def advance_active(db: Database, now: float | None = None) -> list[Rollout]:
+def advance_active(db: Database, now: float) -> list[Rollout]:
     """Advance every running rollout; returns those whose state changed."""
     with db.read() as conn:
         ids = conn.execute(
@@ -127,17 +127,17 @@ def advance_active(db: Database, now: float | None = None) -> list[Rollout]:
     return changed
 
 
-def roll_back(db: Database, rollout_id: int, reason: str) -> Rollout:
+def roll_back(db: Database, rollout_id: int, reason: str, now: float) -> Rollout:
     """Operator's stop: restore every site's previous version, whatever the policies say."""
     with db.write() as conn:
         row = _locked_row(conn, rollout_id)
         if RolloutState(row.state) not in ACTIVE:
             raise ConflictError(f"rollout {rollout_id} is already {row.state}")
-        _restore(conn, row, row.canary_sites + row.other_sites)
+        _restore(conn, row, row.canary_sites + row.other_sites, now)
         conn.execute(
             rollouts.update()
             .where(rollouts.c.id == rollout_id)
-            .values(state=RolloutState.ROLLED_BACK, reason=reason, updated_at=time.time())
+            .values(state=RolloutState.ROLLED_BACK, reason=reason, updated_at=now)
         )
         return _to_wire(_locked_row(conn, rollout_id))
 
@@ -158,7 +158,7 @@ def _judge_canary(conn: sa.Connection, row: Any, now: float) -> tuple[RolloutSta
     evidence.elapsed_s = now - row.created_at
     judgement = judge_canary(policies_for(_request_of(row)), evidence)
     if judgement.verdict is Verdict.FAIL:
-        _restore(conn, row, row.canary_sites)
+        _restore(conn, row, row.canary_sites, now)
         return RolloutState.ROLLED_BACK, f"canary regressed: {judgement.reason}"
     if judgement.verdict is Verdict.WAIT:
         return RolloutState.CANARY, f"canary: {judgement.reason}"
@@ -169,14 +169,15 @@ def _judge_canary(conn: sa.Connection, row: Any, now: float) -> tuple[RolloutSta
         row.package,
         {s: dict.fromkeys(row.previous[s], row.version) for s in row.other_sites},
         only_if=None,
+        now=now,
     )
     return RolloutState.PROMOTING, f"canary passed ({judgement.reason}); promoting"
 
 
-def _watch_promotion(conn: sa.Connection, row: Any) -> tuple[RolloutState, str]:
+def _watch_promotion(conn: sa.Connection, row: Any, now: float) -> tuple[RolloutState, str]:
     evidence = canary_evidence(conn, row.other_sites, row.package, row.version, row.promoted_at)
     if evidence.unhealthy:
-        _restore(conn, row, row.canary_sites + row.other_sites)
+        _restore(conn, row, row.canary_sites + row.other_sites, now)
         failed = ", ".join(f"{s}: {d}" for s, d in sorted(evidence.unhealthy.items()))
         return RolloutState.ROLLED_BACK, f"health probe failed after promotion ({failed})"
     if evidence.missing_sites:
@@ -184,9 +185,9 @@ def _watch_promotion(conn: sa.Connection, row: Any) -> tuple[RolloutState, str]:
     return RolloutState.DONE, f"running on all {len(row.canary_sites + row.other_sites)} sites"
 
 
-def _restore(conn: sa.Connection, row: Any, sites: list[str]) -> None:
+def _restore(conn: sa.Connection, row: Any, sites: list[str], now: float) -> None:
     previous = {s: row.previous[s] for s in sites if s in row.previous}
-    set_versions(conn, row.package, previous, only_if=row.version)
+    set_versions(conn, row.package, previous, only_if=row.version, now=now)
 
 
 def _request_of(row: Any) -> RolloutRequest:
@@ -216,7 +217,7 @@ def _to_wire(row: Any) -> Rollout:
     responses={401: {}, 403: {}, 409: {}, 422: {}},
 )
 def post_rollout(body: RolloutRequest, ctx: Context, _admin: Admin) -> Rollout:
-    rollout = start_rollout(ctx.db, body)
+    rollout = start_rollout(ctx.db, body, ctx.clock.now())
     ctx.metrics.rollout_transitions.labels(rollout.state).inc()
     return rollout
 
@@ -234,7 +235,7 @@ def get_rollouts(ctx: Context, _admin: Admin) -> list[Rollout]:
     responses={401: {}, 403: {}, 404: {}},
 )
 def get_one_rollout(rollout_id: RolloutIdPath, ctx: Context, _admin: Admin) -> Rollout:
-    rollout, moved = advance(ctx.db, rollout_id)
+    rollout, moved = advance(ctx.db, rollout_id, ctx.clock.now())
     if moved:
         ctx.metrics.rollout_transitions.labels(rollout.state).inc()
     return rollout
@@ -246,6 +247,6 @@ def get_one_rollout(rollout_id: RolloutIdPath, ctx: Context, _admin: Admin) -> R
     responses={401: {}, 403: {}, 404: {}, 409: {}},
 )
 def post_rollback(rollout_id: RolloutIdPath, ctx: Context, _admin: Admin) -> Rollout:
-    rollout = roll_back(ctx.db, rollout_id, "rolled back by the operator")
+    rollout = roll_back(ctx.db, rollout_id, "rolled back by the operator", ctx.clock.now())
     ctx.metrics.rollout_transitions.labels(rollout.state).inc()
     return rollout

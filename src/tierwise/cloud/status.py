@@ -7,7 +7,6 @@ what the rollout policies judge.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -31,11 +30,10 @@ _VALUES = [
 ]
 
 
-def record_status(db: Database, site: str, report: SiteStatus) -> None:
-    """Keep the latest counters of every (feature, version, since) in the report."""
+def record_status(db: Database, site: str, report: SiteStatus, now: float) -> None:
+    """Keep the latest counters of every (feature, version, since) in the report, received `now`."""
     if not report.features:
         return
-    now = time.time()
     rows = [
         {
             "site": site,

@@ -8,7 +8,6 @@ and its row count says how many were new: a 10,000-event batch is one bulk inser
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Annotated
 
@@ -35,9 +34,10 @@ router = APIRouter(tags=["telemetry"])
 Context = Annotated[CloudContext, Depends(get_context)]
 
 
-def ingest(db: Database, site: str, events: Sequence[TelemetryEvent]) -> TelemetryAck:
+def ingest(
+    db: Database, site: str, events: Sequence[TelemetryEvent], received_at: float
+) -> TelemetryAck:
     """Store the events the cloud does not have yet; count the others as duplicates."""
-    received_at = time.time()
     unique: dict[tuple[str, int], TelemetryEvent] = {}
     for event in events:
         unique.setdefault((event.stream, event.seq), event)  # a batch may repeat itself
@@ -115,7 +115,7 @@ def post_telemetry(
     site: SitePath, batch: TelemetryBatch, ctx: Context, _caller: SiteItself
 ) -> TelemetryAck:
     """Store a batch of events; events already stored count as duplicates."""
-    ack = ingest(ctx.db, site, batch.events)
+    ack = ingest(ctx.db, site, batch.events, ctx.clock.now())
     ctx.metrics.telemetry_events.labels(site, "accepted").inc(ack.accepted)
     ctx.metrics.telemetry_events.labels(site, "duplicate").inc(ack.duplicates)
     return ack

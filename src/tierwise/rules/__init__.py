@@ -4,13 +4,14 @@ Everything here works on plain floats and on numpy arrays alike (the simulator d
 millions of requests at once, the agent for one), and imports nothing heavier than numpy, so
 `tierwise[edge]` can use it on a gateway.
 
-- `clock`: `Clock`, with `RealClock` (the agent) and `VirtualClock` (tests, simulation).
+- `clock`: `Clock`, with `RealClock` (the agent's deadlines), `WallClock` (the cloud's stored
+  timestamps) and `VirtualClock` (tests, simulation).
 - `escalation`: when a cascade sends a request to the cloud, and which answer it returns.
 - `outbox`: the bounded store-and-forward queue: byte cap, drop policy, counted drops.
 - `cost`: what cloud calls, instance time and bytes over a link cost.
 """
 
-from tierwise.rules.clock import Clock, RealClock, VirtualClock
+from tierwise.rules.clock import Clock, RealClock, VirtualClock, WallClock
 from tierwise.rules.cost import CloudPricing, egress_cost, prorated
 from tierwise.rules.escalation import (
     RoundTripTracker,
@@ -28,6 +29,7 @@ __all__ = [
     "RealClock",
     "RoundTripTracker",
     "VirtualClock",
+    "WallClock",
     "admit",
     "cascade_answer",
     "egress_cost",

@@ -1,27 +1,44 @@
-"""Time as the rules see it: a `Clock` that is the wall clock in the agent and virtual in tests.
+"""Time as the rules see it: a `Clock` that is the machine's clock when running, virtual in tests.
 
-The agent and the simulator run the same decision code; only the clock differs, as in SimPy's
-`RealtimeEnvironment`, which overrides one method of the simulated environment. A rule never
-calls `time.time()` itself: it is handed `clock.now()` (or an array of times).
+The agent, the cloud and the simulator run the same decision code; only the clock differs, as
+in SimPy's `RealtimeEnvironment`, which overrides one method of the simulated environment.
+The rules and the cloud never call `time.time()`: they are handed a clock (or `clock.now()`).
+Timing real work for a latency histogram is another matter; it stays `time.perf_counter()`.
+Which clock:
 
-    clock = RealClock()          # the edge agent
-    clock = VirtualClock(0.0)    # a test or a simulation: time moves only when told
+    RealClock()     monotonic seconds from an arbitrary origin: durations and deadlines within
+                    one process (the edge agent's router, uploader, cloud-health window)
+    WallClock()     seconds since the Unix epoch: instants that are stored or shown (the
+                    cloud's database timestamps, compared across restarts and between
+                    replicas, which a monotonic reading cannot be); it may jump when the
+                    machine's clock is set, so deadlines stay on RealClock
+    VirtualClock()  tests and simulations: time moves only when told; start it at a realistic
+                    epoch (`VirtualClock(1.7e9)`) where it stands in for a WallClock
+
+    clock = VirtualClock(0.0)
     clock.advance(0.5)
+
+A virtual clock has two kinds of sleeper. Whoever sleeps on it (`sleep`, `asleep`) moves it
+at once: the one process of a simulation drives time. Whoever waits for an instant
+(`wait_until`: a background loop such as the cloud's rollout ticker) follows the time someone
+else drives, and wakes when `advance` passes that instant, from whatever thread calls it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 import time
 from abc import ABC, abstractmethod
 
 
 class Clock(ABC):
-    """Seconds on a monotonic scale, and a way to wait for some of them."""
+    """Seconds on one scale, and ways to wait for some of them."""
 
     @abstractmethod
     def now(self) -> float:
-        """Seconds since an arbitrary, fixed origin; never goes backwards."""
+        """Seconds since this clock's origin (for a WallClock, the Unix epoch)."""
 
     @abstractmethod
     def sleep(self, seconds: float) -> None:
@@ -30,6 +47,10 @@ class Clock(ABC):
     @abstractmethod
     async def asleep(self, seconds: float) -> None:
         """Wait (without blocking the event loop) until `seconds` have passed on this clock."""
+
+    async def wait_until(self, instant: float) -> None:
+        """Wait (without blocking the event loop) until this clock reads `instant`."""
+        await self.asleep(self.remaining(instant))
 
     def deadline(self, budget: float) -> float:
         """The instant `budget` seconds from now."""
@@ -41,7 +62,7 @@ class Clock(ABC):
 
 
 class RealClock(Clock):
-    """The machine's monotonic clock: what a running agent uses."""
+    """The machine's monotonic clock: what a running agent measures deadlines with."""
 
     def now(self) -> float:
         return time.monotonic()
@@ -54,20 +75,43 @@ class RealClock(Clock):
         await asyncio.sleep(max(seconds, 0.0))
 
 
+class WallClock(RealClock):
+    """The machine's calendar clock, in seconds since the Unix epoch: what the cloud stores.
+
+    Only `now` differs from RealClock; waiting is the same real waiting.
+    """
+
+    def now(self) -> float:
+        return time.time()
+
+
 class VirtualClock(Clock):
-    """A clock that moves only when told: sleeping advances it at once, nothing waits."""
+    """A clock that moves only when told: sleeping on it moves it at once, nothing really waits.
+
+    `wait_until` is the one exception: it waits for `advance` to reach its instant.
+    """
 
     def __init__(self, start: float = 0.0) -> None:
         self._now = float(start)
+        self._lock = threading.Lock()  # `advance` may come from another thread than the waiters
+        self._waiters: list[tuple[float, asyncio.Future[None]]] = []
 
     def now(self) -> float:
         return self._now
 
     def advance(self, seconds: float) -> None:
-        """Move time forward; refuses to go back, as a monotonic clock must."""
+        """Move time forward and wake whoever waits for an instant it passed.
+
+        Refuses to go back, as a monotonic clock must.
+        """
         if seconds < 0:
             raise ValueError(f"a clock cannot go back ({seconds} s)")
-        self._now += seconds
+        with self._lock:
+            self._now += seconds
+            due = [w for w in self._waiters if w[0] <= self._now]
+            self._waiters = [w for w in self._waiters if w[0] > self._now]
+        for _instant, woken in due:
+            _resolve_soon(woken)
 
     def advance_to(self, instant: float) -> None:
         self.advance(max(instant - self._now, 0.0))
@@ -78,3 +122,28 @@ class VirtualClock(Clock):
     async def asleep(self, seconds: float) -> None:
         self.advance(max(seconds, 0.0))
         await asyncio.sleep(0)  # still yield, so other tasks interleave as they would
+
+    async def wait_until(self, instant: float) -> None:
+        """Wait until someone advances this clock to `instant`; never moves it itself."""
+        woken = asyncio.get_running_loop().create_future()
+        with self._lock:
+            if instant > self._now:
+                self._waiters.append((instant, woken))
+            else:
+                woken.set_result(None)
+        try:
+            await woken
+        finally:  # cancelled: advance must not wake a waiter that is gone
+            with self._lock:
+                self._waiters = [w for w in self._waiters if w[1] is not woken]
+
+
+def _resolve_soon(future: asyncio.Future[None]) -> None:
+    """Resolve `future` on its own event loop, which may run in another thread."""
+
+    def resolve() -> None:
+        if not future.done():
+            future.set_result(None)
+
+    with contextlib.suppress(RuntimeError):  # its loop has closed: nobody waits any more
+        future.get_loop().call_soon_threadsafe(resolve)
