@@ -20,7 +20,9 @@ also derives from, for the callers that catch that one)::
         │                               415   encoding the cloud does not take
         ├── BodyTooLargeError      3    413   cloud/limits.py: a body over the size limit
         │   + HTTPException                   (starlette's: FastAPI lets it out of body reading)
-        └── UnavailableError       4    503   cannot answer now (draining, no model)
+        └── UnavailableError       4    503   cannot answer now: the edge agent is draining
+            └── NoAnswerError      4    503   edge/router.py: neither the cloud nor a local
+                                              model could answer
 
 A transport failure (`LinkError`) is kept apart from the other side saying no
 (`VerificationError`, `RequestRefusedError`): one is retried, the other never is.
