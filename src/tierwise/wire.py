@@ -1,4 +1,4 @@
-"""The JSON bodies the edge agent and the cloud service exchange over HTTP (the `/v1` API).
+"""The JSON bodies tierwise speaks over HTTP: edge agent ↔ cloud (`/v1`), and device → agent.
 
 Both sides import these models, so a field renamed here is renamed on both ends at once.
 This module depends on pydantic only: the edge agent (`tierwise[edge]`) imports it on a
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -134,6 +134,32 @@ class InferResponse(_Wire):
     outputs: list[list[float]]
     model: str
     version: int
+
+
+# --- the device API (devices → edge agent) --------------------------------------------------
+
+
+class PredictRequest(InferRequest):
+    """Rows to answer; optional labels (feedback for accuracy) and a stream (e.g. a device)."""
+
+    labels: list[int] | None = Field(None, description="true class per row, when known")
+    stream: Name | None = Field(None, description="telemetry stream (default: the feature)")
+
+
+class PredictResponse(BaseModel):
+    """The answer, who gave it, and where it is recorded."""
+
+    # A plain BaseModel, not _Wire: the agent builds it and never parses one, and a model's
+    # non-finite output is sent as null rather than failing the answer.
+    outputs: list[list[float]]
+    answered_by: Literal["edge", "cloud"]
+    model: str
+    version: int
+    degraded: bool
+    latency_ms: float
+    event_seq: int | None = Field(description="seq in the outbox stream; null if the cap refused")
+    stream: str
+    reason: str
 
 
 # --- deployments ----------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import pytest
 
 from tierwise.cloud.policy import (
     AccuracyPolicy,
-    ErrorRatePolicy,
+    FailureRatePolicy,
     HealthProbePolicy,
     LatencyPolicy,
     SoakPolicy,
@@ -30,7 +30,7 @@ def evidence(**kw: object) -> CanaryEvidence:
     [(0, 50, Verdict.WAIT), (5, 100, Verdict.PASS), (6, 100, Verdict.FAIL), (0, 0, Verdict.WAIT)],
 )
 def test_error_rate(errors: int, requests: int, verdict: Verdict) -> None:
-    judged = ErrorRatePolicy(0.05, min_requests=100).judge(
+    judged = FailureRatePolicy(0.05, min_requests=100).judge(
         evidence(errors=errors, requests=requests)
     )
     assert judged.verdict is verdict

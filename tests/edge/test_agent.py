@@ -9,16 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fastapi import HTTPException
 
 from tierwise.edge.agent import EdgeAgent
-from tierwise.edge.api import PredictRequest
 from tierwise.edge.lifecycle import AgentState
 from tierwise.edge.memory_link import InMemoryCloud
 from tierwise.edge.packages import SignedPackages
 from tierwise.edge.settings import EdgeSettings
+from tierwise.errors import UnavailableError, UnprocessableError
 from tierwise.package.runtime import load_verified
-from tierwise.wire import Deployment, FeatureDeployment, Placement
+from tierwise.wire import Deployment, FeatureDeployment, Placement, PredictRequest
 
 from .support import FEATURE, SITE, Keys, archive, build_package, digits, make_keys
 
@@ -282,18 +281,18 @@ def test_bad_inputs_get_422_and_draining_refuses_new_requests(
         await agent.start()
         await _until(lambda: _version(agent) == 1)
         ragged = PredictRequest(inputs=[[0.0] * 64, [0.0] * 63])
-        with pytest.raises(HTTPException) as bad:
+        with pytest.raises(UnprocessableError) as bad:
             await agent.predict(FEATURE, ragged)
-        assert bad.value.status_code == 422
+        assert bad.value.status == 422
         narrow = PredictRequest(inputs=[[0.0] * 10])
-        with pytest.raises(HTTPException) as bad:
+        with pytest.raises(UnprocessableError) as bad:
             await agent.predict(FEATURE, narrow)
-        assert bad.value.status_code == 422
-        assert "expected inputs of shape [N, 64]" in str(bad.value.detail)
+        assert bad.value.status == 422
+        assert "expected inputs of shape [N, 64]" in bad.value.detail
         agent.lifecycle.move(AgentState.DRAINING)
-        with pytest.raises(HTTPException) as refused:
+        with pytest.raises(UnavailableError) as refused:
             await agent.predict(FEATURE, _request(1))
-        assert refused.value.status_code == 503
+        assert refused.value.status == 503
         await agent.stop()
         assert agent.lifecycle.state is AgentState.STOPPED
 

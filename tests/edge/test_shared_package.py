@@ -7,11 +7,10 @@ import hashlib
 from pathlib import Path
 
 from tierwise.edge.agent import EdgeAgent
-from tierwise.edge.api import PredictRequest
 from tierwise.edge.memory_link import InMemoryCloud
 from tierwise.edge.packages import SignedPackages
 from tierwise.edge.settings import EdgeSettings
-from tierwise.wire import Deployment, FeatureDeployment, Placement
+from tierwise.wire import Deployment, FeatureDeployment, Placement, PredictRequest
 
 from .support import SITE, archive, build_package, digits, make_keys
 

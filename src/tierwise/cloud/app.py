@@ -31,8 +31,8 @@ from tierwise.cloud.decompress import GzipRequests
 from tierwise.cloud.inference import ModelCache
 from tierwise.cloud.limits import BodySizeLimit
 from tierwise.cloud.metrics import METRICS_CONTENT_TYPE, CloudMetrics, HttpMetrics
-from tierwise.cloud.problems import CloudRefusalError
 from tierwise.cloud.settings import Settings
+from tierwise.http_refusals import answer_refusals
 from tierwise.rules.clock import Clock, WallClock
 
 log = logging.getLogger(__name__)
@@ -103,9 +103,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
             detail.append({"loc": [], "msg": f"... and {len(errors) - MAX_REPORTED_ERRORS} more"})
         return JSONResponse({"detail": detail}, status_code=422)
 
-    @app.exception_handler(CloudRefusalError)
-    async def _problem(_request: Request, exc: CloudRefusalError) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+    answer_refusals(app)
 
     @app.get("/healthz", tags=["service"], summary="Liveness: no auth")
     def healthz() -> dict[str, str]:

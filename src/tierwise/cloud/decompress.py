@@ -21,19 +21,19 @@ import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tierwise.cloud.limits import header, send_refusal
+from tierwise.errors import RequestRefusedError
 
 ACCEPTED = ("gzip", "identity")
 # Inflating above this many compressed bytes runs on a worker thread, off the event loop.
 THREAD_ABOVE_BYTES = 64 * 1024
 
 
-class BadEncodingError(Exception):
-    """A body this service cannot inflate: an HTTP status and what was wrong."""
+class BadEncodingError(RequestRefusedError):
+    """A body this service cannot inflate: an HTTP status (400, 413, 415) and what was wrong."""
 
     def __init__(self, status: int, detail: str) -> None:
         super().__init__(detail)
         self.status = status
-        self.detail = detail
 
 
 class GzipRequests:

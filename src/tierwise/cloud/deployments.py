@@ -18,7 +18,7 @@ from tierwise.cloud.auth import Admin, SiteOrAdmin, known_sites
 from tierwise.cloud.context import CloudContext, get_context
 from tierwise.cloud.db import Database, assignments, cloud_models, packages, row_as
 from tierwise.cloud.params import FeaturePath, SitePath
-from tierwise.cloud.problems import NotFoundError, UnprocessableError
+from tierwise.errors import NotFoundError, UnprocessableError
 from tierwise.wire import (
     CloudModelAssignment,
     Deployment,

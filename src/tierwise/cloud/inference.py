@@ -23,8 +23,8 @@ from tierwise.cloud.auth import AnyCaller
 from tierwise.cloud.context import CloudContext, get_context
 from tierwise.cloud.deployments import cloud_model_of
 from tierwise.cloud.params import FeaturePath
-from tierwise.cloud.problems import UnprocessableError
 from tierwise.cloud.registry import archive_of, unpacked_package
+from tierwise.errors import UnprocessableError
 from tierwise.wire import InferRequest, InferResponse
 
 DEFAULT_CACHED_MODELS = 8

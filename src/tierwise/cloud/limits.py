@@ -14,12 +14,18 @@ from collections.abc import Callable
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tierwise.errors import RequestRefusedError
 
-class BodyTooLarge(HTTPException):
-    """Raised from `receive` mid-stream; FastAPI re-raises HTTPExceptions from body reading."""
+
+class BodyTooLargeError(HTTPException, RequestRefusedError):
+    """Raised from `receive` mid-stream. Also an HTTPException: FastAPI re-raises those from
+    body reading (anything else becomes a 400). HTTPException comes first so that its
+    `__init__` sets `detail`; it does not call on to `RequestRefusedError`'s."""
+
+    status = 413
 
     def __init__(self, limit: int) -> None:
-        super().__init__(413, f"request body larger than {limit} bytes")
+        super().__init__(self.status, f"request body larger than {limit} bytes")
         self.limit = limit
 
 
@@ -48,7 +54,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise BodyTooLarge(limit)
+                    raise BodyTooLargeError(limit)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -59,7 +65,7 @@ class BodySizeLimit:
 
         try:
             await self.app(scope, counting_receive, tracking_send)
-        except BodyTooLarge:
+        except BodyTooLargeError:
             # Reached only when the app read the body outside FastAPI's own handling.
             if response_started:
                 raise

@@ -28,8 +28,7 @@ from tierwise.cloud.auth import Admin, AnyCaller
 from tierwise.cloud.context import CloudContext, get_context
 from tierwise.cloud.db import Database, packages, row_as
 from tierwise.cloud.params import PackagePath, VersionPath
-from tierwise.cloud.problems import ConflictError, NotFoundError, UnprocessableError
-from tierwise.errors import VerificationError
+from tierwise.errors import ConflictError, NotFoundError, UnprocessableError, VerificationError
 from tierwise.package.archive import unpack_archive
 from tierwise.wire import PackageInfo
 

@@ -29,8 +29,8 @@ from tierwise.cloud.db import Database, rollouts, row_as
 from tierwise.cloud.deployments import package_sha256, set_versions, sites_running
 from tierwise.cloud.params import RolloutIdPath
 from tierwise.cloud.policy import Verdict, judge_canary, policies_for
-from tierwise.cloud.problems import ConflictError, NotFoundError, UnprocessableError
 from tierwise.cloud.status import canary_evidence
+from tierwise.errors import ConflictError, NotFoundError, UnprocessableError
 from tierwise.wire import Rollout, RolloutRequest, RolloutState
 
 ACTIVE = (RolloutState.CANARY, RolloutState.PROMOTING)

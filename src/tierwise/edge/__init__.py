@@ -3,7 +3,8 @@
 Modules, one idea each:
 
     agent.py        the agent and its lifecycle; wires everything below together
-    api.py          the device-facing HTTP API (FastAPI)
+    api.py          the device-facing HTTP API (FastAPI): answers the agent's refusals
+                    (tierwise.errors) as 404/422/503; its bodies are in tierwise/wire.py
     router.py       local / cloud / cascade routing by the deadline
     cloud_health.py circuit breaker: is the cloud worth waiting for right now
     link.py         the edge→cloud interface; http_link.py (real), memory_link.py (twin)

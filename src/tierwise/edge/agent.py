@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 
-from tierwise.edge.api import PredictRequest, PredictResponse, http_error
 from tierwise.edge.cloud_health import CloudHealth
 from tierwise.edge.deploy import Deployer, PackageOps, Served
 from tierwise.edge.lifecycle import AgentState, Lifecycle
@@ -35,10 +34,17 @@ from tierwise.edge.outbox import Outbox
 from tierwise.edge.router import NoAnswerError, Router
 from tierwise.edge.settings import EdgeSettings
 from tierwise.edge.uploader import Uploader, UploadPolicy
-from tierwise.errors import LinkError, TierwiseError, UsageError
+from tierwise.errors import (
+    LinkError,
+    NotFoundError,
+    TierwiseError,
+    UnavailableError,
+    UnprocessableError,
+    UsageError,
+)
 from tierwise.rules.clock import Clock, RealClock
 from tierwise.rules.escalation import RoundTripTracker
-from tierwise.wire import FeatureStatus, SiteStatus
+from tierwise.wire import FeatureStatus, PredictRequest, PredictResponse, SiteStatus
 
 log = logging.getLogger(__name__)
 
@@ -142,11 +148,11 @@ class EdgeAgent:
         counts from `arrived` (clock time the request reached the app) when given."""
         if not self.serving:
             self.metrics.refused_draining += 1
-            raise http_error(503, f"edge agent is {self.lifecycle.state.value}")
+            raise UnavailableError(f"edge agent is {self.lifecycle.state.value}")
         served = self.deployer.served.get(feature)
         if served is None:
             self.metrics.unknown_feature += 1
-            raise http_error(404, f"feature {feature!r} is not deployed at {self.settings.site}")
+            raise NotFoundError(f"feature {feature!r} is not deployed at {self.settings.site}")
         started, wall = arrived if arrived is not None else self.clock.now(), time.time()
         self._in_flight += 1
         self._idle.clear()
@@ -162,23 +168,23 @@ class EdgeAgent:
     ) -> PredictResponse:
         widths = {len(row) for row in request.inputs}
         if len(widths) != 1:
-            raise http_error(422, "inputs: every row must have the same length")
+            raise UnprocessableError("inputs: every row must have the same length")
         with np.errstate(over="ignore"):  # beyond float32 becomes inf: refused below as 422
             rows = np.asarray(request.inputs, dtype=np.float32)
         if request.labels is not None and len(request.labels) != len(rows):
-            raise http_error(422, f"labels: {len(request.labels)} labels for {len(rows)} rows")
+            raise UnprocessableError(f"labels: {len(request.labels)} labels for {len(rows)} rows")
         local = served.model
         package = served.spec.package if local is None else local.name
         version = served.spec.version if local is None else local.version
         counters = self.metrics.of(feature, package, version)
         try:
             answer = await self.router.answer(feature, served.route, local, rows, started)
-        except NoAnswerError as exc:
+        except NoAnswerError:  # a 503 for the device
             counters.errors += 1
-            raise http_error(503, str(exc)) from None
+            raise
         except (UsageError, ValueError, RuntimeError) as exc:  # inputs that do not fit the model
             counters.errors += 1
-            raise http_error(422, f"inputs do not fit {package} v{version}: {exc}") from None
+            raise UnprocessableError(f"inputs do not fit {package} v{version}: {exc}") from None
         correct = labelled = 0
         if request.labels is not None:
             predicted = np.argmax(np.asarray(answer.outputs), axis=1)

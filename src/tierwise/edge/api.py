@@ -12,45 +12,16 @@ only once that record is committed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Path, Request
+from fastapi import FastAPI, Path, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tierwise.edge.agent import EdgeAgent
+from tierwise.http_refusals import answer_refusals
 from tierwise.rules.clock import Clock
-from tierwise.wire import MAX_INFER_BATCH, MAX_INPUT_WIDTH, Name
-
-if TYPE_CHECKING:
-    from tierwise.edge.agent import EdgeAgent
-
-
-class PredictRequest(BaseModel):
-    """Rows to answer; optional labels (feedback for accuracy) and a stream (e.g. a device)."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-    inputs: list[Annotated[list[float], Field(min_length=1, max_length=MAX_INPUT_WIDTH)]] = Field(
-        min_length=1, max_length=MAX_INFER_BATCH
-    )
-    labels: list[int] | None = Field(None, description="true class per row, when known")
-    stream: Name | None = Field(None, description="telemetry stream (default: the feature)")
-
-
-class PredictResponse(BaseModel):
-    """The answer, who gave it, and where it is recorded."""
-
-    outputs: list[list[float]]
-    answered_by: Literal["edge", "cloud"]
-    model: str
-    version: int
-    degraded: bool
-    latency_ms: float
-    event_seq: int | None = Field(description="seq in the outbox stream; null if the cap refused")
-    stream: str
-    reason: str
-
+from tierwise.wire import PredictRequest, PredictResponse
 
 FeatureName = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")]
 
@@ -93,6 +64,7 @@ def create_app(agent: EdgeAgent) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_middleware(StampArrival, clock=agent.clock)
+    answer_refusals(app)  # the agent refuses with 404, 422 and 503 (`RequestRefusedError`s)
 
     @app.post(
         "/v1/predict/{feature}",
@@ -119,7 +91,3 @@ def create_app(agent: EdgeAgent) -> FastAPI:
         return agent.state_view()
 
     return app
-
-
-def http_error(status: int, detail: str) -> HTTPException:
-    return HTTPException(status_code=status, detail=detail)

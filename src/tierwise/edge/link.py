@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from tierwise.errors import TierwiseError, VerificationError
+from tierwise.errors import EXIT_REFUSED, TierwiseError, VerificationError
 from tierwise.wire import (
     Deployment,
     InferResponse,
@@ -23,6 +23,8 @@ from tierwise.wire import (
 
 class CloudRefusedError(TierwiseError):
     """The cloud answered, and the answer was no (a 4xx other than 401/403)."""
+
+    exit_code = EXIT_REFUSED
 
     def __init__(self, status: int, detail: str) -> None:
         self.status = status

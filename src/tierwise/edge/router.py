@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from tierwise.edge.cloud_health import CloudHealth
 from tierwise.edge.link import CloudAuthError, CloudLink, CloudRefusedError
-from tierwise.errors import LinkError, TierwiseError
+from tierwise.errors import LinkError, UnavailableError
 from tierwise.rules.clock import Clock
 from tierwise.rules.escalation import RoundTripTracker, escalate, is_hard
 from tierwise.wire import InferResponse, Placement
@@ -87,7 +87,7 @@ class Answer:
     reason: str
 
 
-class NoAnswerError(TierwiseError):
+class NoAnswerError(UnavailableError):
     """Neither the cloud nor a local model could answer (a cloud-placed feature, cloud away)."""
 
 

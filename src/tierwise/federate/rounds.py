@@ -26,6 +26,7 @@ from flwr.app import (
 from flwr.app.typing import ConfigRecordValues
 from flwr.serverapp.strategy import Strategy
 
+from tierwise.errors import TierwiseError
 from tierwise.federate import mlp
 from tierwise.federate.metered_grid import MeteredGrid
 from tierwise.federate.model_record import from_record, shape_config, to_record
@@ -37,7 +38,7 @@ from tierwise.federate.strategies import build_strategy, privacy_spent
 MODEL_FILE = "model.npz"
 
 
-class RoundFailedError(Exception):
+class RoundFailedError(TierwiseError):
     """Training stopped on purpose (fail closed); the message says which round and why."""
 
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 
 from tierwise.edge.device import KeptAlive, Streams, json_head, post_kept_alive
+from tierwise.errors import LinkError
 
 
-class HttpError(OSError):
-    """The connection broke or the answer was not HTTP the client understands."""
+class HttpError(LinkError, OSError):
+    """The connection broke or the answer was not HTTP the client understands (a transport
+    failure; also an OSError, as the socket errors it stands for are)."""
 
 
 class KeepAliveClient:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tierwise.cloud.policy.accuracy import AccuracyPolicy
 from tierwise.cloud.policy.base import Judgement, RolloutPolicy, Verdict, judge_canary
-from tierwise.cloud.policy.error_rate import ErrorRatePolicy
+from tierwise.cloud.policy.failure_rate import FailureRatePolicy
 from tierwise.cloud.policy.health import HealthProbePolicy
 from tierwise.cloud.policy.latency import LatencyPolicy
 from tierwise.cloud.policy.soak import SoakPolicy
@@ -12,7 +12,7 @@ from tierwise.wire import RolloutRequest
 
 __all__ = [
     "AccuracyPolicy",
-    "ErrorRatePolicy",
+    "FailureRatePolicy",
     "HealthProbePolicy",
     "Judgement",
     "LatencyPolicy",
@@ -32,7 +32,7 @@ def policies_for(request: RolloutRequest) -> list[RolloutPolicy]:
         SoakPolicy(request.min_canary_requests, request.bake_seconds),
     ]
     if t.max_error_rate is not None:
-        policies.append(ErrorRatePolicy(t.max_error_rate, request.min_canary_requests))
+        policies.append(FailureRatePolicy(t.max_error_rate, request.min_canary_requests))
     if t.min_accuracy is not None:
         policies.append(AccuracyPolicy(t.min_accuracy, request.min_canary_feedback))
     if t.max_p99_ms is not None:

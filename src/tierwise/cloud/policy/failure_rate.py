@@ -6,7 +6,7 @@ from tierwise.cloud.policy.base import Judgement, RolloutPolicy
 from tierwise.cloud.status import CanaryEvidence
 
 
-class ErrorRatePolicy(RolloutPolicy):
+class FailureRatePolicy(RolloutPolicy):
     """FAIL when errors / requests exceeds `max_error_rate` once `min_requests` were served."""
 
     def __init__(self, max_error_rate: float, min_requests: int) -> None:
