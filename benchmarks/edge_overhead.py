@@ -52,7 +52,8 @@ def build_and_install(root: Path) -> tuple[Path, Path, str]:
     from tierwise.package.evaldata import EvalData
     from tierwise.package.install import current_package, install_package
     from tierwise.package.keys import write_keypair
-    from tierwise.wire import Deployment, FeatureDeployment, Placement
+    from tierwise.spec.tiers import Placement
+    from tierwise.wire import Deployment, FeatureDeployment
 
     data = load_digits()
     x, y = data.data.astype(np.float32) / 16.0, data.target

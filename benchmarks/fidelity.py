@@ -25,11 +25,12 @@ import sys
 import time
 from pathlib import Path
 
-from tierwise.plan.candidates import Candidate, Placement
+from tierwise.plan.candidates import Candidate
 from tierwise.plan.planner import PlanResult, plan
 from tierwise.simulate.result import FeatureStats
 from tierwise.simulate.run import simulate
 from tierwise.spec import Spec, load_spec
+from tierwise.spec.tiers import Placement
 from tierwise.spec.units import fmt_bandwidth, fmt_duration, fmt_money
 
 ROOT = Path(__file__).resolve().parents[1]

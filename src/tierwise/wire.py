@@ -1,8 +1,9 @@
 """The JSON bodies tierwise speaks over HTTP: edge agent ↔ cloud (`/v1`), and device → agent.
 
 Both sides import these models, so a field renamed here is renamed on both ends at once.
-This module depends on pydantic only: the edge agent (`tierwise[edge]`) imports it on a
-gateway. docs/api.md describes every endpoint that carries these bodies.
+This module depends on pydantic and `spec/tiers.py` (Placement) only: the edge agent
+(`tierwise[edge]`) imports it on a gateway. docs/api.md describes every endpoint that
+carries these bodies.
 
 Limits (`MAX_*`) are part of the contract: the cloud answers 422 to a body beyond them, so
 the edge sizes its batches below them.
@@ -15,6 +16,8 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from tierwise.spec.tiers import Placement
 
 API_PREFIX = "/v1"
 
@@ -68,15 +71,6 @@ class _Wire(BaseModel):
     """Strict on input: an unknown field is a client bug worth a 422, not silence."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-
-class Placement(StrEnum):
-    """Where a feature answers: on the device, at the edge, in the cloud, or edge-then-cloud."""
-
-    DEVICE = "device"
-    EDGE = "edge"
-    CLOUD = "cloud"
-    CASCADE = "cascade"
 
 
 # --- telemetry ------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ from tierwise.edge.packages import SignedPackages
 from tierwise.edge.settings import EdgeSettings
 from tierwise.errors import UnavailableError, UnprocessableError
 from tierwise.package.runtime import load_verified
-from tierwise.wire import Deployment, FeatureDeployment, Placement, PredictRequest
+from tierwise.spec.tiers import Placement
+from tierwise.wire import Deployment, FeatureDeployment, PredictRequest
 
 from .support import FEATURE, SITE, Keys, archive, build_package, digits, make_keys
 

@@ -10,7 +10,8 @@ from tierwise.edge.agent import EdgeAgent
 from tierwise.edge.memory_link import InMemoryCloud
 from tierwise.edge.packages import SignedPackages
 from tierwise.edge.settings import EdgeSettings
-from tierwise.wire import Deployment, FeatureDeployment, Placement, PredictRequest
+from tierwise.spec.tiers import Placement
+from tierwise.wire import Deployment, FeatureDeployment, PredictRequest
 
 from .support import SITE, archive, build_package, digits, make_keys
 

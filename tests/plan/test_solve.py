@@ -12,11 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tierwise.errors import InfeasibleError
-from tierwise.plan.candidates import Candidate, Placement
+from tierwise.plan.candidates import Candidate
 from tierwise.plan.estimate import candidate_table
 from tierwise.plan.solve import fixed_cost, solve
 from tierwise.plan.table import CandidateTable
 from tierwise.spec import Spec
+from tierwise.spec.tiers import Placement
 
 
 def random_spec(seed: int) -> Spec:

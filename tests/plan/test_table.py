@@ -16,7 +16,6 @@ import pytest
 from tierwise.errors import InfeasibleError
 from tierwise.plan.candidates import (
     Candidate,
-    Placement,
     SiteUse,
     cloud_cost,
     enumerate_candidates,
@@ -26,6 +25,7 @@ from tierwise.plan.planner import _strategy, plan, strategy
 from tierwise.plan.prune import prune
 from tierwise.plan.table import CandidateTable
 from tierwise.spec import Spec
+from tierwise.spec.tiers import Placement
 from tierwise.spec.units import SECONDS_PER_MONTH, fmt_bandwidth
 
 from .test_solve import random_spec

@@ -24,7 +24,8 @@ from tierwise.edge.link import CloudAuthError, CloudLink, CloudRefusedError
 from tierwise.errors import LinkError, UnavailableError
 from tierwise.rules.clock import Clock
 from tierwise.rules.escalation import RoundTripTracker, escalate, is_hard
-from tierwise.wire import InferResponse, Placement
+from tierwise.spec.tiers import Placement
+from tierwise.wire import InferResponse
 
 # Of the deadline, kept for what follows the wait: recording the answer, writing the
 # response, the LAN hop back to the device, and the scheduling jitter of a busy gateway.

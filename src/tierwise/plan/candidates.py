@@ -18,49 +18,16 @@ Whether it meets its deadline is `estimate.py`'s job; choosing among them is `so
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-from tierwise.spec.model import Reach, Spec, Tier, Variant
+from tierwise.spec.model import Spec, Variant
+from tierwise.spec.tiers import Placement, Tier
 from tierwise.spec.units import SECONDS_PER_MONTH
 
-
-class Placement(StrEnum):
-    DEVICE = "device"
-    EDGE = "edge"
-    CLOUD = "cloud"
-    CASCADE = "cascade"  # answer at the edge, escalate hard cases to the cloud
-
-    @property
-    def local_tier(self) -> Tier:
-        return _LOCAL_TIER[self]
-
-    @property
-    def works_offline(self) -> bool:
-        """Keeps answering while the WAN is down (a cascade answers locally, degraded)."""
-        return self is not Placement.CLOUD
-
-    @property
-    def raw_data_reaches(self) -> Reach:
-        return _REACHES[self]
-
-
 PLACEMENTS = list(Placement)  # a placement's position here is its code in the columns
-_LOCAL_TIER = {
-    Placement.DEVICE: Tier.DEVICE,
-    Placement.EDGE: Tier.EDGE,
-    Placement.CLOUD: Tier.CLOUD,
-    Placement.CASCADE: Tier.EDGE,
-}
-_REACHES = {
-    Placement.DEVICE: Reach.DEVICE,
-    Placement.EDGE: Reach.SITE,
-    Placement.CLOUD: Reach.CLOUD,
-    Placement.CASCADE: Reach.CLOUD,
-}
 
 
 @dataclass

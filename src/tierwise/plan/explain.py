@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tierwise.plan.candidates import Placement
+from tierwise.spec.tiers import Placement
 
 
 @dataclass

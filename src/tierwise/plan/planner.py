@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from tierwise.errors import InfeasibleError
-from tierwise.plan.candidates import PLACEMENTS, Candidate, Placement
+from tierwise.plan.candidates import PLACEMENTS, Candidate
 from tierwise.plan.columns import Index, Mask
 from tierwise.plan.estimate import candidate_table
 from tierwise.plan.evaluate import FeatureOutcome, Outcome, evaluate_assignment
@@ -25,6 +25,7 @@ from tierwise.plan.table import CandidateTable
 from tierwise.plan.training import TrainingDecision, decide_training
 from tierwise.plan.violations import violation_counts
 from tierwise.spec.model import Spec
+from tierwise.spec.tiers import Placement
 from tierwise.spec.units import fmt_money
 
 EXPLAIN_BY_RESOLVING = 60  # up to this many features, price every alternative by re-solving

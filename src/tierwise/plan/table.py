@@ -18,7 +18,6 @@ import numpy as np
 from tierwise.plan.candidates import (
     PLACEMENTS,
     Candidate,
-    Placement,
     SiteUse,
     candidate_label,
     cloud_cost,
@@ -38,6 +37,7 @@ from tierwise.plan.columns import (
 )
 from tierwise.plan.latency import Dist
 from tierwise.spec.model import Spec, Variant
+from tierwise.spec.tiers import Placement
 from tierwise.spec.units import SECONDS_PER_MONTH
 
 DEVICE, EDGE, CLOUD, CASCADE = (PLACEMENTS.index(p) for p in Placement)

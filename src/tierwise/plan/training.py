@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tierwise.spec.model import Reach, Spec, TrainingJob
+from tierwise.spec.model import Spec, TrainingJob
+from tierwise.spec.tiers import Reach
 from tierwise.spec.units import SECONDS_PER_MONTH, fmt_money, fmt_size
 
 

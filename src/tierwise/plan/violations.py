@@ -14,7 +14,8 @@ from enum import IntFlag
 import numpy as np
 
 from tierwise.plan.table import CASCADE, CLOUD, DEVICE, REACH_RANK, CandidateTable, Template
-from tierwise.spec.model import Feature, Reach
+from tierwise.spec.model import Feature
+from tierwise.spec.tiers import Reach
 from tierwise.spec.units import fmt_bandwidth, fmt_duration, fmt_size
 
 

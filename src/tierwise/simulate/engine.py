@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from tierwise.plan.candidates import Candidate, Placement
+from tierwise.plan.candidates import Candidate
 from tierwise.rules import CloudPricing, DropPolicy, RoundTripTracker
 from tierwise.rules._types import BoolArray, FloatArray
 from tierwise.rules.escalation import cascade_answer, escalate, is_hard
@@ -40,6 +40,7 @@ from tierwise.simulate.result import StrategyRun
 from tierwise.simulate.streams import Hop, Stream, build_streams
 from tierwise.simulate.telemetry import Outboxes
 from tierwise.spec.model import Spec
+from tierwise.spec.tiers import Placement
 from tierwise.spec.traffic import OutboxSettings
 
 IntArray = NDArray[np.intp]

@@ -12,13 +12,14 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from tierwise.errors import UsageError
-from tierwise.plan.candidates import Candidate, Placement, enumerate_candidates
+from tierwise.plan.candidates import Candidate, enumerate_candidates
 from tierwise.plan.estimate import assess
 from tierwise.plan.planner import PlanResult, _strategy, plan
 from tierwise.simulate.engine import Simulation, SiteOutages
 from tierwise.simulate.outages import Outages, alternating, merge
 from tierwise.simulate.result import SimResult
 from tierwise.spec.model import Link, Spec
+from tierwise.spec.tiers import Placement
 
 STRATEGIES = ("plan", "cloud-only", "edge-only")
 PLAN_STRATEGY = {"plan": "tierwise", "cloud-only": "cloud-only", "edge-only": "edge-only"}

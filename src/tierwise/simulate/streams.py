@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tierwise.plan.candidates import Candidate, Placement
+from tierwise.plan.candidates import Candidate
 from tierwise.plan.latency import retransmit_probability, rto
 from tierwise.simulate.arrivals import RateProfile, rate_profile
 from tierwise.spec.model import Link, Spec
+from tierwise.spec.tiers import Placement
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tierwise.plan.candidates import Placement
 from tierwise.rules import egress_cost, prorated
 from tierwise.rules._types import FloatArray
 from tierwise.rules.cost import SECONDS_PER_MONTH
 from tierwise.simulate.histogram import N_COARSE, Histogram, coarse_uppers
 from tierwise.simulate.result import FeatureStats, Series, SiteStats, StrategyRun
+from tierwise.spec.tiers import Placement
 
 if TYPE_CHECKING:
     from tierwise.simulate.engine import Simulation

@@ -11,15 +11,14 @@ from tierwise.spec.model import (
     Link,
     Links,
     Model,
-    Reach,
     Site,
     Spec,
-    Tier,
     Tiers,
     TrainingJob,
     Upstream,
     Variant,
 )
+from tierwise.spec.tiers import Placement, Reach, Tier
 
 __all__ = [
     "Cascade",
@@ -31,6 +30,7 @@ __all__ = [
     "Link",
     "Links",
     "Model",
+    "Placement",
     "Reach",
     "Site",
     "Spec",

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from tierwise.spec.federated import FederatedTraining
 from tierwise.spec.scenario import ScenarioBinding
+from tierwise.spec.tiers import Reach, Tier
 from tierwise.spec.traffic import Traffic
 from tierwise.spec.units import (
     Bandwidth,
@@ -34,24 +35,6 @@ from tierwise.spec.units import (
 Name = str
 DEFAULT_MAX_UTILIZATION = 0.7  # a common capacity-planning target: keeps queues short at peak
 DEFAULT_LINK_UTILIZATION = 0.8
-
-
-class Tier(StrEnum):
-    DEVICE = "device"
-    EDGE = "edge"
-    CLOUD = "cloud"
-
-
-class Reach(StrEnum):
-    """How far raw inputs may travel: the device itself, the site (edge), or the cloud."""
-
-    DEVICE = "device"
-    SITE = "site"
-    CLOUD = "cloud"
-
-    @property
-    def rank(self) -> int:
-        return {Reach.DEVICE: 0, Reach.SITE: 1, Reach.CLOUD: 2}[self]
 
 
 class _Strict(BaseModel):

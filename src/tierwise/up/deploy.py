@@ -23,8 +23,9 @@ from tierwise.errors import LinkError, TierwiseError
 from tierwise.package.manifest import Manifest
 from tierwise.scenarios.build import ScenarioPackages
 from tierwise.spec.scenario import Role
+from tierwise.spec.tiers import Placement
 from tierwise.up.layout import FeatureRun, package_name
-from tierwise.wire import CloudModelAssignment, FeatureAssignment, Placement
+from tierwise.wire import CloudModelAssignment, FeatureAssignment
 
 Progress = Callable[[str], None]
 PACKAGE_VERSION = 1  # every run starts a fresh registry
