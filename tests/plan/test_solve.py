@@ -16,6 +16,7 @@ from tierwise.plan.candidates import Candidate
 from tierwise.plan.estimate import candidate_table
 from tierwise.plan.solve import fixed_cost, solve
 from tierwise.plan.table import CandidateTable
+from tierwise.plan.views import candidate_view
 from tierwise.spec import Spec
 from tierwise.spec.tiers import Placement
 
@@ -179,7 +180,7 @@ def _feasible(spec: Spec) -> tuple[CandidateTable, list[list[Candidate]]]:
     table = candidate_table(spec)
     first, count = table.per_feature()
     feasible = [
-        [table.candidate(c) for c in range(s, s + n) if not table.violated[c]]
+        [candidate_view(table, c) for c in range(s, s + n) if not table.violated[c]]
         for s, n in zip(first.tolist(), count.tolist(), strict=True)
     ]
     assert all(not c.violations for opts in feasible for c in opts)
@@ -202,7 +203,7 @@ def test_milp_equals_brute_force(seed: int) -> None:
     assert solution is not None, f"seed {seed}: MILP found nothing, brute force {expected}"
     assert solution.cost == pytest.approx(expected, rel=1e-6, abs=1e-6), f"seed {seed}"
     # the MILP's own choice (after its accuracy upgrade) is valid and costs what it says
-    chosen = tuple(table.candidate(int(c)) for c in solution.choice)
+    chosen = tuple(candidate_view(table, int(c)) for c in solution.choice)
     assert [c.feature for c in chosen] == list(range(len(spec.features)))
     assert all(not c.violations for c in chosen)
     cost = _cost_if_valid(spec, chosen)
@@ -223,7 +224,7 @@ def test_random_specs_exercise_both_outcomes() -> None:
             continue
         outcomes["solved"] += 1
         for cand in sol.choice:
-            outcomes[table.candidate(int(cand)).placement.value] += 1
+            outcomes[candidate_view(table, int(cand)).placement.value] += 1
     assert outcomes["solved"] >= 40, outcomes
     assert outcomes["infeasible"] >= 5, outcomes
     assert all(outcomes[p.value] > 0 for p in Placement), outcomes

@@ -18,12 +18,12 @@ from tierwise.plan.candidates import (
     Candidate,
     SiteUse,
     cloud_cost,
-    enumerate_candidates,
 )
 from tierwise.plan.estimate import assess, candidate_table
 from tierwise.plan.planner import _strategy, plan, strategy
 from tierwise.plan.prune import prune
 from tierwise.plan.table import CandidateTable
+from tierwise.plan.views import candidate_views, enumerate_candidates
 from tierwise.spec import Spec
 from tierwise.spec.tiers import Placement
 from tierwise.spec.units import SECONDS_PER_MONTH, fmt_bandwidth
@@ -31,14 +31,6 @@ from tierwise.spec.units import SECONDS_PER_MONTH, fmt_bandwidth
 from .test_solve import random_spec
 
 SEEDS = range(40)
-
-
-def _views(table: CandidateTable) -> list[list[Candidate]]:
-    first, count = table.per_feature()
-    return [
-        [table.candidate(c) for c in range(s, s + n)]
-        for s, n in zip(first.tolist(), count.tolist(), strict=True)
-    ]
 
 
 def _reference_uses(spec: Spec, cand: Candidate) -> tuple[list[tuple[Any, ...]], float]:
@@ -158,7 +150,7 @@ def test_pruning_keeps_exactly_the_undominated_candidates(seed: int) -> None:
     spec = random_spec(seed)
     table = candidate_table(spec)
     kept = prune(table, table.feasible)
-    for options, cands in zip(_views(table), _groups(table), strict=True):
+    for options, cands in zip(candidate_views(table), _groups(table), strict=True):
         feasible = [(c, v) for c, v in zip(cands, options, strict=True) if table.feasible[c]]
         for i, (c, b) in enumerate(feasible):
             beaten = any(
@@ -178,7 +170,7 @@ def _groups(table: CandidateTable) -> list[list[int]]:
 def test_single_tier_strategies_match_the_object_rule(seed: int) -> None:
     spec = random_spec(seed)
     table = candidate_table(spec)
-    views = _views(table)
+    views = candidate_views(table)
     for placement in (Placement.CLOUD, Placement.EDGE):
         expected = [c.label for c in _strategy(views, placement)]
         got = [table.label(int(c)) for c in strategy(table, placement)]
@@ -190,7 +182,7 @@ def test_assess_fills_in_the_objects_enumerate_returned() -> None:
     objects = enumerate_candidates(spec)
     assess(spec, objects)
     table = candidate_table(spec)
-    for options, views in zip(objects, _views(table), strict=True):
+    for options, views in zip(objects, candidate_views(table), strict=True):
         for cand, view in zip(options, views, strict=True):
             assert cand == view
 

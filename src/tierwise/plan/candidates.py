@@ -3,8 +3,8 @@
 A candidate is (feature, placement, variant[, cascade point]). Its `SiteUse` per site records
 what it needs from the resources features share there — device and edge compute, memory,
 LAN and WAN bandwidth — and `cost` what it costs on its own. The planner keeps candidates as
-columns (`table.py`); `Candidate` and `SiteUse` are the object form of one row, for reports,
-the simulator and tests. Per site, with r the rate per device and n the devices there:
+columns (`table.py`); `Candidate` and `SiteUse` are the object form of one row (`views.py`),
+for reports, the simulator and tests. Per site, with r the rate per device and n the devices there:
 
     mean = r n;  peak = mean × peak_factor;  share = 1 (cloud), the curve point (cascade), 0
     wan_bps = 8 (share × peak × bytes + upstream events × peak_factor)
@@ -108,18 +108,3 @@ def cloud_cost(spec: Spec, calls_per_s: Amount, busy: Amount) -> Amount:
     assert cloud.price_per_hour is not None
     hours = busy / cloud.max_utilization * SECONDS_PER_MONTH / 3600
     return hours * cloud.price_per_hour
-
-
-def enumerate_candidates(spec: Spec) -> list[list[Candidate]]:
-    """All candidates of every feature as objects, in feature order, not yet assessed.
-
-    For tools and small specs; the planner works on `table.build_table` directly.
-    """
-    from tierwise.plan.table import build_table  # the table builds on this module
-
-    table = build_table(spec)
-    first, count = table.per_feature()
-    return [
-        [table.candidate(c) for c in range(int(s), int(s + n))]
-        for s, n in zip(first, count, strict=True)
-    ]

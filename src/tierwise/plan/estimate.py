@@ -15,8 +15,8 @@ import numpy as np
 from tierwise.plan.candidates import Candidate
 from tierwise.plan.columns import Array
 from tierwise.plan.paths import LateCheck, Paths, escalation_paths, local_paths
-from tierwise.plan.table import CASCADE, CandidateTable, build_table
-from tierwise.plan.violations import LATE_CAPACITY, LATE_DEADLINE
+from tierwise.plan.table import CASCADE, LATE_CAPACITY, LATE_DEADLINE, CandidateTable, build_table
+from tierwise.plan.views import candidate_views
 from tierwise.spec.model import Spec
 
 BISECTION_STEPS = 24
@@ -120,23 +120,13 @@ def cascade_latency(
     return hi
 
 
-def assessed_candidates(spec: Spec) -> list[list[Candidate]]:
-    """Every candidate as an object, assessed, per feature (for tools and small specs)."""
-    table = candidate_table(spec)
-    first, count = table.per_feature()
-    return [
-        [table.candidate(c) for c in range(int(s), int(s + k))]
-        for s, k in zip(first, count, strict=True)
-    ]
-
-
 def assess(spec: Spec, candidates: list[list[Candidate]]) -> None:
     """Assess candidates as `enumerate_candidates(spec)` returned them, in place.
 
     Kept for tools holding objects; fills in what `assess_table` finds: violations, each
     site's `rho_own` and `rho_star`, and a cascade's accuracy.
     """
-    fresh = assessed_candidates(spec)
+    fresh = candidate_views(candidate_table(spec))
     if [len(o) for o in fresh] != [len(o) for o in candidates]:
         raise ValueError("assess expects the candidates of enumerate_candidates(spec)")
     for options, assessed in zip(candidates, fresh, strict=True):

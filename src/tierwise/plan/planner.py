@@ -23,7 +23,8 @@ from tierwise.plan.explain import Alternative, describe_violations, reason_line
 from tierwise.plan.solve import Solution, solve
 from tierwise.plan.table import CandidateTable
 from tierwise.plan.training import TrainingDecision, decide_training
-from tierwise.plan.violations import violation_counts
+from tierwise.plan.views import candidate_view
+from tierwise.plan.violations import describe, violation_counts, violations_of
 from tierwise.spec.model import Spec
 from tierwise.spec.tiers import Placement
 from tierwise.spec.units import fmt_money
@@ -64,7 +65,7 @@ class PlanResult:
     def strategy_choice(self, name: str) -> list[Candidate]:
         """The candidate of each feature under a strategy: tierwise, cloud-only, edge-only."""
         assert self.table is not None, "a PlanResult made by plan() keeps its candidates"
-        return [self.table.candidate(int(c)) for c in self.choices[name]]
+        return [candidate_view(self.table, int(c)) for c in self.choices[name]]
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -125,7 +126,7 @@ def _plan(spec: Spec, explain: bool | None) -> PlanResult:
         solving = pool.submit(_timed_solve, table, feasible)
         choices = {name: strategy(table, p) for name, p in STRATEGY_NAMES.items()}
         strategies = {name: evaluate_assignment(table, name, choices[name]) for name in choices}
-        table.describe(np.flatnonzero(table.violated))
+        describe(table, np.flatnonzero(table.violated))
         solution, t_solve = solving.result()
     choices["tierwise"] = solution.choice
     strategies["tierwise"] = outcome = evaluate_assignment(table, "tierwise", solution.choice)
@@ -192,8 +193,7 @@ def _decisions(
     where_of = [p.value for p in PLACEMENTS]
     placement = table.placement.tolist()
     violated = table.violated.tolist()
-    table.describe(np.flatnonzero(table.violated))  # all their words at once
-    words = table.violations
+    describe(table, np.flatnonzero(table.violated))  # all their words at once
     first, count = table.per_feature()
     choice = solution.choice.tolist()
     decisions = []
@@ -205,7 +205,7 @@ def _decisions(
                 continue
             label, where = labels[template[c]], where_of[placement[c]]
             if violated[c]:
-                alts.append(Alternative(label, where, describe_violations(words(c))))
+                alts.append(Alternative(label, where, describe_violations(violations_of(table, c))))
             elif not explain:
                 alts.append(Alternative(label, where, "feasible; not the optimum"))
             else:
@@ -249,7 +249,7 @@ def _no_candidate(table: CandidateTable, index: int) -> str:
             "for any tier"
         )
     lines = "; ".join(
-        f"{table.label(int(c))}: {describe_violations(table.violations(int(c)))}" for c in cands
+        f"{table.label(int(c))}: {describe_violations(violations_of(table, int(c)))}" for c in cands
     )
     return f"feature {feature.name}: no placement meets its hard constraints — {lines}"
 

@@ -2,8 +2,10 @@
 
 Features of the same model, allowed variants and device class have the same candidate
 *shapes* (placement, variant, cascade point, service times): those are built once as
-templates, then expanded to all features and all their sites with numpy. `Candidate`
-objects (candidates.py) are views of rows, built only where a report or tool needs them.
+templates, then expanded to all features and all their sites with numpy. The table also
+flags the rules each candidate breaks on its own (`Standalone`, `check_standalone`); their
+words are `violations.py`'s, and `Candidate` objects are views of rows (`views.py`), built
+only where a report or tool needs them.
 
 The arithmetic per (candidate, site) keeps the order of operations of the per-object
 formulas in candidates.py's docstrings, so figures are the same to the last bit.
@@ -12,13 +14,12 @@ formulas in candidates.py's docstrings, so figures are the same to the last bit.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import IntFlag
 
 import numpy as np
 
 from tierwise.plan.candidates import (
     PLACEMENTS,
-    Candidate,
-    SiteUse,
     candidate_label,
     cloud_cost,
     service_time,
@@ -99,19 +100,20 @@ class CandidateTable:
     servers: Array  # parallel servers of the local tier; 0 in the cloud
     cap: Array  # max_utilization of the local tier; 1 in the cloud
     # what each candidate breaks on its own, before any deadline is checked
-    standalone: Index  # bit set of Standalone rules (violations.py)
+    standalone: Index  # bit set of Standalone rules
     link_pair: Index  # first pair whose WAN or LAN it fills alone; -1 if none
     # filled by estimate.assess
     assessed: bool = False
     rho_own: Array = field(default_factory=lambda: np.zeros(0))
     rho_star: Array = field(default_factory=lambda: np.zeros(0))
-    late_kind: Index = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    late_kind: Index = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # LATE_*
     latency_own: Array = field(default_factory=lambda: np.zeros(0))
     miss_own: Array = field(default_factory=lambda: np.zeros(0))
     in_time: Array = field(default_factory=lambda: np.zeros(0))  # cascade: worst site
     accuracy_short: Mask = field(default_factory=lambda: np.zeros(0, dtype=bool))
     violated: Mask = field(default_factory=lambda: np.zeros(0, dtype=bool))
-    _texts: dict[int, list[str]] = field(default_factory=dict, repr=False)
+    # violations in words per candidate: violations.describe fills it, assessing empties it
+    texts: dict[int, list[str]] = field(default_factory=dict, repr=False)
     nets: dict[int, Dist] = field(default_factory=dict, repr=False)  # paths.py's cache
 
     @property
@@ -143,61 +145,56 @@ class CandidateTable:
     def variant(self, c: int) -> str:
         return self.templates[int(self.template[c])].variant.name
 
-    def candidate(self, c: int) -> Candidate:
-        """The object view of one candidate, with its sites and violations."""
-        t = self.templates[int(self.template[c])]
-        start, stop = int(self.pair_start[c]), int(self.pair_start[c] + self.n_pairs[c])
-        assessed = self.assessed
-        uses = [
-            SiteUse(
-                site=int(self.site[p]),
-                devices=int(self.devices[p]),
-                requests_per_s=float(self.requests[p]),
-                local_busy=float(self.local_busy[p]),
-                lan_bps=float(self.lan_bps[p]),
-                wan_bps=float(self.wan_bps[p]),
-                wan_bytes_month=float(self.wan_bytes[p]),
-                cloud_busy=float(self.cloud_busy[p]),
-                rho_own=float(self.rho_own[p]) if assessed else 0.0,
-                rho_star=float(self.rho_star[p]) if assessed else 1.0,
-            )
-            for p in range(start, stop)
-        ]
-        accuracy = float(self.accuracy[c])
-        return Candidate(
-            feature=int(self.feature[c]),
-            placement=t.placement,
-            variant=t.variant.name,
-            cloud_variant=t.cloud_variant.name if t.cloud_variant is not None else None,
-            escalated=t.escalated,
-            accuracy=None if np.isnan(accuracy) else accuracy,
-            service=t.service,
-            cloud_service=t.cloud_service,
-            memory=float(self.memory[c]),
-            cost=float(self.cost[c]),
-            sites=uses,
-            violations=list(self.violations(c)),
-        )
-
     def mark_assessed(self) -> None:
         """Deadlines are checked: violations now include them (words made before are stale)."""
         self.assessed = True
-        self._texts.clear()
+        self.texts.clear()
 
-    def violations(self, c: int) -> list[str]:
-        """The hard constraints candidate c breaks alone, in words (cached)."""
-        texts = self._texts.get(c)
-        if texts is None:
-            self.describe(np.array([c]))
-            texts = self._texts[c]
-        return texts
 
-    def describe(self, cands: Index) -> None:
-        """Put the violations of many candidates in words at once (see `violations`)."""
-        from tierwise.plan.violations import violation_texts  # the words need the table
+class Standalone(IntFlag):
+    """Rules a candidate breaks whatever else is placed."""
 
-        todo = [c for c in cands.tolist() if c not in self._texts]
-        self._texts.update(zip(todo, violation_texts(self, todo), strict=True))
+    SCOPE = 1  # a global feature needs every site's data: only the cloud has it
+    PRIVACY = 2  # raw data would travel further than allowed
+    OFFLINE = 4  # must keep answering with the WAN down
+    MEMORY = 8  # the variant does not fit its tier
+    CLOUD_MEMORY = 16  # a cascade's cloud variant does not fit a cloud instance
+    ACCURACY = 32  # below min_accuracy (a cascade's is checked after its deadlines)
+
+
+LATE_CAPACITY, LATE_DEADLINE = 1, 2  # table.late_kind per pair
+
+
+def check_standalone(table: CandidateTable) -> None:
+    """Set `standalone` and `link_pair` of every candidate, and the first `violated`."""
+    feats, f, place = table.features, table.feature, table.placement
+    spec = table.spec
+    limit = np.array([t.memory_limit for t in table.templates])[table.template]
+    cloud_size = np.array(
+        [t.cloud_variant.size if t.cloud_variant is not None else 0.0 for t in table.templates]
+    )[table.template]
+    accuracy = np.nan_to_num(table.accuracy, nan=0.0)
+    required = feats.min_accuracy[f]
+    rules = [
+        (Standalone.SCOPE, feats.global_scope[f] & (place != CLOUD)),
+        (Standalone.PRIVACY, REACH_RANK[place] > feats.reach[f]),
+        (Standalone.OFFLINE, feats.offline[f] & (place == CLOUD)),
+        (Standalone.MEMORY, table.memory > limit),
+        (Standalone.CLOUD_MEMORY, (place == CASCADE) & (cloud_size > spec.tiers.cloud.memory)),
+        (Standalone.ACCURACY, ~np.isnan(required) & (place != CASCADE) & (accuracy < required)),
+    ]
+    bits = np.zeros(table.n_candidates, dtype=np.int64)
+    for flag, broken in rules:
+        bits |= np.where(broken, int(flag), 0)
+    table.standalone = bits
+    # a candidate that alone fills a site's WAN uplink or LAN can never be picked
+    s = table.site
+    full = (table.wan_bps > table.sites.wan_usable[s]) | (table.lan_bps > table.sites.lan_usable[s])
+    failing = np.flatnonzero(full)
+    first_of, at = np.unique(table.cand[failing], return_index=True)
+    table.link_pair = np.full(table.n_candidates, -1, dtype=np.int64)
+    table.link_pair[first_of] = failing[at]
+    table.violated = (bits != 0) | (table.link_pair >= 0)
 
 
 def resource_id(n_sites: int, n_classes: int, placement: Index, site: Index, cls: Index) -> Index:
@@ -304,8 +301,6 @@ def build_table(spec: Spec) -> CandidateTable:
         standalone=np.zeros(len(feature), dtype=np.int64),
         link_pair=np.full(len(feature), -1, dtype=np.int64),
     )
-    from tierwise.plan.violations import check_standalone  # rules read the table
-
     check_standalone(table)
     return table
 

@@ -1,68 +1,38 @@
-"""What rules a candidate out on its own, as flags for the solver and as words for people.
+"""What rules a candidate out on its own, in words for people.
 
-The flags are computed for every candidate at once; the sentences only for candidates a
-report shows (a rejected alternative, a feature nothing can run), in the order a reader
-meets them: the rules of the feature (scope, privacy, offline, memory, accuracy), a link it
-fills alone, then its load and deadline at each site, then a cascade's accuracy.
+The flags are the table's (`table.Standalone`, `late_kind`), computed for every candidate at
+once; the sentences only for candidates a report shows (a rejected alternative, a feature
+nothing can run), in the order a reader meets them: the rules of the feature (scope,
+privacy, offline, memory, accuracy), a link it fills alone, then its load and deadline at
+each site, then a cascade's accuracy. They are kept on the table (`texts`) once made.
 """
 
 from __future__ import annotations
 
 import math
-from enum import IntFlag
 
 import numpy as np
 
-from tierwise.plan.table import CASCADE, CLOUD, DEVICE, REACH_RANK, CandidateTable, Template
+from tierwise.plan.columns import Index
+from tierwise.plan.table import DEVICE, LATE_CAPACITY, CandidateTable, Standalone, Template
 from tierwise.spec.model import Feature
 from tierwise.spec.tiers import Reach
 from tierwise.spec.units import fmt_bandwidth, fmt_duration, fmt_size
 
 
-class Standalone(IntFlag):
-    """Rules a candidate breaks whatever else is placed."""
-
-    SCOPE = 1  # a global feature needs every site's data: only the cloud has it
-    PRIVACY = 2  # raw data would travel further than allowed
-    OFFLINE = 4  # must keep answering with the WAN down
-    MEMORY = 8  # the variant does not fit its tier
-    CLOUD_MEMORY = 16  # a cascade's cloud variant does not fit a cloud instance
-    ACCURACY = 32  # below min_accuracy (a cascade's is checked after its deadlines)
+def violations_of(table: CandidateTable, c: int) -> list[str]:
+    """The hard constraints candidate c breaks alone, in words (cached on the table)."""
+    texts = table.texts.get(c)
+    if texts is None:
+        describe(table, np.array([c]))
+        texts = table.texts[c]
+    return texts
 
 
-LATE_CAPACITY, LATE_DEADLINE = 1, 2  # table.late_kind per pair
-
-
-def check_standalone(table: CandidateTable) -> None:
-    """Set `standalone` and `link_pair` of every candidate, and the first `violated`."""
-    feats, f, place = table.features, table.feature, table.placement
-    spec = table.spec
-    limit = np.array([t.memory_limit for t in table.templates])[table.template]
-    cloud_size = np.array(
-        [t.cloud_variant.size if t.cloud_variant is not None else 0.0 for t in table.templates]
-    )[table.template]
-    accuracy = np.nan_to_num(table.accuracy, nan=0.0)
-    required = feats.min_accuracy[f]
-    rules = [
-        (Standalone.SCOPE, feats.global_scope[f] & (place != CLOUD)),
-        (Standalone.PRIVACY, REACH_RANK[place] > feats.reach[f]),
-        (Standalone.OFFLINE, feats.offline[f] & (place == CLOUD)),
-        (Standalone.MEMORY, table.memory > limit),
-        (Standalone.CLOUD_MEMORY, (place == CASCADE) & (cloud_size > spec.tiers.cloud.memory)),
-        (Standalone.ACCURACY, ~np.isnan(required) & (place != CASCADE) & (accuracy < required)),
-    ]
-    bits = np.zeros(table.n_candidates, dtype=np.int64)
-    for flag, broken in rules:
-        bits |= np.where(broken, int(flag), 0)
-    table.standalone = bits
-    # a candidate that alone fills a site's WAN uplink or LAN can never be picked
-    s = table.site
-    full = (table.wan_bps > table.sites.wan_usable[s]) | (table.lan_bps > table.sites.lan_usable[s])
-    failing = np.flatnonzero(full)
-    first_of, at = np.unique(table.cand[failing], return_index=True)
-    table.link_pair = np.full(table.n_candidates, -1, dtype=np.int64)
-    table.link_pair[first_of] = failing[at]
-    table.violated = (bits != 0) | (table.link_pair >= 0)
+def describe(table: CandidateTable, cands: Index) -> None:
+    """Put the violations of many candidates in words at once (see `violations_of`)."""
+    todo = [c for c in cands.tolist() if c not in table.texts]
+    table.texts.update(zip(todo, violation_texts(table, todo), strict=True))
 
 
 def violation_texts(table: CandidateTable, cands: list[int]) -> list[list[str]]:
@@ -181,9 +151,9 @@ def violation_counts(table: CandidateTable, cands: np.ndarray) -> np.ndarray:
     """How many distinct rules each of some candidates breaks."""
     counts = np.zeros(len(cands), dtype=np.int64)
     broken = np.flatnonzero(table.violated[cands])
-    table.describe(cands[broken])
+    describe(table, cands[broken])
     for i in broken.tolist():
-        counts[i] = len(table.violations(int(cands[i])))
+        counts[i] = len(violations_of(table, int(cands[i])))
     return counts
 
 

@@ -12,9 +12,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from tierwise.errors import UsageError
-from tierwise.plan.candidates import Candidate, enumerate_candidates
+from tierwise.plan.candidates import Candidate
 from tierwise.plan.estimate import assess
 from tierwise.plan.planner import PlanResult, _strategy, plan
+from tierwise.plan.views import enumerate_candidates
 from tierwise.simulate.engine import Simulation, SiteOutages
 from tierwise.simulate.outages import Outages, alternating, merge
 from tierwise.simulate.result import SimResult

@@ -323,8 +323,8 @@ def _predict(
 ) -> Outcome:
     """The strategy's figures for what this run did: the same placement, under the WAN it
     injected, with the payload and result sizes its devices actually sent and received."""
-    from tierwise.plan.candidates import enumerate_candidates
     from tierwise.plan.evaluate import evaluate
+    from tierwise.plan.views import enumerate_candidates
 
     run = run_spec(spec, opts.wan, opts.duration)
     features = []
