@@ -19,8 +19,8 @@ from tierwise.plan.candidates import (
     SiteUse,
     cloud_cost,
 )
-from tierwise.plan.estimate import assess, candidate_table
-from tierwise.plan.planner import _strategy, plan, strategy
+from tierwise.plan.estimate import candidate_table
+from tierwise.plan.planner import plan, strategy
 from tierwise.plan.prune import prune
 from tierwise.plan.table import CandidateTable
 from tierwise.plan.views import candidate_views, enumerate_candidates
@@ -166,25 +166,25 @@ def _groups(table: CandidateTable) -> list[list[int]]:
     return [list(range(s, s + n)) for s, n in zip(first.tolist(), count.tolist(), strict=True)]
 
 
+def _object_rule(candidates: list[list[Candidate]], placement: Placement) -> list[Candidate]:
+    """Per feature the candidate on that tier with the fewest broken rules, then the most
+    accurate, then the cheapest; any candidate when the feature has none on that tier."""
+    out = []
+    for options in candidates:
+        mine = [c for c in options if c.placement is placement] or options
+        out.append(min(mine, key=lambda c: (len(c.violations), -(c.accuracy or 0.0), c.cost)))
+    return out
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_single_tier_strategies_match_the_object_rule(seed: int) -> None:
     spec = random_spec(seed)
     table = candidate_table(spec)
     views = candidate_views(table)
     for placement in (Placement.CLOUD, Placement.EDGE):
-        expected = [c.label for c in _strategy(views, placement)]
+        expected = [c.label for c in _object_rule(views, placement)]
         got = [table.label(int(c)) for c in strategy(table, placement)]
         assert got == expected, (seed, placement)
-
-
-def test_assess_fills_in_the_objects_enumerate_returned() -> None:
-    spec = random_spec(3)
-    objects = enumerate_candidates(spec)
-    assess(spec, objects)
-    table = candidate_table(spec)
-    for options, views in zip(objects, candidate_views(table), strict=True):
-        for cand, view in zip(options, views, strict=True):
-            assert cand == view
 
 
 def test_plan_keeps_the_cycle_collector_as_it_was(minimal: dict[str, Any]) -> None:

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from tierwise.plan.candidates import Candidate
 from tierwise.plan.columns import Array
 from tierwise.plan.paths import LateCheck, Paths, escalation_paths, local_paths
 from tierwise.plan.table import CASCADE, LATE_CAPACITY, LATE_DEADLINE, CandidateTable, build_table
-from tierwise.plan.views import candidate_views
 from tierwise.spec.model import Spec
 
 BISECTION_STEPS = 24
@@ -118,21 +116,3 @@ def cascade_latency(
         hi = np.where(ok, mid, hi)
         lo = np.where(ok, lo, mid)
     return hi
-
-
-def assess(spec: Spec, candidates: list[list[Candidate]]) -> None:
-    """Assess candidates as `enumerate_candidates(spec)` returned them, in place.
-
-    Kept for tools holding objects; fills in what `assess_table` finds: violations, each
-    site's `rho_own` and `rho_star`, and a cascade's accuracy.
-    """
-    fresh = candidate_views(candidate_table(spec))
-    if [len(o) for o in fresh] != [len(o) for o in candidates]:
-        raise ValueError("assess expects the candidates of enumerate_candidates(spec)")
-    for options, assessed in zip(candidates, fresh, strict=True):
-        for cand, done in zip(options, assessed, strict=True):
-            if cand.label != done.label or len(cand.sites) != len(done.sites):
-                raise ValueError("assess expects the candidates of enumerate_candidates(spec)")
-            cand.accuracy, cand.violations = done.accuracy, done.violations
-            for use, fresh_use in zip(cand.sites, done.sites, strict=True):
-                use.rho_own, use.rho_star = fresh_use.rho_own, fresh_use.rho_star

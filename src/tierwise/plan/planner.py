@@ -171,15 +171,6 @@ def strategy(table: CandidateTable, placement: Placement) -> Index:
     return ranked[first]
 
 
-def _strategy(candidates: list[list[Candidate]], placement: Placement) -> list[Candidate]:
-    """`strategy` for candidate objects (tools that enumerate their own)."""
-    out = []
-    for options in candidates:
-        mine = [c for c in options if c.placement is placement] or options
-        out.append(min(mine, key=lambda c: (len(c.violations), -(c.accuracy or 0.0), c.cost)))
-    return out
-
-
 def _decisions(
     table: CandidateTable,
     feasible: Mask,

@@ -12,29 +12,14 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from tierwise.errors import UsageError
-from tierwise.plan.candidates import Candidate
-from tierwise.plan.estimate import assess
-from tierwise.plan.planner import PlanResult, _strategy, plan
-from tierwise.plan.views import enumerate_candidates
+from tierwise.plan.planner import PlanResult, plan
 from tierwise.simulate.engine import Simulation, SiteOutages
 from tierwise.simulate.outages import Outages, alternating, merge
 from tierwise.simulate.result import SimResult
 from tierwise.spec.model import Link, Spec
-from tierwise.spec.tiers import Placement
 
 STRATEGIES = ("plan", "cloud-only", "edge-only")
 PLAN_STRATEGY = {"plan": "tierwise", "cloud-only": "cloud-only", "edge-only": "edge-only"}
-
-
-def strategy_choices(spec: Spec, planned: PlanResult) -> dict[str, list[Candidate]]:
-    """The assignment each strategy runs: the plan's, or the best one on a single tier."""
-    candidates = enumerate_candidates(spec)
-    assess(spec, candidates)
-    return {
-        "plan": planned.choice,
-        "cloud-only": _strategy(candidates, Placement.CLOUD),
-        "edge-only": _strategy(candidates, Placement.EDGE),
-    }
 
 
 def draw_outages(spec: Spec, duration: float, seed: int) -> SiteOutages:
@@ -76,7 +61,8 @@ def simulate(
         raise UsageError(f"--duration must be positive, got {duration:g}s")
     clock = time.perf_counter()
     planned = planned or plan(spec)
-    choices = strategy_choices(spec, planned)
+    # the plan's assignment, or the best one on a single tier, as the planner chose them
+    choices = {name: planned.strategy_choice(PLAN_STRATEGY[name]) for name in strategies}
     outages = draw_outages(spec, duration, seed)
     runs = {}
     for name in strategies:
