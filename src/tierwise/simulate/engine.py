@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -34,10 +34,12 @@ from tierwise.rules.escalation import cascade_answer, escalate, is_hard
 from tierwise.simulate.arrivals import poisson_times
 from tierwise.simulate.cloud import CloudPool, wait_times
 from tierwise.simulate.histogram import COARSE_SHIFT, N_BINS, N_COARSE, Histogram, bin_of
-from tierwise.simulate.outages import Outages
+from tierwise.simulate.outages import SiteOutages
 from tierwise.simulate.queues import FifoServers
 from tierwise.simulate.result import StrategyRun
 from tierwise.simulate.streams import Hop, Stream, build_streams
+from tierwise.simulate.summary import summarize
+from tierwise.simulate.tally import StreamCounts, Tally
 from tierwise.simulate.telemetry import Outboxes
 from tierwise.spec.model import Spec
 from tierwise.spec.tiers import Placement
@@ -47,30 +49,6 @@ IntArray = NDArray[np.intp]
 REQUESTS_PER_WINDOW = 2_000_000
 MAX_STEPS = 200_000  # per-step arrays (outbox, cloud, cost) over the whole run
 SERIES_BINS = 720
-
-
-@dataclass(frozen=True)
-class SiteOutages:
-    """The down intervals of each site's WAN and LAN over the run."""
-
-    wan: list[Outages]
-    lan: list[Outages]
-
-
-@dataclass
-class _Acc:
-    """Counts for one stream."""
-
-    hist: Histogram = field(default_factory=Histogram)
-    requests: int = 0
-    answered: int = 0
-    late: int = 0
-    escalated: int = 0
-    in_time: int = 0
-    wan_bytes: float = 0.0
-    telemetry_bytes: float = 0.0
-    cloud_busy: float = 0.0
-    cloud_calls: int = 0
 
 
 @dataclass
@@ -134,7 +112,7 @@ class Simulation:
         self.pool = CloudPool(spec.tiers.cloud, self.step)
         self.pool.warm(sum(_cloud_load(s) for s in self.streams))  # no cold start at t=0
         self.pricing = CloudPricing.of(spec.tiers.cloud)
-        self.acc = [_Acc() for _ in self.streams]
+        self.acc = [StreamCounts() for _ in self.streams]
         # per control step, per site
         shape = (n_sites, self.n_steps)
         self.up_bytes = np.zeros(shape)  # request bytes on the uplink
@@ -425,9 +403,30 @@ class Simulation:
         self.egress_bytes[:, b0:b1] += self.outboxes.sent[:, b0:b1]
 
     def _finish(self) -> StrategyRun:
-        from tierwise.simulate.summary import summarize
-
-        return summarize(self)
+        return summarize(
+            Tally(
+                spec=self.spec,
+                name=self.name,
+                duration=self.duration,
+                step=self.step,
+                streams=self.streams,
+                choice=self.choice,
+                outages=self.outages,
+                pricing=self.pricing,
+                per_stream=self.acc,
+                cloud_calls=self.cloud_calls,
+                cloud_work=self.cloud_work,
+                instances=self.instances,
+                egress_bytes=self.egress_bytes,
+                outboxes=self.outboxes,
+                cloud_peak_instances=self.pool.peak,
+                cloud_instance_seconds=self.pool.instance_seconds,
+                series_requests=self.s_requests,
+                series_misses=self.s_misses,
+                series_hist=self.s_hist,
+                feature_hist=self.f_hist,
+            )
+        )
 
 
 def _round_trips(hop: Hop, n: int, rng: np.random.Generator) -> FloatArray:

@@ -60,6 +60,14 @@ class Outages:
         )
 
 
+@dataclass(frozen=True)
+class SiteOutages:
+    """The down intervals of each site's WAN and LAN over the run."""
+
+    wan: list[Outages]
+    lan: list[Outages]
+
+
 def merge(starts: FloatArray, ends: FloatArray) -> Outages:
     """Sorted, disjoint intervals covering the same instants as the given ones."""
     if len(starts) == 0:

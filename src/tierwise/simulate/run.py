@@ -13,8 +13,8 @@ import numpy as np
 
 from tierwise.errors import UsageError
 from tierwise.plan.planner import PlanResult, plan
-from tierwise.simulate.engine import Simulation, SiteOutages
-from tierwise.simulate.outages import Outages, alternating, merge
+from tierwise.simulate.engine import Simulation
+from tierwise.simulate.outages import Outages, SiteOutages, alternating, merge
 from tierwise.simulate.result import SimResult
 from tierwise.spec.model import Link, Spec
 

@@ -1,9 +1,8 @@
-"""From a finished run's counters to the figures people read: per feature, site and time."""
+"""From a run's `Tally` (tally.py) to the figures people read: per feature, site and time."""
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -12,54 +11,54 @@ from tierwise.rules._types import FloatArray
 from tierwise.rules.cost import SECONDS_PER_MONTH
 from tierwise.simulate.histogram import N_COARSE, Histogram, coarse_uppers
 from tierwise.simulate.result import FeatureStats, Series, SiteStats, StrategyRun
+from tierwise.simulate.tally import Tally
 from tierwise.spec.tiers import Placement
 
-if TYPE_CHECKING:
-    from tierwise.simulate.engine import Simulation
 
-
-def summarize(sim: Simulation) -> StrategyRun:
-    spec = sim.spec
-    months = sim.duration / SECONDS_PER_MONTH
-    features = [_feature_stats(sim, f, months) for f in range(len(spec.features))]
-    sites = [_site_stats(sim, i) for i in range(len(spec.sites))]
-    breakdown, per_step = _costs(sim)
+def summarize(tally: Tally) -> StrategyRun:
+    spec = tally.spec
+    months = tally.duration / SECONDS_PER_MONTH
+    features = [_feature_stats(tally, f, months) for f in range(len(spec.features))]
+    sites = [_site_stats(tally, i) for i in range(len(spec.sites))]
+    breakdown, per_step = _costs(tally)
     cost = float(sum(breakdown.values()))
     return StrategyRun(
-        strategy=sim.name,
+        strategy=tally.name,
         features=features,
         sites=sites,
         cost=cost,
         cost_per_month=cost / months,
         cost_breakdown=breakdown,
-        cloud_peak_instances=sim.pool.peak,
-        cloud_instance_hours=sim.pool.instance_seconds / 3600,
-        requests=sum(a.requests for a in sim.acc),
-        series=_series(sim, per_step),
-        histograms={spec.features[f].name: h for f, h in enumerate(sim.f_hist)},
+        cloud_peak_instances=tally.cloud_peak_instances,
+        cloud_instance_hours=tally.cloud_instance_seconds / 3600,
+        requests=sum(a.requests for a in tally.per_stream),
+        series=_series(tally, per_step),
+        histograms={spec.features[f].name: h for f, h in enumerate(tally.feature_hist)},
     )
 
 
-def _feature_stats(sim: Simulation, f: int, months: float) -> FeatureStats:
-    spec = sim.spec
+def _feature_stats(tally: Tally, f: int, months: float) -> FeatureStats:
+    spec = tally.spec
     feature = spec.features[f]
-    cand = sim.choice[f]
-    mine = [(i, s) for i, s in enumerate(sim.streams) if s.feature == f]
+    cand = tally.choice[f]
+    per_stream = tally.per_stream
+    mine = [(i, s) for i, s in enumerate(tally.streams) if s.feature == f]
     total = Histogram()
     worst, worst_site = float("nan"), ""
     for i, s in mine:
-        total.counts += sim.acc[i].hist.counts
-        value = sim.acc[i].hist.percentile(feature.percentile)
+        total.counts += per_stream[i].hist.counts
+        value = per_stream[i].hist.percentile(feature.percentile)
         if math.isnan(worst) or value > worst:
             worst, worst_site = value, spec.sites[s.site].name
-    accs = [sim.acc[i] for i, _ in mine]
+    accs = [per_stream[i] for i, _ in mine]
     upstream = sum(a.wan_bytes + a.telemetry_bytes for a in accs)
     egress = sum(
-        (sim.acc[i].wan_bytes + sim.acc[i].telemetry_bytes) * spec.wan(spec.sites[s.site]).egress
+        (per_stream[i].wan_bytes + per_stream[i].telemetry_bytes)
+        * spec.wan(spec.sites[s.site]).egress
         for i, s in mine
     )
     cost = float(
-        sim.pricing.usage(sum(a.cloud_calls for a in accs), sum(a.cloud_busy for a in accs))
+        tally.pricing.usage(sum(a.cloud_calls for a in accs), sum(a.cloud_busy for a in accs))
         + egress
     )
     requests = sum(a.requests for a in accs)
@@ -82,69 +81,71 @@ def _feature_stats(sim: Simulation, f: int, months: float) -> FeatureStats:
         escalated=sum(a.escalated for a in accs),
         escalated_in_time=sum(a.in_time for a in accs),
         upstream_bytes=upstream,
-        upstream_bps=8 * upstream / sim.duration,
+        upstream_bps=8 * upstream / tally.duration,
         cost=cost,
         cost_per_month=cost / months,
     )
 
 
-def _site_stats(sim: Simulation, i: int) -> SiteStats:
-    site = sim.spec.sites[i]
+def _site_stats(tally: Tally, i: int) -> SiteStats:
+    site = tally.spec.sites[i]
     return SiteStats(
         site=site.name,
-        wan_down_seconds=sim.outages.wan[i].down_in(0.0, sim.duration),
-        lan_down_seconds=sim.outages.lan[i].down_in(0.0, sim.duration),
-        outbox_peak_bytes=float(sim.outboxes.depth_at[i].max(initial=0.0)),
-        outbox_sent_bytes=float(sim.outboxes.sent[i].sum()),
-        outbox_dropped_bytes=float(sim.outboxes.dropped[i].sum()),
-        outbox_max_delay=sim.outboxes.max_delay(i),
+        wan_down_seconds=tally.outages.wan[i].down_in(0.0, tally.duration),
+        lan_down_seconds=tally.outages.lan[i].down_in(0.0, tally.duration),
+        outbox_peak_bytes=float(tally.outboxes.depth_at[i].max(initial=0.0)),
+        outbox_sent_bytes=float(tally.outboxes.sent[i].sum()),
+        outbox_dropped_bytes=float(tally.outboxes.dropped[i].sum()),
+        outbox_max_delay=tally.outboxes.max_delay(i),
     )
 
 
-def _costs(sim: Simulation) -> tuple[dict[str, float], FloatArray]:
+def _costs(tally: Tally) -> tuple[dict[str, float], FloatArray]:
     """$ in this run by kind, and $ per control step (for the cost-over-time plot)."""
-    spec = sim.spec
-    compute = np.asarray(sim.pricing.usage(sim.cloud_calls, sim.cloud_work))
-    compute = compute + sim.pricing.fixed(sim.step)
+    spec = tally.spec
+    compute = np.asarray(tally.pricing.usage(tally.cloud_calls, tally.cloud_work))
+    compute = compute + tally.pricing.fixed(tally.step)
     price = np.array([spec.wan(site).egress for site in spec.sites])
-    egress = np.asarray(egress_cost(sim.egress_bytes, price[:, None])).sum(axis=0)
-    edge_sites = {s.site for s in sim.streams if s.placement in (Placement.EDGE, Placement.CASCADE)}
+    egress = np.asarray(egress_cost(tally.egress_bytes, price[:, None])).sum(axis=0)
+    edge_sites = {
+        s.site for s in tally.streams if s.placement in (Placement.EDGE, Placement.CASCADE)
+    }
     gateways = sum(spec.tiers.edge.cost * spec.sites[i].gateways for i in edge_sites)
     device_fee = 0.0
     seen: set[tuple[int, str]] = set()
-    for s in sim.streams:
+    for s in tally.streams:
         if s.placement is Placement.DEVICE:
             cls = spec.features[s.feature].device_class
             if (s.site, cls) not in seen:
                 seen.add((s.site, cls))
                 device_fee += spec.tiers.device_class(cls).cost * s.devices
-    fixed = float(prorated(gateways + device_fee, sim.step))
+    fixed = float(prorated(gateways + device_fee, tally.step))
     per_step = compute + egress + fixed
     breakdown = {
         "cloud compute": float(compute.sum()),
         "data transfer": float(egress.sum()),
-        "edge gateways": float(prorated(gateways, sim.n_steps * sim.step)),
-        "device upgrades": float(prorated(device_fee, sim.n_steps * sim.step)),
+        "edge gateways": float(prorated(gateways, tally.n_steps * tally.step)),
+        "device upgrades": float(prorated(device_fee, tally.n_steps * tally.step)),
     }
     return breakdown, per_step
 
 
-def _series(sim: Simulation, cost_per_step: FloatArray) -> Series:
-    bins = sim.bins
-    which = np.minimum(np.arange(sim.n_steps) * bins // sim.n_steps, bins - 1)
+def _series(tally: Tally, cost_per_step: FloatArray) -> Series:
+    bins = tally.bins
+    which = np.minimum(np.arange(tally.n_steps) * bins // tally.n_steps, bins - 1)
     counts = np.bincount(which, minlength=bins).astype(np.float64)
-    edges_t = np.linspace(0.0, sim.duration, bins + 1)
-    step_edges = np.arange(sim.n_steps + 1) * sim.step
-    down = np.zeros((len(sim.spec.sites), bins))
-    outbox = np.zeros((len(sim.spec.sites), bins))
-    for site in range(len(sim.spec.sites)):
-        per_step = np.diff(sim.outages.wan[site].downtime_until(step_edges)) / sim.step
+    edges_t = np.linspace(0.0, tally.duration, bins + 1)
+    step_edges = np.arange(tally.n_steps + 1) * tally.step
+    down = np.zeros((len(tally.spec.sites), bins))
+    outbox = np.zeros((len(tally.spec.sites), bins))
+    for site in range(len(tally.spec.sites)):
+        per_step = np.diff(tally.outages.wan[site].downtime_until(step_edges)) / tally.step
         down[site] = np.bincount(which, weights=per_step, minlength=bins) / np.maximum(counts, 1)
-        np.maximum.at(outbox[site], which, sim.outboxes.depth_at[site])
-    p99 = np.full((len(sim.spec.features), bins), np.nan)
+        np.maximum.at(outbox[site], which, tally.outboxes.depth_at[site])
+    p99 = np.full((len(tally.spec.features), bins), np.nan)
     uppers = coarse_uppers()
-    for f in range(len(sim.spec.features)):
-        hist = sim.s_hist[f]
+    for f in range(len(tally.spec.features)):
+        hist = tally.series_hist[f]
         totals = hist.sum(axis=1)
         cum = np.cumsum(hist, axis=1)
         rank = np.ceil(0.99 * totals)
@@ -153,11 +154,12 @@ def _series(sim: Simulation, cost_per_step: FloatArray) -> Series:
         p99[f, has] = uppers[np.minimum(idx[has], N_COARSE - 1)]
     return Series(
         edges=edges_t,
-        requests=sim.s_requests,
-        misses=sim.s_misses,
+        requests=tally.series_requests,
+        misses=tally.series_misses,
         p99=p99,
         cost=np.bincount(which, weights=cost_per_step, minlength=bins).astype(np.float64),
         outbox=outbox,
         wan_down=down,
-        instances=np.bincount(which, weights=sim.instances, minlength=bins) / np.maximum(counts, 1),
+        instances=np.bincount(which, weights=tally.instances, minlength=bins)
+        / np.maximum(counts, 1),
     )
