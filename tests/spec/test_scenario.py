@@ -28,7 +28,7 @@ def test_short_form_is_a_scenario_name(minimal: dict[str, Any]) -> None:
     assert binding.name == "digits"
     assert binding.cloud is None
     # no cascade and no `cloud:` list: every variant is played by the edge model
-    assert {binding.role(spec.models[0], v.name) for v in spec.models[0].variants} == {"edge"}
+    assert {spec.models[0].scenario_role(v.name) for v in spec.models[0].variants} == {"edge"}
 
 
 def test_cascade_cloud_variant_is_played_by_the_cloud_model(minimal: dict[str, Any]) -> None:
@@ -36,16 +36,16 @@ def test_cascade_cloud_variant_is_played_by_the_cloud_model(minimal: dict[str, A
     spec = parse_spec(_with_model(minimal, scenario="vibration", cascade=cascade))
     model = spec.models[0]
     assert model.scenario is not None
-    assert model.scenario.role(model, "full") == "cloud"
-    assert model.scenario.role(model, "int8") == "edge"
+    assert model.scenario_role("full") == "cloud"
+    assert model.scenario_role("int8") == "edge"
 
 
 def test_long_form_names_the_cloud_variants(minimal: dict[str, Any]) -> None:
     spec = parse_spec(_with_model(minimal, scenario={"name": "banks", "cloud": ["int8"]}))
     model = spec.models[0]
     assert model.scenario is not None
-    assert model.scenario.role(model, "int8") == "cloud"
-    assert model.scenario.role(model, "full") == "edge"
+    assert model.scenario_role("int8") == "cloud"
+    assert model.scenario_role("full") == "edge"
 
 
 def test_unknown_cloud_variant_names_file_line_and_field(minimal: dict[str, Any]) -> None:

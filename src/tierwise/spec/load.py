@@ -17,8 +17,7 @@ from pydantic import ValidationError
 from tierwise.errors import SpecError
 from tierwise.spec.from_package import fill_from_packages
 from tierwise.spec.model import Spec
-from tierwise.spec.scenario import check_scenario_refs
-from tierwise.spec.traffic import check_traffic_refs
+from tierwise.spec.refs import check_refs
 
 Loc = tuple[str | int, ...]
 
@@ -80,76 +79,6 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
     if problems:
         raise SpecError(problems)
     return spec
-
-
-def check_refs(spec: Spec) -> Iterable[tuple[Loc, str]]:
-    """Cross-references pydantic cannot see: names that must exist, names that must be unique."""
-    yield from _unique("sites", [s.name for s in spec.sites])
-    yield from _unique("models", [m.name for m in spec.models])
-    yield from _unique("features", [f.name for f in spec.features])
-    yield from _unique("training", [t.name for t in spec.training])
-    yield from check_traffic_refs(spec)
-    yield from check_scenario_refs(spec)
-    models = {m.name: m for m in spec.models}
-    sites = {s.name for s in spec.sites}
-    classes = {"device", *spec.tiers.device_classes}
-    for i, m in enumerate(spec.models):
-        yield from _unique(f"models[{i}].variants", [v.name for v in m.variants])
-        names = {v.name for v in m.variants}
-        if m.cascade:
-            for key in ("edge", "cloud"):
-                name = getattr(m.cascade, key)
-                if name not in names:
-                    yield (("models", i, "cascade", key), _unknown("variant", name, names))
-    for i, s in enumerate(spec.sites):
-        for cls in s.device_counts():
-            if cls not in classes:
-                yield (("sites", i, "devices", cls), _unknown("device class", cls, classes))
-    for i, f in enumerate(spec.features):
-        if f.model not in models:
-            yield (("features", i, "model"), _unknown("model", f.model, models))
-            continue
-        names = {v.name for v in models[f.model].variants}
-        for j, v in enumerate(f.variants or []):
-            if v not in names:
-                yield (("features", i, "variants", j), _unknown("variant", v, names))
-        if f.device_class not in classes:
-            yield (
-                ("features", i, "device_class"),
-                _unknown("device class", f.device_class, classes),
-            )
-        for j, site in enumerate(f.sites or []):
-            if site not in sites:
-                yield (("features", i, "sites", j), _unknown("site", site, sites))
-    for i, t in enumerate(spec.training):
-        if t.model not in models:
-            yield (("training", i, "model"), _unknown("model", t.model, models))
-        for j, site in enumerate(t.sites or []):
-            if site not in sites:
-                yield (("training", i, "sites", j), _unknown("site", site, sites))
-
-
-def _unique(field: str, names: list[str]) -> Iterable[tuple[Loc, str]]:
-    seen: set[str] = set()
-    base: Loc = _parse_dotted(field)
-    for i, name in enumerate(names):
-        if name in seen:
-            yield ((*base, i, "name"), f'duplicate name "{name}"')
-        seen.add(name)
-
-
-def _parse_dotted(field: str) -> Loc:
-    out: list[str | int] = []
-    for part in field.replace("]", "").split("."):
-        head, *idx = part.split("[")
-        out.append(head)
-        out.extend(int(i) for i in idx)
-    return tuple(out)
-
-
-def _unknown(what: str, name: str, known: Iterable[str]) -> str:
-    listed = ", ".join(sorted(known)) or "none"
-    return f'unknown {what} "{name}"; known: {listed}'
 
 
 def _explain(exc: ValidationError, root: yaml.Node, source: str) -> list[str]:

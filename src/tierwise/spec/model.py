@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tierwise.spec.federated import FederatedTraining
-from tierwise.spec.scenario import ScenarioBinding
+from tierwise.spec.scenario import Role, ScenarioBinding
 from tierwise.spec.tiers import Reach, Tier
 from tierwise.spec.traffic import Traffic
 from tierwise.spec.units import (
@@ -203,6 +203,19 @@ class Model(_Strict):
 
     def variant(self, name: str) -> Variant:
         return next(v for v in self.variants if v.name == name)
+
+    def scenario_role(self, variant: str) -> Role:
+        """Whether `variant` is played by its scenario's edge or cloud model (spec/scenario.py).
+
+        The scenario's `cloud:` list decides; without one, the cascade's cloud variant is
+        played by the cloud model and every other variant by the edge model.
+        """
+        listed = self.scenario.cloud if self.scenario is not None else None
+        if listed is not None:
+            return "cloud" if variant in listed else "edge"
+        if self.cascade is not None and variant == self.cascade.cloud:
+            return "cloud"
+        return "edge"
 
 
 class Upstream(_Strict):

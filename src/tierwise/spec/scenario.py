@@ -22,22 +22,18 @@ cloud model and every other variant by the edge model. So a plan that puts `bear
 in a cascade small→large runs the scenario's edge model at the gateway and escalates to its
 cloud model; a plan that puts a `cloud:` variant at the edge ships the cloud model there.
 
-This module depends on pydantic only (the spec depends on nothing of ours); whether the
+This module depends on pydantic only (the spec depends on nothing of ours); `Model.scenario_role`
+applies the rule above, `refs.py` checks the variant names under `cloud:`, and whether the
 scenario name exists is checked by `tierwise up`, which knows the scenarios.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-if TYPE_CHECKING:
-    from tierwise.spec.model import Model, Spec
-
 Role = Literal["edge", "cloud"]
-Loc = tuple[str | int, ...]
 
 
 class ScenarioBinding(BaseModel):
@@ -56,27 +52,3 @@ class ScenarioBinding(BaseModel):
     @classmethod
     def _short_form(cls, value: Any) -> Any:
         return {"name": value} if isinstance(value, str) else value
-
-    def role(self, model: Model, variant: str) -> Role:
-        """Whether `variant` of `model` is played by the scenario's edge or cloud model."""
-        if self.cloud is not None:
-            return "cloud" if variant in self.cloud else "edge"
-        if model.cascade is not None and variant == model.cascade.cloud:
-            return "cloud"
-        return "edge"
-
-
-def check_scenario_refs(spec: Spec) -> Iterable[tuple[Loc, str]]:
-    """Variant names under `scenario.cloud` must be variants of that model."""
-    for i, model in enumerate(spec.models):
-        binding = model.scenario
-        if binding is None or binding.cloud is None:
-            continue
-        names = {v.name for v in model.variants}
-        for j, name in enumerate(binding.cloud):
-            if name not in names:
-                known = ", ".join(sorted(names))
-                yield (
-                    ("models", i, "scenario", "cloud", j),
-                    f'unknown variant "{name}"; known: {known}',
-                )

@@ -20,15 +20,11 @@ normalized to a mean of 1, so a feature's `rate` stays its mean rate over a day.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tierwise.spec.units import Duration, Size
-
-if TYPE_CHECKING:
-    from tierwise.spec.model import Spec
 
 DEFAULT_OUTBOX_CAP = 64e6  # bytes: a few hours of typical telemetry on a gateway's disk
 
@@ -84,28 +80,3 @@ class Traffic(_Strict):
         if not v or any(x < 0 for x in v) or sum(v) <= 0:
             raise ValueError("daily needs at least one multiplier, none negative, not all 0")
         return v
-
-
-def check_traffic_refs(spec: Spec) -> Iterable[tuple[tuple[str | int, ...], str]]:
-    """Names in the traffic section that must exist: features and sites."""
-    if spec.traffic is None:
-        return
-    features = {f.name for f in spec.features}
-    sites = {s.name for s in spec.sites}
-    groups: list[tuple[str, Sequence[Spike | ScheduledOutage]]] = [
-        ("spikes", spec.traffic.spikes),
-        ("outages", spec.traffic.outages),
-    ]
-    for field, items in groups:
-        for i, item in enumerate(items):
-            for j, name in enumerate(getattr(item, "features", None) or []):
-                if name not in features:
-                    where = ("traffic", field, i, "features", j)
-                    yield (where, _unknown("feature", name, features))
-            for j, name in enumerate(item.sites or []):
-                if name not in sites:
-                    yield (("traffic", field, i, "sites", j), _unknown("site", name, sites))
-
-
-def _unknown(what: str, name: str, known: set[str]) -> str:
-    return f'unknown {what} "{name}"; known: {", ".join(sorted(known)) or "none"}'

@@ -96,9 +96,8 @@ def _feature_run(
     scenario: str,
     strategy: Strategy,
 ) -> FeatureRun:
-    binding = model.scenario
-    assert binding is not None
-    role = binding.role(model, predicted.variant)
+    assert model.scenario is not None
+    role = model.scenario_role(predicted.variant)
     local: Role | None
     cloud: Role | None
     if strategy == "cloud-only":
@@ -107,7 +106,7 @@ def _feature_run(
     elif predicted.placement == "cascade":
         assert model.cascade is not None
         mode, local, escalated = "cascade", role, predicted.escalation_rate
-        cloud = binding.role(model, model.cascade.cloud)
+        cloud = model.scenario_role(model.cascade.cloud)
     elif predicted.placement == "cloud":
         # the agent falls back on the scenario's edge model when the cloud is away
         mode, local, cloud, escalated = "cloud", "edge", role, 1.0
