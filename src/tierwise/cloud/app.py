@@ -28,9 +28,9 @@ from tierwise.cloud.auth import authenticate, load_tokens_file
 from tierwise.cloud.context import CloudContext, get_context
 from tierwise.cloud.db import open_database
 from tierwise.cloud.decompress import GzipRequests
-from tierwise.cloud.inference import ModelCache
 from tierwise.cloud.limits import BodySizeLimit
 from tierwise.cloud.metrics import METRICS_CONTENT_TYPE, CloudMetrics, HttpMetrics
+from tierwise.cloud.model_cache import ModelCache
 from tierwise.cloud.settings import Settings
 from tierwise.http_refusals import answer_refusals
 from tierwise.rules.clock import Clock, WallClock

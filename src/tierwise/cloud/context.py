@@ -14,8 +14,8 @@ from fastapi import Request
 
 if TYPE_CHECKING:
     from tierwise.cloud.db import Database
-    from tierwise.cloud.inference import ModelCache
     from tierwise.cloud.metrics import CloudMetrics
+    from tierwise.cloud.model_cache import ModelCache
     from tierwise.cloud.settings import Settings
     from tierwise.rules.clock import Clock
 

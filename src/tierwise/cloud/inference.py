@@ -10,11 +10,8 @@ pool and the event loop keeps accepting telemetry meanwhile.
 from __future__ import annotations
 
 import shutil
-import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable
-from typing import Annotated, Any, Protocol
+from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, Depends
@@ -22,52 +19,14 @@ from fastapi import APIRouter, Depends
 from tierwise.cloud.auth import AnyCaller
 from tierwise.cloud.context import CloudContext, get_context
 from tierwise.cloud.deployments import cloud_model_of
+from tierwise.cloud.model_cache import Predictor
 from tierwise.cloud.params import FeaturePath
 from tierwise.cloud.registry import archive_of, unpacked_package
 from tierwise.errors import UnprocessableError
 from tierwise.wire import InferRequest, InferResponse
 
-DEFAULT_CACHED_MODELS = 8
-
 router = APIRouter(tags=["inference"])
 Context = Annotated[CloudContext, Depends(get_context)]
-
-
-class Predictor(Protocol):
-    """A loaded model: a batch of rows in, one output row per input row out."""
-
-    @property
-    def input_width(self) -> int: ...
-
-    def predict(self, inputs: Any) -> Any: ...
-
-
-class ModelCache:
-    """Loaded models by (package, version), least recently used evicted first."""
-
-    def __init__(self, capacity: int = DEFAULT_CACHED_MODELS) -> None:
-        self.capacity = capacity
-        self._models: OrderedDict[tuple[str, int], Predictor] = OrderedDict()
-        self._lock = threading.Lock()
-        self._loading: dict[tuple[str, int], threading.Lock] = {}
-
-    def get(self, key: tuple[str, int], load: Callable[[], Predictor]) -> Predictor:
-        with self._lock:
-            if key in self._models:
-                self._models.move_to_end(key)
-                return self._models[key]
-            key_lock = self._loading.setdefault(key, threading.Lock())
-        with key_lock:  # one load per model even when many requests arrive at once
-            with self._lock:
-                if key in self._models:
-                    return self._models[key]
-            model = load()
-            with self._lock:
-                self._models[key] = model
-                while len(self._models) > self.capacity:
-                    self._models.popitem(last=False)
-                self._loading.pop(key, None)
-            return model
 
 
 def load_predictor(ctx: CloudContext, package: str, version: int) -> Predictor:
