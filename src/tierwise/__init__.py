@@ -7,7 +7,7 @@ gateway.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tierwise.errors import (
     InfeasibleError,
@@ -18,11 +18,12 @@ from tierwise.errors import (
     UsageError,
     VerificationError,
 )
+from tierwise.lazy import lazy_names
 from tierwise.spec import Spec, load_spec, parse_spec
 
 if TYPE_CHECKING:
-    from tierwise.plan.planner import PlanResult
-    from tierwise.plan.planner import plan as make_plan
+    from tierwise.plan import PlanResult
+    from tierwise.plan import plan as make_plan
 
 __version__ = "0.1.0"
 
@@ -42,17 +43,5 @@ __all__ = [
     "parse_spec",
 ]
 
-# name -> (module, attribute); `tierwise.plan` is the subpackage, so the function is make_plan
-_LAZY = {
-    "make_plan": ("tierwise.plan.planner", "plan"),
-    "PlanResult": ("tierwise.plan.planner", "PlanResult"),
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        module, attribute = _LAZY[name]
-        return getattr(importlib.import_module(module), attribute)
-    raise AttributeError(f"module 'tierwise' has no attribute {name!r}")
+# `tierwise.plan` is the subpackage, so its `plan` function is `make_plan` here
+__getattr__, __dir__ = lazy_names(__name__, {"PlanResult": "plan", "make_plan": "plan:plan"})

@@ -19,4 +19,4 @@ if TYPE_CHECKING:
 
 __all__ = ["Settings", "create_app"]
 
-__getattr__ = lazy_names(__name__, {"Settings": "settings", "create_app": "app"})
+__getattr__, __dir__ = lazy_names(__name__, {"Settings": "settings", "create_app": "app"})

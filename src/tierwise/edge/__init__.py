@@ -51,7 +51,7 @@ __all__ = [
     "Outbox",
 ]
 
-__getattr__ = lazy_names(
+__getattr__, __dir__ = lazy_names(
     __name__,
     {
         "EdgeAgent": "agent",

@@ -48,7 +48,7 @@ __all__ = [
     "write_keypair",
 ]
 
-__getattr__ = lazy_names(
+__getattr__, __dir__ = lazy_names(
     __name__,
     {
         "MANIFEST_NAME": "manifest",

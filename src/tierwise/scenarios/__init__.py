@@ -34,7 +34,7 @@ __all__ = [
     "scenario_names",
 ]
 
-__getattr__ = lazy_names(
+__getattr__, __dir__ = lazy_names(
     __name__,
     {
         "SCENARIOS": "registry",
