@@ -5,8 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import tierwise.edge
-
 HEAVY = ("torch", "sklearn", "flwr", "skl2onnx", "onnx", "sqlalchemy")
 
 
@@ -20,9 +18,3 @@ def test_edge_and_wan_import_nothing_heavy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
-
-
-def test_edge_all_is_sorted_and_resolves() -> None:
-    assert tierwise.edge.__all__ == sorted(tierwise.edge.__all__)
-    for name in tierwise.edge.__all__:
-        assert getattr(tierwise.edge, name) is not None

@@ -12,5 +12,8 @@ The pieces, from the outside in:
 - `progress`: the run's event log, which the CLI turns into a progress bar and reports.
 
 Heavy imports (Flower, scikit-learn) happen in these submodules, never in this package's
-`__init__`, so `tierwise[edge]` never needs them.
+`__init__`, so `tierwise[edge]` never needs them; for the same reason it exports no names:
+`tierwise federate` and `runner.run_federated` are the ways in.
 """
+
+__all__: list[str] = []

@@ -16,4 +16,8 @@ Modules, one idea each:
     live.py          the live view's table and log lines
     report.py        run.json and the plan-vs-measured table
     commands.py      `tierwise up`: its options and the run.json and table it writes
+
+No names at package level: `tierwise up` and `run.run_up` are the ways in.
 """
+
+__all__: list[str] = []

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from tierwise.cloud.policy.accuracy import AccuracyPolicy
 from tierwise.cloud.policy.base import Judgement, RolloutPolicy, Verdict, judge_canary
 from tierwise.cloud.policy.failure_rate import FailureRatePolicy
 from tierwise.cloud.policy.health import HealthProbePolicy
 from tierwise.cloud.policy.latency import LatencyPolicy
 from tierwise.cloud.policy.soak import SoakPolicy
-from tierwise.wire import RolloutRequest
+
+if TYPE_CHECKING:
+    from tierwise.wire import RolloutRequest
 
 __all__ = [
     "AccuracyPolicy",

@@ -1,0 +1,7 @@
+"""`tierwise.edge` exports exactly the public names it binds, sorted (tests/exported.py)."""
+
+from tests.exported import assert_exports_match
+
+
+def test_all_lists_exactly_the_public_names() -> None:
+    assert_exports_match("tierwise.edge")
