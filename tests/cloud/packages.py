@@ -8,8 +8,6 @@ well under a second, real enough that ONNX Runtime loads and runs it.
 from __future__ import annotations
 
 import hashlib
-import io
-import tarfile
 import warnings
 from dataclasses import dataclass
 from functools import cache
@@ -101,15 +99,3 @@ def build(out: Path, signer: Signer, name: str, version: int, max_iter: int = 20
     (out / MANIFEST_NAME).write_bytes(manifest_bytes(manifest))
     sign_package(out, load_private_key(signer.private))
     return out
-
-
-def archive(package_dir: Path, top_dir: bool = True) -> bytes:
-    """The package as the registry takes it: tar.gz, with or without one top directory."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        if top_dir:
-            tar.add(package_dir, arcname=package_dir.name)
-        else:
-            for path in sorted(package_dir.iterdir()):
-                tar.add(path, arcname=path.name)
-    return buf.getvalue()

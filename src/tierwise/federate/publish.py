@@ -10,8 +10,6 @@
 
 from __future__ import annotations
 
-import io
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ import numpy as np
 from tierwise.errors import LinkError, UsageError, VerificationError
 from tierwise.federate.export import next_version, to_onnx
 from tierwise.federate.runner import VALIDATION_FILE, RunResult
+from tierwise.package.archive import pack_archive
 
 ARCHIVE_MEDIA_TYPE = "application/gzip"
 
@@ -63,21 +62,13 @@ def package_result(
     return Published(name, version, built.path, float(fp32.accuracy))
 
 
-def archive(package_dir: Path) -> bytes:
-    """The package directory as tar.gz, under one top directory (as the registry accepts)."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        tar.add(package_dir, arcname=package_dir.name)
-    return buffer.getvalue()
-
-
 def upload_package(cloud_url: str, admin_token: str, package_dir: Path) -> dict[str, Any]:
     """POST the package to the registry; a refusal says why (signature, version...)."""
     response = _call(
         "POST",
         f"{cloud_url.rstrip('/')}/v1/packages",
         admin_token,
-        content=archive(package_dir),
+        content=pack_archive(package_dir),
         headers={"Content-Type": ARCHIVE_MEDIA_TYPE},
     )
     if response.status_code in (200, 201):

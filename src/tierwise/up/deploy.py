@@ -9,8 +9,6 @@ planned share, read off the package's own calibration curve.
 
 from __future__ import annotations
 
-import io
-import tarfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +18,7 @@ from typing import Any
 import httpx
 
 from tierwise.errors import LinkError, TierwiseError
+from tierwise.package.archive import pack_archive
 from tierwise.package.manifest import Manifest
 from tierwise.scenarios.build import ScenarioPackages
 from tierwise.spec.scenario import Role
@@ -64,14 +63,6 @@ def cascade_threshold(manifest: Manifest, escalated: float) -> float:
     return manifest.cascade.at_budget(variant, escalated).threshold
 
 
-def archive(path: Path) -> bytes:
-    """A package directory as the registry takes it: tar.gz with one top directory."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        tar.add(path, arcname=path.name)
-    return buf.getvalue()
-
-
 @dataclass
 class CloudAdmin:
     """The operator's side of the cloud API (admin token), over loopback."""
@@ -99,7 +90,7 @@ class CloudAdmin:
         self.request(
             "POST",
             "/v1/packages",
-            content=archive(path),
+            content=pack_archive(path),
             headers={"Content-Type": "application/gzip"},
         )
 
