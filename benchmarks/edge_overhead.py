@@ -41,12 +41,17 @@ FEATURE = "digits"
 PACKAGE = "digits-edge"
 TARGET_P50_MS = 2.0
 
+# Run as `python benchmarks/edge_overhead.py`: the repository root, home of the tests' shared
+# helpers, is not on the path by itself.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 
 def build_and_install(root: Path) -> tuple[Path, Path, str]:
     """A signed digits package installed under root/edge/packages; (public key, model, input)."""
     import joblib
     from sklearn.datasets import load_digits
     from sklearn.linear_model import LogisticRegression
+    from tests.edge.support import SITE
 
     from tierwise.package.build import BuildOptions, build_package
     from tierwise.package.evaldata import EvalData
@@ -75,7 +80,7 @@ def build_and_install(root: Path) -> tuple[Path, Path, str]:
         placement=Placement.EDGE,
         deadline_ms=150,
     )
-    deployment = Deployment(site="bench", features={FEATURE: spec}, etag="local")
+    deployment = Deployment(site=SITE, features={FEATURE: spec}, etag="local")
     (packages / "deployment.json").write_text(deployment.model_dump_json(), "utf-8")
     installed = current_package(packages / PACKAGE)
     assert installed is not None
@@ -93,35 +98,23 @@ def closed_port() -> int:
 def start_agent(
     root: Path, public: Path, durability: str, stack: str = ""
 ) -> tuple[subprocess.Popen[str], str]:
-    token = root / "token"
-    token.write_text("bench-token")
-    cmd = [
-        sys.executable,
-        "-m",
-        "tierwise",
-        "edge",
-        "--site",
-        "bench",
-        "--cloud",
-        f"http://127.0.0.1:{closed_port()}",
-        "--token-file",
-        str(token),
-        "--trust",
-        str(public),
-        "--data-dir",
-        str(root / "edge"),
-        "--port",
-        "0",
-        "--durability",
-        durability,
-    ]
-    env = {**os.environ, STACK_ENV: stack} if stack else None
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if "serving on" not in line:
-        raise RuntimeError(f"the agent did not start: {line!r}")
-    return proc, line.split()[-1]
+    """`tierwise edge` serving what is installed under root/edge, as the edge tests start it."""
+    from tests.edge.support import AgentProcess
+
+    cloud = f"http://127.0.0.1:{closed_port()}"
+    agent = AgentProcess(cloud, root / "edge", public, ("--durability", durability))
+    before = os.environ.get(STACK_ENV)
+    if stack:
+        os.environ[STACK_ENV] = stack  # the agent process inherits it
+    try:
+        agent.start()
+    finally:
+        if before is None:
+            os.environ.pop(STACK_ENV, None)
+        else:
+            os.environ[STACK_ENV] = before
+    assert agent.proc is not None
+    return agent.proc, agent.url
 
 
 def cpu_seconds(pid: int) -> float:

@@ -31,7 +31,10 @@ from tierwise.federate import mlp
 from tierwise.federate.runner import RunOptions, RunResult, run_federated
 from tierwise.federate.sitedata import load_shard, provision_sites
 from tierwise.spec.federated import FederatedTraining
-from tierwise.spec.model import TrainingJob
+
+# Run as `python benchmarks/federated.py`: the repository root, home of the tests' shared
+# helpers, is not on the path by itself.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main() -> int:
@@ -110,15 +113,10 @@ def run(
     extra: dict[str, Any],
     mode: str = "tierwise",
 ) -> RunResult:
-    job = TrainingJob(
-        name="digits-benchmark",
-        model="digits-mlp",
-        data_per_site="1GB",
-        raw_data_may_reach="site",
-        cadence="7d",
-        rounds=rounds,
-        strategy=strategy,
-        federated=fed.model_copy(update=_parsed(extra)),
+    from tests.federate.support import digits_job
+
+    job = digits_job(
+        fed.model_copy(update=_parsed(extra)), rounds, strategy, name="digits-benchmark"
     )
 
     def show(event: dict[str, Any]) -> None:

@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import math
 import random
+import sys
 import time
+from pathlib import Path
 
 import yaml
 
@@ -26,45 +28,33 @@ SERVICE = 1e-3  # s per edge inference (16 GFLOP/s per worker, 16 MFLOP model)
 SHARE = 0.05
 DEADLINE = 0.5
 
+# Run as `python benchmarks/sim_scale.py`: the repository root, home of the tests' shared
+# helpers, is not on the path by itself.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 
 def scenario() -> Spec:
-    data = {
-        "name": "fleet",
-        "tiers": {
+    """The fleet as a spec: the tests' small spec (tests/small_specs.py), scaled up."""
+    from tests.small_specs import MINIMAL, cascade_model, varied
+
+    data = varied(
+        MINIMAL,
+        name="fleet",
+        tiers={
             "device": {"compute": "0.1GFLOP/s", "memory": "1MB"},
             "edge": {"compute": f"{16 * WORKERS}GFLOP/s", "memory": "16GB", "workers": WORKERS},
             "cloud": {"compute": "1TFLOP/s", "memory": "64GB", "price_per_hour": "$1/h"},
         },
-        "sites": [{"name": "hall", "devices": DEVICES}],
-        "links": {
-            "device_edge": {"rtt_p50": "1ms", "rtt_p99": "5ms", "bandwidth": "10Gbps"},
-            "edge_cloud": {
-                "rtt_p50": "30ms",
-                "rtt_p99": "150ms",
-                "bandwidth": "1Gbps",
-                "availability": "99.5%",
-                "mean_outage": "5min",
-                "egress": "$0.09/GB",
-            },
-        },
-        "models": [
-            {
-                "name": "detector",
-                "variants": [
-                    {"name": "int8", "flops": "16MFLOP", "size": "10MB", "accuracy": "90%"},
-                    {"name": "full", "flops": "20GFLOP", "size": "20GB", "accuracy": "98%"},
-                ],
-                "cascade": {
-                    "edge": "int8",
-                    "cloud": "full",
-                    "curve": [
-                        {"escalated": "0%", "accuracy": "90%"},
-                        {"escalated": f"{SHARE:.0%}", "accuracy": "96%"},
-                    ],
-                },
-            }
+        sites=[{"name": "hall", "devices": DEVICES}],
+        models=[
+            cascade_model(
+                "detector",
+                {"name": "int8", "flops": "16MFLOP", "size": "10MB", "accuracy": "90%"},
+                {"name": "full", "flops": "20GFLOP", "size": "20GB", "accuracy": "98%"},
+                {"0%": "90%", f"{SHARE:.0%}": "96%"},
+            )
         ],
-        "features": [
+        features=[
             {
                 "name": "detect",
                 "model": "detector",
@@ -77,11 +67,16 @@ def scenario() -> Spec:
                 "upstream": {"rate": "1/min", "size": "1KB"},
             }
         ],
-        "traffic": {
+        links__device_edge__bandwidth="10Gbps",
+        links__edge_cloud__rtt_p50="30ms",
+        links__edge_cloud__rtt_p99="150ms",
+        links__edge_cloud__bandwidth="1Gbps",
+        links__edge_cloud__mean_outage="5min",
+        traffic={
             "spikes": [{"start": "20min", "duration": "5min", "factor": 1.3}],
             "outages": [{"start": "40min", "duration": "10min"}],
         },
-    }
+    )
     return parse_spec(yaml.safe_dump(data))
 
 

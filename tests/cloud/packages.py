@@ -8,17 +8,19 @@ well under a second, real enough that ONNX Runtime loads and runs it.
 from __future__ import annotations
 
 import hashlib
-import io
-import tarfile
 import warnings
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tests.package.support import Keys, make_keys
 
 FEATURES = 13
+
+# The release key pair the registry trusts, as the package tests make it.
+Signer = Keys
+make_signer = make_keys
 
 
 @cache
@@ -49,19 +51,6 @@ def onnx_bytes(max_iter: int) -> bytes:
     x, _y = wine()
     onx = to_onnx(model, x[:1], options={id(model): {"zipmap": False}}, target_opset=17)
     return bytes(onx.SerializeToString())
-
-
-@dataclass
-class Signer:
-    private: Path
-    public: Path
-
-
-def make_signer(where: Path, name: str = "release") -> Signer:
-    from tierwise.package.keys import write_keypair
-
-    private, public = write_keypair(where, name)
-    return Signer(private, public)
 
 
 def build(out: Path, signer: Signer, name: str, version: int, max_iter: int = 200) -> Path:
@@ -101,15 +90,3 @@ def build(out: Path, signer: Signer, name: str, version: int, max_iter: int = 20
     (out / MANIFEST_NAME).write_bytes(manifest_bytes(manifest))
     sign_package(out, load_private_key(signer.private))
     return out
-
-
-def archive(package_dir: Path, top_dir: bool = True) -> bytes:
-    """The package as the registry takes it: tar.gz, with or without one top directory."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        if top_dir:
-            tar.add(package_dir, arcname=package_dir.name)
-        else:
-            for path in sorted(package_dir.iterdir()):
-                tar.add(path, arcname=path.name)
-    return buf.getvalue()

@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
-from .packages import Signer, archive, build
+from tierwise.package.archive import pack_archive
+
+from .packages import Signer, build
 from .support import Cloud
 
 ASSIGNMENT = {
@@ -22,7 +24,7 @@ ASSIGNMENT = {
 
 @pytest.fixture
 def wine_v1(cloud: Cloud, signer: Signer, tmp_path: Path) -> str:
-    blob = archive(build(tmp_path / "wine-1", signer, "wine", 1))
+    blob = pack_archive(build(tmp_path / "wine-1", signer, "wine", 1))
     response = cloud.client.post(
         "/v1/packages", content=blob, headers=cloud.admin | {"Content-Type": "application/gzip"}
     )

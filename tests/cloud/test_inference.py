@@ -7,14 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .packages import FEATURES, Signer, archive, build, trained, wine
+from tierwise.package.archive import pack_archive
+
+from .packages import FEATURES, Signer, build, trained, wine
 from .support import Cloud
 
 
 @pytest.fixture
 def wine_model(cloud: Cloud, signer: Signer, tmp_path: Path) -> None:
     for version, max_iter in ((1, 200), (2, 3)):
-        blob = archive(build(tmp_path / f"wine-{version}", signer, "wine", version, max_iter))
+        blob = pack_archive(build(tmp_path / f"wine-{version}", signer, "wine", version, max_iter))
         response = cloud.client.post(
             "/v1/packages",
             content=blob,

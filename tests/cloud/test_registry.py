@@ -10,7 +10,9 @@ from pathlib import Path
 
 import httpx
 
-from .packages import Signer, archive, build, make_signer
+from tierwise.package.archive import pack_archive
+
+from .packages import Signer, build, make_signer
 from .support import Cloud
 
 
@@ -28,7 +30,7 @@ def registered(cloud: Cloud) -> list[tuple[str, int]]:
 def test_signed_package_is_registered_and_served_back(
     cloud: Cloud, signer: Signer, tmp_path: Path
 ) -> None:
-    blob = archive(build(tmp_path / "p1", signer, "wine", 1))
+    blob = pack_archive(build(tmp_path / "p1", signer, "wine", 1))
     response = upload(cloud, blob)
     assert response.status_code == 201, response.text
     info = response.json()
@@ -44,9 +46,9 @@ def test_signed_package_is_registered_and_served_back(
 def test_same_archive_again_is_a_harmless_retry(
     cloud: Cloud, signer: Signer, tmp_path: Path
 ) -> None:
-    blob = archive(build(tmp_path / "p1", signer, "wine", 1))
-    assert upload(cloud, blob).status_code == 201
-    again = upload(cloud, blob)
+    package = build(tmp_path / "p1", signer, "wine", 1)
+    assert upload(cloud, pack_archive(package)).status_code == 201
+    again = upload(cloud, pack_archive(package))  # packed again, as a retrying operator does
     assert again.status_code == 200
     assert registered(cloud) == [("wine", 1)]
 
@@ -54,18 +56,18 @@ def test_same_archive_again_is_a_harmless_retry(
 def test_archive_without_top_directory_is_accepted(
     cloud: Cloud, signer: Signer, tmp_path: Path
 ) -> None:
-    blob = archive(build(tmp_path / "p1", signer, "wine", 1), top_dir=False)
+    blob = pack_archive(build(tmp_path / "p1", signer, "wine", 1), top_dir=False)
     assert upload(cloud, blob).status_code == 201
 
 
 def test_tampered_model_file_is_refused_and_registry_unchanged(
     cloud: Cloud, signer: Signer, tmp_path: Path
 ) -> None:
-    upload(cloud, archive(build(tmp_path / "p1", signer, "wine", 1)))
+    upload(cloud, pack_archive(build(tmp_path / "p1", signer, "wine", 1)))
     package = build(tmp_path / "p2", signer, "wine", 2)
     model = package / "model-fp32.onnx"
     model.write_bytes(model.read_bytes()[:-1] + b"\0")
-    response = upload(cloud, archive(package))
+    response = upload(cloud, pack_archive(package))
     assert response.status_code == 422
     assert "changed after signing" in response.json()["detail"]
     assert registered(cloud) == [("wine", 1)]
@@ -78,7 +80,7 @@ def test_manifest_edited_after_signing_is_refused(
     manifest = json.loads((package / "manifest.json").read_text())
     manifest["version"] = 7
     (package / "manifest.json").write_text(json.dumps(manifest))
-    response = upload(cloud, archive(package))
+    response = upload(cloud, pack_archive(package))
     assert response.status_code == 422
     assert "refused" in response.json()["detail"]
     assert registered(cloud) == []
@@ -86,7 +88,7 @@ def test_manifest_edited_after_signing_is_refused(
 
 def test_package_signed_by_an_untrusted_key_is_refused(cloud: Cloud, tmp_path: Path) -> None:
     stranger = make_signer(tmp_path / "stranger", "stranger")
-    response = upload(cloud, archive(build(tmp_path / "p1", stranger, "wine", 1)))
+    response = upload(cloud, pack_archive(build(tmp_path / "p1", stranger, "wine", 1)))
     assert response.status_code == 422
     assert "not trusted" in response.json()["detail"]
     assert registered(cloud) == []
@@ -95,10 +97,10 @@ def test_package_signed_by_an_untrusted_key_is_refused(cloud: Cloud, tmp_path: P
 def test_older_or_equal_version_is_refused_and_current_unchanged(
     cloud: Cloud, signer: Signer, tmp_path: Path
 ) -> None:
-    assert upload(cloud, archive(build(tmp_path / "v2", signer, "wine", 2))).status_code == 201
-    older = upload(cloud, archive(build(tmp_path / "v1", signer, "wine", 1)))
+    assert upload(cloud, pack_archive(build(tmp_path / "v2", signer, "wine", 2))).status_code == 201
+    older = upload(cloud, pack_archive(build(tmp_path / "v1", signer, "wine", 1)))
     same_version_other_bytes = upload(
-        cloud, archive(build(tmp_path / "v2b", signer, "wine", 2, max_iter=3))
+        cloud, pack_archive(build(tmp_path / "v2b", signer, "wine", 2, max_iter=3))
     )
     assert older.status_code == 409
     assert "not newer" in older.json()["detail"]
@@ -136,7 +138,7 @@ def test_unreadable_archives_are_422(cloud: Cloud, tmp_path: Path) -> None:
 def test_symlink_in_archive_is_refused(cloud: Cloud, signer: Signer, tmp_path: Path) -> None:
     package = build(tmp_path / "p1", signer, "wine", 1)
     (package / "link").symlink_to("/etc/passwd")
-    assert upload(cloud, archive(package)).status_code == 422
+    assert upload(cloud, pack_archive(package)).status_code == 422
     assert registered(cloud) == []
 
 
@@ -145,7 +147,7 @@ def test_unknown_package_is_404(cloud: Cloud) -> None:
 
 
 def test_upload_metrics_count_results(cloud: Cloud, signer: Signer, tmp_path: Path) -> None:
-    upload(cloud, archive(build(tmp_path / "v1", signer, "wine", 1)))
+    upload(cloud, pack_archive(build(tmp_path / "v1", signer, "wine", 1)))
     upload(cloud, b"junk")
     text = cloud.client.get("/metrics").text
     assert 'tierwise_cloud_package_uploads_total{result="accepted"} 1.0' in text

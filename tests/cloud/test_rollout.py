@@ -18,9 +18,10 @@ import httpx
 import pytest
 
 from tierwise.cloud.auth import issue_token
+from tierwise.package.archive import pack_archive
 from tierwise.rules.clock import VirtualClock
 
-from .packages import Signer, archive, build
+from .packages import Signer, build
 from .support import Cloud, bearer
 
 FEATURE = "quality"
@@ -85,7 +86,7 @@ class Fleet:
 
 def upload(client: httpx.Client, package: Path) -> None:
     response = client.post(
-        "/v1/packages", content=archive(package), headers={"Content-Type": "application/gzip"}
+        "/v1/packages", content=pack_archive(package), headers={"Content-Type": "application/gzip"}
     )
     assert response.status_code == 201, response.text
 

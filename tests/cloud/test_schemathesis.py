@@ -22,8 +22,9 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis.generation.modes import GenerationMode
 
 from tierwise.cloud.registry import ARCHIVE_MEDIA_TYPE
+from tierwise.package.archive import pack_archive
 
-from .packages import Signer, archive, build
+from .packages import Signer, build
 from .support import Cloud
 
 EXAMPLES_PER_MODE = 12
@@ -40,7 +41,7 @@ def _archive_bytes(_ctx: Any, value: Any) -> bytes:
 def seed(cloud: Cloud, signer: Signer, tmp_path: Path) -> None:
     """A package, an assignment, a cloud model and a rollout for the fuzzer to hit."""
     for version in (1, 2):
-        blob = archive(build(tmp_path / f"wine-{version}", signer, "wine", version))
+        blob = pack_archive(build(tmp_path / f"wine-{version}", signer, "wine", version))
         response = cloud.client.post(
             "/v1/packages", content=blob, headers=cloud.admin | {"Content-Type": "application/gzip"}
         )

@@ -7,13 +7,11 @@ exported with skl2onnx, signed with Ed25519) until `tierwise package` offers a b
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import signal
 import subprocess
 import sys
-import tarfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,6 +21,8 @@ from typing import Any
 
 import httpx
 import numpy as np
+
+from tierwise.package.archive import pack_archive as archive
 
 ADMIN = "tw_admin-token-for-edge-tests"
 SITE = "plant-a"
@@ -93,14 +93,6 @@ def build_package(
     (out / MANIFEST_NAME).write_bytes(manifest_bytes(manifest))
     sign_package(out, load_private_key(key))
     return out
-
-
-def archive(package_dir: Path) -> bytes:
-    """The package as the registry takes it: a tar.gz with one top directory."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        tar.add(package_dir, arcname=package_dir.name)
-    return buf.getvalue()
 
 
 @dataclass

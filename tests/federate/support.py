@@ -19,15 +19,28 @@ FAST = {"round_timeout": "20s", "hidden_units": 32}
 
 def job(rounds: int = 2, strategy: str = "fedavg", **federated: Any) -> TrainingJob:
     """A training job with test-sized settings; `federated` overrides the block's fields."""
+    return digits_job(FederatedTraining(**(FAST | federated)), rounds, strategy)
+
+
+def digits_job(
+    federated: FederatedTraining,
+    rounds: int,
+    strategy: str,
+    name: str = "digits-across-sites",
+) -> TrainingJob:
+    """The digits MLP trained where its rows live (they may not leave the site), weekly.
+
+    benchmarks/federated.py runs its jobs through this too.
+    """
     return TrainingJob(
-        name="digits-across-sites",
+        name=name,
         model="digits-mlp",
         data_per_site="1GB",
         raw_data_may_reach="site",
         cadence="7d",
         rounds=rounds,
         strategy=strategy,
-        federated=FederatedTraining(**(FAST | federated)),
+        federated=federated,
     )
 
 

@@ -2,80 +2,47 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import numpy as np
 import pytest
 import yaml
+from tests.small_specs import MINIMAL, cascade_model, varied
 
 from tierwise.simulate.run import simulate
 from tierwise.spec import Spec, parse_spec
 
-BASE: dict[str, Any] = {
-    "name": "small",
-    "tiers": {
-        "device": {"compute": "1GFLOP/s", "memory": "64MB"},
-        "edge": {"compute": "100GFLOP/s", "memory": "4GB", "workers": 2, "cost": "$50/month"},
-        "cloud": {"compute": "500GFLOP/s", "memory": "32GB", "price_per_hour": "$1/h"},
-    },
-    "sites": [{"name": "s1", "devices": 20}],
-    "links": {
-        "device_edge": {"rtt_p50": "1ms", "rtt_p99": "4ms", "bandwidth": "1Gbps"},
-        "edge_cloud": {
-            "rtt_p50": "40ms",
-            "rtt_p99": "150ms",
-            "bandwidth": "50Mbps",
-            "availability": "99.5%",
-            "mean_outage": "10min",
-            "egress": "$0.09/GB",
-        },
-    },
-    "models": [
-        {
-            "name": "m",
-            "variants": [
-                {"name": "small", "flops": "0.2GFLOP", "size": "100MB", "accuracy": "90%"},
-                {"name": "large", "flops": "20GFLOP", "size": "8GB", "accuracy": "97%"},
-            ],
-            "cascade": {
-                "edge": "small",
-                "cloud": "large",
-                "curve": [
-                    {"escalated": "0%", "accuracy": "90%"},
-                    {"escalated": "20%", "accuracy": "96%"},
-                ],
-            },
-        }
+# MINIMAL with a two-variant cascade, an accuracy floor, one scheduled 5-minute WAN outage
+# and an outbox cap: the tests below know what the simulator must answer for it.
+BASE = varied(
+    MINIMAL,
+    name="small",
+    tiers__edge__workers=2,
+    tiers__cloud={"compute": "500GFLOP/s", "memory": "32GB", "price_per_hour": "$1/h"},
+    sites__0__devices=20,
+    links__device_edge__rtt_p99="4ms",
+    links__edge_cloud__rtt_p99="150ms",
+    models=[
+        cascade_model(
+            "m",
+            {"name": "small", "flops": "0.2GFLOP", "size": "100MB", "accuracy": "90%"},
+            {"name": "large", "flops": "20GFLOP", "size": "8GB", "accuracy": "97%"},
+            {"0%": "90%", "20%": "96%"},
+        )
     ],
-    "features": [
-        {
-            "name": "f",
-            "model": "m",
-            "rate": "5/s",
-            "payload": "4KB",
-            "upstream": {"rate": "1/s", "size": "1KB"},
-            "deadline": "1s",
-            "min_accuracy": "95%",
-        }
-    ],
-    "traffic": {
+    features__0__upstream={"rate": "1/s", "size": "1KB"},
+    features__0__deadline="1s",
+    features__0__min_accuracy="95%",
+    traffic={
         "random_outages": False,
         "outages": [{"start": "10min", "duration": "5min"}],
         "outbox": {"cap": "100MB"},
     },
-}
+)
 
 
 def spec_with(**changes: Any) -> Spec:
-    data = copy.deepcopy(BASE)
-    for path, value in changes.items():
-        node = data
-        keys = path.split("__")
-        for key in keys[:-1]:
-            node = node[int(key)] if key.isdigit() else node[key]
-        node[keys[-1]] = value
-    return parse_spec(yaml.safe_dump(data))
+    return parse_spec(yaml.safe_dump(varied(BASE, **changes)))
 
 
 def test_outage_fails_cloud_requests_and_the_outbox_holds_telemetry() -> None:

@@ -4,25 +4,25 @@
    evaluated and calibrated on the operator's validation rows, signed with the operator's
    key, versioned one above the newest package of that name in the packages directory.
 2. `upload_package` / `start_rollout`: the continuum's cloud API (`POST /v1/packages` with
-   the package as tar.gz, then `POST /v1/rollouts` naming the canary sites), with the
-   operator (admin) token. The cloud verifies the signature and refuses an old version.
+   the package as tar.gz, then `POST /v1/rollouts` naming the canary sites) through the
+   operator's client, `tierwise.cloud.client.CloudAdmin`, with the admin token. The cloud
+   verifies the signature and refuses an old version (`VerificationError`).
 """
 
 from __future__ import annotations
 
-import io
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
-from tierwise.errors import LinkError, UsageError, VerificationError
+from tierwise.cloud.client import CloudAdmin
+from tierwise.errors import UsageError
 from tierwise.federate.export import next_version, to_onnx
 from tierwise.federate.runner import VALIDATION_FILE, RunResult
-
-ARCHIVE_MEDIA_TYPE = "application/gzip"
+from tierwise.wire import RolloutRequest, RolloutThresholds
 
 
 @dataclass(frozen=True)
@@ -63,31 +63,10 @@ def package_result(
     return Published(name, version, built.path, float(fp32.accuracy))
 
 
-def archive(package_dir: Path) -> bytes:
-    """The package directory as tar.gz, under one top directory (as the registry accepts)."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        tar.add(package_dir, arcname=package_dir.name)
-    return buffer.getvalue()
-
-
 def upload_package(cloud_url: str, admin_token: str, package_dir: Path) -> dict[str, Any]:
-    """POST the package to the registry; a refusal says why (signature, version...)."""
-    response = _call(
-        "POST",
-        f"{cloud_url.rstrip('/')}/v1/packages",
-        admin_token,
-        content=archive(package_dir),
-        headers={"Content-Type": ARCHIVE_MEDIA_TYPE},
-    )
-    if response.status_code in (200, 201):
-        return dict(response.json())
-    detail = _detail(response)
-    if response.status_code == 409:
-        raise VerificationError(f"the cloud refused {package_dir.name}: {detail}")
-    if response.status_code == 422:
-        raise VerificationError(f"the cloud refused {package_dir.name}: {detail}")
-    raise LinkError(f"uploading {package_dir.name}: HTTP {response.status_code}: {detail}")
+    """POST the package to the registry; a refusal (signature, version...) says why."""
+    info = CloudAdmin(cloud_url, admin_token).upload_package(package_dir)
+    return info.model_dump(mode="json")
 
 
 def start_rollout(
@@ -102,39 +81,15 @@ def start_rollout(
     min_canary_requests: int = 100,
 ) -> dict[str, Any]:
     """Start a staged rollout: the canaries get `version` now, the rest once they bake."""
-    body: dict[str, Any] = {
-        "package": name,
-        "version": version,
-        "canary_sites": canary_sites,
-        "thresholds": {"min_accuracy": min_accuracy},
-        "bake_seconds": bake_seconds,
-        "min_canary_requests": min_canary_requests,
-    }
-    response = _call("POST", f"{cloud_url.rstrip('/')}/v1/rollouts", admin_token, json=body)
-    if response.status_code in (200, 201):
-        return dict(response.json())
-    raise VerificationError(
-        f"the cloud refused the rollout of {name} v{version}: {_detail(response)}"
-    )
-
-
-def _call(method: str, url: str, token: str, **kwargs: Any) -> Any:
-    import httpx
-
     try:
-        return httpx.request(
-            method,
-            url,
-            headers={"Authorization": f"Bearer {token}", **kwargs.pop("headers", {})},
-            timeout=60.0,
-            **kwargs,
+        request = RolloutRequest(
+            package=name,
+            version=version,
+            canary_sites=canary_sites,
+            thresholds=RolloutThresholds(min_accuracy=min_accuracy),
+            bake_seconds=bake_seconds,
+            min_canary_requests=min_canary_requests,
         )
-    except httpx.HTTPError as exc:
-        raise LinkError(f"cannot reach the cloud at {url}: {exc}") from None
-
-
-def _detail(response: Any) -> str:
-    try:
-        return str(response.json().get("detail", response.text))
-    except ValueError:
-        return str(response.text)[:200]
+    except ValidationError as exc:
+        raise UsageError(f"cannot roll out {name} v{version}: {exc}") from None
+    return CloudAdmin(cloud_url, admin_token).start_rollout(request).model_dump(mode="json")

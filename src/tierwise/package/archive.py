@@ -1,11 +1,13 @@
-"""Unpack a package archive (tar.gz) safely: bounded in size, no links out, no `..`.
+"""A package directory as a tar.gz archive, and back: the one format uploads and downloads use.
 
-The registry unpacks uploads, the edge agent unpacks what it downloads; both call this, so
-the rules for what an archive may contain live in one place.
+Operators pack (`tierwise up`, `tierwise federate --cloud`); the registry unpacks uploads and
+the edge agent unpacks what it downloads. Both directions live here, so the rules for what an
+archive holds — and may not hold: bounded in size, no links out, no `..` — are in one place.
 """
 
 from __future__ import annotations
 
+import gzip
 import io
 import tarfile
 from pathlib import Path
@@ -13,6 +15,39 @@ from pathlib import Path
 from tierwise.errors import VerificationError
 
 MAX_MEMBERS = 1_000
+
+
+def pack_archive(package_dir: Path, *, top_dir: bool = True) -> bytes:
+    """The package directory as tar.gz bytes; the same files always give the same bytes.
+
+    Members are sorted by name and carry no owner, time or umask of the machine that packed
+    them (nor does the gzip header), so packing a package again gives the archive the
+    registry already holds: a retried upload is recognised as the same one, not a conflict.
+    With `top_dir` every member sits under the directory's own name, otherwise at the root
+    (the registry accepts both). A symbolic link is packed as a link, for the unpacker to
+    refuse.
+    """
+    members = sorted(package_dir.rglob("*"), key=lambda p: p.relative_to(package_dir).as_posix())
+    prefix = f"{package_dir.name}/" if top_dir else ""
+    buffer = io.BytesIO()
+    with (
+        gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        if top_dir:
+            tar.add(package_dir, arcname=package_dir.name, recursive=False, filter=_anonymous)
+        for path in members:
+            arcname = prefix + path.relative_to(package_dir).as_posix()
+            tar.add(path, arcname=arcname, recursive=False, filter=_anonymous)
+    return buffer.getvalue()
+
+
+def _anonymous(member: tarfile.TarInfo) -> tarfile.TarInfo:
+    member.uid = member.gid = 0
+    member.uname = member.gname = ""
+    member.mtime = 0
+    member.mode = 0o755 if member.isdir() else 0o644
+    return member
 
 
 def unpack_archive(archive: Path | bytes, into: Path, max_bytes: int) -> Path:

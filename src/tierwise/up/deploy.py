@@ -9,8 +9,6 @@ planned share, read off the package's own calibration curve.
 
 from __future__ import annotations
 
-import io
-import tarfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +17,8 @@ from typing import Any
 
 import httpx
 
-from tierwise.errors import LinkError, TierwiseError
+from tierwise.cloud.client import CloudAdmin
+from tierwise.errors import TierwiseError
 from tierwise.package.manifest import Manifest
 from tierwise.scenarios.build import ScenarioPackages
 from tierwise.spec.scenario import Role
@@ -65,54 +64,6 @@ def cascade_threshold(manifest: Manifest, escalated: float) -> float:
     return manifest.cascade.at_budget(variant, escalated).threshold
 
 
-def archive(path: Path) -> bytes:
-    """A package directory as the registry takes it: tar.gz with one top directory."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        tar.add(path, arcname=path.name)
-    return buf.getvalue()
-
-
-@dataclass
-class CloudAdmin:
-    """The operator's side of the cloud API (admin token), over loopback."""
-
-    url: str
-    token: str
-
-    def client(self, timeout: float = 30.0) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {self.token}"}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
-
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            with self.client() as c:
-                response = c.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise LinkError(f"cloud {method} {path}: {exc!r}") from exc
-        if response.status_code >= 400:
-            raise TierwiseError(
-                f"cloud {method} {path}: HTTP {response.status_code}: {response.text[:300]}"
-            )
-        return response
-
-    def upload(self, path: Path) -> None:
-        self.request(
-            "POST",
-            "/v1/packages",
-            content=archive(path),
-            headers={"Content-Type": "application/gzip"},
-        )
-
-    def put(self, path: str, body: Any) -> None:
-        self.request("PUT", path, json=body.model_dump(exclude_none=True))
-
-    def streams(self, site: str) -> dict[str, dict[str, int]]:
-        """Per stream of a site: events the cloud holds and the highest seq."""
-        found: dict[str, dict[str, int]] = self.request("GET", f"/v1/sites/{site}/streams").json()
-        return found
-
-
 @dataclass
 class Deployed:
     """What was deployed per feature: for the report, and to assign a feature elsewhere too."""
@@ -133,15 +84,14 @@ def deploy(
     )
     for scenario, role in wanted:
         progress(f"uploading package {package_name(scenario, role)} v{PACKAGE_VERSION}")
-        admin.upload(package_dir(packages, scenario, role))
+        admin.upload_package(package_dir(packages, scenario, role))
     deployed = Deployed({}, {})
     for run in runs:
         entry: dict[str, Any] = {"mode": run.mode, "scenario": run.scenario}
         if run.cloud_role is not None:
             cloud_pkg = package_name(run.scenario, run.cloud_role)
-            admin.put(
-                f"/v1/cloud-models/{run.name}",
-                CloudModelAssignment(package=cloud_pkg, version=PACKAGE_VERSION),
+            admin.set_cloud_model(
+                run.name, CloudModelAssignment(package=cloud_pkg, version=PACKAGE_VERSION)
             )
             entry["cloud_package"] = cloud_pkg
         if run.local_role is not None:
@@ -161,7 +111,7 @@ def deploy(
                 deadline_ms=run.feature.deadline * 1000,
             )
             for load in run.sites:
-                admin.put(f"/v1/sites/{load.site}/features/{run.name}", assignment)
+                admin.assign(load.site, run.name, assignment)
             deployed.assignments[run.name] = assignment
         deployed.summary[run.name] = entry
     return deployed

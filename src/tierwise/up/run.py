@@ -22,13 +22,13 @@ from typing import Any
 
 from rich.console import Console
 
+from tierwise.cloud.client import CloudAdmin
 from tierwise.plan.evaluate import Outcome
 from tierwise.scenarios.build import ScenarioPackages
 from tierwise.spec.model import Spec
 from tierwise.up import components
 from tierwise.up.components import Tokens
 from tierwise.up.deploy import (
-    CloudAdmin,
     build_packages,
     deploy,
     manifest_of,
@@ -223,7 +223,7 @@ def _calibrate(
         headers = {"Authorization": f"Bearer {tokens.sites[run.sites[0].site]}"}
         url = f"{cont.cloud.url}/v1/infer/{run.name}"
         return measure_capacity(url, headers, request_bodies(data[run.scenario], None))
-    cont.admin.put(f"/v1/sites/{CALIBRATION_SITE}/features/{run.name}", assignments[run.name])
+    cont.admin.assign(CALIBRATION_SITE, run.name, assignments[run.name])
     agents = components.start_agents(
         sup, run_dir, {CALIBRATION_SITE: cont.cloud.url}, public_key, prefix="calibrate"
     )

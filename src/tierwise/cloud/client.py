@@ -1,0 +1,125 @@
+"""The operator's client of the cloud API: upload packages, assign features, start rollouts.
+
+`tierwise up` deploys through it and `tierwise federate --cloud` publishes through it, both
+with the operator (admin) token. It needs httpx, `tierwise.wire` and the package archive
+only, so importing it loads neither FastAPI nor SQLAlchemy. (An edge agent speaks to the
+cloud with its site token through `tierwise.edge.link` instead.)
+
+Failures, as `tierwise.errors` draws them: the cloud could not be reached, timed out or could
+not serve now (5xx, 429) → `LinkError`; the cloud answered no (any other 4xx: the token, the
+package's signature or version, a body it refuses) → `VerificationError`, which retrying will
+not fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from tierwise.errors import LinkError, VerificationError
+from tierwise.package.archive import pack_archive
+from tierwise.wire import (
+    CloudModelAssignment,
+    FeatureAssignment,
+    PackageInfo,
+    Rollout,
+    RolloutRequest,
+)
+
+ARCHIVE_MEDIA_TYPE = "application/gzip"
+DEFAULT_TIMEOUT_S = 60.0  # a package upload is tens of MB, verified before the cloud answers
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class CloudAdmin:
+    """The cloud API at `url` as the operator uses it, with the admin `token`."""
+
+    url: str
+    token: str
+    timeout_s: float = DEFAULT_TIMEOUT_S
+
+    def upload_package(self, package_dir: Path) -> PackageInfo:
+        """POST the package as tar.gz; the registry verifies it before registering it.
+
+        Uploading the very same package again is answered as a harmless retry.
+        """
+        response = self._send(
+            "POST",
+            "/v1/packages",
+            f"package {package_dir.name}",
+            content=pack_archive(package_dir),
+            headers={"Content-Type": ARCHIVE_MEDIA_TYPE},
+        )
+        return _parse(PackageInfo, response)
+
+    def assign(self, site: str, feature: str, assignment: FeatureAssignment) -> None:
+        """Run `feature` at `site` with this package version and routing."""
+        self._send(
+            "PUT",
+            f"/v1/sites/{site}/features/{feature}",
+            f"the assignment of {feature} at {site}",
+            json=assignment.model_dump(mode="json", exclude_none=True),
+        )
+
+    def set_cloud_model(self, feature: str, model: CloudModelAssignment) -> None:
+        """Answer `feature`'s cloud inference with this package version."""
+        self._send(
+            "PUT",
+            f"/v1/cloud-models/{feature}",
+            f"the cloud model of {feature}",
+            json=model.model_dump(mode="json", exclude_none=True),
+        )
+
+    def start_rollout(self, request: RolloutRequest) -> Rollout:
+        """Start a staged rollout: the canary sites first, the rest once the canaries bake."""
+        response = self._send(
+            "POST",
+            "/v1/rollouts",
+            f"the rollout of {request.package} v{request.version}",
+            json=request.model_dump(mode="json", exclude_none=True),
+        )
+        return _parse(Rollout, response)
+
+    def streams(self, site: str) -> dict[str, dict[str, int]]:
+        """Per telemetry stream of a site: the events the cloud holds and the highest seq."""
+        found: dict[str, dict[str, int]] = self._send(
+            "GET", f"/v1/sites/{site}/streams", f"the streams of {site}"
+        ).json()
+        return found
+
+    def _send(self, method: str, path: str, what: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
+        try:
+            with httpx.Client(base_url=self.url, timeout=self.timeout_s) as client:
+                response = client.request(method, path, headers=headers, **kwargs)
+        except httpx.RequestError as exc:
+            raise LinkError(
+                f"cannot reach the cloud at {self.url} ({method} {path}): {exc!r}"
+            ) from exc
+        code = response.status_code
+        if code >= 500 or code == 429:
+            raise LinkError(f"the cloud could not serve {what} ({code}): {_detail(response)}")
+        if code >= 400:
+            raise VerificationError(f"the cloud refused {what} ({code}): {_detail(response)}")
+        return response
+
+
+def _parse(model: type[M], response: httpx.Response) -> M:
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as exc:
+        raise LinkError(f"the cloud answered a malformed {model.__name__}: {exc}") from exc
+
+
+def _detail(response: httpx.Response) -> str:
+    """The cloud's reason (FastAPI's `detail`), else the start of what it answered."""
+    try:
+        return str(response.json()["detail"])[:300]
+    except (ValueError, KeyError, TypeError):
+        return response.text[:300]

@@ -1,0 +1,71 @@
+"""The operator's client against the real cloud over HTTP: what it sends arrives, a refusal
+is a VerificationError, an unreachable cloud a LinkError."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from tierwise.cloud.client import CloudAdmin
+from tierwise.errors import LinkError, VerificationError
+from tierwise.wire import (
+    CloudModelAssignment,
+    FeatureAssignment,
+    Placement,
+    RolloutRequest,
+    RolloutState,
+)
+
+from .packages import Signer, build
+from .support import ADMIN_TOKEN, Cloud
+
+
+def test_an_operator_uploads_assigns_and_rolls_out(
+    cloud: Cloud, live: str, signer: Signer, tmp_path: Path
+) -> None:
+    admin = CloudAdmin(live, ADMIN_TOKEN)
+    v1 = build(tmp_path / "wine-v1", signer, "wine", 1)
+    info = admin.upload_package(v1)
+    assert (info.name, info.version) == ("wine", 1)
+    assert admin.upload_package(v1) == info  # packed again: the registry's harmless retry
+    admin.set_cloud_model("quality", CloudModelAssignment(package="wine", version=1))
+    for site in ("a", "b"):
+        admin.assign(
+            site,
+            "quality",
+            FeatureAssignment(
+                package="wine", version=1, placement=Placement.CASCADE, deadline_ms=50
+            ),
+        )
+    deployment = cloud.client.get("/v1/sites/a/deployment", headers=cloud.site_a).json()
+    assert deployment["features"]["quality"]["placement"] == "cascade"
+    assert admin.streams("a") == {}
+
+    admin.upload_package(build(tmp_path / "wine-v2", signer, "wine", 2))
+    rollout = admin.start_rollout(RolloutRequest(package="wine", version=2, canary_sites=["a"]))
+    assert (rollout.state, rollout.canary_sites, rollout.other_sites) == (
+        RolloutState.CANARY,
+        ["a"],
+        ["b"],
+    )
+
+
+def test_the_cloud_saying_no_is_a_verification_error(
+    cloud: Cloud, live: str, signer: Signer, tmp_path: Path
+) -> None:
+    admin = CloudAdmin(live, ADMIN_TOKEN)
+    admin.upload_package(build(tmp_path / "wine-v2", signer, "wine", 2))
+    with pytest.raises(VerificationError, match=r"refused package wine-v1 \(409\).*not newer"):
+        admin.upload_package(build(tmp_path / "wine-v1", signer, "wine", 1))
+    with pytest.raises(VerificationError, match=r"refused the streams of a \(401\)"):
+        CloudAdmin(live, "tw_not-the-admin-token").streams("a")
+
+
+def test_an_unreachable_cloud_is_a_link_error() -> None:
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(LinkError, match="cannot reach the cloud"):
+        CloudAdmin(f"http://127.0.0.1:{port}", ADMIN_TOKEN, timeout_s=5).streams("a")
