@@ -17,6 +17,7 @@ from tierwise.edge.packages import SignedPackages
 from tierwise.edge.settings import EdgeSettings
 from tierwise.errors import UnavailableError, UnprocessableError
 from tierwise.package.runtime import load_verified
+from tierwise.rules.clock import Clock, VirtualClock
 from tierwise.spec.tiers import Placement
 from tierwise.wire import Deployment, FeatureDeployment, PredictRequest
 
@@ -70,7 +71,9 @@ def deploy(cloud: InMemoryCloud, version: int, placement: str = "cascade", **kw:
     cloud.deployments[SITE] = Deployment(site=SITE, features={FEATURE: feature}, etag=etag)
 
 
-def _agent(tmp: Path, cloud: InMemoryCloud, keys: Keys) -> EdgeAgent:
+def _agent(
+    tmp: Path, cloud: InMemoryCloud, keys: Keys, wall_clock: Clock | None = None
+) -> EdgeAgent:
     settings = EdgeSettings(
         site=SITE,
         cloud_url="memory://",
@@ -82,7 +85,8 @@ def _agent(tmp: Path, cloud: InMemoryCloud, keys: Keys) -> EdgeAgent:
         drain_timeout_s=2.0,
         rtt_prior_s=0.01,
     )
-    return EdgeAgent(settings, cloud.link(), SignedPackages(settings.trusted_keys))
+    packages = SignedPackages(settings.trusted_keys)
+    return EdgeAgent(settings, cloud.link(), packages, wall_clock=wall_clock)
 
 
 def run(body: Callable[[], Awaitable[None]], timeout: float = 120) -> None:
@@ -148,6 +152,29 @@ def test_cascade_escalates_unsure_rows_and_records_every_answer(
     assert counters.escalations >= len(by_cloud_total)  # + the labelled batch, if it escalated
     assert counters.feedback_total == 50
     assert counters.feedback_correct > 40
+
+
+def test_event_times_come_from_the_agents_wall_clock(
+    tmp_path: Path, packages: dict[str, Path], keys: Keys
+) -> None:
+    """The cloud stores and compares event times, so they are calendar readings of one clock."""
+    cloud = _cloud(packages, keys)
+    deploy(cloud, 1, placement="edge")
+    wall = VirtualClock(1.7e9)
+    agent = _agent(tmp_path, cloud, keys, wall_clock=wall)
+
+    async def body() -> None:
+        await agent.start()
+        await _until(lambda: _version(agent) == 1)
+        await agent.predict(FEATURE, _request(1))
+        wall.advance(60.0)
+        await agent.predict(FEATURE, _request(1))
+        await agent.stop()
+
+    run(body)
+    assert [e.ts for e in cloud.stream(SITE, FEATURE)] == [1.7e9, 1.7e9 + 60.0]
+    assert agent.started_at == 1.7e9
+    assert {e.ts for e in cloud.stream(SITE, "metrics")} == {1.7e9 + 60.0}
 
 
 def test_cloud_down_or_slow_answers_locally_in_time_and_says_degraded(

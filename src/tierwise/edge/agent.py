@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import time
 from dataclasses import asdict
 from typing import Any
 
@@ -42,7 +41,7 @@ from tierwise.errors import (
     UnprocessableError,
     UsageError,
 )
-from tierwise.rules.clock import Clock, RealClock
+from tierwise.rules.clock import Clock, RealClock, WallClock
 from tierwise.rules.escalation import RoundTripTracker
 from tierwise.wire import FeatureStatus, PredictRequest, PredictResponse, SiteStatus
 
@@ -61,10 +60,12 @@ class EdgeAgent:
         link: CloudLink,
         ops: PackageOps,
         clock: Clock | None = None,
+        wall_clock: Clock | None = None,
     ) -> None:
         self.settings = settings
         self.link = link
-        self.clock = clock or RealClock()
+        self.clock = clock or RealClock()  # deadlines, backoff, the cloud-health window
+        self.wall_clock = wall_clock or WallClock()  # event times the cloud stores and compares
         self.lifecycle = Lifecycle()
         self.metrics = Metrics()
         self.health = CloudHealth(self.clock)
@@ -73,7 +74,7 @@ class EdgeAgent:
         self.outbox: Outbox | None = None
         self.uploader: Uploader | None = None
         self.deployer = Deployer(settings.site, link, ops, settings.packages_dir, self.record)
-        self.started_at = time.time()
+        self.started_at = self.wall_clock.now()
         self.last_status_error = ""
         self.loop_lag_max_ms = 0.0
         self.loop_lag_over_50ms = 0
@@ -153,7 +154,8 @@ class EdgeAgent:
         if served is None:
             self.metrics.unknown_feature += 1
             raise NotFoundError(f"feature {feature!r} is not deployed at {self.settings.site}")
-        started, wall = arrived if arrived is not None else self.clock.now(), time.time()
+        started = arrived if arrived is not None else self.clock.now()
+        wall = self.wall_clock.now()
         self._in_flight += 1
         self._idle.clear()
         try:
@@ -239,7 +241,7 @@ class EdgeAgent:
     async def record(self, kind: str, body: dict[str, Any]) -> None:
         """An agent event (package installed or refused, start, stop) into the outbox."""
         if self.outbox is not None:
-            await self.outbox.append_async(AGENT_STREAM, kind, body, time.time())
+            await self.outbox.append_async(AGENT_STREAM, kind, body, self.wall_clock.now())
 
     # --- background loops -----------------------------------------------------------------
 
@@ -304,7 +306,9 @@ class EdgeAgent:
             "rtt_estimate_ms": self.tracker.estimate() * 1000,
             "cloud_down": self.health.down,
         }
-        await self.outbox.append_async(METRICS_STREAM, "metrics.snapshot", body, time.time())
+        await self.outbox.append_async(
+            METRICS_STREAM, "metrics.snapshot", body, self.wall_clock.now()
+        )
 
     async def _report_status(self) -> None:
         await self.link.status(self.settings.site, self.site_status())
