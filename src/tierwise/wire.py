@@ -20,6 +20,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from tierwise.spec.tiers import Placement
 
 API_PREFIX = "/v1"
+ARCHIVE_MEDIA_TYPE = "application/gzip"  # a package travels as tar.gz, to and from the cloud
 
 MAX_TELEMETRY_BATCH = 10_000  # events per POST; an edge flushing a long outage sends several
 MAX_INFER_BATCH = 1_024  # input rows per cloud inference call

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from tierwise.errors import LinkError, VerificationError
 from tierwise.package.archive import pack_archive
 from tierwise.wire import (
+    ARCHIVE_MEDIA_TYPE,
     CloudModelAssignment,
     FeatureAssignment,
     PackageInfo,
@@ -30,7 +31,6 @@ from tierwise.wire import (
     RolloutRequest,
 )
 
-ARCHIVE_MEDIA_TYPE = "application/gzip"
 DEFAULT_TIMEOUT_S = 60.0  # a package upload is tens of MB, verified before the cloud answers
 
 M = TypeVar("M", bound=BaseModel)
