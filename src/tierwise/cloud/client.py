@@ -29,6 +29,7 @@ from tierwise.wire import (
     PackageInfo,
     Rollout,
     RolloutRequest,
+    refusal_detail,
 )
 
 DEFAULT_TIMEOUT_S = 60.0  # a package upload is tens of MB, verified before the cloud answers
@@ -104,9 +105,13 @@ class CloudAdmin:
             ) from exc
         code = response.status_code
         if code >= 500 or code == 429:
-            raise LinkError(f"the cloud could not serve {what} ({code}): {_detail(response)}")
+            raise LinkError(
+                f"the cloud could not serve {what} ({code}): {refusal_detail(response.text)}"
+            )
         if code >= 400:
-            raise VerificationError(f"the cloud refused {what} ({code}): {_detail(response)}")
+            raise VerificationError(
+                f"the cloud refused {what} ({code}): {refusal_detail(response.text)}"
+            )
         return response
 
 
@@ -115,11 +120,3 @@ def _parse(model: type[M], response: httpx.Response) -> M:
         return model.model_validate_json(response.content)
     except ValidationError as exc:
         raise LinkError(f"the cloud answered a malformed {model.__name__}: {exc}") from exc
-
-
-def _detail(response: httpx.Response) -> str:
-    """The cloud's reason (FastAPI's `detail`), else the start of what it answered."""
-    try:
-        return str(response.json()["detail"])[:300]
-    except (ValueError, KeyError, TypeError):
-        return response.text[:300]
