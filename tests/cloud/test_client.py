@@ -11,6 +11,7 @@ import pytest
 from tierwise.cloud.client import CloudAdmin
 from tierwise.errors import LinkError, VerificationError
 from tierwise.wire import (
+    MAX_TELEMETRY_BATCH,
     CloudModelAssignment,
     FeatureAssignment,
     Placement,
@@ -20,6 +21,7 @@ from tierwise.wire import (
 
 from .packages import Signer, build
 from .support import ADMIN_TOKEN, Cloud
+from .test_telemetry import events, post
 
 
 def test_an_operator_uploads_assigns_and_rolls_out(
@@ -50,6 +52,17 @@ def test_an_operator_uploads_assigns_and_rolls_out(
         ["a"],
         ["b"],
     )
+
+
+def test_an_operator_reads_a_stream_whole_across_pages(cloud: Cloud, live: str) -> None:
+    seqs = list(range(1, MAX_TELEMETRY_BATCH + 2))  # one event more than a page holds
+    for batch in (seqs[:MAX_TELEMETRY_BATCH], seqs[MAX_TELEMETRY_BATCH:]):
+        assert post(cloud, "a", events("press", batch), cloud.site_a).status_code == 200
+    post(cloud, "a", events("other", [1, 2]), cloud.site_a)
+    read = CloudAdmin(live, ADMIN_TOKEN).events("a", "press")
+    assert [e.seq for e in read] == seqs
+    assert (read[-1].kind, read[-1].body) == ("answer", {"n": seqs[-1]})
+    assert CloudAdmin(live, ADMIN_TOKEN).events("b", "press") == []
 
 
 def test_the_cloud_saying_no_is_a_verification_error(

@@ -1,4 +1,4 @@
-"""The operator's client of the cloud API: upload packages, assign features, start rollouts.
+"""The operator's client of the cloud API: packages, assignments, rollouts, site telemetry.
 
 `tierwise up` deploys through it and `tierwise federate --cloud` publishes through it, both
 with the operator (admin) token. It needs httpx, `tierwise.wire` and the package archive
@@ -24,11 +24,14 @@ from tierwise.errors import LinkError, VerificationError
 from tierwise.package.archive import pack_archive
 from tierwise.wire import (
     ARCHIVE_MEDIA_TYPE,
+    MAX_TELEMETRY_BATCH,
     CloudModelAssignment,
     FeatureAssignment,
     PackageInfo,
     Rollout,
     RolloutRequest,
+    TelemetryEvent,
+    TelemetryPage,
     refusal_detail,
 )
 
@@ -93,6 +96,23 @@ class CloudAdmin:
             "GET", f"/v1/sites/{site}/streams", f"the streams of {site}"
         ).json()
         return found
+
+    def events(self, site: str, stream: str) -> list[TelemetryEvent]:
+        """Every event of one of a site's streams the cloud holds, in seq order."""
+        found: list[TelemetryEvent] = []
+        after = -1
+        while True:  # a page holds at most a batch's worth; next_after says where to go on
+            response = self._send(
+                "GET",
+                f"/v1/sites/{site}/telemetry",
+                f"stream {stream} of {site}",
+                params={"stream": stream, "after": after, "limit": MAX_TELEMETRY_BATCH},
+            )
+            page = _parse(TelemetryPage, response)
+            found += page.events
+            if page.next_after is None:
+                return found
+            after = page.next_after
 
     def _send(self, method: str, path: str, what: str, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
