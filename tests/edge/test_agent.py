@@ -16,11 +16,12 @@ from tierwise.edge.memory_link import InMemoryCloud
 from tierwise.edge.packages import SignedPackages
 from tierwise.edge.settings import EdgeSettings
 from tierwise.errors import UnavailableError, UnprocessableError
+from tierwise.package.archive import pack_archive
 from tierwise.package.runtime import load_verified
 from tierwise.spec.tiers import Placement
 from tierwise.wire import Deployment, FeatureDeployment, PredictRequest
 
-from .support import FEATURE, SITE, Keys, archive, build_package, digits, make_keys
+from .support import FEATURE, SITE, Keys, build_package, digits, make_keys
 
 EDGE, CLOUD = "digits-edge", "digits-cloud"
 
@@ -46,7 +47,7 @@ def _cloud(packages: dict[str, Path], keys: Keys) -> InMemoryCloud:
     for key, path in packages.items():
         if key != "cloud":
             version = int(key[-1])
-            cloud.packages[(EDGE, version)] = archive(path)
+            cloud.packages[(EDGE, version)] = pack_archive(path)
     model = load_verified(packages["cloud"], [keys.public])
     cloud.models[FEATURE] = (
         CLOUD,
@@ -202,7 +203,7 @@ def test_tampered_and_older_packages_are_refused_and_the_running_model_stays(
         before = await agent.predict(FEATURE, _request(5))
         # A newer version whose model file changed after signing, announced with the archive's
         # own sha256 (as a compromised registry would): the file hash check refuses it.
-        cloud.packages[(EDGE, 4)] = archive(tampered_dir)
+        cloud.packages[(EDGE, 4)] = pack_archive(tampered_dir)
         deploy(cloud, 4, placement="edge")
         await _until(lambda: FEATURE in agent.deployer.refused)
         assert "model-fp32.onnx" in agent.deployer.refused[FEATURE].reason
