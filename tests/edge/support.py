@@ -95,19 +95,6 @@ def build_package(
     return out
 
 
-@dataclass
-class Keys:
-    private: Path
-    public: Path
-
-
-def make_keys(where: Path, name: str = "release") -> Keys:
-    from tierwise.package.keys import write_keypair
-
-    private, public = write_keypair(where, name)
-    return Keys(private, public)
-
-
 def _free_port_line(proc: subprocess.Popen[str], prefix: str) -> str:
     """Wait for the line a server prints once it serves; returns the URL in it."""
     assert proc.stdout is not None

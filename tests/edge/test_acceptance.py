@@ -28,20 +28,12 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from tests.package.support import Keys, make_keys
 
 from tierwise.edge.device import DeviceConnection
 from tierwise.wire import CloudModelAssignment, FeatureAssignment, Placement
 
-from .support import (
-    FEATURE,
-    SITE,
-    AgentProcess,
-    CloudProcess,
-    Keys,
-    build_package,
-    digits,
-    make_keys,
-)
+from .support import FEATURE, SITE, AgentProcess, CloudProcess, build_package, digits
 
 EDGE, CLOUD = "digits-edge", "digits-cloud"
 OUTAGE_S = 120.0  # the two minutes

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.package.support import Keys, make_keys
 
 from tierwise.edge.agent import EdgeAgent
 from tierwise.edge.lifecycle import AgentState
@@ -21,7 +22,7 @@ from tierwise.package.runtime import load_verified
 from tierwise.spec.tiers import Placement
 from tierwise.wire import Deployment, FeatureDeployment, PredictRequest
 
-from .support import FEATURE, SITE, Keys, build_package, digits, make_keys
+from .support import FEATURE, SITE, build_package, digits
 
 EDGE, CLOUD = "digits-edge", "digits-cloud"
 

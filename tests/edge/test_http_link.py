@@ -6,13 +6,15 @@ import asyncio
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from tests.package.support import make_keys
+
 from tierwise.edge.http_link import COMPRESS_FROM_BYTES, HttpCloudLink
 from tierwise.edge.outbox_store import StoredEvent
 from tierwise.edge.uploader import batch_json
 from tierwise.wan import WanConditions, WanProxy
 from tierwise.wan.thread import ProxyThread
 
-from .support import SITE, SITE_TOKEN, CloudProcess, make_keys
+from .support import SITE, SITE_TOKEN, CloudProcess
 
 
 def answers(first: int, n: int) -> list[StoredEvent]:

@@ -7,18 +7,11 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from tests.package.support import make_keys
 
 from tierwise.wire import FeatureAssignment, Placement
 
-from .support import (
-    FEATURE,
-    SITE,
-    AgentProcess,
-    CloudProcess,
-    build_package,
-    digits,
-    make_keys,
-)
+from .support import FEATURE, SITE, AgentProcess, CloudProcess, build_package, digits
 
 EDGE = "digits-edge"
 

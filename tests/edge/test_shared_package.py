@@ -6,6 +6,8 @@ import asyncio
 import hashlib
 from pathlib import Path
 
+from tests.package.support import make_keys
+
 from tierwise.edge.agent import EdgeAgent
 from tierwise.edge.memory_link import InMemoryCloud
 from tierwise.edge.packages import SignedPackages
@@ -14,7 +16,7 @@ from tierwise.package.archive import pack_archive
 from tierwise.spec.tiers import Placement
 from tierwise.wire import Deployment, FeatureDeployment, PredictRequest
 
-from .support import SITE, build_package, digits, make_keys
+from .support import SITE, build_package, digits
 
 
 def test_two_features_on_one_package_both_serve(tmp_path: Path) -> None:
