@@ -52,6 +52,12 @@ def test_an_operator_uploads_assigns_and_rolls_out(
         ["a"],
         ["b"],
     )
+    now = admin.rollout(rollout.id)  # reading it first lets the cloud move it on
+    assert admin.rollouts() == [now]
+    assert admin.roll_back(rollout.id).state == RolloutState.ROLLED_BACK
+    assert admin.rollout(rollout.id).reason == "rolled back by the operator"
+    with pytest.raises(VerificationError, match=r"refused the rollback of rollout \d+ \(409\)"):
+        admin.roll_back(rollout.id)
 
 
 def test_an_operator_reads_a_stream_whole_across_pages(cloud: Cloud, live: str) -> None:
@@ -72,6 +78,8 @@ def test_the_cloud_saying_no_is_a_verification_error(
     admin.upload_package(build(tmp_path / "wine-v2", signer, "wine", 2))
     with pytest.raises(VerificationError, match=r"refused package wine-v1 \(409\).*not newer"):
         admin.upload_package(build(tmp_path / "wine-v1", signer, "wine", 1))
+    with pytest.raises(VerificationError, match=r"refused rollout 999 \(404\)"):
+        admin.rollout(999)
     with pytest.raises(VerificationError, match=r"refused the streams of a \(401\)"):
         CloudAdmin(live, "tw_not-the-admin-token").streams("a")
 

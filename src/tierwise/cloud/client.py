@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, RootModel, ValidationError
 
 from tierwise.errors import LinkError, VerificationError
 from tierwise.package.archive import pack_archive
@@ -38,6 +38,10 @@ from tierwise.wire import (
 DEFAULT_TIMEOUT_S = 60.0  # a package upload is tens of MB, verified before the cloud answers
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class Rollouts(RootModel[list[Rollout]]):
+    """The cloud's list of rollouts (`GET /v1/rollouts`)."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,20 @@ class CloudAdmin:
             json=request.model_dump(mode="json", exclude_none=True),
         )
         return _parse(Rollout, response)
+
+    def rollout(self, rollout_id: int) -> Rollout:
+        """A rollout as it stands now; reading it also lets the cloud move it on."""
+        response = self._send("GET", f"/v1/rollouts/{rollout_id}", f"rollout {rollout_id}")
+        return _parse(Rollout, response)
+
+    def rollouts(self) -> list[Rollout]:
+        """Every rollout the cloud holds, oldest first."""
+        return _parse(Rollouts, self._send("GET", "/v1/rollouts", "the list of rollouts")).root
+
+    def roll_back(self, rollout_id: int) -> Rollout:
+        """Stop a running rollout: every site gets back the version it ran before."""
+        path = f"/v1/rollouts/{rollout_id}/rollback"
+        return _parse(Rollout, self._send("POST", path, f"the rollback of rollout {rollout_id}"))
 
     def streams(self, site: str) -> dict[str, dict[str, int]]:
         """Per telemetry stream of a site: the events the cloud holds and the highest seq."""
