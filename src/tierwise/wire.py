@@ -6,11 +6,13 @@ This module depends on pydantic and `spec/tiers.py` (Placement) only: the edge a
 carries these bodies.
 
 Limits (`MAX_*`) are part of the contract: the cloud answers 422 to a body beyond them, so
-the edge sizes its batches below them.
+the edge sizes its batches below them. A refused request is answered `{"detail": ...}` on
+both sides (`tierwise.http_refusals`); `refusal_detail` is how a client reads it.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -20,12 +22,14 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from tierwise.spec.tiers import Placement
 
 API_PREFIX = "/v1"
+ARCHIVE_MEDIA_TYPE = "application/gzip"  # a package travels as tar.gz, to and from the cloud
 
 MAX_TELEMETRY_BATCH = 10_000  # events per POST; an edge flushing a long outage sends several
 MAX_INFER_BATCH = 1_024  # input rows per cloud inference call
 MAX_INPUT_WIDTH = 65_536  # floats per input row (a 256x256 image)
 MAX_SEQ = 2**63 - 1  # seq is stored as a signed 64-bit integer
 MAX_VERSION = 2**31 - 1  # package versions are stored as signed 32-bit integers
+QUOTED_CHARS = 300  # of a refusal quoted in an error message: the reason, not a whole page
 
 # Names of sites, features, streams and packages: short, printable, safe in a URL path.
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
@@ -71,6 +75,21 @@ class _Wire(BaseModel):
     """Strict on input: an unknown field is a client bug worth a 422, not silence."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def refusal_detail(body: str) -> str:
+    """Why the other side refused a request: its answer's `detail`, else the answer's start.
+
+    `body` is the text of a 4xx or 5xx answer; a proxy in between may have answered HTML or
+    plain text instead of JSON, so anything is accepted and at most a few lines are kept.
+    """
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return body[:QUOTED_CHARS]
+    if isinstance(answer, dict) and "detail" in answer:
+        return str(answer["detail"])[:QUOTED_CHARS]
+    return body[:QUOTED_CHARS]
 
 
 # --- telemetry ------------------------------------------------------------------------------

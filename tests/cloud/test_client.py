@@ -11,6 +11,7 @@ import pytest
 from tierwise.cloud.client import CloudAdmin
 from tierwise.errors import LinkError, VerificationError
 from tierwise.wire import (
+    MAX_TELEMETRY_BATCH,
     CloudModelAssignment,
     FeatureAssignment,
     Placement,
@@ -20,6 +21,7 @@ from tierwise.wire import (
 
 from .packages import Signer, build
 from .support import ADMIN_TOKEN, Cloud
+from .test_telemetry import events, post
 
 
 def test_an_operator_uploads_assigns_and_rolls_out(
@@ -50,6 +52,23 @@ def test_an_operator_uploads_assigns_and_rolls_out(
         ["a"],
         ["b"],
     )
+    now = admin.rollout(rollout.id)  # reading it first lets the cloud move it on
+    assert admin.rollouts() == [now]
+    assert admin.roll_back(rollout.id).state == RolloutState.ROLLED_BACK
+    assert admin.rollout(rollout.id).reason == "rolled back by the operator"
+    with pytest.raises(VerificationError, match=r"refused the rollback of rollout \d+ \(409\)"):
+        admin.roll_back(rollout.id)
+
+
+def test_an_operator_reads_a_stream_whole_across_pages(cloud: Cloud, live: str) -> None:
+    seqs = list(range(1, MAX_TELEMETRY_BATCH + 2))  # one event more than a page holds
+    for batch in (seqs[:MAX_TELEMETRY_BATCH], seqs[MAX_TELEMETRY_BATCH:]):
+        assert post(cloud, "a", events("press", batch), cloud.site_a).status_code == 200
+    post(cloud, "a", events("other", [1, 2]), cloud.site_a)
+    read = CloudAdmin(live, ADMIN_TOKEN).events("a", "press")
+    assert [e.seq for e in read] == seqs
+    assert (read[-1].kind, read[-1].body) == ("answer", {"n": seqs[-1]})
+    assert CloudAdmin(live, ADMIN_TOKEN).events("b", "press") == []
 
 
 def test_the_cloud_saying_no_is_a_verification_error(
@@ -59,6 +78,8 @@ def test_the_cloud_saying_no_is_a_verification_error(
     admin.upload_package(build(tmp_path / "wine-v2", signer, "wine", 2))
     with pytest.raises(VerificationError, match=r"refused package wine-v1 \(409\).*not newer"):
         admin.upload_package(build(tmp_path / "wine-v1", signer, "wine", 1))
+    with pytest.raises(VerificationError, match=r"refused rollout 999 \(404\)"):
+        admin.rollout(999)
     with pytest.raises(VerificationError, match=r"refused the streams of a \(401\)"):
         CloudAdmin(live, "tw_not-the-admin-token").streams("a")
 

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis.generation.modes import GenerationMode
 
-from tierwise.cloud.registry import ARCHIVE_MEDIA_TYPE
 from tierwise.package.archive import pack_archive
+from tierwise.wire import ARCHIVE_MEDIA_TYPE
 
 from .packages import Signer, build
 from .support import Cloud

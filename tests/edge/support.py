@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from tierwise.package.archive import pack_archive as archive
+from tierwise.cloud.client import CloudAdmin
 
 ADMIN = "tw_admin-token-for-edge-tests"
 SITE = "plant-a"
@@ -95,19 +95,6 @@ def build_package(
     return out
 
 
-@dataclass
-class Keys:
-    private: Path
-    public: Path
-
-
-def make_keys(where: Path, name: str = "release") -> Keys:
-    from tierwise.package.keys import write_keypair
-
-    private, public = write_keypair(where, name)
-    return Keys(private, public)
-
-
 def _free_port_line(proc: subprocess.Popen[str], prefix: str) -> str:
     """Wait for the line a server prints once it serves; returns the URL in it."""
     assert proc.stdout is not None
@@ -123,7 +110,7 @@ def _free_port_line(proc: subprocess.Popen[str], prefix: str) -> str:
 
 @dataclass
 class CloudProcess:
-    """The real cloud service (SQLite) as its own process on loopback, with admin helpers."""
+    """The real cloud service (SQLite) as its own process on loopback, and its operator."""
 
     data_dir: Path
     trusted: Path
@@ -166,45 +153,10 @@ class CloudProcess:
                 self.proc.kill()
                 self.proc.wait()
 
-    def admin(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.url, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30
-        )
-
-    def upload(self, package_dir: Path) -> httpx.Response:
-        with self.admin() as c:
-            return c.post(
-                "/v1/packages",
-                content=archive(package_dir),
-                headers={"Content-Type": "application/gzip"},
-            )
-
-    def assign(self, site: str, feature: str, **assignment: Any) -> None:
-        with self.admin() as c:
-            r = c.put(f"/v1/sites/{site}/features/{feature}", json=assignment)
-            r.raise_for_status()
-
-    def set_cloud_model(self, feature: str, package: str, version: int) -> None:
-        with self.admin() as c:
-            r = c.put(f"/v1/cloud-models/{feature}", json={"package": package, "version": version})
-            r.raise_for_status()
-
-    def stream(self, site: str, stream: str) -> list[dict[str, Any]]:
-        """Every event of a stream the cloud holds, in seq order (paged)."""
-        events: list[dict[str, Any]] = []
-        after = -1
-        with self.admin() as c:
-            while True:
-                r = c.get(
-                    f"/v1/sites/{site}/telemetry",
-                    params={"stream": stream, "after": after, "limit": 10_000},
-                )
-                r.raise_for_status()
-                page = r.json()
-                events += page["events"]
-                if page["next_after"] is None:
-                    return events
-                after = page["next_after"]
+    @property
+    def admin(self) -> CloudAdmin:
+        """The operator's client of this cloud: upload, assign, read what the agent sent."""
+        return CloudAdmin(self.url, ADMIN)
 
 
 @dataclass

@@ -28,19 +28,12 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from tests.package.support import Keys, make_keys
 
 from tierwise.edge.device import DeviceConnection
+from tierwise.wire import CloudModelAssignment, FeatureAssignment, Placement
 
-from .support import (
-    FEATURE,
-    SITE,
-    AgentProcess,
-    CloudProcess,
-    Keys,
-    build_package,
-    digits,
-    make_keys,
-)
+from .support import FEATURE, SITE, AgentProcess, CloudProcess, build_package, digits
 
 EDGE, CLOUD = "digits-edge", "digits-cloud"
 OUTAGE_S = 120.0  # the issue's two minutes
@@ -61,9 +54,8 @@ def continuum(tmp_path: Path) -> Iterator[Continuum]:
     cloud_pkg = build_package(tmp_path / "cloud-pkg", keys.private, CLOUD, 1, max_iter=500)
     with CloudProcess(tmp_path / "cloud", keys.public) as cloud:
         for pkg in (edge_pkg, cloud_pkg):
-            response = cloud.upload(pkg)
-            assert response.status_code in (200, 201), response.text
-        cloud.set_cloud_model(FEATURE, CLOUD, 1)
+            cloud.admin.upload_package(pkg)
+        cloud.admin.set_cloud_model(FEATURE, CloudModelAssignment(package=CLOUD, version=1))
         yield Continuum(keys, cloud, tmp_path)
 
 
@@ -159,6 +151,13 @@ class Devices:
         await asyncio.gather(*(device(i) for i in range(concurrency)))
 
 
+def _cascade(deadline_ms: float) -> FeatureAssignment:
+    """v1 of the edge package answers; below 90% confidence the cloud model does."""
+    return FeatureAssignment(
+        package=EDGE, version=1, placement=Placement.CASCADE, threshold=0.9, deadline_ms=deadline_ms
+    )
+
+
 def _cloud_duplicates(cloud: CloudProcess) -> int:
     text = httpx.get(cloud.url + "/metrics", timeout=10).text
     found = re.findall(
@@ -171,9 +170,7 @@ def _cloud_duplicates(cloud: CloudProcess) -> int:
 
 def test_outage_with_sigkill_loses_and_duplicates_nothing(continuum: Continuum) -> None:
     cloud, root = continuum.cloud, continuum.root
-    cloud.assign(
-        SITE, FEATURE, package=EDGE, version=1, placement="cascade", threshold=0.9, deadline_ms=150
-    )
+    cloud.admin.assign(SITE, FEATURE, _cascade(deadline_ms=150))
     wan = WanProcess(cloud.url, "--rtt", "40ms/120ms")
     agent_args = ("--poll-interval", "0.5", "--durability", "power")
     agent = AgentProcess(wan.url, root / "edge", continuum.keys.public, agent_args).start()
@@ -208,12 +205,12 @@ def test_outage_with_sigkill_loses_and_duplicates_nothing(continuum: Continuum) 
     acknowledged = sum(len(v) for v in devices.acked.values())
     delivered = lost = out_of_order = 0
     for stream, seqs in devices.acked.items():
-        events = cloud.stream(SITE, stream)
-        held = [e["seq"] for e in events]
+        events = cloud.admin.events(SITE, stream)
+        held = [e.seq for e in events]
         delivered += len(held)
         lost += len(set(seqs) - set(held))
         assert held == sorted(set(held)), f"{stream}: seqs not unique and ascending"
-        stamps = [e["ts"] for e in events]  # one device per stream: seq order = request order
+        stamps = [e.ts for e in events]  # one device per stream: seq order = request order
         out_of_order += sum(b < a for a, b in itertools.pairwise(stamps))
         assert seqs == sorted(seqs), f"{stream}: acknowledgements out of order"
     duplicates = _cloud_duplicates(cloud)
@@ -258,15 +255,7 @@ def test_every_answer_meets_the_deadline_through_jitter_loss_and_an_outage(
 ) -> None:
     cloud, root = continuum.cloud, continuum.root
     budget_ms = 150.0
-    cloud.assign(
-        SITE,
-        FEATURE,
-        package=EDGE,
-        version=1,
-        placement="cascade",
-        threshold=0.9,
-        deadline_ms=budget_ms,
-    )
+    cloud.admin.assign(SITE, FEATURE, _cascade(deadline_ms=budget_ms))
     wan = WanProcess(cloud.url, "--rtt", "60ms/250ms", "--loss", "5%", "--outages", "30s@12s")
     agent = AgentProcess(wan.url, root / "edge", continuum.keys.public, ("--poll-interval", "1"))
     agent.start()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.package.support import Keys, make_keys
 
 from tierwise.edge.agent import EdgeAgent
 from tierwise.edge.lifecycle import AgentState
@@ -16,12 +17,13 @@ from tierwise.edge.memory_link import InMemoryCloud
 from tierwise.edge.packages import SignedPackages
 from tierwise.edge.settings import EdgeSettings
 from tierwise.errors import UnavailableError, UnprocessableError
+from tierwise.package.archive import pack_archive
 from tierwise.package.runtime import load_verified
 from tierwise.rules.clock import Clock, VirtualClock
 from tierwise.spec.tiers import Placement
 from tierwise.wire import Deployment, FeatureDeployment, PredictRequest
 
-from .support import FEATURE, SITE, Keys, archive, build_package, digits, make_keys
+from .support import FEATURE, SITE, build_package, digits
 
 EDGE, CLOUD = "digits-edge", "digits-cloud"
 
@@ -47,7 +49,7 @@ def _cloud(packages: dict[str, Path], keys: Keys) -> InMemoryCloud:
     for key, path in packages.items():
         if key != "cloud":
             version = int(key[-1])
-            cloud.packages[(EDGE, version)] = archive(path)
+            cloud.packages[(EDGE, version)] = pack_archive(path)
     model = load_verified(packages["cloud"], [keys.public])
     cloud.models[FEATURE] = (
         CLOUD,
@@ -229,7 +231,7 @@ def test_tampered_and_older_packages_are_refused_and_the_running_model_stays(
         before = await agent.predict(FEATURE, _request(5))
         # A newer version whose model file changed after signing, announced with the archive's
         # own sha256 (as a compromised registry would): the file hash check refuses it.
-        cloud.packages[(EDGE, 4)] = archive(tampered_dir)
+        cloud.packages[(EDGE, 4)] = pack_archive(tampered_dir)
         deploy(cloud, 4, placement="edge")
         await _until(lambda: FEATURE in agent.deployer.refused)
         assert "model-fp32.onnx" in agent.deployer.refused[FEATURE].reason

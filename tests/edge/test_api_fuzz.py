@@ -16,10 +16,11 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.package.support import Keys, make_keys
 
 from tierwise.edge.api import create_app
 
-from .support import FEATURE, Keys, make_keys
+from .support import FEATURE
 from .test_agent import _agent, _cloud, _version, deploy
 
 EDGE = "digits-edge"

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.package.support import Keys, make_keys
 
 from tierwise.edge.agent import EdgeAgent
 from tierwise.edge.api import create_app
 from tierwise.edge.lifecycle import AgentState
 from tierwise.edge.memory_link import InMemoryCloud
 
-from .support import FEATURE, SITE, Keys, build_package, make_keys
+from .support import FEATURE, SITE, build_package
 from .test_agent import _agent, _cloud, _request, _until, _version, deploy, run
 
 EDGE = "digits-edge"

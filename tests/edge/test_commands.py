@@ -11,10 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.package.support import make_keys
 
 from tierwise.edge.device import DeviceConnection
-
-from .support import make_keys
 
 
 def _edge(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -6,13 +6,15 @@ import asyncio
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from tests.package.support import make_keys
+
 from tierwise.edge.http_link import COMPRESS_FROM_BYTES, HttpCloudLink
 from tierwise.edge.outbox_store import StoredEvent
 from tierwise.edge.uploader import batch_json
 from tierwise.wan import WanConditions, WanProxy
 from tierwise.wan.thread import ProxyThread
 
-from .support import SITE, SITE_TOKEN, CloudProcess, make_keys
+from .support import SITE, SITE_TOKEN, CloudProcess
 
 
 def answers(first: int, n: int) -> list[StoredEvent]:
@@ -57,8 +59,8 @@ def test_batches_cross_the_wan_compressed_and_arrive_whole(tmp_path: Path) -> No
                 return len(big), wan.stats.bytes_up
 
             raw, on_the_wire = asyncio.run(send())
-        stored = cloud.stream(SITE, "line-1")
-    assert [e["seq"] for e in stored] == list(range(1, 402))
-    assert stored[0]["body"]["model"] == "digits-small"
+        stored = cloud.admin.events(SITE, "line-1")
+    assert [e.seq for e in stored] == list(range(1, 402))
+    assert stored[0].body["model"] == "digits-small"
     # Two requests with their headers crossed the WAN: far fewer bytes than the batch's JSON.
     assert on_the_wire < raw / 5, (on_the_wire, raw)

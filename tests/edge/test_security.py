@@ -7,18 +7,19 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from tests.package.support import make_keys
 
-from .support import (
-    FEATURE,
-    SITE,
-    AgentProcess,
-    CloudProcess,
-    build_package,
-    digits,
-    make_keys,
-)
+from tierwise.wire import FeatureAssignment, Placement
+
+from .support import FEATURE, SITE, AgentProcess, CloudProcess, build_package, digits
 
 EDGE = "digits-edge"
+
+
+def _on_edge(version: int) -> FeatureAssignment:
+    return FeatureAssignment(
+        package=EDGE, version=version, placement=Placement.EDGE, deadline_ms=100
+    )
 
 
 def _predict(agent: AgentProcess) -> dict[str, object]:
@@ -38,13 +39,8 @@ def test_older_and_tampered_packages_are_refused_and_the_model_is_unchanged(
         for v in (1, 2, 3)
     }
     with CloudProcess(tmp_path / "cloud", keys.public) as cloud:
-        sha = {}
-        for version, path in packages.items():
-            response = cloud.upload(path)
-            assert response.status_code == 201, response.text
-            sha[version] = response.json()["sha256"]
-        route = {"placement": "edge", "deadline_ms": 100}
-        cloud.assign(SITE, FEATURE, package=EDGE, version=2, **route)
+        sha = {v: cloud.admin.upload_package(path).sha256 for v, path in packages.items()}
+        cloud.admin.assign(SITE, FEATURE, _on_edge(2))
         agent = AgentProcess(cloud.url, tmp_path / "edge", keys.public, ("--poll-interval", "0.2"))
         agent.start()
         try:
@@ -53,7 +49,7 @@ def test_older_and_tampered_packages_are_refused_and_the_model_is_unchanged(
             assert before["version"] == 2
 
             # Older: a genuinely signed v1, deployed by the operator: rollback protection.
-            cloud.assign(SITE, FEATURE, package=EDGE, version=1, **route)
+            cloud.admin.assign(SITE, FEATURE, _on_edge(1))
             state = agent.wait_for("refusing v1", lambda s: FEATURE in s["refused"])
             assert "not newer than the installed version 2" in state["refused"][FEATURE]["reason"]
             assert state["features"][FEATURE]["version"] == 2
@@ -64,7 +60,7 @@ def test_older_and_tampered_packages_are_refused_and_the_model_is_unchanged(
             blob = bytearray(stored.read_bytes())
             blob[len(blob) // 2] ^= 0x01
             stored.write_bytes(bytes(blob))
-            cloud.assign(SITE, FEATURE, package=EDGE, version=3, **route)
+            cloud.admin.assign(SITE, FEATURE, _on_edge(3))
             state = agent.wait_for(
                 "refusing v3", lambda s: s["refused"].get(FEATURE, {}).get("version") == 3
             )
@@ -77,5 +73,5 @@ def test_older_and_tampered_packages_are_refused_and_the_model_is_unchanged(
             assert installed.name == f"{EDGE}-v2"
         finally:
             assert agent.terminate() == 0
-        refusals = [e for e in cloud.stream(SITE, "agent") if e["kind"] == "package.refused"]
-        assert [e["body"]["version"] for e in refusals] == [1, 3]  # reported to the cloud
+        refusals = [e for e in cloud.admin.events(SITE, "agent") if e.kind == "package.refused"]
+        assert [e.body["version"] for e in refusals] == [1, 3]  # reported to the cloud

@@ -6,21 +6,24 @@ import asyncio
 import hashlib
 from pathlib import Path
 
+from tests.package.support import make_keys
+
 from tierwise.edge.agent import EdgeAgent
 from tierwise.edge.memory_link import InMemoryCloud
 from tierwise.edge.packages import SignedPackages
 from tierwise.edge.settings import EdgeSettings
+from tierwise.package.archive import pack_archive
 from tierwise.spec.tiers import Placement
 from tierwise.wire import Deployment, FeatureDeployment, PredictRequest
 
-from .support import SITE, archive, build_package, digits, make_keys
+from .support import SITE, build_package, digits
 
 
 def test_two_features_on_one_package_both_serve(tmp_path: Path) -> None:
     keys = make_keys(tmp_path / "keys")
     package = build_package(tmp_path / "pkg", keys.private, "digits-edge", 1, max_iter=20)
     cloud = InMemoryCloud()
-    cloud.packages[("digits-edge", 1)] = archive(package)
+    cloud.packages[("digits-edge", 1)] = pack_archive(package)
     sha = hashlib.sha256(cloud.packages[("digits-edge", 1)]).hexdigest()
     spec = FeatureDeployment(
         package="digits-edge", version=1, sha256=sha, placement=Placement.EDGE, deadline_ms=100.0

@@ -198,10 +198,12 @@ def test_the_global_model_becomes_a_newer_signed_package_rolled_out_in_stages(
 
     from tierwise.cloud import Settings, create_app
     from tierwise.cloud.auth import issue_token
+    from tierwise.cloud.client import CloudAdmin
     from tierwise.cloud.settings import hash_token
     from tierwise.errors import VerificationError
-    from tierwise.federate.publish import package_result, start_rollout, upload_package
+    from tierwise.federate.publish import package_result
     from tierwise.package import verify_package, write_keypair
+    from tierwise.wire import FeatureAssignment, Placement, RolloutRequest, RolloutState
 
     key, pub = write_keypair(tmp_path / "keys")
     packages = tmp_path / "packages"
@@ -219,20 +221,18 @@ def test_the_global_model_becomes_a_newer_signed_package_rolled_out_in_stages(
         db = app.state.cloud.db
         for site in ("plant-a", "plant-b"):
             issue_token(db, site)
-        upload_package(server.url, ADMIN_TOKEN, first.path)
+        admin = CloudAdmin(server.url, ADMIN_TOKEN)
+        admin.upload_package(first.path)
+        v1 = FeatureAssignment(
+            package="digits-mlp", version=1, placement=Placement.EDGE, deadline_ms=50
+        )
+        for site in ("plant-a", "plant-b"):  # the continuum runs v1 at both plants
+            admin.assign(site, "digits", v1)
+        admin.upload_package(second.path)
+        request = RolloutRequest(package="digits-mlp", version=2, canary_sites=["plant-a"])
+        assert admin.start_rollout(request).state == RolloutState.CANARY
         import httpx
 
-        for site in ("plant-a", "plant-b"):  # the continuum runs v1 at both plants
-            answer = httpx.put(
-                f"{server.url}/v1/sites/{site}/features/digits",
-                headers=bearer(ADMIN_TOKEN),
-                json={"package": "digits-mlp", "version": 1, "placement": "edge",
-                      "deadline_ms": 50},
-            )  # fmt: skip
-            assert answer.status_code == 200, answer.text
-        upload_package(server.url, ADMIN_TOKEN, second.path)
-        rollout = start_rollout(server.url, ADMIN_TOKEN, "digits-mlp", 2, ["plant-a"])
-        assert rollout["state"] == "canary"
         versions = {}
         for site in ("plant-a", "plant-b"):
             deployment = httpx.get(
@@ -242,7 +242,7 @@ def test_the_global_model_becomes_a_newer_signed_package_rolled_out_in_stages(
         assert versions == {"plant-a": 2, "plant-b": 1}  # canary first, the rest waits
         stale = package_result(plain, "digits-mlp", tmp_path / "old", key, version=1)
         with pytest.raises(VerificationError, match="refused"):
-            upload_package(server.url, ADMIN_TOKEN, stale.path)
+            admin.upload_package(stale.path)
 
 
 def test_the_cli_runs_a_compressed_job_reports_it_and_packages_the_model(

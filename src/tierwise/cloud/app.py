@@ -136,7 +136,9 @@ async def _advance_rollouts_forever(ctx: CloudContext) -> None:
         try:
             changed = await run_in_threadpool(rollout.advance_active, ctx.db, ctx.clock.now())
         except Exception:  # a database hiccup must not stop future rollouts from moving
-            log.exception("advancing rollouts failed; retrying in %.1f s", 1.0)
+            log.exception(
+                "advancing rollouts failed; retrying in %g s", ctx.settings.evaluate_interval_s
+            )
             continue
         for r in changed:
             ctx.metrics.rollout_transitions.labels(r.state).inc()

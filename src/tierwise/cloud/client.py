@@ -1,4 +1,4 @@
-"""The operator's client of the cloud API: upload packages, assign features, start rollouts.
+"""The operator's client of the cloud API: packages, assignments, rollouts, site telemetry.
 
 `tierwise up` deploys through it and `tierwise federate --cloud` publishes through it, both
 with the operator (admin) token. It needs httpx, `tierwise.wire` and the package archive
@@ -18,22 +18,30 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, RootModel, ValidationError
 
 from tierwise.errors import LinkError, VerificationError
 from tierwise.package.archive import pack_archive
 from tierwise.wire import (
+    ARCHIVE_MEDIA_TYPE,
+    MAX_TELEMETRY_BATCH,
     CloudModelAssignment,
     FeatureAssignment,
     PackageInfo,
     Rollout,
     RolloutRequest,
+    TelemetryEvent,
+    TelemetryPage,
+    refusal_detail,
 )
 
-ARCHIVE_MEDIA_TYPE = "application/gzip"
 DEFAULT_TIMEOUT_S = 60.0  # a package upload is tens of MB, verified before the cloud answers
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class Rollouts(RootModel[list[Rollout]]):
+    """The cloud's list of rollouts (`GET /v1/rollouts`)."""
 
 
 @dataclass(frozen=True)
@@ -86,12 +94,43 @@ class CloudAdmin:
         )
         return _parse(Rollout, response)
 
+    def rollout(self, rollout_id: int) -> Rollout:
+        """A rollout as it stands now; reading it also lets the cloud move it on."""
+        response = self._send("GET", f"/v1/rollouts/{rollout_id}", f"rollout {rollout_id}")
+        return _parse(Rollout, response)
+
+    def rollouts(self) -> list[Rollout]:
+        """Every rollout the cloud holds, oldest first."""
+        return _parse(Rollouts, self._send("GET", "/v1/rollouts", "the list of rollouts")).root
+
+    def roll_back(self, rollout_id: int) -> Rollout:
+        """Stop a running rollout: every site gets back the version it ran before."""
+        path = f"/v1/rollouts/{rollout_id}/rollback"
+        return _parse(Rollout, self._send("POST", path, f"the rollback of rollout {rollout_id}"))
+
     def streams(self, site: str) -> dict[str, dict[str, int]]:
         """Per telemetry stream of a site: the events the cloud holds and the highest seq."""
         found: dict[str, dict[str, int]] = self._send(
             "GET", f"/v1/sites/{site}/streams", f"the streams of {site}"
         ).json()
         return found
+
+    def events(self, site: str, stream: str) -> list[TelemetryEvent]:
+        """Every event of one of a site's streams the cloud holds, in seq order."""
+        found: list[TelemetryEvent] = []
+        after = -1
+        while True:  # a page holds at most a batch's worth; next_after says where to go on
+            response = self._send(
+                "GET",
+                f"/v1/sites/{site}/telemetry",
+                f"stream {stream} of {site}",
+                params={"stream": stream, "after": after, "limit": MAX_TELEMETRY_BATCH},
+            )
+            page = _parse(TelemetryPage, response)
+            found += page.events
+            if page.next_after is None:
+                return found
+            after = page.next_after
 
     def _send(self, method: str, path: str, what: str, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
@@ -104,9 +143,13 @@ class CloudAdmin:
             ) from exc
         code = response.status_code
         if code >= 500 or code == 429:
-            raise LinkError(f"the cloud could not serve {what} ({code}): {_detail(response)}")
+            raise LinkError(
+                f"the cloud could not serve {what} ({code}): {refusal_detail(response.text)}"
+            )
         if code >= 400:
-            raise VerificationError(f"the cloud refused {what} ({code}): {_detail(response)}")
+            raise VerificationError(
+                f"the cloud refused {what} ({code}): {refusal_detail(response.text)}"
+            )
         return response
 
 
@@ -115,11 +158,3 @@ def _parse(model: type[M], response: httpx.Response) -> M:
         return model.model_validate_json(response.content)
     except ValidationError as exc:
         raise LinkError(f"the cloud answered a malformed {model.__name__}: {exc}") from exc
-
-
-def _detail(response: httpx.Response) -> str:
-    """The cloud's reason (FastAPI's `detail`), else the start of what it answered."""
-    try:
-        return str(response.json()["detail"])[:300]
-    except (ValueError, KeyError, TypeError):
-        return response.text[:300]

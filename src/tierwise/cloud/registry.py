@@ -30,11 +30,10 @@ from tierwise.cloud.db import Database, packages, row_as
 from tierwise.cloud.params import PackagePath, VersionPath
 from tierwise.errors import ConflictError, NotFoundError, UnprocessableError, VerificationError
 from tierwise.package.archive import unpack_archive
-from tierwise.wire import PackageInfo
+from tierwise.wire import ARCHIVE_MEDIA_TYPE, PackageInfo
 
 TrustedKeys = dict[str, Any]  # key id -> Ed25519 public key (tierwise.package.keys)
 
-ARCHIVE_MEDIA_TYPE = "application/gzip"
 UNPACKED_SIZE_FACTOR = 8  # refuse archives that unpack to more than 8x the upload limit
 
 router = APIRouter(tags=["packages"])

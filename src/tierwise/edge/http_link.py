@@ -27,6 +27,7 @@ from tierwise.wire import (
     SiteStatus,
     StatusAck,
     TelemetryAck,
+    refusal_detail,
 )
 
 # httpx's transport loads its async backend on the first request; the two imports above do it
@@ -123,26 +124,18 @@ class HttpCloudLink(CloudLink):
             raise LinkError(f"cloud {method} {path}: unreachable ({exc!r})") from exc
         code = response.status_code
         if code in (401, 403):
-            raise CloudAuthError(code, _detail(response))
+            raise CloudAuthError(code, refusal_detail(response.text))
         if code >= 500 or code == 429:  # the cloud is there but cannot serve now: retry later
-            raise LinkError(f"cloud {method} {path}: server error {code}: {_detail(response)}")
+            raise LinkError(
+                f"cloud {method} {path}: server error {code}: {refusal_detail(response.text)}"
+            )
         if code >= 400:
-            raise CloudRefusedError(code, _detail(response))
+            raise CloudRefusedError(code, refusal_detail(response.text))
         return response
 
 
 def _gzip(body: bytes) -> bytes:
     return gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
-
-
-def _detail(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200]
-    if isinstance(body, dict) and "detail" in body:
-        return str(body["detail"])[:200]
-    return str(body)[:200]
 
 
 def _parse(model: type[M], response: httpx.Response) -> M:

@@ -20,6 +20,7 @@ from tierwise.console import console
 
 if TYPE_CHECKING:
     from tierwise.spec.model import Spec, TrainingJob
+    from tierwise.wire import RolloutRequest
 
 DEFAULT_RUNS = Path("runs")
 ADMIN_TOKEN_ENV = "TIERWISE_ADMIN_TOKEN"
@@ -81,18 +82,20 @@ def federate(
         raise TierwiseError(f"{chosen.name}: {result.reason} (logs in {run_dir / 'logs'})")
     if not package:
         return
-    from tierwise.federate.publish import package_result, start_rollout, upload_package
+    from tierwise.federate.publish import package_result
 
     published = package_result(result, chosen.model, packages, _sign_key(sign_key, console))
     console.print(f"packaged {published.name} v{published.version} (signed) at {published.path}")
     if cloud is None:
         return
-    token = _admin_token(admin_token_file)
-    upload_package(cloud, token, published.path)
-    rollout = start_rollout(cloud, token, published.name, published.version, canary or sites[:1])
+    from tierwise.cloud.client import CloudAdmin
+
+    request = _rollout_request(published.name, published.version, canary or sites[:1])
+    admin = CloudAdmin(cloud, _admin_token(admin_token_file))
+    admin.upload_package(published.path)
+    rollout = admin.start_rollout(request)
     console.print(
-        f"uploaded to {cloud}; rollout {rollout.get('id')} is {rollout.get('state')}: "
-        f"{rollout.get('reason', '')}"
+        f"uploaded to {cloud}; rollout {rollout.id} is {rollout.state.value}: {rollout.reason}"
     )
 
 
@@ -174,6 +177,19 @@ def _sign_key(given: Path | None, console: Any) -> Path:
         write_keypair(default.parent)
         console.print(f"[dim]made a signing key pair in {default.parent} (keep the .key private)")
     return default
+
+
+def _rollout_request(name: str, version: int, canary_sites: list[str]) -> RolloutRequest:
+    """Canaries first, the rest once they bake, with RolloutRequest's default thresholds."""
+    from pydantic import ValidationError
+
+    from tierwise.errors import UsageError
+    from tierwise.wire import RolloutRequest
+
+    try:
+        return RolloutRequest(package=name, version=version, canary_sites=canary_sites)
+    except ValidationError as exc:
+        raise UsageError(f"cannot roll out {name} v{version}: {exc}") from None
 
 
 def _admin_token(path: Path | None) -> str:
