@@ -12,6 +12,7 @@ annotation names a type from a module that depends on this one.
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,6 +74,7 @@ def _imported_names(module: str, path: Path) -> Iterator[str]:
             yield node.value  # "tierwise" alone is also a strategy's name, not an import
 
 
+@functools.cache  # the tree does not change during a test run; read it once
 def import_graph() -> dict[str, set[str]]:
     """module -> the tierwise modules it imports (at run time, lazily or not)."""
     graph: dict[str, set[str]] = {}
@@ -116,7 +118,7 @@ def test_the_walk_sees_lazy_imports_and_finds_a_planted_circle() -> None:
     assert "tierwise.cloud.app" in graph["tierwise.cloud"]
     assert "tierwise.plan" in graph["tierwise"]
     assert "tierwise.edge.agent" in graph["tierwise.edge"]
-    planted = {**graph, "tierwise.errors": {*graph["tierwise.errors"], "tierwise.cli"}}
+    planted = {**graph, "tierwise.errors": {*graph["tierwise.errors"], "tierwise.cli"}}  # a copy
     assert find_cycle(planted) is not None
 
 
