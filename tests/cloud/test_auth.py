@@ -106,7 +106,7 @@ def test_public_endpoints_need_no_token(cloud: Cloud) -> None:
 
 
 def test_tokens_are_stored_only_as_hashes(cloud: Cloud) -> None:
-    token = issue_token(cloud.db, "c")
+    token = issue_token(cloud.db, "c", cloud.clock.now())
     with cloud.db.read() as conn:
         stored = conn.execute(sa.select(tokens)).all()
     assert all(token not in str(tuple(row)) for row in stored)
@@ -115,13 +115,13 @@ def test_tokens_are_stored_only_as_hashes(cloud: Cloud) -> None:
 
 
 def test_revoked_token_is_401(cloud: Cloud) -> None:
-    token = issue_token(cloud.db, "c")
+    token = issue_token(cloud.db, "c", cloud.clock.now())
     assert revoke_site_tokens(cloud.db, "c") == 1
     assert cloud.client.get("/v1/sites/c/deployment", headers=bearer(token)).status_code == 401
 
 
 def test_operator_token_from_the_database_is_admin(cloud: Cloud) -> None:
-    token = issue_token(cloud.db, None)
+    token = issue_token(cloud.db, None, cloud.clock.now())
     assert cloud.client.get("/v1/sites", headers=bearer(token)).status_code == 200
 
 

@@ -177,6 +177,7 @@ def test_event_times_come_from_the_agents_wall_clock(
     assert [e.ts for e in cloud.stream(SITE, FEATURE)] == [1.7e9, 1.7e9 + 60.0]
     assert agent.started_at == 1.7e9
     assert {e.ts for e in cloud.stream(SITE, "metrics")} == {1.7e9 + 60.0}
+    assert cloud.statuses[-1][1].features[0].since == 1.7e9  # serving since the first answer
 
 
 def test_cloud_down_or_slow_answers_locally_in_time_and_says_degraded(

@@ -220,7 +220,7 @@ def test_the_global_model_becomes_a_newer_signed_package_rolled_out_in_stages(
     with ServerThread(app) as server:
         db = app.state.cloud.db
         for site in ("plant-a", "plant-b"):
-            issue_token(db, site)
+            issue_token(db, site, app.state.cloud.clock.now())
         admin = CloudAdmin(server.url, ADMIN_TOKEN)
         admin.upload_package(first.path)
         v1 = FeatureAssignment(

@@ -24,7 +24,6 @@ from tierwise.cloud.context import CloudContext, get_context
 from tierwise.cloud.db import Database, tokens
 from tierwise.cloud.settings import hash_token
 from tierwise.errors import UsageError
-from tierwise.rules.clock import WallClock
 from tierwise.wire import Name
 
 HASHED_PREFIX = "sha256:"
@@ -53,10 +52,10 @@ def new_token() -> str:
     return "tw_" + secrets.token_urlsafe(32)
 
 
-def issue_token(db: Database, site: str | None, now: float | None = None) -> str:
+def issue_token(db: Database, site: str | None, now: float) -> str:
     """Create a token for `site` (None: an operator token), store its hash, return it once.
 
-    `now` is the issue time (default: the wall clock's, for the `tierwise cloud token` command).
+    `now` is the issue time, on the cloud's wall clock.
     """
     if site is not None:
         _check_site_name(site)
@@ -67,7 +66,7 @@ def issue_token(db: Database, site: str | None, now: float | None = None) -> str
                 token_sha256=hash_token(token),
                 role=Role.ADMIN if site is None else Role.SITE,
                 site=site,
-                created_at=WallClock().now() if now is None else now,
+                created_at=now,
             )
         )
     return token

@@ -116,6 +116,7 @@ def token(
     from tierwise.cloud import Settings
     from tierwise.cloud.auth import issue_token, revoke_site_tokens
     from tierwise.cloud.db import open_database
+    from tierwise.rules.clock import WallClock
 
     if admin == (site is not None):
         raise UsageError("give exactly one of --site SITE or --admin")
@@ -129,7 +130,7 @@ def token(
             count = revoke_site_tokens(database, site)
             sys.stderr.write(f"revoked {count} token(s) of site {site}\n")
             return
-        sys.stdout.write(issue_token(database, site) + "\n")
+        sys.stdout.write(issue_token(database, site, WallClock().now()) + "\n")
     finally:
         database.dispose()
 

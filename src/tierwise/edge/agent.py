@@ -67,7 +67,7 @@ class EdgeAgent:
         self.clock = clock or RealClock()  # deadlines, backoff, the cloud-health window
         self.wall_clock = wall_clock or WallClock()  # event times the cloud stores and compares
         self.lifecycle = Lifecycle()
-        self.metrics = Metrics()
+        self.metrics = Metrics(self.wall_clock)
         self.health = CloudHealth(self.clock)
         self.tracker = RoundTripTracker(prior=settings.rtt_prior_s)
         self.router = Router(link, self.clock, self.tracker, self.health, settings.reserve_fraction)

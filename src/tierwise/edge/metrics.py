@@ -6,11 +6,11 @@ regression shows within seconds instead of being averaged away by a long good hi
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from tierwise.rules.clock import Clock
 from tierwise.wire import FeatureCounters
 
 WINDOW = 4096
@@ -23,7 +23,7 @@ class VersionMetrics:
     feature: str
     package: str
     version: int
-    since: float = field(default_factory=time.time)
+    since: float  # when this version began to serve here, on the agent's wall clock
     requests: int = 0
     rows: int = 0
     errors: int = 0
@@ -74,7 +74,8 @@ class VersionMetrics:
 class Metrics:
     """Every `VersionMetrics` of the agent, keyed by (feature, package, version)."""
 
-    def __init__(self) -> None:
+    def __init__(self, wall_clock: Clock) -> None:
+        self.wall_clock = wall_clock
         self.by_version: dict[tuple[str, str, int], VersionMetrics] = {}
         self.unknown_feature = 0
         self.refused_draining = 0
@@ -83,7 +84,8 @@ class Metrics:
         key = (feature, package, version)
         found = self.by_version.get(key)
         if found is None:
-            found = self.by_version[key] = VersionMetrics(feature, package, version)
+            since = self.wall_clock.now()
+            found = self.by_version[key] = VersionMetrics(feature, package, version, since)
         return found
 
     def prometheus(self, gauges: dict[str, float]) -> str:
