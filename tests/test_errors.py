@@ -7,6 +7,7 @@ and no exception class anywhere in `src/tierwise` left out of it.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 import re
@@ -61,6 +62,7 @@ def drawn_tree() -> dict[str, Drawn]:
     return tree
 
 
+@functools.cache  # it imports every module (Flower, torch, FastAPI...): once, and only when asked
 def exception_classes() -> dict[str, type[BaseException]]:
     """Every exception class defined in a module of src/tierwise, by name."""
     found: dict[str, type[BaseException]] = {}
@@ -80,22 +82,28 @@ def exception_classes() -> dict[str, type[BaseException]]:
     return found
 
 
-CLASSES = exception_classes()
 TREE = drawn_tree()
 
 
+def drawn_under(ancestor: str) -> list[str]:
+    """The classes the tree draws below `ancestor`, at any depth."""
+    below = [name for name, drawn in TREE.items() if drawn.parent == ancestor]
+    return sorted(below + [name for child in below for name in drawn_under(child)])
+
+
 def test_every_exception_class_is_a_tierwise_error() -> None:
-    outside = sorted(n for n, cls in CLASSES.items() if not issubclass(cls, TierwiseError))
+    found = exception_classes()
+    outside = sorted(n for n, cls in found.items() if not issubclass(cls, TierwiseError))
     assert outside == []
 
 
 def test_the_tree_draws_every_class_and_only_those() -> None:
-    assert sorted(TREE) == sorted(CLASSES)
+    assert sorted(TREE) == sorted(exception_classes())
 
 
 @pytest.mark.parametrize("name", sorted(TREE))
 def test_each_class_sits_under_its_drawn_parent_with_its_drawn_exit_code(name: str) -> None:
-    cls, drawn = CLASSES[name], TREE[name]
+    cls, drawn = exception_classes()[name], TREE[name]
     assert issubclass(cls, TierwiseError)
     ours = [base for base in cls.__bases__ if issubclass(base, TierwiseError)]
     others = [base.__name__ for base in cls.__bases__ if not issubclass(base, TierwiseError)]
@@ -108,11 +116,9 @@ def test_each_class_sits_under_its_drawn_parent_with_its_drawn_exit_code(name: s
     assert cls.exit_code == drawn.exit_code
 
 
-@pytest.mark.parametrize(
-    "name", sorted(n for n, cls in CLASSES.items() if issubclass(cls, RequestRefusedError))
-)
+@pytest.mark.parametrize("name", ["RequestRefusedError", *drawn_under("RequestRefusedError")])
 def test_each_refusal_draws_the_http_status_it_is_answered_with(name: str) -> None:
-    cls = CLASSES[name]
+    cls = exception_classes()[name]
     assert issubclass(cls, RequestRefusedError)
     assert str(cls.status) in TREE[name].http
 

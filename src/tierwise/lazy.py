@@ -23,7 +23,9 @@ def lazy_names(
     def __getattr__(name: str) -> Any:  # noqa: N807  (the name PEP 562 looks for)
         if name in module_of:
             module, _, attribute = module_of[name].partition(":")
-            return getattr(importlib.import_module(f"{package}.{module}"), attribute or name)
+            value = getattr(importlib.import_module(f"{package}.{module}"), attribute or name)
+            bound[name] = value  # later lookups find it in the module, without this hook
+            return value
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
     def __dir__() -> list[str]:  # noqa: N807

@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from tests.package.support import Keys, make_keys
 
 from tierwise.cloud import Settings, create_app
 from tierwise.cloud.auth import issue_token
 from tierwise.cloud.db import Database, open_database
 from tierwise.rules.clock import VirtualClock
 
-from .packages import Signer, make_signer
 from .support import ADMIN_TOKEN, EPOCH, Cloud, ServerThread, bearer
 
 PG_USERS = ("postgres", "root")
@@ -82,13 +82,13 @@ def db_target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DbTarg
 
 
 @pytest.fixture
-def signer(tmp_path: Path) -> Signer:
+def signer(tmp_path: Path) -> Keys:
     """The release key the registry trusts."""
-    return make_signer(tmp_path / "keys")
+    return make_keys(tmp_path / "keys")
 
 
 @pytest.fixture
-def settings(db_target: DbTarget, tmp_path: Path, signer: Signer) -> Settings:
+def settings(db_target: DbTarget, tmp_path: Path, signer: Keys) -> Settings:
     return Settings.from_env(
         {},
         db_url=db_target.url,

@@ -14,13 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tests.package.support import Keys, make_keys
+from tests.package.support import Keys
 
 FEATURES = 13
-
-# The release key pair the registry trusts, as the package tests make it.
-Signer = Keys
-make_signer = make_keys
 
 
 @cache
@@ -53,7 +49,7 @@ def onnx_bytes(max_iter: int) -> bytes:
     return bytes(onx.SerializeToString())
 
 
-def build(out: Path, signer: Signer, name: str, version: int, max_iter: int = 200) -> Path:
+def build(out: Path, signer: Keys, name: str, version: int, max_iter: int = 200) -> Path:
     """A signed package directory holding one fp32 variant."""
     from tierwise.package.keys import load_private_key
     from tierwise.package.manifest import MANIFEST_NAME, Manifest, manifest_bytes

@@ -7,25 +7,26 @@ import socket
 from pathlib import Path
 
 import pytest
+from tests.package.support import Keys
 
 from tierwise.cloud.client import CloudAdmin
 from tierwise.errors import LinkError, VerificationError
+from tierwise.spec.tiers import Placement
 from tierwise.wire import (
     MAX_TELEMETRY_BATCH,
     CloudModelAssignment,
     FeatureAssignment,
-    Placement,
     RolloutRequest,
     RolloutState,
 )
 
-from .packages import Signer, build
+from .packages import build
 from .support import ADMIN_TOKEN, Cloud
 from .test_telemetry import events, post
 
 
 def test_an_operator_uploads_assigns_and_rolls_out(
-    cloud: Cloud, live: str, signer: Signer, tmp_path: Path
+    cloud: Cloud, live: str, signer: Keys, tmp_path: Path
 ) -> None:
     admin = CloudAdmin(live, ADMIN_TOKEN)
     v1 = build(tmp_path / "wine-v1", signer, "wine", 1)
@@ -72,7 +73,7 @@ def test_an_operator_reads_a_stream_whole_across_pages(cloud: Cloud, live: str) 
 
 
 def test_the_cloud_saying_no_is_a_verification_error(
-    cloud: Cloud, live: str, signer: Signer, tmp_path: Path
+    cloud: Cloud, live: str, signer: Keys, tmp_path: Path
 ) -> None:
     admin = CloudAdmin(live, ADMIN_TOKEN)
     admin.upload_package(build(tmp_path / "wine-v2", signer, "wine", 2))

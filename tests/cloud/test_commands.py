@@ -14,11 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
+from tests.package.support import Keys
 
 from tierwise.cloud.db import open_database, tokens
 from tierwise.cloud.settings import hash_token
-
-from .packages import Signer
 
 TIERWISE = [sys.executable, "-m", "tierwise"]
 
@@ -62,7 +61,7 @@ def test_bad_token_arguments_exit_2_with_one_line(
     assert "Traceback" not in result.stderr
 
 
-def test_serve_answers_then_stops_on_sigterm(tmp_path: Path, signer: Signer) -> None:
+def test_serve_answers_then_stops_on_sigterm(tmp_path: Path, signer: Keys) -> None:
     env = dict(os.environ, TIERWISE_CLOUD_ADMIN_TOKEN="tw_operator-token-for-the-cli-test")
     site = run("cloud", "token", "--site", "s1", "--data-dir", str(tmp_path)).stdout.strip()
     args = [

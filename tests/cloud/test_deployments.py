@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.package.support import Keys
 
 from tierwise.package.archive import pack_archive
 
-from .packages import Signer, build
+from .packages import build
 from .support import Cloud
 
 ASSIGNMENT = {
@@ -23,7 +24,7 @@ ASSIGNMENT = {
 
 
 @pytest.fixture
-def wine_v1(cloud: Cloud, signer: Signer, tmp_path: Path) -> str:
+def wine_v1(cloud: Cloud, signer: Keys, tmp_path: Path) -> str:
     blob = pack_archive(build(tmp_path / "wine-1", signer, "wine", 1))
     response = cloud.client.post(
         "/v1/packages", content=blob, headers=cloud.admin | {"Content-Type": "application/gzip"}

@@ -6,15 +6,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.package.support import Keys
 
 from tierwise.package.archive import pack_archive
 
-from .packages import FEATURES, Signer, build, trained, wine
+from .packages import FEATURES, build, trained, wine
 from .support import Cloud
 
 
 @pytest.fixture
-def wine_model(cloud: Cloud, signer: Signer, tmp_path: Path) -> None:
+def wine_model(cloud: Cloud, signer: Keys, tmp_path: Path) -> None:
     for version, max_iter in ((1, 200), (2, 3)):
         blob = pack_archive(build(tmp_path / f"wine-{version}", signer, "wine", version, max_iter))
         response = cloud.client.post(

@@ -9,10 +9,11 @@ import tarfile
 from pathlib import Path
 
 import httpx
+from tests.package.support import Keys, make_keys
 
 from tierwise.package.archive import pack_archive
 
-from .packages import Signer, build, make_signer
+from .packages import build
 from .support import Cloud
 
 
@@ -28,7 +29,7 @@ def registered(cloud: Cloud) -> list[tuple[str, int]]:
 
 
 def test_signed_package_is_registered_and_served_back(
-    cloud: Cloud, signer: Signer, tmp_path: Path
+    cloud: Cloud, signer: Keys, tmp_path: Path
 ) -> None:
     blob = pack_archive(build(tmp_path / "p1", signer, "wine", 1))
     response = upload(cloud, blob)
@@ -43,9 +44,7 @@ def test_signed_package_is_registered_and_served_back(
     assert registered(cloud) == [("wine", 1)]
 
 
-def test_same_archive_again_is_a_harmless_retry(
-    cloud: Cloud, signer: Signer, tmp_path: Path
-) -> None:
+def test_same_archive_again_is_a_harmless_retry(cloud: Cloud, signer: Keys, tmp_path: Path) -> None:
     package = build(tmp_path / "p1", signer, "wine", 1)
     assert upload(cloud, pack_archive(package)).status_code == 201
     again = upload(cloud, pack_archive(package))  # packed again, as a retrying operator does
@@ -54,14 +53,14 @@ def test_same_archive_again_is_a_harmless_retry(
 
 
 def test_archive_without_top_directory_is_accepted(
-    cloud: Cloud, signer: Signer, tmp_path: Path
+    cloud: Cloud, signer: Keys, tmp_path: Path
 ) -> None:
     blob = pack_archive(build(tmp_path / "p1", signer, "wine", 1), top_dir=False)
     assert upload(cloud, blob).status_code == 201
 
 
 def test_tampered_model_file_is_refused_and_registry_unchanged(
-    cloud: Cloud, signer: Signer, tmp_path: Path
+    cloud: Cloud, signer: Keys, tmp_path: Path
 ) -> None:
     upload(cloud, pack_archive(build(tmp_path / "p1", signer, "wine", 1)))
     package = build(tmp_path / "p2", signer, "wine", 2)
@@ -74,7 +73,7 @@ def test_tampered_model_file_is_refused_and_registry_unchanged(
 
 
 def test_manifest_edited_after_signing_is_refused(
-    cloud: Cloud, signer: Signer, tmp_path: Path
+    cloud: Cloud, signer: Keys, tmp_path: Path
 ) -> None:
     package = build(tmp_path / "p1", signer, "wine", 1)
     manifest = json.loads((package / "manifest.json").read_text())
@@ -87,7 +86,7 @@ def test_manifest_edited_after_signing_is_refused(
 
 
 def test_package_signed_by_an_untrusted_key_is_refused(cloud: Cloud, tmp_path: Path) -> None:
-    stranger = make_signer(tmp_path / "stranger", "stranger")
+    stranger = make_keys(tmp_path / "stranger", "stranger")
     response = upload(cloud, pack_archive(build(tmp_path / "p1", stranger, "wine", 1)))
     assert response.status_code == 422
     assert "not trusted" in response.json()["detail"]
@@ -95,7 +94,7 @@ def test_package_signed_by_an_untrusted_key_is_refused(cloud: Cloud, tmp_path: P
 
 
 def test_older_or_equal_version_is_refused_and_current_unchanged(
-    cloud: Cloud, signer: Signer, tmp_path: Path
+    cloud: Cloud, signer: Keys, tmp_path: Path
 ) -> None:
     assert upload(cloud, pack_archive(build(tmp_path / "v2", signer, "wine", 2))).status_code == 201
     older = upload(cloud, pack_archive(build(tmp_path / "v1", signer, "wine", 1)))
@@ -135,7 +134,7 @@ def test_unreadable_archives_are_422(cloud: Cloud, tmp_path: Path) -> None:
     assert registered(cloud) == []
 
 
-def test_symlink_in_archive_is_refused(cloud: Cloud, signer: Signer, tmp_path: Path) -> None:
+def test_symlink_in_archive_is_refused(cloud: Cloud, signer: Keys, tmp_path: Path) -> None:
     package = build(tmp_path / "p1", signer, "wine", 1)
     (package / "link").symlink_to("/etc/passwd")
     assert upload(cloud, pack_archive(package)).status_code == 422
@@ -146,7 +145,7 @@ def test_unknown_package_is_404(cloud: Cloud) -> None:
     assert cloud.client.get("/v1/packages/nope/1", headers=cloud.admin).status_code == 404
 
 
-def test_upload_metrics_count_results(cloud: Cloud, signer: Signer, tmp_path: Path) -> None:
+def test_upload_metrics_count_results(cloud: Cloud, signer: Keys, tmp_path: Path) -> None:
     upload(cloud, pack_archive(build(tmp_path / "v1", signer, "wine", 1)))
     upload(cloud, b"junk")
     text = cloud.client.get("/metrics").text

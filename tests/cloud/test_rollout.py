@@ -17,14 +17,16 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.package.support import Keys
 
 from tierwise.cloud.auth import issue_token
 from tierwise.cloud.client import CloudAdmin
 from tierwise.errors import VerificationError
 from tierwise.rules.clock import VirtualClock
-from tierwise.wire import FeatureAssignment, Placement, Rollout, RolloutRequest
+from tierwise.spec.tiers import Placement
+from tierwise.wire import FeatureAssignment, Rollout, RolloutRequest
 
-from .packages import Signer, build
+from .packages import build
 from .support import ADMIN_TOKEN, Cloud, bearer
 
 FEATURE = "quality"
@@ -89,7 +91,7 @@ def wine(version: int, placement: Placement = Placement.EDGE) -> FeatureAssignme
 
 
 @pytest.fixture
-def fleet(cloud: Cloud, live: str, signer: Signer, tmp_path: Path) -> Iterator[Fleet]:
+def fleet(cloud: Cloud, live: str, signer: Keys, tmp_path: Path) -> Iterator[Fleet]:
     tokens = {"a": cloud.site_a, "b": cloud.site_b, CANARY: bearer(issue_token(cloud.db, CANARY))}
     admin = CloudAdmin(live, ADMIN_TOKEN, timeout_s=10)
     sites = {s: httpx.Client(base_url=live, headers=h, timeout=10) for s, h in tokens.items()}

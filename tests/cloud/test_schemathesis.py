@@ -20,11 +20,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis.generation.modes import GenerationMode
+from tests.package.support import Keys
 
 from tierwise.package.archive import pack_archive
 from tierwise.wire import ARCHIVE_MEDIA_TYPE
 
-from .packages import Signer, build
+from .packages import build
 from .support import Cloud
 
 EXAMPLES_PER_MODE = 12
@@ -38,7 +39,7 @@ def _archive_bytes(_ctx: Any, value: Any) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode()
 
 
-def seed(cloud: Cloud, signer: Signer, tmp_path: Path) -> None:
+def seed(cloud: Cloud, signer: Keys, tmp_path: Path) -> None:
     """A package, an assignment, a cloud model and a rollout for the fuzzer to hit."""
     for version in (1, 2):
         blob = pack_archive(build(tmp_path / f"wine-{version}", signer, "wine", version))
@@ -86,7 +87,7 @@ def fuzz(strategy: st.SearchStrategy[Any], headers: dict[str, str], failures: li
 
 @pytest.mark.slow
 def test_fuzzed_requests_never_get_a_5xx(
-    cloud: Cloud, live: str, signer: Signer, tmp_path: Path
+    cloud: Cloud, live: str, signer: Keys, tmp_path: Path
 ) -> None:
     seed(cloud, signer, tmp_path)
     schema = schemathesis.openapi.from_url(live + "/openapi.json")

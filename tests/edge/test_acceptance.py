@@ -31,7 +31,8 @@ import pytest
 from tests.package.support import Keys, make_keys
 
 from tierwise.edge.device import DeviceConnection
-from tierwise.wire import CloudModelAssignment, FeatureAssignment, Placement
+from tierwise.spec.tiers import Placement
+from tierwise.wire import CloudModelAssignment, FeatureAssignment
 
 from .support import FEATURE, SITE, AgentProcess, CloudProcess, build_package, digits
 

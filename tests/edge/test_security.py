@@ -9,7 +9,8 @@ import httpx
 import numpy as np
 from tests.package.support import make_keys
 
-from tierwise.wire import FeatureAssignment, Placement
+from tierwise.spec.tiers import Placement
+from tierwise.wire import FeatureAssignment
 
 from .support import FEATURE, SITE, AgentProcess, CloudProcess, build_package, digits
 

@@ -203,7 +203,8 @@ def test_the_global_model_becomes_a_newer_signed_package_rolled_out_in_stages(
     from tierwise.errors import VerificationError
     from tierwise.federate.publish import package_result
     from tierwise.package import verify_package, write_keypair
-    from tierwise.wire import FeatureAssignment, Placement, RolloutRequest, RolloutState
+    from tierwise.spec.tiers import Placement
+    from tierwise.wire import FeatureAssignment, RolloutRequest, RolloutState
 
     key, pub = write_keypair(tmp_path / "keys")
     packages = tmp_path / "packages"

@@ -3,8 +3,8 @@
 Every call is started by the edge (gateways sit behind NAT). Failures come in two kinds
 that are handled differently: the cloud could not be reached or did not answer in time
 (`LinkError`, retried with backoff, answered locally meanwhile), and the cloud answered
-"no" (`CloudRefusedError`: 401/403 as `VerificationError`, other 4xx as plain refusals), which
-retrying will not fix.
+"no" (`CloudAuthError`, a `VerificationError`, for 401/403; `CloudRefusedError` for any other
+4xx), which retrying will not fix.
 """
 
 from __future__ import annotations

@@ -102,7 +102,7 @@ class CandidateTable:
     # what each candidate breaks on its own, before any deadline is checked
     standalone: Index  # bit set of Standalone rules
     link_pair: Index  # first pair whose WAN or LAN it fills alone; -1 if none
-    # filled by estimate.assess
+    # filled by estimate.assess_table
     assessed: bool = False
     rho_own: Array = field(default_factory=lambda: np.zeros(0))
     rho_star: Array = field(default_factory=lambda: np.zeros(0))

@@ -4,8 +4,8 @@ Everything here works on plain floats and on numpy arrays alike (the simulator d
 millions of requests at once, the agent for one), and imports nothing heavier than numpy, so
 `tierwise[edge]` can use it on a gateway.
 
-- `clock`: `Clock`, with `RealClock` (the agent's deadlines), `WallClock` (the cloud's stored
-  timestamps) and `VirtualClock` (tests, simulation).
+- `clock`: `Clock`, with `RealClock` (the agent's deadlines), `WallClock` (instants that are stored:
+  the cloud's timestamps, the agent's event times) and `VirtualClock` (tests, simulation).
 - `escalation`: when a cascade sends a request to the cloud, and which answer it returns.
 - `outbox`: the bounded store-and-forward queue: byte cap, drop policy, counted drops.
 - `cost`: what cloud calls, instance time and bytes over a link cost.

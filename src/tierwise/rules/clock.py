@@ -1,7 +1,8 @@
 """Time as the rules see it: a `Clock` that is the machine's clock when running, virtual in tests.
 
-The agent, the cloud and the simulator run the same decision code; only the clock differs, as
-in SimPy's `RealtimeEnvironment`, which overrides one method of the simulated environment.
+The agent and the cloud read time only through a clock handed to them, so a test swaps in a
+virtual one and runs the same code, as SimPy's `RealtimeEnvironment` overrides one method of
+the simulated environment. (The simulator shares the rules but keeps its own vectorized time.)
 The rules and the cloud never call `time.time()`: they are handed a clock (or `clock.now()`).
 Timing real work for a latency histogram is another matter; it stays `time.perf_counter()`.
 Which clock:

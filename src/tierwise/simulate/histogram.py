@@ -52,10 +52,6 @@ class Histogram:
         if len(seconds):
             self.counts += np.bincount(bin_of(seconds), minlength=N_BINS)
 
-    def add_bins(self, bins: NDArray[np.int64]) -> None:
-        if len(bins):
-            self.counts += np.bincount(bins, minlength=N_BINS)
-
     @property
     def total(self) -> int:
         return int(self.counts.sum())

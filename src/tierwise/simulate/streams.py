@@ -64,10 +64,6 @@ class Stream:
     def local(self) -> bool:
         return self.placement is not Placement.CLOUD
 
-    @property
-    def uses_wan(self) -> bool:
-        return self.placement in (Placement.CLOUD, Placement.CASCADE)
-
 
 def build_streams(spec: Spec, choice: list[Candidate], duration: float) -> list[Stream]:
     """One stream per (feature, site with devices of its class) of the assignment."""

@@ -29,7 +29,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-Loc = tuple[str | int, ...]
+from tierwise.spec.refs import Loc
+
 MANIFEST = "manifest.json"
 REFERENCE = "reference"
 LATENCY_BATCH = 1

@@ -17,9 +17,7 @@ from pydantic import ValidationError
 from tierwise.errors import SpecError
 from tierwise.spec.from_package import fill_from_packages
 from tierwise.spec.model import Spec
-from tierwise.spec.refs import check_refs
-
-Loc = tuple[str | int, ...]
+from tierwise.spec.refs import Loc, check_refs
 
 
 def load_spec(path: str | Path) -> Spec:

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from tierwise.spec.model import Spec
 from tierwise.spec.traffic import ScheduledOutage, Spike
 
-Loc = tuple[str | int, ...]
+Loc = tuple[str | int, ...]  # where in the YAML: keys and list indexes from the root
 
 
 def check_refs(spec: Spec) -> Iterable[tuple[Loc, str]]:
