@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from tests.conftest import EXAMPLES
 
 
@@ -85,3 +86,28 @@ def test_starting_the_cli_loads_no_heavy_dependency() -> None:
     code = f"import sys, tierwise.cli; print([m for m in {HEAVY!r} if m in sys.modules])"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("verb", "option"),
+    [
+        ("plan", "--json"),
+        ("plan", "--html"),
+        ("simulate", "--json"),
+        ("simulate", "--html"),
+        ("simulate", "--plots"),
+    ],
+)
+def test_an_output_that_cannot_be_written_is_one_line_and_exit_2(
+    tmp_path: Path, verb: str, option: str
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    target = blocker / "out"  # a folder inside a file: no system lets it be made
+    extra = ["--duration", "1min"] if verb == "simulate" else []
+    run = _run(verb, str(EXAMPLES[0]), option, str(target), *extra)
+    assert run.returncode == 2, run.stderr
+    # it names the file, or the folder it would need where a file stands
+    assert run.stderr.startswith(f"error: cannot write {blocker}"), run.stderr
+    assert len(run.stderr.splitlines()) == 1
+    assert "Traceback" not in run.stderr

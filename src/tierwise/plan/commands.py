@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from tierwise.cli_options import SpecArgument
+from tierwise.cli_options import SpecArgument, is_stdout, write_json, writing
 from tierwise.console import console
 
 
@@ -33,15 +33,16 @@ def plan(
     from tierwise.spec import load_spec
 
     result = make_plan(load_spec(spec))
-    if json_out is not None and str(json_out) == "-":
+    if is_stdout(json_out):
         sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
         return
     render(result, console, alternatives=alternatives)
     if json_out is not None:
-        json_out.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+        write_json(json_out, result.to_dict())
         console.print(f"[dim]wrote {json_out}[/dim]")
     if html is not None:
         from tierwise.plan.html import write_html
 
-        write_html(result, html)
+        with writing(html):
+            write_html(result, html)
         console.print(f"[dim]wrote {html}[/dim]")

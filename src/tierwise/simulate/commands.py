@@ -9,9 +9,8 @@ from typing import Annotated
 
 import typer
 
-from tierwise.cli_options import SpecArgument, parse_duration
+from tierwise.cli_options import SpecArgument, is_stdout, parse_duration, write_json, writing
 from tierwise.console import console, err_console
-from tierwise.errors import UsageError
 
 
 def register(app: typer.Typer) -> None:
@@ -43,7 +42,7 @@ def simulate(
     seconds = parse_duration(duration)
     chosen = list(STRATEGIES) if strategy == "all" else [strategy]
     loaded = load_spec(spec)
-    to_stdout = json_out is not None and str(json_out) == "-"
+    to_stdout = is_stdout(json_out)
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -66,25 +65,19 @@ def simulate(
         return
     render(result, planned, console)
     if json_out is not None:
-        _write(json_out, json.dumps(data, indent=2) + "\n")
+        write_json(json_out, data)
         console.print(f"[dim]wrote {json_out}[/dim]")
     if plots is not None or html is not None:
         from tierwise.simulate.plots import write_plots
 
         folder = plots or (html.parent if html is not None else Path("."))
-        images = write_plots(result, loaded, folder)
+        with writing(folder):
+            images = write_plots(result, loaded, folder)
         for image in images:
             console.print(f"[dim]wrote {image}[/dim]")
         if html is not None:
             from tierwise.simulate.html import write_html
 
-            write_html(result, planned, images, html)
+            with writing(html):
+                write_html(result, planned, images, html)
             console.print(f"[dim]wrote {html}[/dim]")
-
-
-def _write(path: Path, text: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
