@@ -92,7 +92,11 @@ def wine(version: int, placement: Placement = Placement.EDGE) -> FeatureAssignme
 
 @pytest.fixture
 def fleet(cloud: Cloud, live: str, signer: Keys, tmp_path: Path) -> Iterator[Fleet]:
-    tokens = {"a": cloud.site_a, "b": cloud.site_b, CANARY: bearer(issue_token(cloud.db, CANARY))}
+    tokens = {
+        "a": cloud.site_a,
+        "b": cloud.site_b,
+        CANARY: bearer(issue_token(cloud.db, CANARY, cloud.clock.now())),
+    }
     admin = CloudAdmin(live, ADMIN_TOKEN, timeout_s=10)
     sites = {s: httpx.Client(base_url=live, headers=h, timeout=10) for s, h in tokens.items()}
     for version in (1, 2):
