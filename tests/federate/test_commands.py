@@ -88,6 +88,24 @@ def test_min_sites_above_the_site_count_is_refused(
     )
 
 
+def test_cloud_options_are_checked_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A typo in --canary or a missing token must not cost a whole training run."""
+    spec, run = _spec(tmp_path, PRIVATE), tmp_path / "run"
+    token = tmp_path / "admin.token"
+    token.write_text("secret\n", encoding="utf-8")
+    cloud = ["--cloud", "http://127.0.0.1:9", "--out", str(run)]
+    assert cli_federate(str(spec), *cloud, "--admin-token-file", str(token), "--canary", "x") == 2
+    assert "--canary x: not a site of private (its sites: plant-0, plant-1, plant-2)" in (
+        capsys.readouterr().err
+    )
+    monkeypatch.delenv("TIERWISE_ADMIN_TOKEN", raising=False)
+    assert cli_federate(str(spec), *cloud) == 2
+    assert "--cloud needs the operator token" in capsys.readouterr().err
+    assert not run.exists()  # refused before anything started
+
+
 def test_the_command_is_listed() -> None:
     result = runner.invoke(app, ["federate", "--help"])
     assert result.exit_code == 0

@@ -68,6 +68,9 @@ def federate(
     loaded = load_spec(spec)
     chosen = choose_job(loaded, job, spec)
     sites = [s.name for s in loaded.feature_sites(chosen)]
+    # What --cloud needs is checked before training, which can take many minutes.
+    admin_token = _admin_token(admin_token_file) if cloud is not None else ""
+    canaries = _canaries(canary, sites, chosen.name)
     run_dir = out or DEFAULT_RUNS / "federate" / f"{chosen.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     console.print(
         f"federating [bold]{chosen.name}[/bold] ({chosen.strategy.value}, {chosen.rounds} "
@@ -90,8 +93,8 @@ def federate(
         return
     from tierwise.cloud.client import CloudAdmin
 
-    request = _rollout_request(published.name, published.version, canary or sites[:1])
-    admin = CloudAdmin(cloud, _admin_token(admin_token_file))
+    request = _rollout_request(published.name, published.version, canaries)
+    admin = CloudAdmin(cloud, admin_token)
     admin.upload_package(published.path)
     rollout = admin.start_rollout(request)
     console.print(
@@ -177,6 +180,18 @@ def _sign_key(given: Path | None, console: Any) -> Path:
         write_keypair(default.parent)
         console.print(f"[dim]made a signing key pair in {default.parent} (keep the .key private)")
     return default
+
+
+def _canaries(given: list[str] | None, sites: list[str], job: str) -> list[str]:
+    """The rollout's canary sites: those given, each a site the job trains at; else the first."""
+    from tierwise.errors import UsageError
+
+    unknown = [site for site in given or [] if site not in sites]
+    if unknown:
+        raise UsageError(
+            f"--canary {', '.join(unknown)}: not a site of {job} (its sites: {', '.join(sites)})"
+        )
+    return list(given) if given else sites[:1]
 
 
 def _rollout_request(name: str, version: int, canary_sites: list[str]) -> RolloutRequest:
