@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import EXAMPLES
+from tests.exported import heavy_modules_loaded
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -83,9 +84,7 @@ HEAVY = (
 
 def test_starting_the_cli_loads_no_heavy_dependency() -> None:
     """Every verb registers on start, so each keeps its heavy imports inside its commands."""
-    code = f"import sys, tierwise.cli; print([m for m in {HEAVY!r} if m in sys.modules])"
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert run.stdout.strip() == "[]"
+    assert heavy_modules_loaded("tierwise.cli", HEAVY) == []
 
 
 @pytest.mark.parametrize(

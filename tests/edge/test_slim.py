@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from tests.exported import heavy_modules_loaded
 
 HEAVY = ("torch", "sklearn", "flwr", "skl2onnx", "onnx", "sqlalchemy")
 
 
 def test_edge_and_wan_import_nothing_heavy() -> None:
-    code = (
-        "import sys\n"
-        "import tierwise.edge, tierwise.edge.serve, tierwise.edge.packages\n"
-        "import tierwise.edge.commands\n"
-        "import tierwise.wan, tierwise.wan.__main__, tierwise.package.runtime\n"
-        f"print([m for m in {HEAVY!r} if m in sys.modules])\n"
+    imports = (
+        "tierwise.edge, tierwise.edge.serve, tierwise.edge.packages, tierwise.edge.commands, "
+        "tierwise.wan, tierwise.wan.__main__, tierwise.package.runtime"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert heavy_modules_loaded(imports, HEAVY) == []
