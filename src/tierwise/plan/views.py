@@ -11,7 +11,7 @@ import numpy as np
 
 from tierwise.plan.candidates import Candidate, SiteUse
 from tierwise.plan.table import CandidateTable, build_table
-from tierwise.plan.violations import violations_of
+from tierwise.plan.violations import describe, violations_of
 from tierwise.spec.model import Spec
 
 
@@ -55,6 +55,7 @@ def candidate_view(table: CandidateTable, c: int) -> Candidate:
 def candidate_views(table: CandidateTable) -> list[list[Candidate]]:
     """Every candidate of the table as an object, per feature in feature order."""
     first, count = table.per_feature()
+    describe(table, np.arange(len(table.feature)))  # in words in one batch, not one at a time
     return [
         [candidate_view(table, c) for c in range(s, s + n)]
         for s, n in zip(first.tolist(), count.tolist(), strict=True)
