@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from tierwise.spec.tiers import Placement
+from tierwise.spec.tiers import EscalationRule, Placement
 
 API_PREFIX = "/v1"
 ARCHIVE_MEDIA_TYPE = "application/gzip"  # a package travels as tar.gz, to and from the cloud
@@ -186,7 +186,10 @@ class FeatureDeployment(_Wire):
     sha256: Sha256 = Field(description="sha256 of the package archive the edge downloads")
     placement: Placement
     threshold: float | None = Field(
-        None, description="cascade: escalate when the edge model's confidence is below this"
+        None, description="cascade: escalate when the escalation rule's score is below this"
+    )
+    rule: EscalationRule = Field(
+        EscalationRule.MAX_PROBABILITY, description="cascade: the rule the threshold applies to"
     )
     deadline_ms: float = Field(gt=0)
     escalate_budget_ms: float | None = Field(
@@ -209,6 +212,7 @@ class FeatureAssignment(_Wire):
     version: Version
     placement: Placement
     threshold: float | None = Field(None, ge=0, le=1)
+    rule: EscalationRule = EscalationRule.MAX_PROBABILITY
     deadline_ms: float = Field(gt=0)
     escalate_budget_ms: float | None = Field(None, ge=0)
 

@@ -46,12 +46,15 @@ def test_the_cascade_curve_joins_edge_and_cloud_answers(built: Path) -> None:
     _, _, x, y = digits()
     cloud_accuracy = float(np.mean(train("svm").predict(x) == y))
     assert cascade.reference.accuracy == pytest.approx(cloud_accuracy)
-    for name, curve in cascade.curves.items():
-        escalated = [p.escalated for p in curve]
-        assert escalated == sorted(escalated)
-        assert curve[0].accuracy == pytest.approx(manifest.variant(name).accuracy)
+    for name, rules in cascade.rules.items():
+        assert cascade.best_rule[name] in rules
         assert cascade.oracle_escalated[name] == pytest.approx(1 - manifest.variant(name).accuracy)
-        assert curve[-1].accuracy == pytest.approx(cloud_accuracy)
+        for entry in rules.values():
+            curve = entry.curve
+            escalated = [p.escalated for p in curve]
+            assert escalated == sorted(escalated)
+            assert curve[0].accuracy == pytest.approx(manifest.variant(name).accuracy)
+            assert curve[-1].accuracy == pytest.approx(cloud_accuracy)
 
 
 def test_an_onnx_file_is_packaged_as_is(inputs: Inputs, keys: Keys, tmp_path: Path) -> None:

@@ -78,7 +78,7 @@ def test_a_variant_must_point_at_a_listed_file(built: Path) -> None:
 def test_threshold_helpers_pick_from_the_curve(built: Path) -> None:
     cascade = read_manifest(built).cascade
     assert cascade is not None
-    curve = cascade.curves["int8"]
+    curve = cascade.curve("int8")
     assert curve[0].escalated == 0.0
     assert curve[-1].escalated == 1.0
     assert curve[-1].accuracy == pytest.approx(cascade.reference.accuracy)
@@ -89,7 +89,7 @@ def test_threshold_helpers_pick_from_the_curve(built: Path) -> None:
 
 
 def test_threshold_for_prefers_fewer_escalations_on_ties() -> None:
-    from tierwise.package.manifest import CascadeCalibration, Reference
+    from tierwise.package.manifest import CascadeCalibration, Reference, RuleCurve
 
     points = [
         CurvePoint(threshold=0.0, escalated=0.0, accuracy=0.9),
@@ -99,7 +99,10 @@ def test_threshold_for_prefers_fewer_escalations_on_ties() -> None:
     ]
     ref = Reference(name="r", kind="sklearn", sha256="0" * 64, accuracy=1.0, size_bytes=1)
     cascade = CascadeCalibration(
-        reference=ref, curves={"int8": points}, oracle_escalated={"int8": 0.1}
+        reference=ref,
+        rules={"int8": {"max_probability": RuleCurve(curve=points)}},
+        best_rule={"int8": "max_probability"},
+        oracle_escalated={"int8": 0.1},
     )
     assert cascade.threshold_for("int8", 0.15).escalated == 0.05
     assert cascade.at_budget("int8", 0.15).escalated == 0.10

@@ -90,7 +90,7 @@ def test_measured_figures_fill_the_variants_and_the_curve(workdir: Path) -> None
     assert svm.latency["cloud"] == pytest.approx(0.002)
     assert model.cascade is not None
     got = [x for p in model.cascade.curve for x in (p.escalated, p.accuracy)]
-    want = [x for p in manifest.cascade.curves["int8"] for x in (p.escalated, p.accuracy)]
+    want = [x for p in manifest.cascade.curve("int8") for x in (p.escalated, p.accuracy)]
     assert got == pytest.approx(want)
 
 
@@ -105,7 +105,7 @@ def test_plan_uses_the_measured_figures(workdir: Path) -> None:
     manifest = _manifest(workdir)
     assert manifest.cascade is not None
     measured = {v.name: v.accuracy for v in manifest.variants}
-    curve = {p.escalated: p.accuracy for p in manifest.cascade.curves["int8"]}
+    curve = {p.escalated: p.accuracy for p in manifest.cascade.curve("int8")}
     assert plan["escalation_rate"] in curve  # a measured point, not an interpolation
     rejected = {a["label"]: a["ruled_out_by"] for a in plan["alternatives"]}
     assert plan["placement"] == "cascade"

@@ -84,6 +84,7 @@ def route_of(spec: FeatureDeployment) -> Route:
         placement=spec.placement,
         deadline_s=spec.deadline_ms / 1000,
         threshold=spec.threshold,
+        rule=spec.rule,
         escalate_budget_s=None
         if spec.escalate_budget_ms is None
         else spec.escalate_budget_ms / 1000,

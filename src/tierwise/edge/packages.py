@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from tierwise.edge.router import Floats2D, LocalModel
 from tierwise.errors import TierwiseError, UsageError
 from tierwise.package.archive import unpack_archive
+from tierwise.spec.tiers import EscalationRule
 
 if TYPE_CHECKING:
     from tierwise.package.runtime import PackageModel
@@ -89,6 +90,11 @@ class PackageAnswerer:
 
     def __init__(self, model: PackageModel) -> None:
         self.model = model
+        # Load every escalation rule now, so a broken learned router refuses the package at
+        # install (with the last-known-good kept), not the first hard request after it.
+        cascade = model.manifest.cascade
+        for rule in cascade.rules.get(model.variant.name, {}) if cascade is not None else ():
+            model.escalation_rule(rule)
 
     @property
     def name(self) -> str:
@@ -102,9 +108,10 @@ class PackageAnswerer:
     def input_width(self) -> int:
         return self.model.manifest.input.features
 
-    def predict(self, inputs: Floats2D) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        prediction = self.model.predict(inputs)
-        return (
-            prediction.probabilities.astype(np.float64),
-            prediction.confidence.astype(np.float64),
-        )
+    def predict(
+        self, inputs: Floats2D, rule: EscalationRule = EscalationRule.MAX_PROBABILITY
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        probabilities = self.model.predict(inputs).probabilities.astype(np.float64)
+        if rule is EscalationRule.MAX_PROBABILITY or len(probabilities) == 0:
+            return probabilities, probabilities.max(axis=1, initial=0.0)
+        return probabilities, self.model.escalation_rule(rule.value).score(probabilities)

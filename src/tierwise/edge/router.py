@@ -24,7 +24,7 @@ from tierwise.edge.link import CloudAuthError, CloudLink, CloudRefusedError
 from tierwise.errors import LinkError, UnavailableError
 from tierwise.rules.clock import Clock
 from tierwise.rules.escalation import RoundTripTracker, escalate, is_hard
-from tierwise.spec.tiers import Placement
+from tierwise.spec.tiers import EscalationRule, Placement
 from tierwise.wire import InferResponse
 
 # Of the deadline, kept for what follows the wait: recording the answer, writing the
@@ -58,8 +58,11 @@ class LocalModel(Protocol):
         """Values per input row."""
         ...
 
-    def predict(self, inputs: Floats2D) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """(outputs, confidence): one output row and one confidence in [0, 1] per input row."""
+    def predict(
+        self, inputs: Floats2D, rule: EscalationRule = EscalationRule.MAX_PROBABILITY
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """(outputs, confidence): one output row per input row, and the escalation rule's
+        score of it in [0, 1] (rules/routers; below a cascade's threshold escalates)."""
         ...
 
 
@@ -70,6 +73,7 @@ class Route:
     placement: Placement
     deadline_s: float
     threshold: float | None = None
+    rule: EscalationRule = EscalationRule.MAX_PROBABILITY
     escalate_budget_s: float | None = None
 
 
@@ -134,7 +138,7 @@ class Router:
     ) -> Answer:
         """Answer `inputs` (rows) for `feature`; `started` is when the request arrived."""
         deadline = started + route.deadline_s - self.reserve(route)
-        local = model.predict(inputs) if model is not None else None
+        local = model.predict(inputs, route.rule) if model is not None else None
         if route.placement is Placement.CLOUD:
             return await self._cloud_first(feature, model, local, inputs, deadline)
         if local is None or model is None:

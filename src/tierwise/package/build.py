@@ -20,7 +20,6 @@ import numpy as np
 
 from tierwise import __version__
 from tierwise.errors import UsageError
-from tierwise.package.calibrate import cascade_curve
 from tierwise.package.evaldata import EvalData
 from tierwise.package.export import ExportedModel, export_model
 from tierwise.package.keys import load_private_key
@@ -125,10 +124,15 @@ def _assemble(
 
     cascade = None
     if options.cloud_model is not None:
-        cascade = _calibrate(options.cloud_model, data, exported, probabilities, progress)
+        cascade, router_files, router_notes = _calibrate(
+            options.cloud_model, data, exported, probabilities, progress
+        )
+        files.update(router_files)
+        notes.extend(router_notes)
 
     for rel, blob in files.items():
         (root / rel).write_bytes(blob)
+    models = {rel: blob for rel, blob in files.items() if rel in modes}
     variants = [
         VariantEntry(
             name=_variant_name(rel),
@@ -138,7 +142,7 @@ def _assemble(
             quantization=modes[rel],
             latency=latency[_variant_name(rel)],
         )
-        for rel, blob in files.items()
+        for rel, blob in models.items()
     ]
     manifest = Manifest(
         name=options.name,
@@ -168,19 +172,41 @@ def _calibrate(
     exported: ExportedModel,
     probabilities: dict[str, np.ndarray],
     progress: Progress,
-) -> CascadeCalibration:
+) -> tuple[CascadeCalibration, dict[str, bytes], list[str]]:
+    """The cascade against the cloud model: every escalation rule's curve per variant, the
+    learned routers' files, and notes on rules that could not be fitted."""
     from tierwise.package.reference import reference_answers
+    from tierwise.package.routers import RouterData, fit_rules
 
     progress(f"asking the cloud model {cloud_model.name} for its answers")
     cloud_labels, reference = reference_answers(cloud_model, data.x, data.y)
     cloud_correct = np.asarray(cloud_labels == data.y)
-    classes = np.asarray(exported.classes)
-    curves, oracle = {}, {}
+    router_data = None
+    if data.router_p is not None and data.router_y is not None:
+        if data.router_p.shape[1] != len(exported.classes):
+            raise UsageError(
+                f"{data.source}: router_p has {data.router_p.shape[1]} columns, the model has "
+                f"{len(exported.classes)} classes"
+            )
+        router_data = RouterData(data.router_p, data.router_y)
+    rules, best, oracle = {}, {}, {}
+    files: dict[str, bytes] = {}
+    notes: list[str] = []
+    classes = list(exported.classes)
     for name, probs in probabilities.items():
-        edge_correct = np.asarray(classes[probs.argmax(axis=1)] == data.y)
-        curves[name] = cascade_curve(probs.max(axis=1), edge_correct, cloud_correct)
-        oracle[name] = float(1.0 - edge_correct.mean())
-    return CascadeCalibration(reference=reference, curves=curves, oracle_escalated=oracle)
+        progress(f"fitting the escalation rules for {name}")
+        fitted = fit_rules(
+            name, probs, data.y, classes, cloud_correct, reference.accuracy, router_data
+        )
+        rules[name], best[name] = fitted.rules, fitted.best
+        files.update(fitted.files)
+        notes.extend(f"{name}: {note}" for note in fitted.notes)
+        predicted = np.asarray(classes)[probs.argmax(axis=1)]
+        oracle[name] = float(np.mean(predicted != data.y))
+    calibration = CascadeCalibration(
+        reference=reference, rules=rules, best_rule=best, oracle_escalated=oracle
+    )
+    return calibration, files, notes
 
 
 def _metrics(variants: list[VariantEntry], cascade: CascadeCalibration | None) -> dict[str, float]:

@@ -1,15 +1,21 @@
 """The cascade calibration curve: how much to escalate to the cloud, and what accuracy that buys.
 
-The edge answers when its confidence (top class probability) is at least a threshold, and
-escalates to the cloud model otherwise. Sweeping the threshold over the evaluation data gives,
-for each threshold, the share escalated and the accuracy of the joint answer. The planner
-reads (escalated, accuracy) pairs; the edge router reads the threshold for its budget.
+The edge answers when its escalation rule's score (rules/routers: the top class probability
+for the classic rule) is at least a threshold, and escalates to the cloud model otherwise.
+Sweeping the threshold over the evaluation data gives, for each threshold, the share
+escalated and the accuracy of the joint answer. The planner reads (escalated, accuracy)
+pairs; the edge router reads the threshold for its budget.
+
+Each point also carries a guarantee for what stays local: a one-sided 95% Clopper-Pearson
+upper bound on the edge's error rate among the rows kept local. Under the usual conformal
+assumption (field data exchangeable with the evaluation rows) the kept answers are wrong at
+most that often, with 95% confidence; the bound is loose where few rows are kept.
 
 The oracle escalation rate is the edge model's error rate: a router that knew exactly which
 answers are wrong would escalate just those. How close the curve gets to the cloud's accuracy
 at that rate says how good confidence is as a signal.
 
-Pure numpy.
+numpy, and scipy's beta quantile for the bound (build side).
 """
 
 from __future__ import annotations
@@ -27,6 +33,9 @@ ESCALATION_TARGETS = (
     0.50, 0.75, 1.0,
 )  # fmt: skip
 ESCALATE_ALL = 1.000001  # above any probability: every sample escalates
+
+
+BOUND_CONFIDENCE = 0.95
 
 
 def cascade_curve(
@@ -63,6 +72,21 @@ def point_at(
     """Escalated share and joint accuracy when confidence < threshold goes to the cloud."""
     escalate = np.asarray(confidence) < threshold
     joint = np.where(escalate, cloud_correct, edge_correct)
+    kept = ~escalate
     return CurvePoint(
-        threshold=threshold, escalated=float(escalate.mean()), accuracy=float(joint.mean())
+        threshold=threshold,
+        escalated=float(escalate.mean()),
+        accuracy=float(joint.mean()),
+        local_error_bound=local_error_bound(
+            int((~np.asarray(edge_correct)[kept]).sum()), int(kept.sum())
+        ),
     )
+
+
+def local_error_bound(wrong: int, kept: int, confidence: float = BOUND_CONFIDENCE) -> float:
+    """One-sided Clopper-Pearson upper bound on an error rate seen as `wrong` of `kept`."""
+    if kept == 0 or wrong >= kept:
+        return 1.0
+    from scipy.stats import beta
+
+    return round(float(beta.ppf(confidence, wrong + 1, kept - wrong)), 6)

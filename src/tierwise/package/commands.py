@@ -156,10 +156,17 @@ def print_summary(manifest: Manifest, console: Console) -> None:
     cascade = manifest.cascade
     if cascade is None:
         return
-    for name in cascade.curves:
-        point = cascade.threshold_for(name, CASCADE_BUDGET)
+    for name, rules in cascade.rules.items():
+        best = cascade.best_rule[name]
         console.print(
-            f"cascade {name} → {cascade.reference.name} (alone {cascade.reference.accuracy:.2%}): "
-            f"threshold {point.threshold:.4f} escalates {point.escalated:.1%}, joint accuracy "
-            f"{point.accuracy:.2%}; oracle would escalate {cascade.oracle_escalated[name]:.1%}"
+            f"cascade {name} → {cascade.reference.name} (alone {cascade.reference.accuracy:.2%}); "
+            f"oracle would escalate {cascade.oracle_escalated[name]:.1%}; best rule {best}"
         )
+        for rule in rules:
+            point = cascade.threshold_for(name, CASCADE_BUDGET, rule)
+            bound = point.local_error_bound
+            console.print(
+                f"  {rule:<16} threshold {point.threshold:.4f} escalates {point.escalated:.1%}, "
+                f"joint accuracy {point.accuracy:.2%}"
+                + ("" if bound is None else f", local answers wrong <= {bound:.1%} (95%)")
+            )

@@ -6,6 +6,10 @@ An .npz holds
     y               array [N]                   their labels (ints or strings)
     x_calibration   float array [M, features]   optional: inputs for static INT8 calibration,
                                                 typically a sample of the training inputs
+    router_p        float array [K, classes]    optional: the edge model's class probabilities
+                                                on rows it did not train on (out-of-fold
+                                                predictions), which the escalation rules learn
+    router_y        array [K]                   from (package/routers.py), with their labels
 
 Without `x_calibration` the evaluation inputs calibrate the quantizer too (no labels are
 used for that, but the accuracy figure is then slightly optimistic; the manifest says so
@@ -33,6 +37,8 @@ class EvalData:
     y: NDArray[Any]
     x_calibration: NDArray[np.float32] | None
     source: str  # "scenario:digits" or the file's name, for the manifest
+    router_p: NDArray[np.float32] | None = None
+    router_y: NDArray[Any] | None = None
 
 
 def load_eval_data(ref: str | Path) -> EvalData:
@@ -54,14 +60,38 @@ def load_eval_data(ref: str | Path) -> EvalData:
     x_cal = None if calibration is None else _features(calibration, f"{ref}: x_calibration")
     if x_cal is not None and x_cal.shape[1] != x.shape[1]:
         raise UsageError(f"{ref}: x_calibration has {x_cal.shape[1]} features, x has {x.shape[1]}")
-    return EvalData(x, y, x_cal, path.name)
+    router_p, router_y = _router_data(arrays, ref)
+    return EvalData(x, y, x_cal, path.name, router_p, router_y)
 
 
 def save_eval_data(path: str | Path, data: EvalData) -> None:
     arrays: dict[str, NDArray[Any]] = {"x": data.x, "y": data.y}
     if data.x_calibration is not None:
         arrays["x_calibration"] = data.x_calibration
+    if data.router_p is not None and data.router_y is not None:
+        arrays["router_p"], arrays["router_y"] = data.router_p, data.router_y
     np.savez_compressed(path, **arrays)  # type: ignore[arg-type]
+
+
+def _router_data(
+    arrays: dict[str, NDArray[Any]], ref: str | Path
+) -> tuple[NDArray[np.float32] | None, NDArray[Any] | None]:
+    p, y = arrays.get("router_p"), arrays.get("router_y")
+    if p is None and y is None:
+        return None, None
+    if p is None or y is None:
+        given, missing = ("router_p", "router_y") if y is None else ("router_y", "router_p")
+        raise UsageError(f"{ref}: has {given} but not {missing} (the router data needs both)")
+    probs = _features(p, f"{ref}: router_p")
+    if ((probs < 0) | (probs > 1)).any():
+        raise UsageError(f"{ref}: router_p must be class probabilities in [0, 1]")
+    labels = np.asarray(y)
+    if labels.ndim != 1 or len(labels) != len(probs):
+        raise UsageError(
+            f"{ref}: router_y must be one label per row of router_p ({len(probs)}), "
+            f"got {list(labels.shape)}"
+        )
+    return probs, labels
 
 
 def _features(values: NDArray[Any], where: str) -> NDArray[np.float32]:

@@ -6,6 +6,7 @@ A package is a directory::
     manifest.sig       detached Ed25519 signature of manifest.json's exact bytes (signing.py)
     model-fp32.onnx    one file per variant, each listed in `files` with its sha256
     model-int8.onnx
+    router-int8.onnx   the learned escalation rule of a variant, when the cascade has one
 
 Every path in the manifest is relative (posix, no `..`), so a package verifies and runs
 wherever it is copied. The same inputs give the same bytes: the only figures that differ from
@@ -26,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 MANIFEST_NAME = "manifest.json"
 SIGNATURE_NAME = "manifest.sig"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: a cascade curve per escalation rule
 HASH_CHUNK = 1 << 20
 
 
@@ -74,11 +75,18 @@ class VariantEntry(_Frozen):
 
 
 class CurvePoint(_Frozen):
-    """Escalate when confidence < threshold: the share escalated and the joint accuracy."""
+    """Escalate when the rule's score < threshold: the share escalated and the joint accuracy."""
 
     threshold: float = Field(ge=0, le=1.000001)
     escalated: float = Field(ge=0, le=1)
     accuracy: float = Field(ge=0, le=1)
+    local_error_bound: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="95% Clopper-Pearson upper bound on the edge's error rate among the "
+        "answers kept local, from the evaluation rows (valid for data exchangeable with them)",
+    )
 
 
 class Reference(_Frozen):
@@ -91,27 +99,54 @@ class Reference(_Frozen):
     size_bytes: int = Field(ge=0)
 
 
+class RuleCurve(_Frozen):
+    """One escalation rule (rules/routers) for one variant: what it needs, and its curve."""
+
+    curve: list[CurvePoint] = Field(min_length=1)
+    temperature: float | None = Field(None, gt=0, description="the temperature rule's fitted T")
+    file: str | None = Field(None, description="the learned rule's ONNX model (listed in files)")
+
+
 class CascadeCalibration(_Frozen):
-    """Per edge variant: for each confidence threshold, escalated share and joint accuracy."""
+    """Per edge variant and escalation rule: for each threshold, escalated share and accuracy."""
 
     reference: Reference
-    curves: dict[str, list[CurvePoint]]
+    rules: dict[str, dict[str, RuleCurve]] = Field(
+        description="variant -> rule name -> its parameters and calibration curve"
+    )
+    best_rule: dict[str, str] = Field(
+        description="per variant, the rule reaching the reference accuracy (less 0.1 point) "
+        "with the fewest escalations on the evaluation data; max_probability on ties"
+    )
     oracle_escalated: dict[str, float] = Field(
         description="per variant, its error rate: the share a perfect router would escalate"
     )
 
-    def threshold_for(self, variant: str, max_escalated: float) -> CurvePoint:
+    def rule(self, variant: str, rule: str | None = None) -> RuleCurve:
+        """A variant's curve for `rule` (default: its best rule)."""
+        by_rule = self.rules[variant]
+        name = rule or self.best_rule[variant]
+        if name not in by_rule:
+            raise KeyError(f'no curve for rule "{name}"; the package has {", ".join(by_rule)}')
+        return by_rule[name]
+
+    def curve(self, variant: str, rule: str | None = None) -> list[CurvePoint]:
+        return self.rule(variant, rule).curve
+
+    def threshold_for(
+        self, variant: str, max_escalated: float, rule: str | None = None
+    ) -> CurvePoint:
         """The most accurate point escalating at most `max_escalated` (the fewest on ties)."""
-        fitting = [p for p in self.curves[variant] if p.escalated <= max_escalated + 1e-12]
+        fitting = [p for p in self.curve(variant, rule) if p.escalated <= max_escalated + 1e-12]
         return max(fitting, key=lambda p: (p.accuracy, -p.escalated))
 
-    def at_budget(self, variant: str, max_escalated: float) -> CurvePoint:
+    def at_budget(self, variant: str, max_escalated: float, rule: str | None = None) -> CurvePoint:
         """The point spending the budget: the most escalations not above `max_escalated`.
 
         On unseen data this is the safer pick when several points tie on the evaluation
         data (they tie because the evaluation set is small, not because escalating is free).
         """
-        fitting = [p for p in self.curves[variant] if p.escalated <= max_escalated + 1e-12]
+        fitting = [p for p in self.curve(variant, rule) if p.escalated <= max_escalated + 1e-12]
         return max(fitting, key=lambda p: (p.escalated, p.accuracy))
 
 
@@ -140,6 +175,16 @@ class Manifest(_Frozen):
     metrics: dict[str, float] = Field(default_factory=dict)
     build: BuildInfo
 
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, format: int) -> int:
+        if format != FORMAT_VERSION:
+            raise ValueError(
+                f"package format {format}, this tierwise reads format {FORMAT_VERSION}: "
+                "rebuild the package with this version's `tierwise package`"
+            )
+        return format
+
     @field_validator("files")
     @classmethod
     def _relative_paths(cls, files: dict[str, str]) -> dict[str, str]:
@@ -160,9 +205,17 @@ class Manifest(_Frozen):
             if v.file not in self.files:
                 raise ValueError(f"variant {v.name}: file {v.file} is not listed in files")
         if self.cascade is not None:
-            unknown = set(self.cascade.curves) - set(names)
+            unknown = set(self.cascade.rules) - set(names)
             if unknown:
                 raise ValueError(f"cascade curves for unknown variants: {sorted(unknown)}")
+            for variant, rules in self.cascade.rules.items():
+                for rule, entry in rules.items():
+                    if entry.file is not None and entry.file not in self.files:
+                        raise ValueError(
+                            f"cascade {variant} {rule}: file {entry.file} is not listed in files"
+                        )
+                if self.cascade.best_rule.get(variant) not in rules:
+                    raise ValueError(f"cascade {variant}: best_rule names no rule it has")
         return self
 
     def variant(self, name: str | None = None) -> VariantEntry:

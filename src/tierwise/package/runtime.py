@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 from tierwise.errors import UsageError, VerificationError
 from tierwise.package.manifest import Manifest, VariantEntry, read_manifest, sha256_bytes
 from tierwise.package.verify import verify_package
+from tierwise.rules.routers import DEFAULT_RULE, EscalationRule, Learned, make_rule
 
 
 @dataclass(frozen=True)
@@ -45,10 +46,18 @@ class Prediction:
 class PackageModel:
     """One variant of a package, ready to answer."""
 
-    def __init__(self, manifest: Manifest, variant: VariantEntry, session: ort.InferenceSession):
+    def __init__(
+        self,
+        manifest: Manifest,
+        variant: VariantEntry,
+        session: ort.InferenceSession,
+        package_dir: Path | None = None,
+    ):
         self.manifest = manifest
         self.variant = variant
         self.session = session
+        self.package_dir = package_dir
+        self._rules: dict[str, EscalationRule] = {}
         self._classes = np.asarray(manifest.output.classes)
         self._input = manifest.input.name
         self._output = manifest.output.probabilities
@@ -75,6 +84,31 @@ class PackageModel:
         (probs,) = self.session.run([self._output], {self._input: x})
         probs = np.asarray(probs, dtype=np.float32)
         return Prediction(probs, probs.max(axis=1), self._classes[probs.argmax(axis=1)])
+
+    def escalation_rule(self, name: str | None = None) -> EscalationRule:
+        """The cascade's escalation rule `name` for this variant (default: the package's best),
+        with its fitted temperature or its learned router file (hash-checked, then loaded)."""
+        cascade = self.manifest.cascade
+        if cascade is None or self.variant.name not in cascade.rules:
+            if name in (None, DEFAULT_RULE):
+                return make_rule(DEFAULT_RULE)
+            raise UsageError(f"{self.name}: no cascade calibration, so no {name} rule")
+        try:
+            entry = cascade.rule(self.variant.name, name)
+        except KeyError as exc:
+            raise UsageError(f"{self.name} {self.variant.name}: {exc.args[0]}") from None
+        key = name or cascade.best_rule[self.variant.name]
+        if key not in self._rules:
+            if entry.file is not None:
+                self._rules[key] = onnx_rule(self._read_checked(entry.file))
+            else:
+                self._rules[key] = make_rule(key, temperature=entry.temperature)
+        return self._rules[key]
+
+    def _read_checked(self, file: str) -> bytes:
+        if self.package_dir is None:
+            raise UsageError(f"{self.name}: loaded without its directory; cannot read {file}")
+        return read_checked(self.package_dir, self.manifest, file)
 
     def _batch(self, inputs: Any) -> NDArray[np.float32]:
         try:
@@ -107,17 +141,37 @@ def load_variant(
 ) -> PackageModel:
     """Load a variant of an already-verified package (its file's hash is checked again)."""
     entry = _variant(manifest, variant)
-    path = Path(package_dir) / entry.file
-    try:
-        blob = path.read_bytes()
-    except OSError as exc:
-        raise VerificationError(f"{entry.file}: cannot read: {exc.strerror or exc}") from None
-    if sha256_bytes(blob) != manifest.files[entry.file]:
-        raise VerificationError(f"{entry.file} changed since the package was verified")
+    blob = read_checked(package_dir, manifest, entry.file)
     session = ort.InferenceSession(
         blob, sess_options=session_options(threads), providers=["CPUExecutionProvider"]
     )
-    return PackageModel(manifest, entry, session)
+    return PackageModel(manifest, entry, session, Path(package_dir))
+
+
+def read_checked(package_dir: str | Path, manifest: Manifest, file: str) -> bytes:
+    """A payload file's bytes, refused unless they still hash to what the manifest says."""
+    try:
+        blob = (Path(package_dir) / file).read_bytes()
+    except OSError as exc:
+        raise VerificationError(f"{file}: cannot read: {exc.strerror or exc}") from None
+    if sha256_bytes(blob) != manifest.files[file]:
+        raise VerificationError(f"{file} changed since the package was verified")
+    return blob
+
+
+def onnx_rule(onnx_bytes: bytes) -> EscalationRule:
+    """The learned rule running an exported router (what the edge runs, byte for byte)."""
+    session = ort.InferenceSession(
+        onnx_bytes, sess_options=session_options(1), providers=["CPUExecutionProvider"]
+    )
+    name = session.get_inputs()[0].name
+    output = "probabilities"  # skl2onnx's name without zipmap: [N, 2] for classes False, True
+
+    def right(features: NDArray[np.float32]) -> NDArray[np.float64]:
+        (probs,) = session.run([output], {name: features})
+        return np.asarray(probs, dtype=np.float64)[:, 1]
+
+    return Learned(right)
 
 
 def load_model(

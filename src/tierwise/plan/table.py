@@ -353,9 +353,12 @@ def _shapes(
     at_zero = [p.accuracy for p in cascade.curve if p.escalated == 0]
     base = at_zero[0] if at_zero else (edge_v.accuracy if edge_v.accuracy is not None else 0.0)
     limit = tier_memory(spec, Placement.CASCADE.local_tier, device_class)
+    budget = 1.0 if cascade.max_escalated is None else cascade.max_escalated
     for point in cascade.curve:
         if point.escalated <= 0:
             continue  # escalating nothing is the plain edge candidate
+        if point.escalated > budget + 1e-12:
+            continue  # over the spec's escalation budget: not a candidate at all
         out.append(
             Template(
                 Placement.CASCADE,

@@ -11,6 +11,7 @@ FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 Floats = float | FloatArray
 Bools = bool | BoolArray
+Probabilities = NDArray[np.floating[Any]]  # [N, classes], float32 or float64
 
 
 def scalar_or_array(value: Any, *inputs: Any) -> Any:

@@ -4,7 +4,8 @@ A scenario supplies three things — `load` (features and labels), `edge_model` 
 `cloud_model` (unfitted scikit-learn estimators) — and the base class does the rest the same
 way for all: one stratified 60/20/20 split with a fixed seed (train / eval / test), training
 both models on the training part, and the evaluation data a package build uses (the eval
-part, with training inputs to calibrate INT8). The test part is for nobody but the report
+part, with training inputs to calibrate INT8, and the edge model's out-of-fold outputs on the
+training part for the escalation rules to learn from). The test part is for nobody but the report
 that checks a package's claims on data its threshold was not chosen on.
 
 Build side: scikit-learn is imported inside methods.
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import warnings
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, ClassVar
@@ -25,6 +28,7 @@ from tierwise.errors import MissingDependencyError
 from tierwise.package.evaldata import EvalData
 
 SEED = 0
+ROUTER_FOLDS = 5  # out-of-fold edge outputs for the escalation rules (package/routers.py)
 EVAL_SHARE = 0.2
 TEST_SHARE = 0.2
 CALIBRATION_SAMPLES = 1024
@@ -87,29 +91,55 @@ class Scenario(ABC):
 
     def train(self) -> TrainedModels:
         """Fit the edge and the cloud model on the training split (seconds on a CPU)."""
-        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
-
         s = self.splits
-        # One BLAS thread: on a busy 2-core machine, oversubscribed BLAS trains the digits MLP
-        # in 127 s instead of 10 s (measured), and leaves the other core to other work.
-        with warnings.catch_warnings(), threadpool_limits(1):
-            # An MLP stopping at max_iter is a chosen budget here, not a surprise.
-            warnings.filterwarnings("ignore", message=".*(converge|Maximum iterations).*")
+        with _quiet_single_thread():
             edge = self.edge_model().fit(s.x_train, s.y_train)
             cloud = self.cloud_model().fit(s.x_train, s.y_train)
         return TrainedModels(edge, cloud)
+
+    @cached_property
+    def router_probabilities(self) -> NDArray[np.float32]:
+        """The edge model's class probabilities on each training row, from a copy fitted on
+        the other folds: edge outputs on unseen data, labelled, for the escalation rules.
+        Classes in sorted order (the fitted model's `classes_`)."""
+        from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+        s = self.splits
+        folds = StratifiedKFold(ROUTER_FOLDS, shuffle=True, random_state=SEED)
+        with _quiet_single_thread():
+            p = cross_val_predict(
+                self.edge_model(), s.x_train, s.y_train, cv=folds, method="predict_proba"
+            )
+        return np.asarray(p, dtype=np.float32)
 
     def eval_data(self) -> EvalData:
         """What `tierwise package --data <scenario>` evaluates and calibrates on."""
         s = self.splits
         return EvalData(
-            s.x_eval, s.y_eval, s.x_train[:CALIBRATION_SAMPLES], f"scenario:{self.name}"
+            s.x_eval,
+            s.y_eval,
+            s.x_train[:CALIBRATION_SAMPLES],
+            f"scenario:{self.name}",
+            router_p=self.router_probabilities,
+            router_y=s.y_train,
         )
 
     def test_data(self) -> EvalData:
         """Held out from everything else: for checking a package's claims afterwards."""
         s = self.splits
         return EvalData(s.x_test, s.y_test, None, f"scenario:{self.name}:test")
+
+
+@contextmanager
+def _quiet_single_thread() -> Iterator[None]:
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+    # One BLAS thread: on a busy 2-core machine, oversubscribed BLAS trains the digits MLP
+    # in 127 s instead of 10 s (measured), and leaves the other core to other work.
+    with warnings.catch_warnings(), threadpool_limits(1):
+        # An MLP stopping at max_iter is a chosen budget here, not a surprise.
+        warnings.filterwarnings("ignore", message=".*(converge|Maximum iterations).*")
+        yield
 
 
 def calibrated_svm(c: float, gamma: float | str = "scale", scale: bool = True) -> Any:

@@ -24,6 +24,7 @@ numbers; `tierwise verify` is for trusting them).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,9 +65,22 @@ class _Reference(_View):
     size_bytes: int
 
 
+class _RuleCurve(_View):
+    curve: list[_Point]
+
+
 class _Cascade(_View):
     reference: _Reference
-    curves: dict[str, list[_Point]]
+    rules: dict[str, dict[str, _RuleCurve]]
+    best_rule: dict[str, str]
+
+
+@dataclass(frozen=True)
+class _Curves:
+    """A variant's cascade curve per escalation rule, and the rule its package found best."""
+
+    by_rule: dict[str, list[_Point]]
+    best: str
 
 
 class _Manifest(_View):
@@ -92,7 +106,7 @@ def fill_from_packages(data: Any, base_dir: Path) -> list[tuple[Loc, str]]:
 
 def _fill_model(model: dict[str, Any], loc: Loc, base_dir: Path) -> list[tuple[Loc, str]]:
     problems: list[tuple[Loc, str]] = []
-    curves: dict[str, list[_Point]] = {}
+    curves: dict[str, _Curves] = {}
     for j, variant in enumerate(model["variants"]):
         if not isinstance(variant, dict) or "package" not in variant:
             continue
@@ -108,16 +122,25 @@ def _fill_model(model: dict[str, Any], loc: Loc, base_dir: Path) -> list[tuple[L
                 ((*loc, "cascade", "curve"), f"comes from the package of variant {edge}; remove it")
             )
         else:
+            rule = cascade.get("rule") or curves[edge].best
+            if rule not in curves[edge].by_rule:
+                known = ", ".join(curves[edge].by_rule)
+                problems.append(
+                    ((*loc, "cascade", "rule"), f"the package has no {rule} curve; it has {known}")
+                )
+                return problems
+            cascade["rule"] = rule
             cascade["curve"] = [
-                {"escalated": p.escalated, "accuracy": p.accuracy} for p in curves[edge]
+                {"escalated": p.escalated, "accuracy": p.accuracy}
+                for p in curves[edge].by_rule[rule]
             ]
     return problems
 
 
 def _fill_variant(
     variant: dict[str, Any], loc: Loc, base_dir: Path, problems: list[tuple[Loc, str]]
-) -> list[_Point] | None:
-    """Fill one variant; return its cascade curve if the package has one for it."""
+) -> _Curves | None:
+    """Fill one variant; return its cascade curves if the package has them for it."""
     ref = variant["package"]
     if not isinstance(ref, str) or not ref.strip():
         problems.append(((*loc, "package"), "expected a path to a package's manifest.json"))
@@ -156,8 +179,9 @@ def _fill_variant(
         }
     elif variant.get("flops") is None and not variant.get("latency"):
         problems.append(((*loc, "package"), "the package has no batch-1 latency; give flops"))
-    if manifest.cascade is not None and wanted in manifest.cascade.curves:
-        return manifest.cascade.curves[wanted]
+    if manifest.cascade is not None and wanted in manifest.cascade.rules:
+        by_rule = {rule: entry.curve for rule, entry in manifest.cascade.rules[wanted].items()}
+        return _Curves(by_rule, manifest.cascade.best_rule[wanted])
     return None
 
 

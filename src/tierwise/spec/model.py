@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from tierwise.spec.federated import FederatedTraining
 from tierwise.spec.scenario import Role, ScenarioBinding
-from tierwise.spec.tiers import Reach, Tier
+from tierwise.spec.tiers import EscalationRule, Reach, Tier
 from tierwise.spec.traffic import Traffic
 from tierwise.spec.units import (
     Bandwidth,
@@ -185,6 +185,16 @@ class Cascade(_Strict):
 
     edge: Name = Field(description="variant answering at the edge")
     cloud: Name = Field(description="variant answering escalated cases in the cloud")
+    rule: EscalationRule | None = Field(
+        None,
+        description="the escalation rule the curve is for (tierwise.rules.routers); with a "
+        "package, which of its curves to take (default: the one it found best)",
+    )
+    max_escalated: Fraction | None = Field(
+        None,
+        description="escalation budget: the most the cascade may send to the cloud, as a share "
+        "of requests (the plan keeps to curve points within it)",
+    )
     curve: list[CascadePoint] = Field(min_length=1)
 
     @field_validator("curve")

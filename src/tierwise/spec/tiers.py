@@ -1,4 +1,5 @@
-"""Where things run: the tiers of the continuum, how far raw data reaches, a feature's placement.
+"""Where things run: the tiers of the continuum, how far raw data reaches, a feature's placement,
+and the rule by which a cascade sends an answer up a tier.
 
 The one vocabulary every part shares: the spec names tiers and reaches, the planner and the
 simulator place features, the edge agent and the cloud exchange placements over the wire.
@@ -65,3 +66,13 @@ _REACHES = {
     Placement.CLOUD: Reach.CLOUD,
     Placement.CASCADE: Reach.CLOUD,
 }
+
+
+class EscalationRule(StrEnum):
+    """How a cascade decides an edge answer is too unsure to keep (tierwise.rules.routers)."""
+
+    MAX_PROBABILITY = "max_probability"
+    MARGIN = "margin"
+    ENTROPY = "entropy"
+    TEMPERATURE = "temperature"
+    LEARNED = "learned"

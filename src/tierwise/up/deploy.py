@@ -22,7 +22,7 @@ from tierwise.errors import TierwiseError
 from tierwise.package.manifest import Manifest
 from tierwise.scenarios.build import ScenarioPackages
 from tierwise.spec.scenario import Role
-from tierwise.spec.tiers import Placement
+from tierwise.spec.tiers import EscalationRule, Placement
 from tierwise.up.layout import FeatureRun, package_name
 from tierwise.wire import CloudModelAssignment, FeatureAssignment
 
@@ -53,15 +53,18 @@ def manifest_of(packages: dict[str, ScenarioPackages], scenario: str, role: Role
     return built.edge_manifest if role == "edge" else built.cloud_manifest
 
 
-def cascade_threshold(manifest: Manifest, escalated: float) -> float:
-    """The confidence threshold escalating (at most) the planned share, on the package's curve.
+def cascade_threshold(manifest: Manifest, escalated: float) -> tuple[EscalationRule, float]:
+    """The escalation rule and its threshold escalating (at most) the planned share, on the
+    package's curve for that rule.
 
-    The edge agent runs the package's smallest variant, so that variant's curve applies.
+    The edge agent runs the package's smallest variant, so that variant's curves apply, and its
+    best rule (the fewest escalations to the cloud's accuracy on the evaluation data).
     """
     if manifest.cascade is None:
         raise TierwiseError(f"package {manifest.name} has no cascade calibration curve")
     variant = manifest.variant().name
-    return manifest.cascade.at_budget(variant, escalated).threshold
+    rule = manifest.cascade.best_rule[variant]
+    return EscalationRule(rule), manifest.cascade.at_budget(variant, escalated, rule).threshold
 
 
 @dataclass
@@ -98,16 +101,17 @@ def deploy(
             entry["local_package"] = package_name(run.scenario, run.local_role)
         if run.uses_agent:
             assert run.local_role is not None
-            threshold = None
+            threshold, rule = None, EscalationRule.MAX_PROBABILITY
             if run.mode == "cascade":
                 manifest = manifest_of(packages, run.scenario, run.local_role)
-                threshold = cascade_threshold(manifest, run.escalated)
-                entry["threshold"] = threshold
+                rule, threshold = cascade_threshold(manifest, run.escalated)
+                entry["threshold"], entry["rule"] = threshold, rule.value
             assignment = FeatureAssignment(
                 package=package_name(run.scenario, run.local_role),
                 version=PACKAGE_VERSION,
                 placement=Placement(run.mode),
                 threshold=threshold,
+                rule=rule,
                 deadline_ms=run.feature.deadline * 1000,
             )
             for load in run.sites:

@@ -1,0 +1,197 @@
+"""Fit every escalation rule (rules/routers) for one edge variant and draw each one's curve.
+
+What the rules learn from: the edge model's outputs on data it was not trained on, with their
+labels. Given such *router data* (e.g. out-of-fold predictions on the training split, which
+a scenario computes), the temperature and the learned router are fitted on it and every curve
+is drawn on the evaluation data, which neither saw. Without it they are cross-fitted on the
+evaluation data (two halves, each scored by a model fitted on the other), so the curves are
+still drawn on rows their model did not see; the shipped model is then fitted on all of it.
+
+The learned router is a scikit-learn logistic regression (its strength chosen by 5-fold
+cross-validated log-loss on the router data, not by looking at any test split), exported to
+ONNX; its curve is drawn by ONNX Runtime on the exported bytes, so the curve is the curve of
+what the edge runs.
+
+Build side: scikit-learn, skl2onnx and scipy are imported inside functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tierwise.package.calibrate import cascade_curve
+from tierwise.package.manifest import RuleCurve
+from tierwise.package.runtime import onnx_rule
+from tierwise.rules.routers import DEFAULT_RULE, RULE_NAMES, make_rule, router_features
+from tierwise.rules.routers.temperature import fit_temperature
+
+STRENGTHS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)  # inverse regularization searched by CV
+CV_FOLDS = 5
+SEED = 0
+MIN_WRONG = 4  # fewer wrong answers than this to learn from: no learned rule (said in a note)
+NEAR_REFERENCE = 0.001  # best rule: reach the reference accuracy less 0.1 point
+
+
+@dataclass(frozen=True)
+class RouterData:
+    """Edge class probabilities on rows it did not train on, and those rows' labels."""
+
+    probabilities: NDArray[np.float32]
+    labels: NDArray[Any]
+
+
+@dataclass
+class FittedRules:
+    rules: dict[str, RuleCurve]
+    best: str
+    files: dict[str, bytes] = field(default_factory=dict)  # the learned router's ONNX
+    notes: list[str] = field(default_factory=list)
+
+
+def fit_rules(
+    variant: str,
+    probabilities: NDArray[np.float32],
+    labels: NDArray[Any],
+    classes: list[Any],
+    cloud_correct: NDArray[np.bool_],
+    reference_accuracy: float,
+    router_data: RouterData | None,
+) -> FittedRules:
+    """Every rule's curve for one variant on the evaluation rows (`probabilities`, `labels`)."""
+    classes_arr = np.asarray(classes)
+    edge_correct = np.asarray(classes_arr[probabilities.argmax(axis=1)] == labels)
+    columns = _true_columns(classes_arr, labels)
+    notes: list[str] = []
+    if router_data is not None:
+        fit_p = np.asarray(router_data.probabilities, dtype=np.float64)
+        fit_columns = _true_columns(classes_arr, router_data.labels)
+    else:
+        fit_p, fit_columns = np.asarray(probabilities, dtype=np.float64), columns
+    temperature = fit_temperature(fit_p[fit_columns >= 0], fit_columns[fit_columns >= 0])
+
+    scores: dict[str, NDArray[np.float64]] = {}
+    entries: dict[str, dict[str, Any]] = {}
+    for name in RULE_NAMES:
+        if name == "learned":
+            continue
+        rule = make_rule(name, temperature=temperature)
+        scores[name] = rule.score(probabilities)
+        entries[name] = {"temperature": temperature} if name == "temperature" else {}
+
+    files: dict[str, bytes] = {}
+    learned = _learned_scores(probabilities, edge_correct, fit_p, fit_columns, router_data, notes)
+    if learned is not None:
+        onnx_bytes, scores["learned"] = learned
+        file = f"router-{variant}.onnx"
+        files[file] = onnx_bytes
+        entries["learned"] = {"file": file}
+
+    rules = {
+        name: RuleCurve(curve=cascade_curve(score, edge_correct, cloud_correct), **entries[name])
+        for name, score in scores.items()
+    }
+    return FittedRules(rules, best_rule(rules, reference_accuracy), files, notes)
+
+
+def best_rule(rules: dict[str, RuleCurve], reference_accuracy: float) -> str:
+    """Fewest escalations reaching the reference accuracy less 0.1 point; max-probability
+    (then the order of RULE_NAMES) on ties, so a rule must be strictly better to be chosen."""
+
+    def needed(name: str) -> tuple[float, int]:
+        reach = [
+            p.escalated
+            for p in rules[name].curve
+            if p.accuracy >= reference_accuracy - NEAR_REFERENCE - 1e-12
+        ]
+        order = 0 if name == DEFAULT_RULE else 1 + RULE_NAMES.index(name)
+        return (min(reach) if reach else 2.0, order)
+
+    return min(rules, key=needed)
+
+
+def _learned_scores(
+    probabilities: NDArray[np.float32],
+    edge_correct: NDArray[np.bool_],
+    fit_p: NDArray[np.float64],
+    fit_columns: NDArray[np.intp],
+    router_data: RouterData | None,
+    notes: list[str],
+) -> tuple[bytes, NDArray[np.float64]] | None:
+    """(the exported router, its scores on the evaluation rows), or None with a note."""
+    if router_data is not None:
+        right = fit_p.argmax(axis=1) == fit_columns
+        wrong = int((~right).sum())
+        if wrong < MIN_WRONG:
+            notes.append(f"no learned router: {wrong} wrong edge answers in the router data")
+            return None
+        onnx_bytes = _export(_fit(router_features(fit_p), right), router_features(fit_p))
+        return onnx_bytes, onnx_rule(onnx_bytes).score(probabilities)
+    wrong = int((~edge_correct).sum())
+    if wrong < 2 * MIN_WRONG:
+        notes.append(f"no learned router: {wrong} wrong edge answers in the evaluation data")
+        return None
+    notes.append("learned router cross-fitted on the evaluation data (no router data given)")
+    features = router_features(probabilities)
+    halves = _halves(edge_correct)
+    cross = np.empty(len(features))
+    for held, used in (halves, halves[::-1]):
+        model = _export(_fit(features[used], edge_correct[used]), features)
+        cross[held] = onnx_rule(model).score(probabilities[held])
+    return _export(_fit(features, edge_correct), features), cross
+
+
+def _fit(features: NDArray[np.float32], right: NDArray[np.bool_]) -> Any:
+    import warnings
+
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    folds = min(CV_FOLDS, int((~right).sum()))
+    search = LogisticRegressionCV(
+        Cs=list(STRENGTHS),
+        cv=StratifiedKFold(folds, shuffle=True, random_state=SEED),
+        scoring="neg_log_loss",
+        max_iter=5000,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sklearn's deprecation chatter about penalty defaults
+        return make_pipeline(StandardScaler(), search).fit(features, right)
+
+
+def _export(model: Any, sample: NDArray[np.float32]) -> bytes:
+    from skl2onnx import to_onnx
+
+    from tierwise.package.export import ONNX_OPSET
+
+    options = {id(model.steps[-1][1]): {"zipmap": False}, id(model): {"zipmap": False}}
+    opsets = {"": ONNX_OPSET, "ai.onnx.ml": 3}
+    onx = to_onnx(model, sample[:1], options=options, target_opset=opsets)
+    return bytes(onx.SerializeToString())
+
+
+def _halves(edge_correct: NDArray[np.bool_]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """Two halves with the wrong answers split evenly (a seeded shuffle within each kind)."""
+    rng = np.random.default_rng(SEED)
+    first: list[int] = []
+    second: list[int] = []
+    for kind in (False, True):
+        rows = rng.permutation(np.flatnonzero(edge_correct == kind))
+        first.extend(rows[::2])
+        second.extend(rows[1::2])
+    return np.sort(np.asarray(first)), np.sort(np.asarray(second))
+
+
+def _true_columns(classes: NDArray[Any], labels: NDArray[Any]) -> NDArray[np.intp]:
+    """Each label's column among the classes (-1 for a label the model does not know)."""
+    index = {c.item() if hasattr(c, "item") else c: i for i, c in enumerate(classes)}
+    return np.asarray([index.get(_plain(y), -1) for y in labels], dtype=np.intp)
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value

@@ -1,0 +1,86 @@
+"""Escalation rules: how sure a cascade's edge model is that its answer is right, per input row.
+
+A rule turns the edge model's class probabilities [N, classes] into one *score* per row in
+[0, 1]; the cascade escalates the rows scoring below its threshold (`escalation.is_hard`).
+The rules differ only in that score, so one calibration curve per rule (package/calibrate.py)
+tells how much each must escalate to reach an accuracy, and the agent, the simulator and the
+package build all run the very same code:
+
+- `max_probability`: the top class probability (the classic rule, and the default);
+- `margin`: top probability minus the runner-up's;
+- `entropy`: one minus the normalized entropy of the probabilities;
+- `temperature`: the top probability after temperature scaling fitted on held-out data (it
+  ranks rows as max-probability does; its value is a calibrated chance of being right);
+- `learned`: a small logistic regression, trained on held-out edge outputs to predict "the
+  edge answer is right", run by ONNX Runtime (the package ships it as a signed file).
+
+Pure numpy (the learned rule's session comes from whoever loads the package), so
+`tierwise[edge]` can run every rule on a gateway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tierwise.rules._types import FloatArray, Probabilities
+from tierwise.rules.routers.entropy import Entropy
+from tierwise.rules.routers.learned import Learned, router_features
+from tierwise.rules.routers.margin import Margin
+from tierwise.rules.routers.max_probability import MaxProbability
+from tierwise.rules.routers.temperature import Temperature, fit_temperature
+from tierwise.spec.tiers import EscalationRule as EscalationRuleName
+
+DEFAULT_RULE = EscalationRuleName.MAX_PROBABILITY.value
+RULE_NAMES = tuple(rule.value for rule in EscalationRuleName)
+
+
+class EscalationRule(Protocol):
+    """Scores rows by how sure the edge answer is: below the cascade's threshold escalates."""
+
+    name: str
+
+    def score(self, probabilities: Probabilities) -> FloatArray:
+        """[N, classes] class probabilities -> [N] scores in [0, 1], higher = surer."""
+        ...
+
+
+def make_rule(
+    name: str,
+    temperature: float | None = None,
+    learned: Callable[[NDArray[np.float32]], FloatArray] | None = None,
+) -> EscalationRule:
+    """The rule called `name`, with its fitted parameter (temperature) or model (learned)."""
+    if name == "max_probability":
+        return MaxProbability()
+    if name == "margin":
+        return Margin()
+    if name == "entropy":
+        return Entropy()
+    if name == "temperature":
+        if temperature is None:
+            raise ValueError("the temperature rule needs its fitted temperature")
+        return Temperature(temperature)
+    if name == "learned":
+        if learned is None:
+            raise ValueError("the learned rule needs its model")
+        return Learned(learned)
+    raise ValueError(f'unknown escalation rule "{name}"; known: {", ".join(RULE_NAMES)}')
+
+
+__all__ = [
+    "DEFAULT_RULE",
+    "RULE_NAMES",
+    "Entropy",
+    "EscalationRule",
+    "Learned",
+    "Margin",
+    "MaxProbability",
+    "Temperature",
+    "fit_temperature",
+    "make_rule",
+    "router_features",
+]

@@ -1,0 +1,15 @@
+"""Max-probability: the edge is as sure as its top class probability (the classic cascade rule)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tierwise.rules._types import FloatArray, Probabilities
+
+
+class MaxProbability:
+    name = "max_probability"
+
+    def score(self, probabilities: Probabilities) -> FloatArray:
+        top: FloatArray = np.asarray(probabilities, dtype=np.float64).max(axis=1)
+        return top
