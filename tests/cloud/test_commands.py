@@ -14,10 +14,13 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
+from tests.nagle import accepted_nodelay
 from tests.package.support import Keys
 
+from tierwise.cloud.commands import _bind
 from tierwise.cloud.db import open_database, tokens
 from tierwise.cloud.settings import hash_token
+from tierwise.edge.serve import installed_server_stacks
 
 TIERWISE = [sys.executable, "-m", "tierwise"]
 
@@ -112,3 +115,10 @@ def test_serve_refuses_a_busy_port_and_a_missing_key(tmp_path: Path) -> None:
     assert "--port" in taken.stderr
     assert "missing.pub" in no_key.stderr
     assert "Traceback" not in taken.stderr + no_key.stderr
+
+
+@pytest.mark.parametrize("stack", installed_server_stacks())
+def test_serve_answers_on_a_socket_with_nagle_off(stack: str) -> None:
+    # Without uvloop, a listener of proto 0 kept Nagle on: each answer (head and body written
+    # apart by uvicorn) waited ~40 ms for the client's delayed ACK.
+    assert accepted_nodelay(_bind("127.0.0.1", 0), stack) != 0

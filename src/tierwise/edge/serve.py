@@ -26,6 +26,18 @@ from tierwise.edge.api import create_app
 from tierwise.edge.lifecycle import AgentState
 
 STACK_ENV = "TIERWISE_EDGE_SERVER_STACK"  # e.g. "asyncio/h11", to compare (the benchmark does)
+# Every loop/http pair uvicorn can serve the agent with; asyncio/h11 is what remains without
+# the optional uvloop (not on Windows) and httptools.
+SERVER_STACKS = ("asyncio/h11", "asyncio/httptools", "uvloop/h11", "uvloop/httptools")
+
+
+def installed_server_stacks() -> list[str]:
+    """The stacks of SERVER_STACKS whose modules are installed here."""
+    return [
+        stack
+        for stack in SERVER_STACKS
+        if all(importlib.util.find_spec(name) for name in stack.split("/"))
+    ]
 
 
 def fastest_server_stack() -> tuple[str, str]:
@@ -75,8 +87,13 @@ class _AgentServer(uvicorn.Server):
 
 
 def bind(host: str, port: int) -> socket.socket:
+    """The agent's listening socket, bound (not yet listening) to host:port."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not the default 0: asyncio turns Nagle off (TCP_NODELAY) only on sockets
+    # whose proto says TCP, and accepted sockets inherit the listener's proto. With 0, plain
+    # asyncio (no uvloop, e.g. on Windows) left Nagle on; uvicorn writes an answer's head and
+    # body in two writes, the body waited for the device's delayed ACK: ~40 ms per request.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.set_inheritable(True)
