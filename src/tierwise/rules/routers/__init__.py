@@ -9,8 +9,8 @@ package build all run the very same code:
 - `max_probability`: the top class probability (the classic rule, and the default);
 - `margin`: top probability minus the runner-up's;
 - `entropy`: one minus the normalized entropy of the probabilities;
-- `temperature`: the top probability after temperature scaling fitted on held-out data (it
-  ranks rows as max-probability does; its value is a calibrated chance of being right);
+- `temperature`: the top probability after temperature scaling fitted on held-out data (a
+  calibrated chance of being right; it orders rows almost as max-probability does);
 - `learned`: a small logistic regression, trained on held-out edge outputs to predict "the
   edge answer is right", run by ONNX Runtime (the package ships it as a signed file).
 

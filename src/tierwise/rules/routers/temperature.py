@@ -2,9 +2,10 @@
 
 One temperature T, fitted on held-out data by minimizing the negative log-likelihood
 (Guo et al., "On Calibration of Modern Neural Networks", ICML 2017), makes the score a
-calibrated chance that the edge answer is right: an over-confident network gets T > 1. T is
-monotone in each row, so this rule escalates the same rows as max-probability in the same
-order; what changes is that its threshold reads as a probability of being right.
+calibrated chance that the edge answer is right: an over-confident network gets T > 1. The
+rescaled top probability depends on the rest of the row too (p1^(1/T) / sum p_i^(1/T)), so
+the order of rows is close to max-probability's but not the same; and its threshold reads
+as a probability of being right.
 """
 
 from __future__ import annotations
