@@ -33,7 +33,6 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -152,8 +151,6 @@ def main() -> int:
     for ok, text in checks:
         print(f"  {'PASS' if ok else 'FAIL'}  {text}")
     return 0 if all(ok for ok, _ in checks) else 1
-
-
 
 
 if __name__ == "__main__":
