@@ -160,6 +160,7 @@ class Standalone(IntFlag):
     MEMORY = 8  # the variant does not fit its tier
     CLOUD_MEMORY = 16  # a cascade's cloud variant does not fit a cloud instance
     ACCURACY = 32  # below min_accuracy (a cascade's is checked after its deadlines)
+    ESCALATION_BUDGET = 64  # a cascade escalating more than its model's cascade budget allows
 
 
 LATE_CAPACITY, LATE_DEADLINE = 1, 2  # table.late_kind per pair
@@ -182,6 +183,7 @@ def check_standalone(table: CandidateTable) -> None:
         (Standalone.MEMORY, table.memory > limit),
         (Standalone.CLOUD_MEMORY, (place == CASCADE) & (cloud_size > spec.tiers.cloud.memory)),
         (Standalone.ACCURACY, ~np.isnan(required) & (place != CASCADE) & (accuracy < required)),
+        (Standalone.ESCALATION_BUDGET, (place == CASCADE) & over_escalation_budget(table)),
     ]
     bits = np.zeros(table.n_candidates, dtype=np.int64)
     for flag, broken in rules:
@@ -195,6 +197,37 @@ def check_standalone(table: CandidateTable) -> None:
     table.link_pair = np.full(table.n_candidates, -1, dtype=np.int64)
     table.link_pair[first_of] = failing[at]
     table.violated = (bits != 0) | (table.link_pair >= 0)
+
+
+def escalation_budgets(spec: Spec) -> tuple[Array, Array]:
+    """Per feature: the share and the requests/s (fleet-wide) its cascade may escalate; inf
+    where its model's cascade sets no budget."""
+    share, rate = [], []
+    for feature in spec.features:
+        cascade = spec.model(feature.model).cascade
+        most_share = None if cascade is None else cascade.max_escalated
+        most_rate = None if cascade is None else cascade.max_escalation_rate
+        share.append(np.inf if most_share is None else most_share)
+        rate.append(np.inf if most_rate is None else most_rate)
+    return np.asarray(share, dtype=float), np.asarray(rate, dtype=float)
+
+
+def fleet_rate(table: CandidateTable) -> Array:
+    """Mean requests/s of each feature over all its sites."""
+    feats = table.features
+    per_site = feats.rate[np.repeat(np.arange(len(feats.rate)), feats.n_sites)] * feats.site_devices
+    totals = np.zeros(len(feats.rate))
+    np.add.at(totals, np.repeat(np.arange(len(feats.rate)), feats.n_sites), per_site)
+    return totals
+
+
+def over_escalation_budget(table: CandidateTable) -> Mask:
+    """Candidates whose escalated share, or the requests/s it sends fleet-wide, is over budget."""
+    share_budget, rate_budget = escalation_budgets(table.spec)
+    f = table.feature
+    escalations = table.share * fleet_rate(table)[f]
+    over: Mask = (table.share > share_budget[f] + 1e-12) | (escalations > rate_budget[f] + 1e-9)
+    return over
 
 
 def resource_id(n_sites: int, n_classes: int, placement: Index, site: Index, cls: Index) -> Index:
@@ -353,12 +386,9 @@ def _shapes(
     at_zero = [p.accuracy for p in cascade.curve if p.escalated == 0]
     base = at_zero[0] if at_zero else (edge_v.accuracy if edge_v.accuracy is not None else 0.0)
     limit = tier_memory(spec, Placement.CASCADE.local_tier, device_class)
-    budget = 1.0 if cascade.max_escalated is None else cascade.max_escalated
     for point in cascade.curve:
         if point.escalated <= 0:
             continue  # escalating nothing is the plain edge candidate
-        if point.escalated > budget + 1e-12:
-            continue  # over the spec's escalation budget: not a candidate at all
         out.append(
             Template(
                 Placement.CASCADE,

@@ -15,7 +15,7 @@ import numpy as np
 
 from tierwise.plan.columns import Index
 from tierwise.plan.table import DEVICE, LATE_CAPACITY, CandidateTable, Standalone, Template
-from tierwise.spec.model import Feature
+from tierwise.spec.model import Cascade, Feature
 from tierwise.spec.tiers import Reach
 from tierwise.spec.units import fmt_bandwidth, fmt_duration, fmt_size
 
@@ -94,7 +94,8 @@ class _Words:
         key = (bits, shape, feature.raw_data_may_reach, feature.min_accuracy)
         words = self.prefix.get(key)
         if words is None:
-            words = self.prefix[key] = _rules(feature, t.templates[shape], bits)
+            cascade = t.spec.model(feature.model).cascade
+            words = self.prefix[key] = _rules(feature, t.templates[shape], bits, cascade)
         return list(words)
 
     def capacity(self, p: int) -> str:
@@ -121,7 +122,7 @@ class _Words:
         return f"misses {miss:.2%} of deadlines (outages included) > {allowed} allowed at {pct}"
 
 
-def _rules(feature: Feature, template: Template, bits: int) -> list[str]:
+def _rules(feature: Feature, template: Template, bits: int, cascade: Cascade | None) -> list[str]:
     rules = Standalone(bits)
     out = []
     if Standalone.SCOPE in rules:
@@ -139,12 +140,25 @@ def _rules(feature: Feature, template: Template, bits: int) -> list[str]:
     if Standalone.CLOUD_MEMORY in rules:
         assert template.cloud_variant is not None
         out.append(f"{template.cloud_variant.name} does not fit a cloud instance's memory")
+    if Standalone.ESCALATION_BUDGET in rules:
+        assert cascade is not None
+        out.append(_over_budget(cascade, template))
     if Standalone.ACCURACY in rules:
         assert feature.min_accuracy is not None
         acc = template.accuracy
         shown = "unknown" if acc is None else f"{acc:.1%}"
         out.append(f"accuracy {shown} < required {feature.min_accuracy:.1%}")
     return out
+
+
+def _over_budget(cascade: Cascade, template: Template) -> str:
+    """The cascade budget a candidate breaks: a share, or fleet-wide escalations/s."""
+    if cascade.max_escalated is not None and template.escalated > cascade.max_escalated + 1e-12:
+        return f"escalates {template.escalated:.1%} > budget {cascade.max_escalated:.1%}"
+    return (
+        f"escalating {template.escalated:.1%} of requests exceeds the cloud's budget of "
+        f"{cascade.max_escalation_rate:g} escalations/s"
+    )
 
 
 def violation_counts(table: CandidateTable, cands: np.ndarray) -> np.ndarray:

@@ -195,6 +195,11 @@ class Cascade(_Strict):
         description="escalation budget: the most the cascade may send to the cloud, as a share "
         "of requests (the plan keeps to curve points within it)",
     )
+    max_escalation_rate: Rate | None = Field(
+        None,
+        description="escalation budget in requests/s the cloud can take, over every site of a "
+        "feature using this cascade (e.g. 50/s)",
+    )
     curve: list[CascadePoint] = Field(min_length=1)
 
     @field_validator("curve")
