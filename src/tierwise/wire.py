@@ -191,6 +191,9 @@ class FeatureDeployment(_Wire):
     rule: EscalationRule = Field(
         EscalationRule.MAX_PROBABILITY, description="cascade: the rule the threshold applies to"
     )
+    planned_escalated: float | None = Field(
+        None, description="cascade: the share of rows the plan expects to be hard (watched)"
+    )
     deadline_ms: float = Field(gt=0)
     escalate_budget_ms: float | None = Field(
         None, ge=0, description="cascade: escalate only if this much of the deadline is left"
@@ -213,6 +216,7 @@ class FeatureAssignment(_Wire):
     placement: Placement
     threshold: float | None = Field(None, ge=0, le=1)
     rule: EscalationRule = EscalationRule.MAX_PROBABILITY
+    planned_escalated: float | None = Field(None, ge=0, le=1)
     deadline_ms: float = Field(gt=0)
     escalate_budget_ms: float | None = Field(None, ge=0)
 

@@ -68,6 +68,7 @@ def deploy(cloud: InMemoryCloud, version: int, placement: str = "cascade", **kw:
         placement=Placement(placement),
         threshold=kw.pop("threshold", 0.9),
         deadline_ms=kw.pop("deadline_ms", 150.0),
+        planned_escalated=kw.pop("planned_escalated", None),
     )
     etag = f"{version}-{placement}-{feature.sha256[:8]}-{feature.deadline_ms}"
     cloud.deployments[SITE] = Deployment(site=SITE, features={FEATURE: feature}, etag=etag)
@@ -154,6 +155,43 @@ def test_cascade_escalates_unsure_rows_and_records_every_answer(
     assert counters.escalations >= len(by_cloud_total)  # + the labelled batch, if it escalated
     assert counters.feedback_total == 50
     assert counters.feedback_correct > 40
+
+
+@pytest.mark.parametrize(("planned", "drifts"), [(0.05, True), (1.0, False)])
+def test_a_hard_share_far_from_the_plans_is_said_in_an_event_and_in_metrics(
+    tmp_path: Path, packages: dict[str, Path], keys: Keys, planned: float, drifts: bool
+) -> None:
+    """Every row hard (a threshold above 1): drift when 5% was planned, none when 100% was."""
+    cloud = _cloud(packages, keys)
+    deploy(cloud, 1, threshold=1.01, planned_escalated=planned, deadline_ms=2000.0)
+    agent = _agent(tmp_path, cloud, keys)
+    metrics: list[str] = []
+
+    async def body() -> None:
+        await agent.start()
+        await _until(lambda: _version(agent) == 1)
+        await agent.predict(FEATURE, _request(300, start=0))
+        await agent.record_metrics()
+        metrics.append(agent.prometheus())
+        await agent.stop()
+
+    run(body)
+    drift = [e.body for e in cloud.stream(SITE, "agent") if e.kind == "escalation.drift"]
+    if drifts:
+        assert len(drift) == 1
+        assert drift[0]["drifted"]
+        assert drift[0]["observed"] == 1.0
+        assert drift[0]["planned"] == planned
+        assert drift[0]["rows"] == 300
+        assert drift[0]["p_value"] < 1e-3
+    else:
+        assert drift == []
+    labels = 'feature="digits",package="digits-edge",version="1"'
+    assert f"tierwise_edge_escalation_drift{{{labels}}} {int(drifts)}" in metrics[0]
+    assert f'tierwise_edge_hard_share{{{labels},of="plan"}} {planned}' in metrics[0]
+    snapshot = cloud.stream(SITE, "metrics")[-1].body["versions"][0]
+    assert snapshot["hard_rows"] == 300
+    assert snapshot["escalation_check"]["drifted"] is drifts
 
 
 def test_event_times_come_from_the_agents_wall_clock(

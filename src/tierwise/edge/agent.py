@@ -43,6 +43,7 @@ from tierwise.errors import (
 )
 from tierwise.rules.clock import Clock, RealClock, WallClock
 from tierwise.rules.escalation import RoundTripTracker
+from tierwise.rules.escalation_watch import EscalationCheck
 from tierwise.wire import FeatureStatus, PredictRequest, PredictResponse, SiteStatus
 
 log = logging.getLogger(__name__)
@@ -179,8 +180,10 @@ class EdgeAgent:
         package = served.spec.package if local is None else local.name
         version = served.spec.version if local is None else local.version
         counters = self.metrics.of(feature, package, version)
+        route = served.route
+        counters.watch_against(route.planned_escalated if route.threshold is not None else None)
         try:
-            answer = await self.router.answer(feature, served.route, local, rows, started)
+            answer = await self.router.answer(feature, route, local, rows, started)
         except NoAnswerError:  # a 503 for the device
             counters.errors += 1
             raise
@@ -218,6 +221,7 @@ class EdgeAgent:
             answer.degraded,
             correct,
             labelled,
+            answer.hard_rows,
         )
         return PredictResponse(
             outputs=answer.outputs,
@@ -283,6 +287,7 @@ class EdgeAgent:
         outbox: unlike a status report, it reaches the cloud even across an outage."""
         if self.outbox is None:
             return
+        await self._check_escalation_drift()
         body = {
             "versions": [
                 {
@@ -293,6 +298,8 @@ class EdgeAgent:
                     "rows": m.rows,
                     "errors": m.errors,
                     "escalations": m.escalations,
+                    "hard_rows": m.hard_rows,
+                    "escalation_check": _check_view(m.escalation_check()),
                     "cloud_answers": m.cloud_answers,
                     "degraded": m.degraded,
                     "p50_ms": m.percentile_ms(50),
@@ -309,6 +316,23 @@ class EdgeAgent:
         await self.outbox.append_async(
             METRICS_STREAM, "metrics.snapshot", body, self.wall_clock.now()
         )
+
+    async def _check_escalation_drift(self) -> None:
+        """Say when a cascade's hard share moves away from the plan's, and when it is back:
+        a warning in the log and an `escalation.drift` event into the outbox."""
+        for m in self.metrics.by_version.values():
+            check = m.escalation_check()
+            if check is None or check.drifted == m.drifted:
+                continue
+            m.drifted = check.drifted
+            verdict = "drifted from" if check.drifted else "is back to"
+            log.warning(
+                "%s %s v%d: hard share %.1f%% of the last %d rows %s the planned %.1f%% (p=%.2g)",
+                m.feature, m.package, m.version, check.observed * 100, check.rows, verdict,
+                check.planned * 100, check.p_value,
+            )  # fmt: skip
+            body = {"feature": m.feature, "package": m.package, "version": m.version}
+            await self.record("escalation.drift", body | _check_view(check))
 
     async def _report_status(self) -> None:
         await self.link.status(self.settings.site, self.site_status())
@@ -361,6 +385,8 @@ class EdgeAgent:
                     "placement": s.spec.placement.value,
                     "deadline_ms": s.spec.deadline_ms,
                     "threshold": s.spec.threshold,
+                    "rule": s.spec.rule.value,
+                    "planned_escalated": s.spec.planned_escalated,
                 }
                 for name, s in self.deployer.served.items()
             },
@@ -395,6 +421,10 @@ class EdgeAgent:
                 "outbox_uploaded_events_total": c.uploaded_events,
             }
         return self.metrics.prometheus(gauges)
+
+
+def _check_view(check: EscalationCheck | None) -> dict[str, Any]:
+    return {} if check is None else asdict(check)
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tierwise.rules.clock import Clock
+from tierwise.rules.escalation_watch import EscalationCheck, EscalationWatch
 from tierwise.wire import FeatureCounters
 
 WINDOW = 4096
@@ -28,10 +29,13 @@ class VersionMetrics:
     rows: int = 0
     errors: int = 0
     escalations: int = 0  # requests that asked the cloud
+    hard_rows: int = 0  # rows the cascade's rule found hard (escalated or not)
     cloud_answers: int = 0  # requests the cloud answered (in part)
     degraded: int = 0
     feedback_correct: int = 0
     feedback_total: int = 0
+    watch: EscalationWatch | None = None  # a cascade's hard share against the plan's
+    drifted: bool = False  # the watch's last verdict (an event is recorded when it changes)
     _latency_ms: np.ndarray = field(default_factory=lambda: np.zeros(WINDOW))
     _seen: int = 0
 
@@ -44,8 +48,12 @@ class VersionMetrics:
         degraded: bool,
         correct: int = 0,
         labelled: int = 0,
+        hard_rows: int = 0,
     ) -> None:
         self.requests += 1
+        self.hard_rows += hard_rows
+        if self.watch is not None:
+            self.watch.observe(hard_rows, rows)
         self.rows += rows
         self.escalations += escalated
         self.cloud_answers += from_cloud
@@ -58,6 +66,16 @@ class VersionMetrics:
     def percentile_ms(self, q: float) -> float | None:
         n = min(self._seen, WINDOW)
         return float(np.percentile(self._latency_ms[:n], q)) if n else None
+
+    def watch_against(self, planned: float | None) -> None:
+        """Watch the hard share against `planned` (None: nothing planned, nothing watched)."""
+        if planned is None:
+            self.watch = None
+        elif self.watch is None or self.watch.planned != planned:
+            self.watch = EscalationWatch(planned)
+
+    def escalation_check(self) -> EscalationCheck | None:
+        return None if self.watch is None else self.watch.check()
 
     def counters(self) -> FeatureCounters:
         return FeatureCounters(
@@ -96,6 +114,7 @@ class Metrics:
             "rows": "input rows answered",
             "errors": "requests that failed",
             "escalations": "requests escalated to the cloud",
+            "hard_rows": "rows the cascade's escalation rule found hard",
             "cloud_answers": "requests the cloud answered",
             "degraded": "answers that fell back to the edge model",
             "feedback_correct": "labelled rows answered correctly",
@@ -115,6 +134,21 @@ class Metrics:
                 value = m.percentile_ms(q * 100)
                 if value is not None:
                     lines.append(f'tierwise_edge_latency_ms{{{_labels(m)},quantile="{q}"}} {value}')
+        checks = [(m, m.escalation_check()) for m in self.by_version.values()]
+        watched = [(m, c) for m, c in checks if c is not None]
+        lines += [
+            "# HELP tierwise_edge_hard_share recent share of hard rows, and the plan's",
+            "# TYPE tierwise_edge_hard_share gauge",
+        ]
+        for m, c in watched:
+            lines.append(f'tierwise_edge_hard_share{{{_labels(m)},of="recent"}} {c.observed}')
+            lines.append(f'tierwise_edge_hard_share{{{_labels(m)},of="plan"}} {c.planned}')
+        lines += [
+            "# HELP tierwise_edge_escalation_drift 1 while the hard share differs from the plan's",
+            "# TYPE tierwise_edge_escalation_drift gauge",
+        ]
+        for m, c in watched:
+            lines.append(f"tierwise_edge_escalation_drift{{{_labels(m)}}} {int(c.drifted)}")
         for name, value in sorted(gauges.items()):
             metric = f"tierwise_edge_{name}"
             lines += [f"# TYPE {metric} gauge", f"{metric} {value}"]

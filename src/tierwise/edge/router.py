@@ -74,6 +74,7 @@ class Route:
     deadline_s: float
     threshold: float | None = None
     rule: EscalationRule = EscalationRule.MAX_PROBABILITY
+    planned_escalated: float | None = None  # the plan's hard share, watched against the live one
     escalate_budget_s: float | None = None
 
 

@@ -112,6 +112,7 @@ def deploy(
                 placement=Placement(run.mode),
                 threshold=threshold,
                 rule=rule,
+                planned_escalated=run.escalated if run.mode == "cascade" else None,
                 deadline_ms=run.feature.deadline * 1000,
             )
             for load in run.sites:
