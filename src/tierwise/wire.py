@@ -191,6 +191,9 @@ class FeatureDeployment(_Wire):
     rule: EscalationRule = Field(
         EscalationRule.MAX_PROBABILITY, description="cascade: the rule the threshold applies to"
     )
+    tie_share: float = Field(
+        0.0, description="cascade: of the rows scoring exactly the threshold, the share escalated"
+    )
     planned_escalated: float | None = Field(
         None, description="cascade: the share of rows the plan expects to be hard (watched)"
     )
@@ -216,6 +219,7 @@ class FeatureAssignment(_Wire):
     placement: Placement
     threshold: float | None = Field(None, ge=0, le=1)
     rule: EscalationRule = EscalationRule.MAX_PROBABILITY
+    tie_share: float = Field(0.0, ge=0, lt=1)
     planned_escalated: float | None = Field(None, ge=0, le=1)
     deadline_ms: float = Field(gt=0)
     escalate_budget_ms: float | None = Field(None, ge=0)

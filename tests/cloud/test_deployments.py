@@ -18,6 +18,9 @@ ASSIGNMENT = {
     "version": 1,
     "placement": "cascade",
     "threshold": 0.8,
+    "rule": "margin",
+    "tie_share": 0.25,
+    "planned_escalated": 0.05,
     "deadline_ms": 150,
     "escalate_budget_ms": 60,
 }

@@ -23,11 +23,12 @@ def test_escalating_the_least_confident_first() -> None:
     ]
 
 
-def test_ties_never_escalate_more_than_the_target() -> None:
+def test_ties_escalate_exactly_the_target_through_their_tie_share() -> None:
     confidence = np.array([0.5, 0.5, 0.5, 0.5, 0.9])
     ok = np.ones(5, dtype=bool)
     curve = cascade_curve(confidence, ok, ok, targets=(0.0, 0.2, 0.4, 0.8, 1.0))
-    assert [p.escalated for p in curve] == [0.0, 0.8, 1.0]
+    assert [p.escalated for p in curve] == pytest.approx([0.0, 0.2, 0.4, 0.8, 1.0])
+    assert [p.tie_share for p in curve] == pytest.approx([0.0, 0.25, 0.5, 0.0, 0.0])
 
 
 def test_point_at_matches_the_router_rule() -> None:
@@ -39,3 +40,13 @@ def test_point_at_matches_the_router_rule() -> None:
 def test_no_samples_is_an_error() -> None:
     with pytest.raises(ValueError, match="no evaluation samples"):
         cascade_curve(np.array([]), np.array([], bool), np.array([], bool))
+
+
+def test_tied_scores_spend_the_budget_through_a_tie_share() -> None:
+    # eight leaves of a shallow tree, 100 rows each: a 5% budget falls inside the lowest leaf
+    confidence = np.repeat(np.linspace(0.55, 0.95, 8), 100)
+    ok = np.ones(800, bool)
+    point = next(p for p in cascade_curve(confidence, ok, ok) if p.escalated > 0)
+    assert point.threshold == pytest.approx(0.55)
+    assert point.tie_share == pytest.approx(8 / 100)  # 1% of 800 rows = 8 of the 100 tied
+    assert point.escalated == pytest.approx(0.01)

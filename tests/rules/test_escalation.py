@@ -7,7 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from tierwise.rules.escalation import RoundTripTracker, cascade_answer, escalate, is_hard
+from tierwise.rules.escalation import (
+    RoundTripTracker,
+    cascade_answer,
+    escalate,
+    is_hard,
+    tie_draws,
+)
 
 
 def test_escalate_needs_hard_wan_up_and_time_for_the_round_trip() -> None:
@@ -71,3 +77,21 @@ def test_tracker_ring_wraps_in_order() -> None:
 def test_tracker_rejects_a_bad_quantile() -> None:
     with pytest.raises(ValueError, match="quantile"):
         RoundTripTracker(prior=0.1, quantile=1.0)
+
+
+def test_ties_at_the_threshold_escalate_the_share_of_their_draws_below_tie_share() -> None:
+    confidence = np.full(1000, 0.75)  # a shallow tree: every row in one leaf
+    draws = np.linspace(0, 1, 1000, endpoint=False)
+    hard = is_hard(confidence, 0.75, 0.3, draws)
+    assert hard.mean() == pytest.approx(0.3, abs=0.001)
+    assert not is_hard(confidence, 0.75).any()  # without a tie share, ties stay local
+    assert is_hard(confidence, 0.76, 0.3, draws).all()  # below the threshold: always hard
+
+
+def test_tie_draws_are_fixed_by_the_row_and_spread_evenly() -> None:
+    rows = np.random.default_rng(3).random((4000, 8)).astype(np.float32)
+    draws = tie_draws(rows)
+    assert np.array_equal(draws, tie_draws(rows.copy()))  # same bytes, same draw
+    assert draws.min() >= 0
+    assert draws.max() < 1
+    assert np.histogram(draws, bins=4, range=(0, 1))[0] == pytest.approx([1000] * 4, rel=0.1)

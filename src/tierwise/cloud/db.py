@@ -53,6 +53,7 @@ assignments = sa.Table(
     sa.Column("placement", sa.String(16), nullable=False),
     sa.Column("threshold", sa.Float, nullable=True),
     sa.Column("rule", sa.String(32), nullable=False, server_default="max_probability"),
+    sa.Column("tie_share", sa.Float, nullable=False, server_default="0"),
     sa.Column("planned_escalated", sa.Float, nullable=True),
     sa.Column("deadline_ms", sa.Float, nullable=False),
     sa.Column("escalate_budget_ms", sa.Float, nullable=True),

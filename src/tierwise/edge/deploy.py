@@ -85,6 +85,7 @@ def route_of(spec: FeatureDeployment) -> Route:
         deadline_s=spec.deadline_ms / 1000,
         threshold=spec.threshold,
         rule=spec.rule,
+        tie_share=spec.tie_share,
         planned_escalated=spec.planned_escalated,
         escalate_budget_s=None
         if spec.escalate_budget_ms is None

@@ -23,7 +23,7 @@ from tierwise.edge.cloud_health import CloudHealth
 from tierwise.edge.link import CloudAuthError, CloudLink, CloudRefusedError
 from tierwise.errors import LinkError, UnavailableError
 from tierwise.rules.clock import Clock
-from tierwise.rules.escalation import RoundTripTracker, escalate, is_hard
+from tierwise.rules.escalation import RoundTripTracker, escalate, is_hard, tie_draws
 from tierwise.spec.tiers import EscalationRule, Placement
 from tierwise.wire import InferResponse
 
@@ -74,6 +74,7 @@ class Route:
     deadline_s: float
     threshold: float | None = None
     rule: EscalationRule = EscalationRule.MAX_PROBABILITY
+    tie_share: float = 0.0  # of rows scoring exactly the threshold, the share that is hard
     planned_escalated: float | None = None  # the plan's hard share, watched against the live one
     escalate_budget_s: float | None = None
 
@@ -147,7 +148,8 @@ class Router:
         outputs, confidence = local
         if route.placement is not Placement.CASCADE or route.threshold is None:
             return _local(model, outputs, "placed at the edge")
-        hard = np.asarray(is_hard(confidence, route.threshold), dtype=bool)
+        draws = tie_draws(inputs) if route.tie_share > 0 else None
+        hard = np.asarray(is_hard(confidence, route.threshold, route.tie_share, draws), dtype=bool)
         n_hard = int(hard.sum())
         if n_hard == 0:
             return _local(model, outputs, "confident")

@@ -56,7 +56,11 @@ def cascade_curve(
         threshold = float(ordered[k]) if k < n else ESCALATE_ALL
         if k == 0:
             threshold = 0.0  # escalate nothing, even when the least confident sample ties
-        point = point_at(threshold, conf, edge_correct, cloud_correct)
+        # Rows tied at the threshold: escalate the share of them that makes up k rows.
+        below = int(np.searchsorted(ordered, threshold, side="left"))
+        tied = int(np.searchsorted(ordered, threshold, side="right")) - below
+        tie_share = min((k - below) / tied, 0.999999) if tied and k > below else 0.0
+        point = point_at(threshold, conf, edge_correct, cloud_correct, tie_share)
         # Ties in confidence can make two targets escalate the same samples: keep the lower
         # threshold, which escalates no more on new data.
         points.setdefault(point.escalated, point)
@@ -68,24 +72,29 @@ def point_at(
     confidence: NDArray[np.floating],
     edge_correct: NDArray[np.bool_],
     cloud_correct: NDArray[np.bool_],
+    tie_share: float = 0.0,
 ) -> CurvePoint:
-    """Escalated share and joint accuracy when confidence < threshold goes to the cloud."""
-    escalate = np.asarray(confidence) < threshold
-    joint = np.where(escalate, cloud_correct, edge_correct)
-    kept = ~escalate
+    """Escalated share and joint accuracy when confidence < threshold goes to the cloud, and
+    `tie_share` of the rows exactly at it (counted in expectation: tie_draws are uniform)."""
+    conf = np.asarray(confidence)
+    escalate = (conf < threshold) + tie_share * (conf == threshold)  # chance each escalates
+    joint = escalate * cloud_correct + (1 - escalate) * edge_correct
+    kept = 1 - escalate
     return CurvePoint(
         threshold=threshold,
         escalated=float(escalate.mean()),
         accuracy=float(joint.mean()),
+        tie_share=tie_share,
         local_error_bound=local_error_bound(
-            int((~np.asarray(edge_correct)[kept]).sum()), int(kept.sum())
+            float((kept * ~np.asarray(edge_correct)).sum()), float(kept.sum())
         ),
     )
 
 
-def local_error_bound(wrong: int, kept: int, confidence: float = BOUND_CONFIDENCE) -> float:
-    """One-sided Clopper-Pearson upper bound on an error rate seen as `wrong` of `kept`."""
-    if kept == 0 or wrong >= kept:
+def local_error_bound(wrong: float, kept: float, confidence: float = BOUND_CONFIDENCE) -> float:
+    """One-sided Clopper-Pearson upper bound on an error rate seen as `wrong` of `kept` (the
+    counts may be expected ones, where tied rows are kept with a probability)."""
+    if kept <= 0 or wrong >= kept:
         return 1.0
     from scipy.stats import beta
 

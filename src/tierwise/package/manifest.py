@@ -80,6 +80,13 @@ class CurvePoint(_Frozen):
     threshold: float = Field(ge=0, le=1.000001)
     escalated: float = Field(ge=0, le=1)
     accuracy: float = Field(ge=0, le=1)
+    tie_share: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="of the rows scoring exactly the threshold, the share escalated too (by "
+        "rules.escalation.tie_draws), so that tied scores can spend a budget exactly",
+    )
     local_error_bound: float | None = Field(
         None,
         ge=0,

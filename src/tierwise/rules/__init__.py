@@ -18,6 +18,7 @@ from tierwise.rules.escalation import (
     cascade_answer,
     escalate,
     is_hard,
+    tie_draws,
 )
 from tierwise.rules.outbox import DropPolicy, OutboxStep, admit, outbox_step
 
@@ -37,4 +38,5 @@ __all__ = [
     "is_hard",
     "outbox_step",
     "prorated",
+    "tie_draws",
 ]

@@ -15,9 +15,11 @@ Every function takes floats (the agent) or numpy arrays (the simulator) and answ
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from tierwise.rules._types import Bools, FloatArray, Floats, scalar_or_array
 
@@ -25,10 +27,35 @@ DEFAULT_QUANTILE = 0.9  # budget for the round trip most escalations see, not th
 DEFAULT_WINDOW = 1024  # round trips remembered: a few minutes of escalations at typical rates
 
 
-def is_hard(confidence: Floats, threshold: Floats) -> Bools:
-    """A request the edge model is unsure of: confidence strictly below the threshold."""
-    result: Bools = scalar_or_array(np.less(confidence, threshold), confidence, threshold)
+def is_hard(
+    confidence: Floats,
+    threshold: Floats,
+    tie_share: float = 0.0,
+    tie_draw: Floats | None = None,
+) -> Bools:
+    """A request the edge model is unsure of: confidence strictly below the threshold — and,
+    of those exactly at it, the share `tie_share` whose `tie_draw` (`tie_draws`) is below it.
+
+    Models whose scores take few values (a shallow tree: one per leaf) put whole groups of
+    rows at one score; breaking those ties lets a threshold spend a budget exactly.
+    """
+    below = np.less(confidence, threshold)
+    if tie_share > 0 and tie_draw is not None:
+        at = np.logical_and(np.equal(confidence, threshold), np.less(tie_draw, tie_share))
+        below = np.logical_or(below, at)
+    result: Bools = scalar_or_array(below, confidence, threshold)
     return result
+
+
+def tie_draws(rows: NDArray[Any]) -> FloatArray:
+    """A number in [0, 1) per input row, fixed by the row's bytes: ties break the same way for
+    the same input, on every run and in every process (no random state to share)."""
+    data = np.ascontiguousarray(rows, dtype=np.float32)
+    out = np.empty(len(data))
+    for i, row in enumerate(data):
+        digest = hashlib.blake2b(row.tobytes(), digest_size=8).digest()
+        out[i] = int.from_bytes(digest, "big") / 2.0**64
+    return out
 
 
 def escalate(hard: Bools, remaining: Floats, round_trip: Floats, wan_up: Bools) -> Bools:

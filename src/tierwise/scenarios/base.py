@@ -89,38 +89,59 @@ class Scenario(ABC):
         )
         return Splits(x_train, y_train, x_eval, y_eval, x_test, y_test)
 
-    def train(self) -> TrainedModels:
-        """Fit the edge and the cloud model on the training split (seconds on a CPU)."""
-        s = self.splits
+    def cross_splits(self, folds: int) -> Iterator[Splits]:
+        """The data cut `folds` ways for cross-validated reports: each fold in turn is the
+        test part; the rest is split into train and eval in the same 60:20 proportion."""
+        from sklearn.model_selection import StratifiedKFold, train_test_split
+
+        x, y = self.load()
+        outer = StratifiedKFold(folds, shuffle=True, random_state=SEED)
+        for rest, test in outer.split(x, y):
+            x_train, x_eval, y_train, y_eval = train_test_split(
+                x[rest],
+                y[rest],
+                test_size=EVAL_SHARE / (1 - TEST_SHARE),
+                random_state=SEED,
+                stratify=y[rest],
+            )
+            yield Splits(x_train, y_train, x_eval, y_eval, x[test], y[test])
+
+    def train(self, splits: Splits | None = None) -> TrainedModels:
+        """Fit the edge and the cloud model on the training part (seconds on a CPU)."""
+        s = splits or self.splits
         with _quiet_single_thread():
             edge = self.edge_model().fit(s.x_train, s.y_train)
             cloud = self.cloud_model().fit(s.x_train, s.y_train)
         return TrainedModels(edge, cloud)
 
-    @cached_property
-    def router_probabilities(self) -> NDArray[np.float32]:
+    def out_of_fold(self, splits: Splits) -> NDArray[np.float32]:
         """The edge model's class probabilities on each training row, from a copy fitted on
         the other folds: edge outputs on unseen data, labelled, for the escalation rules.
         Classes in sorted order (the fitted model's `classes_`)."""
         from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-        s = self.splits
         folds = StratifiedKFold(ROUTER_FOLDS, shuffle=True, random_state=SEED)
         with _quiet_single_thread():
             p = cross_val_predict(
-                self.edge_model(), s.x_train, s.y_train, cv=folds, method="predict_proba"
+                self.edge_model(), splits.x_train, splits.y_train, cv=folds, method="predict_proba"
             )
         return np.asarray(p, dtype=np.float32)
 
-    def eval_data(self) -> EvalData:
-        """What `tierwise package --data <scenario>` evaluates and calibrates on."""
-        s = self.splits
+    @cached_property
+    def router_probabilities(self) -> NDArray[np.float32]:
+        """`out_of_fold` on the scenario's own split (computed once)."""
+        return self.out_of_fold(self.splits)
+
+    def eval_data(self, splits: Splits | None = None, source: str | None = None) -> EvalData:
+        """What `tierwise package --data <scenario>` evaluates and calibrates on (or the same
+        from another split of the data)."""
+        s = splits or self.splits
         return EvalData(
             s.x_eval,
             s.y_eval,
             s.x_train[:CALIBRATION_SAMPLES],
-            f"scenario:{self.name}",
-            router_p=self.router_probabilities,
+            source or f"scenario:{self.name}",
+            router_p=self.router_probabilities if splits is None else self.out_of_fold(s),
             router_y=s.y_train,
         )
 

@@ -19,7 +19,7 @@ import httpx
 
 from tierwise.cloud.client import CloudAdmin
 from tierwise.errors import TierwiseError
-from tierwise.package.manifest import Manifest
+from tierwise.package.manifest import CurvePoint, Manifest
 from tierwise.scenarios.build import ScenarioPackages
 from tierwise.spec.scenario import Role
 from tierwise.spec.tiers import EscalationRule, Placement
@@ -53,9 +53,9 @@ def manifest_of(packages: dict[str, ScenarioPackages], scenario: str, role: Role
     return built.edge_manifest if role == "edge" else built.cloud_manifest
 
 
-def cascade_threshold(manifest: Manifest, escalated: float) -> tuple[EscalationRule, float]:
-    """The escalation rule and its threshold escalating (at most) the planned share, on the
-    package's curve for that rule.
+def cascade_threshold(manifest: Manifest, escalated: float) -> tuple[EscalationRule, CurvePoint]:
+    """The escalation rule and the point of its curve escalating (at most) the planned share:
+    its threshold and the share of ties at it that escalate.
 
     The edge agent runs the package's smallest variant, so that variant's curves apply, and its
     best rule (the fewest escalations to the cloud's accuracy on the evaluation data).
@@ -64,7 +64,7 @@ def cascade_threshold(manifest: Manifest, escalated: float) -> tuple[EscalationR
         raise TierwiseError(f"package {manifest.name} has no cascade calibration curve")
     variant = manifest.variant().name
     rule = manifest.cascade.best_rule[variant]
-    return EscalationRule(rule), manifest.cascade.at_budget(variant, escalated, rule).threshold
+    return EscalationRule(rule), manifest.cascade.at_budget(variant, escalated, rule)
 
 
 @dataclass
@@ -101,10 +101,11 @@ def deploy(
             entry["local_package"] = package_name(run.scenario, run.local_role)
         if run.uses_agent:
             assert run.local_role is not None
-            threshold, rule = None, EscalationRule.MAX_PROBABILITY
+            threshold, tie_share, rule = None, 0.0, EscalationRule.MAX_PROBABILITY
             if run.mode == "cascade":
                 manifest = manifest_of(packages, run.scenario, run.local_role)
-                rule, threshold = cascade_threshold(manifest, run.escalated)
+                rule, point = cascade_threshold(manifest, run.escalated)
+                threshold, tie_share = point.threshold, point.tie_share
                 entry["threshold"], entry["rule"] = threshold, rule.value
             assignment = FeatureAssignment(
                 package=package_name(run.scenario, run.local_role),
@@ -112,6 +113,7 @@ def deploy(
                 placement=Placement(run.mode),
                 threshold=threshold,
                 rule=rule,
+                tie_share=tie_share,
                 planned_escalated=run.escalated if run.mode == "cascade" else None,
                 deadline_ms=run.feature.deadline * 1000,
             )
