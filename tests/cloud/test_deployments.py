@@ -46,8 +46,19 @@ def test_site_pulls_what_the_operator_assigned(cloud: Cloud, wine_v1: str) -> No
     response = cloud.client.get("/v1/sites/a/deployment", headers=cloud.site_a)
     body = response.json()
     assert body["site"] == "a"
-    assert body["features"] == {"quality": ASSIGNMENT | {"sha256": wine_v1}}
+    # an assignment without a rule cascades on max-probability, and the edge is told so
+    expected = ASSIGNMENT | {"sha256": wine_v1, "rule": "max_probability"}
+    assert body["features"] == {"quality": expected}
     assert response.headers["ETag"] == f'"{body["etag"]}"'
+
+
+def test_the_escalation_rule_travels_with_its_threshold(cloud: Cloud, wine_v1: str) -> None:
+    assert assign(cloud, "a", "quality", rule="learned", threshold=0.96).status_code == 200
+    body = cloud.client.get("/v1/sites/a/deployment", headers=cloud.site_a).json()
+    assert (body["features"]["quality"]["rule"], body["features"]["quality"]["threshold"]) == (
+        "learned",
+        0.96,
+    )
 
 
 def test_etag_answers_304_until_something_changes(cloud: Cloud, wine_v1: str) -> None:
@@ -85,6 +96,7 @@ def test_empty_deployment_for_a_site_with_nothing_assigned(cloud: Cloud) -> None
     [
         {"placement": "moon"},
         {"threshold": 1.5},
+        {"rule": "oracle"},
         {"deadline_ms": 0},
         {"escalate_budget_ms": -1},
         {"version": 0},
