@@ -1,12 +1,16 @@
-"""Shared test helpers: paths, and the minimal valid spec (tests/small_specs.py) as a fixture."""
+"""Shared test helpers: paths, the minimal valid spec (tests/small_specs.py) as a fixture, and
+the digits scenario's packages, built once per session for the tests that need real ones."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from tests.small_specs import MINIMAL, varied
+
+if TYPE_CHECKING:
+    from tierwise.scenarios.build import ScenarioPackages
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
@@ -16,3 +20,19 @@ EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
 def minimal() -> dict[str, Any]:
     """A fresh deep copy of a small valid spec, as the dict YAML would load into."""
     return varied(MINIMAL)
+
+
+@pytest.fixture(scope="session")
+def digits_packages(tmp_path_factory: pytest.TempPathFactory) -> ScenarioPackages:
+    """The digits scenario's signed edge package (fp32 + INT8, every escalation rule's curve,
+    learned routers fitted on out-of-fold outputs) and cloud package: ~30 s, built once."""
+    from threadpoolctl import threadpool_limits
+
+    from tierwise.scenarios.build import build_scenario_packages
+
+    # One BLAS thread: the routers' cross-validation runs ~5x slower with BLAS threads
+    # fighting over a busy 2-core machine (training already limits itself the same way).
+    with threadpool_limits(1):
+        return build_scenario_packages(
+            "digits", tmp_path_factory.mktemp("scenario-packages"), latency_runs=5
+        )

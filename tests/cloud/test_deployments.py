@@ -18,9 +18,6 @@ ASSIGNMENT = {
     "version": 1,
     "placement": "cascade",
     "threshold": 0.8,
-    "rule": "margin",
-    "tie_share": 0.25,
-    "planned_escalated": 0.05,
     "deadline_ms": 150,
     "escalate_budget_ms": 60,
 }
@@ -49,8 +46,18 @@ def test_site_pulls_what_the_operator_assigned(cloud: Cloud, wine_v1: str) -> No
     response = cloud.client.get("/v1/sites/a/deployment", headers=cloud.site_a)
     body = response.json()
     assert body["site"] == "a"
-    assert body["features"] == {"quality": ASSIGNMENT | {"sha256": wine_v1}}
+    # an assignment without a rule cascades on max-probability, and the edge is told so
+    defaults = {"rule": "max_probability", "tie_share": 0.0, "planned_escalated": None}
+    expected = ASSIGNMENT | {"sha256": wine_v1} | defaults
+    assert body["features"] == {"quality": expected}
     assert response.headers["ETag"] == f'"{body["etag"]}"'
+
+
+def test_the_escalation_rule_travels_with_its_threshold(cloud: Cloud, wine_v1: str) -> None:
+    routed = {"rule": "learned", "threshold": 0.96, "tie_share": 0.25, "planned_escalated": 0.05}
+    assert assign(cloud, "a", "quality", **routed).status_code == 200
+    body = cloud.client.get("/v1/sites/a/deployment", headers=cloud.site_a).json()
+    assert {k: body["features"]["quality"][k] for k in routed} == routed
 
 
 def test_etag_answers_304_until_something_changes(cloud: Cloud, wine_v1: str) -> None:
@@ -88,6 +95,7 @@ def test_empty_deployment_for_a_site_with_nothing_assigned(cloud: Cloud) -> None
     [
         {"placement": "moon"},
         {"threshold": 1.5},
+        {"rule": "oracle"},
         {"deadline_ms": 0},
         {"escalate_budget_ms": -1},
         {"version": 0},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -14,13 +15,16 @@ from tests.package.support import Keys, make_keys
 from tierwise.edge.agent import EdgeAgent
 from tierwise.edge.lifecycle import AgentState
 from tierwise.edge.memory_link import InMemoryCloud
-from tierwise.edge.packages import SignedPackages
+from tierwise.edge.packages import PackageAnswerer, SignedPackages
 from tierwise.edge.settings import EdgeSettings
-from tierwise.errors import UnavailableError, UnprocessableError
+from tierwise.errors import UnavailableError, UnprocessableError, VerificationError
 from tierwise.package.archive import pack_archive
 from tierwise.package.runtime import load_verified
 from tierwise.rules.clock import Clock, VirtualClock
-from tierwise.spec.tiers import Placement
+from tierwise.rules.escalation import is_hard
+from tierwise.scenarios import get_scenario
+from tierwise.scenarios.build import ScenarioPackages
+from tierwise.spec.tiers import EscalationRule, Placement
 from tierwise.wire import Deployment, FeatureDeployment, PredictRequest
 
 from .support import FEATURE, SITE, build_package, digits
@@ -411,6 +415,118 @@ def test_a_cloud_placed_feature_falls_back_to_the_installed_model(
         cloud.down = True
         down = await agent.predict(FEATURE, _request(2))
         assert (down.answered_by, down.model, down.degraded) == ("edge", EDGE, True)
+        await agent.stop()
+
+    run(body)
+
+
+# The digits scenario's package: a cascade with every escalation rule, the learned one a
+# signed ONNX router (tests/conftest.py builds it once per session).
+SCENARIO_EDGE, SCENARIO_CLOUD = "digits", "digits-cloud"
+
+
+def _scenario_cloud(built: ScenarioPackages, edge_dir: Path | None = None) -> InMemoryCloud:
+    cloud = InMemoryCloud()
+    cloud.packages[(SCENARIO_EDGE, 1)] = pack_archive(edge_dir or built.edge)
+    model = load_verified(built.cloud, [built.public_key])
+    cloud.models[FEATURE] = (
+        SCENARIO_CLOUD,
+        1,
+        lambda rows: model.predict(np.asarray(rows)).probabilities.tolist(),
+    )
+    return cloud
+
+
+def _deploy_rule(cloud: InMemoryCloud, rule: EscalationRule, threshold: float) -> None:
+    feature = FeatureDeployment(
+        package=SCENARIO_EDGE,
+        version=1,
+        sha256=hashlib.sha256(cloud.packages[(SCENARIO_EDGE, 1)]).hexdigest(),
+        placement=Placement.CASCADE,
+        threshold=threshold,
+        rule=rule,
+        deadline_ms=1000.0,
+    )
+    etag = f"{rule}-{threshold}"
+    cloud.deployments[SITE] = Deployment(site=SITE, features={FEATURE: feature}, etag=etag)
+
+
+def _scenario_agent(tmp: Path, cloud: InMemoryCloud, built: ScenarioPackages) -> EdgeAgent:
+    # an agent only trusts a public key; it never signs
+    return _agent(tmp, cloud, Keys(private=Path("unused"), public=built.public_key))
+
+
+def test_a_cascade_on_the_learned_rule_escalates_the_rows_its_router_finds_hard(
+    tmp_path: Path, digits_packages: ScenarioPackages
+) -> None:
+    built = digits_packages
+    cascade = built.edge_manifest.cascade
+    assert cascade is not None
+    variant = built.edge_manifest.variant().name  # the agent runs the smallest: int8
+    threshold = cascade.at_budget(variant, 0.10, "learned").threshold
+    edge = load_verified(built.edge, [built.public_key], variant)
+    cloud_model = load_verified(built.cloud, [built.public_key])
+    rows = get_scenario("digits").test_data().x[:120]
+    local = edge.predict(rows)
+    score = edge.escalation_rule("learned").score(local.probabilities)
+    hard = np.asarray(is_hard(score, threshold), dtype=bool)
+    assert 0 < hard.sum() < len(rows)
+    # the learned rule decides, not max-probability at the same threshold
+    assert not np.array_equal(hard, local.confidence < threshold)
+    cloud = _scenario_cloud(built)
+    _deploy_rule(cloud, EscalationRule.LEARNED, threshold)
+    agent = _scenario_agent(tmp_path, cloud, built)
+
+    async def body() -> None:
+        await agent.start()
+        await _until(lambda: _version(agent) == 1)
+        batch = await agent.predict(FEATURE, PredictRequest(inputs=rows.tolist()))
+        assert (batch.answered_by, batch.reason, batch.degraded) == ("cloud", "escalated", False)
+        expected = np.where(
+            hard[:, None], cloud_model.predict(rows).probabilities, local.probabilities
+        )
+        np.testing.assert_allclose(np.asarray(batch.outputs), expected, rtol=1e-5, atol=1e-6)
+        one_by_one = [
+            await agent.predict(FEATURE, PredictRequest(inputs=[row])) for row in rows[:40].tolist()
+        ]
+        assert [a.answered_by == "cloud" for a in one_by_one] == hard[:40].tolist()
+        await agent.stop()
+
+    run(body)
+
+
+def _tamper(path: Path) -> None:
+    blob = bytearray(path.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    path.write_bytes(bytes(blob))
+
+
+def test_a_package_whose_router_changed_after_signing_is_refused(
+    tmp_path: Path, digits_packages: ScenarioPackages
+) -> None:
+    built = digits_packages
+    router = "router-int8.onnx"
+    package = Path(shutil.copytree(built.edge, tmp_path / "digits"))
+    loaded_before = load_verified(package, [built.public_key])  # verified, not yet answering
+    _tamper(package / router)
+    # Loading every rule up front: the change is caught at install, not by the first hard row.
+    with pytest.raises(
+        VerificationError, match=rf"{router} changed since the package was verified"
+    ):
+        PackageAnswerer(loaded_before)
+    with pytest.raises(VerificationError, match=router):
+        SignedPackages((built.public_key,)).load(package)
+
+    # The agent, offered it: refused, nothing installed in its name.
+    cloud = _scenario_cloud(built, package)
+    _deploy_rule(cloud, EscalationRule.LEARNED, 0.9)
+    agent = _scenario_agent(tmp_path / "agent", cloud, built)
+
+    async def body() -> None:
+        await agent.start()
+        await _until(lambda: FEATURE in agent.deployer.refused)
+        assert router in agent.deployer.refused[FEATURE].reason
+        assert _version(agent) is None
         await agent.stop()
 
     run(body)

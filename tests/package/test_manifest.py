@@ -107,3 +107,45 @@ def test_threshold_for_prefers_fewer_escalations_on_ties() -> None:
     assert cascade.threshold_for("int8", 0.15).escalated == 0.05
     assert cascade.at_budget("int8", 0.15).escalated == 0.10
     assert cascade.threshold_for("int8", 0.0).escalated == 0.0
+
+
+def test_a_format_1_manifest_is_refused_naming_both_formats(built: Path) -> None:
+    data = json.loads((built / "manifest.json").read_text())
+    data["format"] = 1
+    with pytest.raises(ValidationError, match="package format 1, this tierwise reads format 2"):
+        Manifest.model_validate(data)
+    with pytest.raises(ValueError, match="rebuild the package"):
+        parse_manifest(json.dumps(data).encode())
+
+
+def test_a_learned_rule_must_point_at_a_listed_file(built: Path) -> None:
+    data = json.loads((built / "manifest.json").read_text())
+    assert data["cascade"]["rules"]["int8"]["learned"]["file"] == "router-int8.onnx"
+    del data["files"]["router-int8.onnx"]
+    with pytest.raises(
+        ValidationError, match=r"cascade int8 learned: file router-int8\.onnx is not listed"
+    ):
+        Manifest.model_validate(data)
+
+
+def test_best_rule_must_name_a_rule_the_variant_has(built: Path) -> None:
+    data = json.loads((built / "manifest.json").read_text())
+    data["cascade"]["best_rule"]["fp32"] = "margin"
+    Manifest.model_validate(data)  # a rule it has: fine
+    del data["cascade"]["rules"]["fp32"]["margin"]
+    with pytest.raises(ValidationError, match="cascade fp32: best_rule names no rule it has"):
+        Manifest.model_validate(data)
+    data["cascade"]["best_rule"]["fp32"] = "max_probability"
+    del data["cascade"]["best_rule"]["int8"]
+    with pytest.raises(ValidationError, match="cascade int8: best_rule names no rule it has"):
+        Manifest.model_validate(data)
+
+
+def test_a_rule_curve_is_asked_for_by_name(built: Path) -> None:
+    cascade = read_manifest(built).cascade
+    assert cascade is not None
+    assert cascade.rule("int8") == cascade.rules["int8"][cascade.best_rule["int8"]]
+    assert cascade.curve("int8", "margin") == cascade.rules["int8"]["margin"].curve
+    assert cascade.rule("int8", "temperature").temperature is not None
+    with pytest.raises(KeyError, match='no curve for rule "oracle"; the package has entropy'):
+        cascade.rule("int8", "oracle")

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from tests.small_specs import MINIMAL, cascade_model, varied
 
 from tierwise.errors import InfeasibleError
 from tierwise.plan.candidates import (
@@ -240,3 +241,43 @@ def test_a_candidate_that_tolerates_less_load_is_not_dominated() -> None:
         start = int(table.pair_start[a])
         table.rho_star[start : start + int(table.n_pairs[a])] = 3.0
     assert not prune(table, table.feasible)[b]
+
+
+def _cascade_spec(max_escalated: str | None = None, **changes: Any) -> Spec:
+    """MINIMAL with a cascade small→big along a four-point curve (big fits only the cloud)."""
+    model = cascade_model(
+        "m",
+        {"name": "small", "flops": "3MFLOP", "size": "1MB", "accuracy": "90%"},
+        {"name": "big", "flops": "30MFLOP", "size": "8GB", "accuracy": "97%"},
+        {"0%": "90%", "5%": "93%", "10%": "95%", "20%": "97%"},
+    )
+    if max_escalated is not None:
+        model["cascade"]["max_escalated"] = max_escalated
+    data = varied(MINIMAL, models=[model], features__0__deadline="1s", **changes)
+    return Spec.model_validate(data)
+
+
+def _cascade_shares(spec: Spec) -> list[float]:
+    (candidates,) = enumerate_candidates(spec)
+    return [c.escalated for c in candidates if c.placement is Placement.CASCADE]
+
+
+def test_an_escalation_budget_keeps_the_cascade_to_curve_points_within_it() -> None:
+    assert _cascade_shares(_cascade_spec()) == pytest.approx([0.05, 0.10, 0.20])
+    assert _cascade_shares(_cascade_spec(max_escalated="10%")) == pytest.approx([0.05, 0.10])
+    assert _cascade_shares(_cascade_spec(max_escalated="4%")) == []  # no cascade at all
+    # the other placements are untouched by it
+    (everything,) = enumerate_candidates(_cascade_spec())
+    (within,) = enumerate_candidates(_cascade_spec(max_escalated="4%"))
+    assert [c.label for c in within] == [
+        c.label for c in everything if c.placement is not Placement.CASCADE
+    ]
+
+
+def test_a_plan_never_escalates_more_than_the_budget_to_reach_an_accuracy_floor() -> None:
+    """96% needs the 20% point; under a 10% budget only the big model in the cloud reaches it."""
+    floor = {"features__0__min_accuracy": "96%"}
+    free = plan(_cascade_spec(**floor)).plan.features[0]
+    assert (free.placement, free.escalation_rate) == ("cascade", pytest.approx(0.20))
+    capped = plan(_cascade_spec(max_escalated="10%", **floor)).plan.features[0]
+    assert (capped.placement, capped.variant) == ("cloud", "big")

@@ -14,7 +14,7 @@ from tierwise.package.keys import write_keypair
 from tierwise.package.runtime import load_verified
 from tierwise.package.verify import verify_package
 from tierwise.scenarios import get_scenario
-from tierwise.scenarios.build import build_scenario_packages
+from tierwise.scenarios.build import ScenarioPackages, build_scenario_packages
 
 RUNS = 5  # latency is measured, not judged, here
 
@@ -43,9 +43,11 @@ def test_a_tampered_cache_is_rebuilt(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_the_digits_package_meets_its_size_accuracy_and_cascade_targets(tmp_path: Path) -> None:
+def test_the_digits_package_meets_its_size_accuracy_and_cascade_targets(
+    digits_packages: ScenarioPackages,
+) -> None:
     """Issue 3's targets that do not depend on timing (the report prints those too)."""
-    built = build_scenario_packages("digits", tmp_path, latency_runs=RUNS)
+    built = digits_packages
     manifest = built.edge_manifest
     fp32, int8 = manifest.variant("fp32"), manifest.variant("int8")
     assert int8.quantization == "static"

@@ -7,13 +7,18 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from tests.package.support import build, make_keys, write_inputs
+from tests.small_specs import MINIMAL, cascade_model, varied
 
 from tierwise.errors import SpecError
 from tierwise.package.manifest import Manifest, read_manifest
+from tierwise.plan.views import enumerate_candidates
 from tierwise.spec import load_spec
+from tierwise.spec.tiers import Placement
 
 HEAD = """\
 name: measured
@@ -205,3 +210,86 @@ def test_the_spec_does_not_import_the_package_module(workdir: Path) -> None:
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "[]"
+
+
+def _with_cascade(extra: str) -> str:
+    return VARIANTS.replace("{edge: int8, cloud: svm}", "{edge: int8, cloud: svm, " + extra + "}")
+
+
+def _points(curve: list[Any]) -> list[float]:
+    return [x for p in curve for x in (p.escalated, p.accuracy)]
+
+
+@pytest.mark.parametrize("rule", ["margin", "temperature", "max_probability"])
+def test_a_cascade_rule_takes_that_rules_curve_from_the_package(workdir: Path, rule: str) -> None:
+    spec = load_spec(_spec(workdir, _with_cascade(f"rule: {rule}")))
+    cascade = spec.model("reader").cascade
+    assert cascade is not None
+    assert cascade.rule == rule
+    manifest = _manifest(workdir)
+    assert manifest.cascade is not None
+    want = _points(manifest.cascade.curve("int8", rule))
+    assert _points(cascade.curve) == pytest.approx(want)
+    # the curves differ from the one taken by default, so the choice is visible
+    assert want != _points(manifest.cascade.curve("int8"))
+
+
+def test_without_a_rule_the_packages_best_rule_is_taken_and_named(workdir: Path) -> None:
+    cascade = load_spec(_spec(workdir, VARIANTS)).model("reader").cascade
+    assert cascade is not None
+    manifest = _manifest(workdir)
+    assert manifest.cascade is not None
+    assert cascade.rule == manifest.cascade.best_rule["int8"]
+
+
+def test_an_unknown_rule_is_an_error_at_its_field(workdir: Path) -> None:
+    path = _spec(workdir, _with_cascade("rule: oracle"))
+    message = _error(path)
+    assert f"{path}:{_line_of(path, 'rule: oracle')} models[0].cascade.rule: " in message
+    assert "the package has no oracle curve; it has entropy, learned, margin" in message
+
+
+def test_a_rule_the_package_did_not_fit_is_named(workdir: Path, tmp_path: Path) -> None:
+    """A valid rule name with no curve in this package (a learned router needs wrong answers
+    to learn from; a package can lack it)."""
+    package = Path(shutil.copytree(workdir / "pkg", tmp_path / "pkg"))
+    data = json.loads((package / "manifest.json").read_text())
+    del data["cascade"]["rules"]["int8"]["learned"]
+    data["cascade"]["best_rule"]["int8"] = "max_probability"
+    (package / "manifest.json").write_text(json.dumps(data))
+    path = _spec(tmp_path, _with_cascade("rule: learned"))
+    message = _error(path)
+    assert "models[0].cascade.rule: the package has no learned curve; it has entropy, margin, " in (
+        message
+    )
+
+
+def test_a_hand_written_cascade_names_its_rule_from_the_known_ones(tmp_path: Path) -> None:
+    model = cascade_model(
+        "m",
+        {"name": "small", "flops": "3MFLOP", "size": "1MB", "accuracy": "90%"},
+        {"name": "big", "flops": "30MFLOP", "size": "4MB", "accuracy": "97%"},
+        {"0%": "90%", "20%": "97%"},
+    )
+    model["cascade"]["rule"] = "oracle"
+    path = tmp_path / "hand.yaml"
+    path.write_text(yaml.safe_dump(varied(MINIMAL, models=[model])))
+    message = _error(path)
+    assert "models[0].cascade.rule" in message
+    assert "'max_probability', 'margin', 'entropy', 'temperature' or 'learned'" in message
+    model["cascade"]["rule"] = "entropy"
+    path.write_text(yaml.safe_dump(varied(MINIMAL, models=[model])))
+    cascade = load_spec(path).model("m").cascade
+    assert cascade is not None
+    assert cascade.rule == "entropy"
+
+
+def test_max_escalated_keeps_the_plan_to_the_packages_points_within_it(workdir: Path) -> None:
+    manifest = _manifest(workdir)
+    assert manifest.cascade is not None
+    curve = manifest.cascade.curve("int8")
+    spec = load_spec(_spec(workdir, _with_cascade("max_escalated: 10%")))
+    (candidates,) = enumerate_candidates(spec)
+    shares = [c.escalated for c in candidates if c.placement is Placement.CASCADE]
+    assert shares == pytest.approx([p.escalated for p in curve if 0 < p.escalated <= 0.10])
+    assert any(p.escalated > 0.10 for p in curve)  # there were points to drop

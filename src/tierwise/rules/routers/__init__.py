@@ -20,25 +20,29 @@ Pure numpy (the learned rule's session comes from whoever loads the package), so
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING
+from typing import Protocol as _Protocol
 
-import numpy as np
-from numpy.typing import NDArray
-
-from tierwise.rules._types import FloatArray, Probabilities
 from tierwise.rules.routers.entropy import Entropy
 from tierwise.rules.routers.learned import Learned, router_features
 from tierwise.rules.routers.margin import Margin
 from tierwise.rules.routers.max_probability import MaxProbability
 from tierwise.rules.routers.temperature import Temperature, fit_temperature
-from tierwise.spec.tiers import EscalationRule as EscalationRuleName
+from tierwise.spec.tiers import EscalationRule as _RuleName
 
-DEFAULT_RULE = EscalationRuleName.MAX_PROBABILITY.value
-RULE_NAMES = tuple(rule.value for rule in EscalationRuleName)
+if TYPE_CHECKING:  # annotations only: the package's names are its rules (__all__)
+    from collections.abc import Callable
+
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from tierwise.rules._types import FloatArray, Probabilities
+
+DEFAULT_RULE = _RuleName.MAX_PROBABILITY.value
+RULE_NAMES = tuple(rule.value for rule in _RuleName)
 
 
-class EscalationRule(Protocol):
+class EscalationRule(_Protocol):
     """Scores rows by how sure the edge answer is: below the cascade's threshold escalates."""
 
     name: str

@@ -1,0 +1,272 @@
+"""Fitting the escalation rules: every rule's curve, and the learned router the edge runs.
+
+Real models throughout: the digits package the package tests build once (`built`, its INT8
+variant's outputs on the held-out rows), scikit-learn fitting the router, ONNX Runtime
+scoring it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pytest
+
+from tierwise.edge.packages import PackageAnswerer
+from tierwise.package.calibrate import cascade_curve
+from tierwise.package.manifest import CurvePoint, Manifest, RuleCurve, read_manifest
+from tierwise.package.routers import MIN_WRONG, FittedRules, RouterData, best_rule, fit_rules
+from tierwise.package.runtime import PackageModel, load_verified, onnx_rule
+from tierwise.rules.routers import RULE_NAMES, fit_temperature, make_rule, router_features
+from tierwise.spec.tiers import EscalationRule
+
+from .support import Inputs, Keys, digits
+
+VARIANT = "int8"
+ROUTER_ROWS = 300  # of the 597 held-out rows: router data; the rest draw the curves
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_blas_thread() -> Iterator[None]:
+    """The router's cross-validation runs 5x slower with BLAS threads fighting over 2 cores."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What the build fitted the INT8 variant's rules on: its outputs on the held-out rows."""
+
+    manifest: Manifest
+    model: PackageModel
+    x: np.ndarray
+    probabilities: np.ndarray
+    labels: np.ndarray
+    classes: list[Any]
+    cloud_correct: np.ndarray
+
+    @property
+    def edge_correct(self) -> np.ndarray:
+        return np.asarray(
+            np.asarray(self.classes)[self.probabilities.argmax(axis=1)] == self.labels
+        )
+
+    @property
+    def reference_accuracy(self) -> float:
+        assert self.manifest.cascade is not None
+        return self.manifest.cascade.reference.accuracy
+
+    def fit(self, rows: Any = slice(None), router: RouterData | None = None) -> FittedRules:
+        return fit_rules(
+            VARIANT,
+            self.probabilities[rows],
+            self.labels[rows],
+            self.classes,
+            self.cloud_correct[rows],
+            self.reference_accuracy,
+            router,
+        )
+
+
+@pytest.fixture(scope="module")
+def evaluation(built: Path, keys: Keys, inputs: Inputs) -> Evaluation:
+    _, _, x, y = digits()
+    manifest = read_manifest(built)
+    model = load_verified(built, [keys.public], VARIANT)
+    cloud = joblib.load(inputs.cloud)
+    return Evaluation(
+        manifest,
+        model,
+        x,
+        model.predict(x).probabilities,
+        y,
+        list(manifest.output.classes),
+        np.asarray(cloud.predict(x) == y),
+    )
+
+
+@pytest.fixture(scope="module")
+def with_router_data(evaluation: Evaluation) -> FittedRules:
+    """Rules fitted on the first held-out rows, their curves drawn on the others."""
+    router = RouterData(evaluation.probabilities[:ROUTER_ROWS], evaluation.labels[:ROUTER_ROWS])
+    return evaluation.fit(slice(ROUTER_ROWS, None), router)
+
+
+def test_every_rule_gets_a_curve_from_the_edge_alone_to_the_cloud_alone(
+    evaluation: Evaluation, with_router_data: FittedRules
+) -> None:
+    fitted = with_router_data
+    assert set(fitted.rules) == set(RULE_NAMES)
+    assert fitted.notes == []
+    assert fitted.best in fitted.rules
+    rest = slice(ROUTER_ROWS, None)
+    edge_alone = float(evaluation.edge_correct[rest].mean())
+    cloud_alone = float(evaluation.cloud_correct[rest].mean())
+    for name, entry in fitted.rules.items():
+        escalated = [p.escalated for p in entry.curve]
+        assert escalated == sorted(set(escalated)), name
+        assert (entry.curve[0].escalated, entry.curve[-1].escalated) == (0.0, 1.0), name
+        assert entry.curve[0].accuracy == pytest.approx(edge_alone), name
+        assert entry.curve[-1].accuracy == pytest.approx(cloud_alone), name
+        assert all(p.local_error_bound is not None for p in entry.curve), name
+
+
+def test_rules_are_fitted_on_the_router_data_and_drawn_on_the_evaluation_rows(
+    evaluation: Evaluation, with_router_data: FittedRules
+) -> None:
+    rules = with_router_data.rules
+    router_p = evaluation.probabilities[:ROUTER_ROWS]
+    temperature = rules["temperature"].temperature
+    assert temperature == fit_temperature(router_p, evaluation.labels[:ROUTER_ROWS])
+    assert (
+        temperature
+        != fit_temperature(  # the evaluation rows alone would give another T
+            evaluation.probabilities[ROUTER_ROWS:], evaluation.labels[ROUTER_ROWS:]
+        )
+    )
+    rest = slice(ROUTER_ROWS, None)
+    for name in ("max_probability", "margin", "entropy", "temperature"):
+        score = make_rule(name, temperature=temperature).score(evaluation.probabilities[rest])
+        expected = cascade_curve(
+            score, evaluation.edge_correct[rest], evaluation.cloud_correct[rest]
+        )
+        assert rules[name].curve == expected, name
+        assert rules[name].file is None
+
+
+def test_the_learned_curve_is_the_curve_of_the_exported_router(
+    evaluation: Evaluation, with_router_data: FittedRules
+) -> None:
+    entry = with_router_data.rules["learned"]
+    assert entry.file == f"router-{VARIANT}.onnx"
+    assert list(with_router_data.files) == [entry.file]
+    rest = slice(ROUTER_ROWS, None)
+    router = onnx_rule(with_router_data.files[entry.file])
+    score = router.score(evaluation.probabilities[rest])
+    right = evaluation.edge_correct[rest]
+    assert entry.curve == cascade_curve(score, right, evaluation.cloud_correct[rest])
+    # it learned "the edge answer is right", not its opposite: right answers score higher
+    assert score[right].mean() > score[~right].mean() + 0.1
+
+
+def test_the_exported_router_scores_as_the_fitted_scikit_learn_model() -> None:
+    """skl2onnx's graph against the pipeline it was made from, on rows neither saw."""
+    from tierwise.package.routers import _export, _fit
+
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.full(10, 0.3), size=400)
+    right = rng.random(400) < p.max(axis=1)  # surer rows are right more often
+    features = router_features(p[:300])
+    model = _fit(features, right[:300])
+    exported = onnx_rule(_export(model, features))
+    expected = model.predict_proba(router_features(p[300:]))[:, 1]
+    np.testing.assert_allclose(exported.score(p[300:]), expected, atol=1e-6)
+
+
+def test_the_packaged_router_is_what_fit_rules_made_and_the_edge_runs(
+    evaluation: Evaluation,
+) -> None:
+    """The build cross-fitted (its evaluation data has no router data); fitting again on the
+    same outputs gives the very file in the package, and the edge scores with it."""
+    fitted = evaluation.fit()
+    assert fitted.notes == [
+        "learned router cross-fitted on the evaluation data (no router data given)"
+    ]
+    cascade = evaluation.manifest.cascade
+    assert cascade is not None
+    assert fitted.rules == cascade.rules[VARIANT]
+    assert fitted.best == cascade.best_rule[VARIANT]
+    file = f"router-{VARIANT}.onnx"
+    assert evaluation.model.package_dir is not None
+    assert fitted.files[file] == (evaluation.model.package_dir / file).read_bytes()
+
+    built_side = onnx_rule(fitted.files[file]).score(evaluation.probabilities)
+    _, edge_side = PackageAnswerer(evaluation.model).predict(evaluation.x, EscalationRule.LEARNED)
+    np.testing.assert_allclose(edge_side, built_side, atol=1e-6)
+    np.testing.assert_allclose(
+        evaluation.model.escalation_rule("learned").score(evaluation.probabilities),
+        built_side,
+        atol=1e-6,
+    )
+
+
+def test_cross_fitted_curves_are_not_drawn_by_the_model_on_its_own_training_rows(
+    evaluation: Evaluation,
+) -> None:
+    """The shipped router saw every evaluation row; the curve comes from the two halves'
+    routers, each scoring the half it did not see."""
+    cascade = evaluation.manifest.cascade
+    assert cascade is not None
+    shipped = evaluation.model.escalation_rule("learned").score(evaluation.probabilities)
+    in_sample = cascade_curve(shipped, evaluation.edge_correct, evaluation.cloud_correct)
+    assert cascade.curve(VARIANT, "learned") != in_sample
+
+
+def _rows_with_wrong(evaluation: Evaluation, rows: slice, wrong: int) -> np.ndarray:
+    """Row indices within `rows`: every right edge answer and the first `wrong` wrong ones."""
+    index = np.arange(len(evaluation.labels))[rows]
+    right = evaluation.edge_correct[index]
+    return np.sort(np.concatenate([index[right], index[~right][:wrong]]))
+
+
+@pytest.mark.parametrize("wrong", [MIN_WRONG - 1, MIN_WRONG])
+def test_a_router_needs_enough_wrong_answers_to_learn_from(
+    evaluation: Evaluation, wrong: int
+) -> None:
+    keep = _rows_with_wrong(evaluation, slice(None, ROUTER_ROWS), wrong)
+    router = RouterData(evaluation.probabilities[keep], evaluation.labels[keep])
+    fitted = evaluation.fit(slice(ROUTER_ROWS, None), router)
+    if wrong < MIN_WRONG:
+        assert "learned" not in fitted.rules
+        assert fitted.files == {}
+        assert fitted.notes == [f"no learned router: {wrong} wrong edge answers in the router data"]
+        assert set(fitted.rules) == set(RULE_NAMES) - {"learned"}
+    else:
+        assert "learned" in fitted.rules
+        assert fitted.notes == []
+
+
+def test_without_router_data_cross_fitting_needs_twice_as_many_wrong_answers(
+    evaluation: Evaluation,
+) -> None:
+    keep = _rows_with_wrong(evaluation, slice(None), 2 * MIN_WRONG - 1)
+    fitted = evaluation.fit(keep)
+    assert "learned" not in fitted.rules
+    assert fitted.notes == [
+        f"no learned router: {2 * MIN_WRONG - 1} wrong edge answers in the evaluation data"
+    ]
+
+
+def _curve(*points: tuple[float, float]) -> RuleCurve:
+    return RuleCurve(curve=[CurvePoint(threshold=e, escalated=e, accuracy=a) for e, a in points])
+
+
+def test_best_rule_is_the_fewest_escalations_to_the_reference_with_max_probability_on_ties() -> (
+    None
+):
+    reach_at_10 = _curve((0.0, 0.90), (0.10, 0.98), (1.0, 0.98))
+    reach_at_5 = _curve((0.0, 0.90), (0.05, 0.98), (1.0, 0.98))
+    never = _curve((0.0, 0.90), (1.0, 0.95))
+    same = dict.fromkeys(RULE_NAMES, reach_at_10)
+    assert best_rule(same, 0.98) == "max_probability"
+    assert best_rule({**same, "entropy": reach_at_5}, 0.98) == "entropy"
+    # two rules equally better than max-probability: the first in RULE_NAMES
+    assert best_rule({**same, "learned": reach_at_5, "margin": reach_at_5}, 0.98) == "margin"
+    # none reaching the reference: nothing to prefer, so the classic rule
+    assert best_rule(dict.fromkeys(RULE_NAMES, never), 0.98) == "max_probability"
+    # max-probability need not be first in the dict to win a tie
+    assert best_rule({"margin": reach_at_10, "max_probability": reach_at_10}, 0.98) == (
+        "max_probability"
+    )
+
+
+def test_best_rule_counts_reaching_within_a_tenth_of_a_point_of_the_reference() -> None:
+    near = _curve((0.0, 0.90), (0.05, 0.9791), (1.0, 0.98))
+    short = _curve((0.0, 0.90), (0.04, 0.9789), (0.20, 0.98), (1.0, 0.98))
+    assert best_rule({"max_probability": short, "margin": near}, 0.98) == "margin"
