@@ -67,3 +67,30 @@ def test_bad_database_url_is_a_usage_error(url: str, message: str) -> None:
 def test_bad_schema_name_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="schema"):
         open_database("postgresql+psycopg://postgres@127.0.0.1:5432/test", schema="x; drop")
+
+
+def test_a_database_from_before_the_escalation_rules_gains_their_columns(tmp_path: Path) -> None:
+    """A cloud upgraded in place keeps its assignments: the columns added since are added
+    (with their defaults), and the edge's deployment query works on the old rows."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = sa.create_engine(url)
+    with old.begin() as conn:  # the assignments table as tierwise made it before rules
+        conn.exec_driver_sql(
+            "CREATE TABLE assignments (site VARCHAR(128) NOT NULL, feature VARCHAR(128) NOT NULL,"
+            " package VARCHAR(128) NOT NULL, version INTEGER NOT NULL, placement VARCHAR(16)"
+            " NOT NULL, threshold FLOAT, deadline_ms FLOAT NOT NULL, escalate_budget_ms FLOAT,"
+            " updated_at FLOAT NOT NULL, PRIMARY KEY (site, feature))"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO assignments VALUES ('a', 'f', 'p', 1, 'cascade', 0.8, 150, NULL, 1)"
+        )
+    old.dispose()
+    db = open_database(url)
+    try:
+        with db.read() as conn:
+            row = conn.execute(
+                sa.text("SELECT rule, tie_share, planned_escalated, threshold FROM assignments")
+            ).one()
+        assert tuple(row) == ("max_probability", 0.0, None, 0.8)
+    finally:
+        db.dispose()

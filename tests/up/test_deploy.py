@@ -21,21 +21,37 @@ def test_the_edge_variants_best_rule_travels_with_its_threshold(
     variant = manifest.variant().name  # what the agent runs: the smallest
     assert variant == "int8"
     best = cascade.best_rule[variant]
-    rule, threshold = cascade_threshold(manifest, share)
+    rule, chosen = cascade_threshold(manifest, share)
     assert rule is EscalationRule(best)
     point = cascade.at_budget(variant, share, best)
-    assert threshold == point.threshold
-    assert point.escalated <= share
+    assert chosen == point
+    assert point.escalated <= share + 1e-12
     assignment = FeatureAssignment(
         package="digits",
         version=1,
         placement=Placement.CASCADE,
-        threshold=threshold,
+        threshold=chosen.threshold,
         rule=rule,
+        tie_share=chosen.tie_share,
         deadline_ms=100.0,
     )
     again = FeatureAssignment.model_validate_json(assignment.model_dump_json())
-    assert (again.rule, again.threshold) == (rule, threshold)
+    assert (again.rule, again.threshold, again.tie_share) == (
+        rule,
+        chosen.threshold,
+        chosen.tie_share,
+    )
+
+
+@pytest.mark.parametrize("rule", list(EscalationRule))
+def test_a_rule_the_spec_names_is_deployed_on_its_own_curve(
+    digits_packages: ScenarioPackages, rule: EscalationRule
+) -> None:
+    manifest = digits_packages.edge_manifest
+    assert manifest.cascade is not None
+    deployed, point = cascade_threshold(manifest, 0.05, rule)
+    assert deployed is rule
+    assert point == manifest.cascade.at_budget("int8", 0.05, rule.value)
 
 
 def test_a_package_without_a_cascade_has_no_threshold(digits_packages: ScenarioPackages) -> None:

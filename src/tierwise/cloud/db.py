@@ -215,11 +215,34 @@ def open_database(url: str, schema: str | None = None) -> Database:
     db = Database(engine)
     try:
         metadata.create_all(engine)
+        _add_new_columns(engine)
     except sa.exc.OperationalError as exc:
         engine.dispose()
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise UsageError(f"database {parsed.render_as_string()}: {reason}") from None
     return db
+
+
+def _add_new_columns(engine: Engine) -> None:
+    """Bring a database made by an earlier tierwise up to date: add the columns added since.
+
+    Each added column is nullable or has a server default, so the rows already there stay
+    valid; nothing is dropped, renamed or retyped (that would need real migrations).
+    """
+    with engine.begin() as conn:
+        inspector = sa.inspect(conn)
+        for table in metadata.sorted_tables:
+            have = {column["name"] for column in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in have:
+                    continue
+                if not (column.nullable or column.server_default is not None):
+                    raise UsageError(
+                        f"database table {table.name} lacks column {column.name}, which cannot "
+                        "be added to existing rows: start from a new database"
+                    )
+                ddl = sa.schema.CreateColumn(column).compile(dialect=engine.dialect)
+                conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {ddl}")
 
 
 def _sqlite_engine(url: sa.URL) -> Engine:

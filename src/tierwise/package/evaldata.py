@@ -68,6 +68,8 @@ def save_eval_data(path: str | Path, data: EvalData) -> None:
     arrays: dict[str, NDArray[Any]] = {"x": data.x, "y": data.y}
     if data.x_calibration is not None:
         arrays["x_calibration"] = data.x_calibration
+    if (data.router_p is None) != (data.router_y is None):
+        raise UsageError("router data needs both router_p and router_y")
     if data.router_p is not None and data.router_y is not None:
         arrays["router_p"], arrays["router_y"] = data.router_p, data.router_y
     np.savez_compressed(path, **arrays)  # type: ignore[arg-type]

@@ -151,6 +151,7 @@ def _fit(features: NDArray[np.float32], right: NDArray[np.bool_]) -> Any:
     from sklearn.model_selection import StratifiedKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
     folds = min(CV_FOLDS, int((~right).sum()))
     search = LogisticRegressionCV(
@@ -159,7 +160,9 @@ def _fit(features: NDArray[np.float32], right: NDArray[np.bool_]) -> Any:
         scoring="neg_log_loss",
         max_iter=5000,
     )
-    with warnings.catch_warnings():
+    # One BLAS thread: a fit this small is 5x slower when BLAS spreads it over a busy machine
+    # (1.2-1.9 s instead of 0.2-0.3 s, measured on 2 cores).
+    with warnings.catch_warnings(), threadpool_limits(1):
         warnings.simplefilter("ignore")  # sklearn's deprecation chatter about penalty defaults
         return make_pipeline(StandardScaler(), search).fit(features, right)
 

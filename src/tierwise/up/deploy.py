@@ -53,18 +53,24 @@ def manifest_of(packages: dict[str, ScenarioPackages], scenario: str, role: Role
     return built.edge_manifest if role == "edge" else built.cloud_manifest
 
 
-def cascade_threshold(manifest: Manifest, escalated: float) -> tuple[EscalationRule, CurvePoint]:
+def cascade_threshold(
+    manifest: Manifest, escalated: float, rule: EscalationRule | None = None
+) -> tuple[EscalationRule, CurvePoint]:
     """The escalation rule and the point of its curve escalating (at most) the planned share:
     its threshold and the share of ties at it that escalate.
 
-    The edge agent runs the package's smallest variant, so that variant's curves apply, and its
-    best rule (the fewest escalations to the cloud's accuracy on the evaluation data).
+    The edge agent runs the package's smallest variant, so that variant's curves apply; the
+    rule is the spec's (`cascade.rule`) or else the package's best (the fewest escalations to
+    the cloud's accuracy on the evaluation data).
     """
     if manifest.cascade is None:
         raise TierwiseError(f"package {manifest.name} has no cascade calibration curve")
     variant = manifest.variant().name
-    rule = manifest.cascade.best_rule[variant]
-    return EscalationRule(rule), manifest.cascade.at_budget(variant, escalated, rule)
+    name = rule.value if rule is not None else manifest.cascade.best_rule[variant]
+    if name not in manifest.cascade.rules[variant]:
+        known = ", ".join(manifest.cascade.rules[variant])
+        raise TierwiseError(f"package {manifest.name} has no {name} curve; it has {known}")
+    return EscalationRule(name), manifest.cascade.at_budget(variant, escalated, name)
 
 
 @dataclass
@@ -104,7 +110,7 @@ def deploy(
             threshold, tie_share, rule = None, 0.0, EscalationRule.MAX_PROBABILITY
             if run.mode == "cascade":
                 manifest = manifest_of(packages, run.scenario, run.local_role)
-                rule, point = cascade_threshold(manifest, run.escalated)
+                rule, point = cascade_threshold(manifest, run.escalated, run.rule)
                 threshold, tie_share = point.threshold, point.tie_share
                 entry["threshold"], entry["rule"] = threshold, rule.value
             assignment = FeatureAssignment(

@@ -21,6 +21,7 @@ from tierwise.errors import UsageError
 from tierwise.plan.evaluate import FeatureOutcome, Outcome
 from tierwise.spec.model import Feature, Model, Spec
 from tierwise.spec.scenario import Role
+from tierwise.spec.tiers import EscalationRule
 
 Mode = Literal["device", "edge", "cascade", "cloud", "direct"]
 Strategy = Literal["plan", "cloud-only"]
@@ -48,6 +49,7 @@ class FeatureRun:
     cloud_role: Role | None  # which scenario model answers in the cloud
     escalated: float  # planned share of requests sent to the cloud
     sites: tuple[SiteLoad, ...]
+    rule: EscalationRule | None = None  # a cascade's rule as the spec names it (else the best)
 
     @property
     def name(self) -> str:
@@ -119,7 +121,8 @@ def _feature_run(
         for site in spec.feature_sites(feature)
         if (n := site.counts.get(feature.device_class, 0)) > 0
     )
-    return FeatureRun(feature, predicted, mode, scenario, local, cloud, escalated, loads)
+    rule = model.cascade.rule if model.cascade is not None and mode == "cascade" else None
+    return FeatureRun(feature, predicted, mode, scenario, local, cloud, escalated, loads, rule)
 
 
 def scenarios_needed(runs: list[FeatureRun]) -> list[str]:
