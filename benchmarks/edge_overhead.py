@@ -3,7 +3,9 @@
     .venv/bin/python benchmarks/edge_overhead.py [--requests 3000] [--concurrency 8]
 
 Builds a signed digits package (scikit-learn's bundled data, logistic regression) with
-`tierwise.package`, installs it into an agent's data directory and starts `tierwise edge` as
+`tierwise.package`, calibrated as a cascade against a cloud model (3-nearest-neighbours) with
+a learned router (fitted on out-of-fold edge outputs on the training rows), installs it into
+an agent's data directory and starts `tierwise edge` as
 its own process (no cloud needed: the agent serves what is installed; its telemetry waits in
 the outbox). Then, for the same model file and the same single-row inputs:
 
@@ -19,6 +21,15 @@ with an fsync per group commit (durability=power, safe against power loss too); 
 installed uvicorn server stack (asyncio or uvloop, h11 or httptools: without the optional
 uvloop and httptools, e.g. on Windows, a user gets asyncio/h11).
 Target: HTTP p50 <= 2 ms, on every server stack.
+
+Then what the learned escalation rule costs next to max-probability, one-row inputs, the
+variants timed interleaved (round-robin, the first rotating) so load hits them alike:
+
+- in process: a bare ORT call, and the agent's `PackageAnswerer.predict` with either rule;
+- HTTP: the same package deployed as two cascade features, one per rule, threshold 0 (no
+  score is below it: nothing escalates, as there is no cloud, but the rule runs on every
+  request), requests alternating on one connection of the default agent.
+Target: the learned rule adds under 10% to the HTTP predict p50.
 """
 
 from __future__ import annotations
@@ -32,27 +43,38 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from tierwise.edge.device import DeviceConnection
 from tierwise.edge.serve import STACK_ENV, installed_server_stacks
+from tierwise.spec.tiers import EscalationRule
 
 FEATURE = "digits"
 PACKAGE = "digits-edge"
 TARGET_P50_MS = 2.0
+# The learned escalation rule vs the classic one: the same package deployed as a cascade.
+CASCADE_FEATURES = {
+    "digits-max-probability": EscalationRule.MAX_PROBABILITY,
+    "digits-learned": EscalationRule.LEARNED,
+}
+TARGET_LEARNED_EXTRA = 0.10  # the learned rule adds under 10% to the HTTP predict p50
 
 # Run as `python benchmarks/edge_overhead.py`: the repository root, home of the tests' shared
 # helpers, is not on the path by itself.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def build_and_install(root: Path) -> tuple[Path, Path, str]:
-    """A signed digits package installed under root/edge/packages; (public key, model, input)."""
+def build_and_install(root: Path) -> tuple[Path, Path, Path, str]:
+    """A signed digits package installed under root/edge/packages, calibrated as a cascade
+    against a cloud model, with a learned router; (public key, package dir, model, input)."""
     import joblib
     from sklearn.datasets import load_digits
     from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_predict
+    from sklearn.neighbors import KNeighborsClassifier
     from tests.edge.support import SITE
 
     from tierwise.package.build import BuildOptions, build_package
@@ -64,30 +86,57 @@ def build_and_install(root: Path) -> tuple[Path, Path, str]:
 
     data = load_digits()
     x, y = data.data.astype(np.float32) / 16.0, data.target
+    edge = LogisticRegression(max_iter=500)
     model_path = root / "digits.joblib"
-    joblib.dump(LogisticRegression(max_iter=500).fit(x[:1200], y[:1200]), model_path)
+    joblib.dump(edge.fit(x[:1200], y[:1200]), model_path)
+    cloud_path = root / "digits-cloud.joblib"
+    joblib.dump(KNeighborsClassifier(n_neighbors=3).fit(x[:1200], y[:1200]), cloud_path)
+    # What the learned router learns from: the edge model's answers on training rows it did
+    # not see (out of fold), with their labels.
+    router_p = cross_val_predict(edge, x[:1200], y[:1200], method="predict_proba")
     private, public = write_keypair(root / "keys", "bench")
     result = build_package(
         model_path,
-        EvalData(x=x[1200:], y=y[1200:], x_calibration=x[:200], source="digits"),
+        EvalData(
+            x=x[1200:],
+            y=y[1200:],
+            x_calibration=x[:200],
+            source="digits",
+            router_p=router_p.astype(np.float32),
+            router_y=y[:1200],
+        ),
         root / "package",
-        BuildOptions(name=PACKAGE, version=1, sign_key=private, latency_runs=20),
+        BuildOptions(
+            name=PACKAGE, version=1, sign_key=private, cloud_model=cloud_path, latency_runs=20
+        ),
     )
     packages = root / "edge" / "packages"
     install_package(result.path, packages / PACKAGE, [public])
-    spec = FeatureDeployment(
+    edge_spec = FeatureDeployment(
         package=PACKAGE,
         version=1,
         sha256="0" * 64,  # what the cloud would have announced; unused for an installed package
         placement=Placement.EDGE,
         deadline_ms=150,
     )
-    deployment = Deployment(site=SITE, features={FEATURE: spec}, etag="local")
+    # The same package as a cascade, once per rule. Threshold 0: no score is below it, so
+    # nothing escalates (there is no cloud) while the rule still runs on every request.
+    cascades = {
+        feature: edge_spec.model_copy(
+            update={"placement": Placement.CASCADE, "threshold": 0.0, "rule": rule}
+        )
+        for feature, rule in CASCADE_FEATURES.items()
+    }
+    features = {FEATURE: edge_spec, **cascades}
+    deployment = Deployment(site=SITE, features=features, etag="local")
     (packages / "deployment.json").write_text(deployment.model_dump_json(), "utf-8")
     installed = current_package(packages / PACKAGE)
     assert installed is not None
     manifest = result.manifest
-    return public, installed / manifest.variant(None).file, manifest.input.name
+    assert manifest.cascade is not None, "no cascade calibration"
+    variant = manifest.variant(None)
+    assert "learned" in manifest.cascade.rules[variant.name], f"no learned rule: {result.notes}"
+    return public, installed, installed / variant.file, manifest.input.name
 
 
 def closed_port() -> int:
@@ -175,6 +224,80 @@ def http_devices(url: str, rows: np.ndarray, concurrency: int) -> tuple[float, f
     return summarize(times, wall)
 
 
+def interleaved(
+    calls: dict[str, Callable[[np.ndarray], object]], rows: list[np.ndarray]
+) -> dict[str, list[float]]:
+    """Seconds per call of each variant on each row, timed round-robin with the first variant
+    rotating every row (as package/measure.py does), so background load hits them alike."""
+    names = list(calls)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for i, row in enumerate(rows):
+        for j in range(len(names)):
+            name = names[(i + j) % len(names)]
+            t = time.perf_counter()
+            calls[name](row)
+            times[name].append(time.perf_counter() - t)
+    return times
+
+
+def rule_cost_in_process(
+    package_dir: Path, public: Path, model_file: Path, input_name: str, rows: np.ndarray
+) -> dict[str, float]:
+    """p50 ms of one-row predicts: a bare ORT call, and the agent's `PackageAnswerer` with the
+    max-probability rule and with the learned rule, interleaved; 200 warm-up rows first."""
+    import onnxruntime as ort
+
+    from tierwise.edge.packages import PackageAnswerer
+    from tierwise.package.runtime import load_verified, session_options
+
+    session = ort.InferenceSession(
+        str(model_file), session_options(1), providers=["CPUExecutionProvider"]
+    )
+    answerer = PackageAnswerer(load_verified(package_dir, [public]))
+    calls: dict[str, Callable[[np.ndarray], object]] = {
+        "bare ORT": lambda row: session.run(None, {input_name: row}),
+        "max_probability": lambda row: answerer.predict(row, EscalationRule.MAX_PROBABILITY),
+        "learned": lambda row: answerer.predict(row, EscalationRule.LEARNED),
+    }
+    one_row = [row[None, :] for row in rows]
+    interleaved(calls, one_row[:200])
+    times = interleaved(calls, one_row)
+    return {name: float(np.percentile(t, 50)) * 1000 for name, t in times.items()}
+
+
+def rule_cost_http(url: str, rows: np.ndarray) -> dict[EscalationRule, tuple[float, float]]:
+    """(p50, p99) ms of one-row HTTP predicts on the cascade features, one connection, the
+    features' requests interleaved (first one rotating every row); 200 warm-up rows first."""
+    bodies = [json.dumps({"inputs": [row.tolist()]}).encode() for row in rows]
+    features = list(CASCADE_FEATURES)
+    times: dict[str, list[float]] = {feature: [] for feature in features}
+
+    async def run() -> None:
+        connection = DeviceConnection(url)
+        for feature in features:  # the cascade ran and kept the answer at the edge
+            status, answer = await connection.post(f"/v1/predict/{feature}", bodies[0])
+            assert status == 200, answer
+            assert json.loads(answer)["reason"] == "confident", answer
+        for i, body in enumerate(bodies[:200] + bodies):
+            for j in range(len(features)):
+                feature = features[(i + j) % len(features)]
+                t = time.perf_counter()
+                status, _ = await connection.post(f"/v1/predict/{feature}", body)
+                if i >= 200:
+                    times[feature].append(time.perf_counter() - t)
+                assert status == 200
+        connection.close()
+
+    asyncio.run(run())
+    return {
+        CASCADE_FEATURES[feature]: (
+            float(np.percentile(t, 50)) * 1000,
+            float(np.percentile(t, 99)) * 1000,
+        )
+        for feature, t in times.items()
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000)
@@ -185,12 +308,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="tierwise-edge-bench-") as tmp:
         root = Path(tmp)
         print("building and installing a signed digits package ...", flush=True)
-        public, model_file, input_name = build_and_install(root)
+        public, package_dir, model_file, input_name = build_and_install(root)
         from sklearn.datasets import load_digits
 
         x = load_digits().data.astype(np.float32) / 16.0
         rows = x[np.arange(args.requests) % len(x)]
         results = {"bare ONNX Runtime call": bare_ort(model_file, input_name, rows)}
+        in_process = rule_cost_in_process(package_dir, public, model_file, input_name, rows)
+        http_rules: dict[EscalationRule, tuple[float, float]] = {}
         cpu_ms: dict[str, float] = {}
         stacks = installed_server_stacks()
         runs = [("process", ""), ("power", "")] + [("process", stack) for stack in stacks]
@@ -203,6 +328,8 @@ def main() -> None:
                     before = cpu_seconds(proc.pid)
                     results[label] = http_devices(url, rows, conns)
                     cpu_ms[label] = (cpu_seconds(proc.pid) - before) / (len(rows) + 200) * 1000
+                if (durability, stack) == runs[0]:
+                    http_rules = rule_cost_http(url, rows)
             finally:
                 proc.terminate()
                 proc.wait(30)
@@ -233,6 +360,33 @@ def main() -> None:
         p50, p99, _ = results[f"HTTP predict, outbox process, {stack}"]
         verdict = "meets" if p50 <= TARGET_P50_MS else "MISSES"
         print(f"  {stack:20} {p50:8.3f} {p99:8.3f}  {verdict}")
+
+    print_rule_cost(in_process, http_rules)
+
+
+def print_rule_cost(
+    in_process: dict[str, float], http: dict[EscalationRule, tuple[float, float]]
+) -> None:
+    """The learned escalation rule's cost next to max-probability's, in process and over HTTP."""
+    print("\nescalation rule cost, one-row predicts, timed interleaved (p50 ms):")
+    bare, classic, learned = (in_process[k] for k in ("bare ORT", "max_probability", "learned"))
+    print(f"  {'bare ORT call (edge model)':44} {bare:8.3f}")
+    print(f"  {'PackageAnswerer.predict, max_probability':44} {classic:8.3f}")
+    print(
+        f"  {'PackageAnswerer.predict, learned':44} {learned:8.3f}   "
+        f"{learned / classic:.2f}x max_probability (+{(learned - classic) * 1000:.0f} us)"
+    )
+    (classic_p50, classic_p99) = http[EscalationRule.MAX_PROBABILITY]
+    (learned_p50, learned_p99) = http[EscalationRule.LEARNED]
+    print(f"  {'':44} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"  {'HTTP predict, cascade, max_probability':44} {classic_p50:8.3f} {classic_p99:8.3f}")
+    print(f"  {'HTTP predict, cascade, learned':44} {learned_p50:8.3f} {learned_p99:8.3f}")
+    extra = learned_p50 / classic_p50 - 1
+    verdict = "meets" if extra < TARGET_LEARNED_EXTRA else "MISSES"
+    print(
+        f"learned adds {extra * 100:+.1f}% to the HTTP predict p50 "
+        f"({learned_p50 / classic_p50:.3f}x): {verdict} the < 10% target"
+    )
 
 
 if __name__ == "__main__":

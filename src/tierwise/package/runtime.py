@@ -88,6 +88,8 @@ class PackageModel:
     def escalation_rule(self, name: str | None = None) -> EscalationRule:
         """The cascade's escalation rule `name` for this variant (default: the package's best),
         with its fitted temperature or its learned router file (hash-checked, then loaded)."""
+        if name in self._rules:  # the agent asks on every request: no manifest lookups
+            return self._rules[name]
         cascade = self.manifest.cascade
         if cascade is None or self.variant.name not in cascade.rules:
             if name in (None, DEFAULT_RULE):
@@ -169,7 +171,8 @@ def onnx_rule(onnx_bytes: bytes) -> EscalationRule:
 
     def right(features: NDArray[np.float32]) -> NDArray[np.float64]:
         (probs,) = session.run([output], {name: features})
-        return np.asarray(probs, dtype=np.float64)[:, 1]
+        column: NDArray[np.float64] = probs[:, 1].astype(np.float64)  # cast one column, not two
+        return column
 
     return Learned(right)
 
