@@ -18,8 +18,15 @@ import pytest
 
 from tierwise.edge.packages import PackageAnswerer
 from tierwise.package.calibrate import cascade_curve
-from tierwise.package.manifest import CurvePoint, Manifest, RuleCurve, read_manifest
-from tierwise.package.routers import MIN_WRONG, FittedRules, RouterData, best_rule, fit_rules
+from tierwise.package.manifest import Manifest, read_manifest
+from tierwise.package.routers import (
+    MIN_WRONG,
+    FittedRules,
+    RouterData,
+    best_rule,
+    error_auroc,
+    fit_rules,
+)
 from tierwise.package.runtime import PackageModel, load_verified, onnx_rule
 from tierwise.rules.routers import RULE_NAMES, fit_temperature, make_rule, router_features
 from tierwise.spec.tiers import EscalationRule
@@ -243,30 +250,23 @@ def test_without_router_data_cross_fitting_needs_twice_as_many_wrong_answers(
     ]
 
 
-def _curve(*points: tuple[float, float]) -> RuleCurve:
-    return RuleCurve(curve=[CurvePoint(threshold=e, escalated=e, accuracy=a) for e, a in points])
-
-
-def test_best_rule_is_the_fewest_escalations_to_the_reference_with_max_probability_on_ties() -> (
-    None
-):
-    reach_at_10 = _curve((0.0, 0.90), (0.10, 0.98), (1.0, 0.98))
-    reach_at_5 = _curve((0.0, 0.90), (0.05, 0.98), (1.0, 0.98))
-    never = _curve((0.0, 0.90), (1.0, 0.95))
-    same = dict.fromkeys(RULE_NAMES, reach_at_10)
-    assert best_rule(same, 0.98) == "max_probability"
-    assert best_rule({**same, "entropy": reach_at_5}, 0.98) == "entropy"
+def test_best_rule_ranks_wrong_answers_first_best_with_max_probability_on_ties() -> None:
+    same = dict.fromkeys(RULE_NAMES, 0.95)
+    assert best_rule(same) == "max_probability"
+    assert best_rule({**same, "entropy": 0.96}) == "entropy"
     # two rules equally better than max-probability: the first in RULE_NAMES
-    assert best_rule({**same, "learned": reach_at_5, "margin": reach_at_5}, 0.98) == "margin"
-    # none reaching the reference: nothing to prefer, so the classic rule
-    assert best_rule(dict.fromkeys(RULE_NAMES, never), 0.98) == "max_probability"
+    assert best_rule({**same, "learned": 0.97, "margin": 0.97}) == "margin"
+    # better by less than rounding is no better
+    assert best_rule({**same, "temperature": 0.95 + 1e-9}) == "max_probability"
     # max-probability need not be first in the dict to win a tie
-    assert best_rule({"margin": reach_at_10, "max_probability": reach_at_10}, 0.98) == (
-        "max_probability"
-    )
+    assert best_rule({"margin": 0.9, "max_probability": 0.9}) == "max_probability"
 
 
-def test_best_rule_counts_reaching_within_a_tenth_of_a_point_of_the_reference() -> None:
-    near = _curve((0.0, 0.90), (0.05, 0.9791), (1.0, 0.98))
-    short = _curve((0.0, 0.90), (0.04, 0.9789), (0.20, 0.98), (1.0, 0.98))
-    assert best_rule({"max_probability": short, "margin": near}, 0.98) == "margin"
+def test_error_auroc_is_the_chance_a_wrong_answer_scores_below_a_right_one() -> None:
+    right = np.array([False, False, True, True, True])
+    assert error_auroc(np.array([0.1, 0.2, 0.7, 0.8, 0.9]), right) == 1.0  # all wrong lowest
+    assert error_auroc(np.array([0.9, 0.8, 0.1, 0.2, 0.3]), right) == 0.0  # all wrong highest
+    assert error_auroc(np.full(5, 0.5), right) == 0.5  # ties count half
+    # one wrong answer (0.75) above one right answer (0.7): 5 of 6 pairs in order
+    assert error_auroc(np.array([0.1, 0.75, 0.7, 0.8, 0.9]), right) == pytest.approx(5 / 6)
+    assert error_auroc(np.array([0.1, 0.2]), np.array([True, True])) == 0.5  # nothing wrong
