@@ -22,10 +22,7 @@ def minimal() -> dict[str, Any]:
     return varied(MINIMAL)
 
 
-@pytest.fixture(scope="session")
-def digits_packages(tmp_path_factory: pytest.TempPathFactory) -> ScenarioPackages:
-    """The digits scenario's signed edge package (fp32 + INT8, every escalation rule's curve,
-    learned routers fitted on out-of-fold outputs) and cloud package: ~30 s, built once."""
+def _scenario_packages(name: str, tmp_path_factory: pytest.TempPathFactory) -> ScenarioPackages:
     from threadpoolctl import threadpool_limits
 
     from tierwise.scenarios.build import build_scenario_packages
@@ -34,5 +31,19 @@ def digits_packages(tmp_path_factory: pytest.TempPathFactory) -> ScenarioPackage
     # fighting over a busy 2-core machine (training already limits itself the same way).
     with threadpool_limits(1):
         return build_scenario_packages(
-            "digits", tmp_path_factory.mktemp("scenario-packages"), latency_runs=5
+            name, tmp_path_factory.mktemp(f"{name}-packages"), latency_runs=5
         )
+
+
+@pytest.fixture(scope="session")
+def digits_packages(tmp_path_factory: pytest.TempPathFactory) -> ScenarioPackages:
+    """The digits scenario's signed edge package (fp32 + INT8, every escalation rule's curve,
+    learned routers fitted on out-of-fold outputs) and cloud package: ~30 s, built once."""
+    return _scenario_packages("digits", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def transactions_packages(tmp_path_factory: pytest.TempPathFactory) -> ScenarioPackages:
+    """The transactions scenario's packages (a labelled generator: 6,000 rows, so its eval
+    and test splits hold 1,200 each), built once."""
+    return _scenario_packages("transactions", tmp_path_factory)

@@ -1,33 +1,40 @@
-"""A threshold from an escalation budget, for every rule of the digits package, as the edge runs it.
+"""A threshold from an escalation budget, for every rule of a scenario package, as the edge runs it.
 
-The package's curve for a rule says which threshold escalates at most the budget on the
-evaluation rows; the edge scores requests with the package runtime's rule (the learned one
-from its signed router file). On the evaluation rows that must reproduce the curve point
-exactly; on the test rows, which chose nothing, the share escalated must land near the budget.
+The package's curve for a rule says which threshold (and share of ties at it) escalates the
+budget on the evaluation rows; the edge scores requests with the package runtime's rule (the
+learned one from its signed router file) and breaks ties by each row's draw. On the evaluation
+rows that must reproduce the curve point; on the test rows, which chose nothing, the share
+escalated must land within a point of the budget.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
+from tierwise.package.evaldata import EvalData
+from tierwise.package.manifest import CurvePoint
 from tierwise.package.runtime import PackageModel, load_verified
-from tierwise.rules.escalation import is_hard
+from tierwise.rules.escalation import is_hard, tie_draws
 from tierwise.rules.routers import RULE_NAMES
 from tierwise.scenarios import get_scenario
 from tierwise.scenarios.build import ScenarioPackages
 
 BUDGET = 0.05
-# How far a share chosen on one split may land on another of the same size by chance alone
-# (the standard deviations of the difference of two binomial shares). With ~360 rows each,
-# one standard deviation is 1.6 points at a 5% share: a tighter band would test the split.
-SAMPLING_SDS = 3.0
+WITHIN = 0.01  # the issue's band: 5% +- 1 point
 
 
-def _model(packages: ScenarioPackages, variant: str) -> PackageModel:
-    return load_verified(packages.edge, [packages.public_key], variant)
+def _budget_hard(
+    packages: ScenarioPackages, variant: str, rule: str, data: EvalData
+) -> tuple[CurvePoint, PackageModel, np.ndarray]:
+    """The rule's point for the budget, the model, and which of `data`'s rows it escalates."""
+    cascade = packages.edge_manifest.cascade
+    assert cascade is not None
+    point = cascade.at_budget(variant, BUDGET, rule)
+    model = load_verified(packages.edge, [packages.public_key], variant)
+    score = model.escalation_rule(rule).score(model.predict(data.x).probabilities)
+    hard = is_hard(score, point.threshold, point.tie_share, tie_draws(data.x))
+    return point, model, np.asarray(hard, dtype=bool)
 
 
 @pytest.mark.parametrize("rule", RULE_NAMES)
@@ -35,49 +42,25 @@ def _model(packages: ScenarioPackages, variant: str) -> PackageModel:
 def test_the_budget_threshold_reproduces_its_curve_point_on_the_evaluation_rows(
     digits_packages: ScenarioPackages, variant: str, rule: str
 ) -> None:
-    cascade = digits_packages.edge_manifest.cascade
-    assert cascade is not None
-    point = cascade.at_budget(variant, BUDGET, rule)
-    assert BUDGET - 0.01 <= point.escalated <= BUDGET
-    splits = get_scenario("digits").splits
-    model = _model(digits_packages, variant)
-    edge = model.predict(splits.x_eval)
-    score = model.escalation_rule(rule).score(edge.probabilities)
-    hard = np.asarray(is_hard(score, point.threshold), dtype=bool)
-    assert hard.mean() == point.escalated
+    data = get_scenario("digits").eval_data()
+    point, model, hard = _budget_hard(digits_packages, variant, rule, data)
+    assert BUDGET - 0.01 <= point.escalated <= BUDGET + 1e-12
+    assert hard.mean() == pytest.approx(point.escalated, abs=1.5 / len(data.x))
     cloud = load_verified(digits_packages.cloud, [digits_packages.public_key])
-    cloud_right = cloud.predict(splits.x_eval).labels == splits.y_eval
-    joint = np.where(hard, cloud_right, edge.labels == splits.y_eval)
-    assert joint.mean() == pytest.approx(point.accuracy)
+    cloud_right = cloud.predict(data.x).labels == data.y
+    joint = np.where(hard, cloud_right, model.predict(data.x).labels == data.y)
+    assert joint.mean() == pytest.approx(point.accuracy, abs=1.5 / len(data.x))
 
 
 @pytest.mark.parametrize("rule", RULE_NAMES)
-@pytest.mark.parametrize("variant", ["fp32", "int8"])
-def test_the_budget_threshold_escalates_about_the_budget_on_the_test_rows(
-    digits_packages: ScenarioPackages, variant: str, rule: str
+def test_asked_for_5_percent_the_test_rows_escalate_5_percent_within_a_point(
+    transactions_packages: ScenarioPackages, rule: str
 ) -> None:
-    cascade = digits_packages.edge_manifest.cascade
-    assert cascade is not None
-    point = cascade.at_budget(variant, BUDGET, rule)
-    test = get_scenario("digits").test_data()
-    model = _model(digits_packages, variant)
-    score = model.escalation_rule(rule).score(model.predict(test.x).probabilities)
-    escalated = float(np.mean(is_hard(score, point.threshold)))
-    n_eval = digits_packages.edge_manifest.build.eval_samples
-    band = SAMPLING_SDS * math.sqrt(BUDGET * (1 - BUDGET) * (1 / n_eval + 1 / len(test.x)))
-    assert abs(escalated - BUDGET) <= band, f"{escalated:.2%} escalated, band ±{band:.2%}"
-
-
-def test_the_package_ships_every_rule_with_the_learned_one_as_a_signed_file(
-    digits_packages: ScenarioPackages,
-) -> None:
-    manifest = digits_packages.edge_manifest
-    cascade = manifest.cascade
-    assert cascade is not None
-    for variant in ("fp32", "int8"):
-        assert set(cascade.rules[variant]) == set(RULE_NAMES)
-        learned = cascade.rules[variant]["learned"]
-        assert learned.file == f"router-{variant}.onnx"
-        assert learned.file in manifest.files
-        assert cascade.rules[variant]["temperature"].temperature is not None
-        assert cascade.best_rule[variant] in RULE_NAMES
+    """On 1,200 test rows, with the threshold chosen on 1,200 others. Chance alone moves the
+    share by 0.9 points (one sd of the difference of two binomial shares at 5%), so this
+    band is tight: it holds here, and benchmarks/router.py shows it over five folds of every
+    scenario (a 360-row split, as digits has, moves it by 1.6 points)."""
+    test = get_scenario("transactions").test_data()
+    variant = transactions_packages.edge_manifest.variant().name
+    _, _, hard = _budget_hard(transactions_packages, variant, rule, test)
+    assert abs(hard.mean() - BUDGET) <= WITHIN, f"{hard.mean():.2%} escalated"
