@@ -64,11 +64,6 @@ class Evaluation:
             np.asarray(self.classes)[self.probabilities.argmax(axis=1)] == self.labels
         )
 
-    @property
-    def reference_accuracy(self) -> float:
-        assert self.manifest.cascade is not None
-        return self.manifest.cascade.reference.accuracy
-
     def fit(self, rows: Any = slice(None), router: RouterData | None = None) -> FittedRules:
         return fit_rules(
             VARIANT,
@@ -76,7 +71,6 @@ class Evaluation:
             self.labels[rows],
             self.classes,
             self.cloud_correct[rows],
-            self.reference_accuracy,
             router,
         )
 

@@ -195,9 +195,7 @@ def _calibrate(
     classes = list(exported.classes)
     for name, probs in probabilities.items():
         progress(f"fitting the escalation rules for {name}")
-        fitted = fit_rules(
-            name, probs, data.y, classes, cloud_correct, reference.accuracy, router_data
-        )
+        fitted = fit_rules(name, probs, data.y, classes, cloud_correct, router_data)
         rules[name], best[name] = fitted.rules, fitted.best
         files.update(fitted.files)
         notes.extend(f"{name}: {note}" for note in fitted.notes)

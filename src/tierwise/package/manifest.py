@@ -122,8 +122,8 @@ class CascadeCalibration(_Frozen):
         description="variant -> rule name -> its parameters and calibration curve"
     )
     best_rule: dict[str, str] = Field(
-        description="per variant, the rule reaching the reference accuracy (less 0.1 point) "
-        "with the fewest escalations on the evaluation data; max_probability on ties"
+        description="per variant, the closed-form rule ranking the edge's wrong answers first "
+        "best (error AUROC on the eval rows and router data); max_probability on ties"
     )
     oracle_escalated: dict[str, float] = Field(
         description="per variant, its error rate: the share a perfect router would escalate"

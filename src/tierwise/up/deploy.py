@@ -60,8 +60,8 @@ def cascade_threshold(
     its threshold and the share of ties at it that escalate.
 
     The edge agent runs the package's smallest variant, so that variant's curves apply; the
-    rule is the spec's (`cascade.rule`) or else the package's best (the fewest escalations to
-    the cloud's accuracy on the evaluation data).
+    rule is the spec's (`cascade.rule`) or else the package's best (`best_rule`: the rule
+    that ranks the edge's wrong answers first best; package/routers.py).
     """
     if manifest.cascade is None:
         raise TierwiseError(f"package {manifest.name} has no cascade calibration curve")
