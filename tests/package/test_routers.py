@@ -210,27 +210,6 @@ def test_the_router_graph_computes_router_features_to_float32_precision(classes:
     np.testing.assert_allclose(in_graph, router_features(p), rtol=2.5e-7, atol=2.5e-7)
 
 
-def test_a_router_file_exported_before_the_features_moved_into_the_graph_still_scores() -> None:
-    """A package built earlier ships a router taking router_features (skl2onnx's input "X"):
-    the edge computes them for it and scores as the fused router does."""
-    from skl2onnx import to_onnx
-
-    from tierwise.package.routers import _export, _fit
-
-    rng = np.random.default_rng(0)
-    p = rng.dirichlet(np.full(10, 0.3), size=400).astype(np.float32)
-    model = _fit(router_features(p[:300]), rng.random(300) < p[:300].max(axis=1))
-    options = {id(model.steps[-1][1]): {"zipmap": False}, id(model): {"zipmap": False}}
-    earlier = to_onnx(
-        model, router_features(p[:1]), options=options, target_opset={"": 17, "ai.onnx.ml": 3}
-    )
-    np.testing.assert_allclose(
-        onnx_rule(earlier.SerializeToString()).score(p[300:]),
-        onnx_rule(_export(model, classes=10)).score(p[300:]),
-        atol=1e-6,
-    )
-
-
 def test_the_packaged_router_is_what_fit_rules_made_and_the_edge_runs(
     evaluation: Evaluation,
 ) -> None:

@@ -28,10 +28,7 @@ from tierwise.rules.routers import (
     EscalationRule,
     Learned,
     make_rule,
-    router_features,
 )
-
-PRE_FUSION_INPUT = "X"  # a router file that takes router_features, not class probabilities
 
 
 @dataclass(frozen=True)
@@ -173,20 +170,16 @@ def onnx_rule(onnx_bytes: bytes) -> EscalationRule:
     """The learned rule running an exported router (what the edge runs, byte for byte).
 
     The router graph takes the edge model's class probabilities [N, classes] and computes its
-    features itself (package/routers.py), so one ONNX Runtime call scores a request. A router
-    file exported before that takes the features (skl2onnx's input "X"): it is fed
-    `router_features`, so packages already installed keep their rule.
+    features itself (package/routers.py), so one ONNX Runtime call scores a request.
     """
     session = ort.InferenceSession(
         onnx_bytes, sess_options=session_options(1), providers=["CPUExecutionProvider"]
     )
     name = session.get_inputs()[0].name
     output = "probabilities"  # the regression's, without zipmap: [N, 2] for False, True
-    takes_features = name == PRE_FUSION_INPUT
 
     def right(probabilities: NDArray[np.float32]) -> NDArray[np.float64]:
-        feed = router_features(probabilities) if takes_features else probabilities
-        (probs,) = session.run([output], {name: feed})
+        (probs,) = session.run([output], {name: probabilities})
         column: NDArray[np.float64] = probs[:, 1].astype(np.float64)  # cast one column, not two
         return column
 
