@@ -163,11 +163,51 @@ def test_the_exported_router_scores_as_the_fitted_scikit_learn_model() -> None:
     rng = np.random.default_rng(0)
     p = rng.dirichlet(np.full(10, 0.3), size=400)
     right = rng.random(400) < p.max(axis=1)  # surer rows are right more often
-    features = router_features(p[:300])
-    model = _fit(features, right[:300])
-    exported = onnx_rule(_export(model, features))
+    model = _fit(router_features(p[:300]), right[:300])
+    exported = onnx_rule(_export(model, classes=10))
     expected = model.predict_proba(router_features(p[300:]))[:, 1]
     np.testing.assert_allclose(exported.score(p[300:]), expected, atol=1e-6)
+
+
+def test_the_exported_router_is_one_graph_from_class_probabilities() -> None:
+    """What the edge feeds it is the edge model's output; what it answers is the regression's
+    probabilities, no label branch."""
+    import onnx
+
+    from tierwise.package.export import ONNX_OPSET
+    from tierwise.package.routers import PROBABILITIES, _export, _fit
+
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.full(4, 0.3), size=100)
+    model = _fit(router_features(p), rng.random(100) < p.max(axis=1))
+    graph = onnx.load_from_string(_export(model, classes=4))
+    onnx.checker.check_model(graph, full_check=True)
+    (given,) = graph.graph.input
+    assert given.name == PROBABILITIES
+    assert [d.dim_value for d in given.type.tensor_type.shape.dim][1:] == [4]
+    assert [o.name for o in graph.graph.output] == ["probabilities"]
+    assert {o.domain: o.version for o in graph.opset_import}[""] == ONNX_OPSET
+    assert len(graph.opset_import) == len({o.domain for o in graph.opset_import})
+
+
+@pytest.mark.parametrize("classes", [2, 3, 10])
+def test_the_router_graph_computes_router_features_to_float32_precision(classes: int) -> None:
+    """The features the edge's graph computes (float32) are those the router was fitted on
+    (router_features: float64, then float32): within two float32 steps, zeros included."""
+    import onnxruntime as ort
+
+    from tierwise.package.routers import FEATURES, PROBABILITIES, feature_graph
+
+    rng = np.random.default_rng(classes)
+    p = rng.dirichlet(np.full(classes, 0.3), size=2000).astype(np.float32)
+    p[:3] = np.eye(classes, dtype=np.float32)[0]  # sure rows: zeros to clip before the log
+    p[3] = 1 / classes  # a tie for the top
+    session = ort.InferenceSession(
+        feature_graph(classes).SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    (in_graph,) = session.run([FEATURES], {PROBABILITIES: p})
+    assert in_graph.dtype == np.float32
+    np.testing.assert_allclose(in_graph, router_features(p), rtol=2.5e-7, atol=2.5e-7)
 
 
 def test_the_packaged_router_is_what_fit_rules_made_and_the_edge_runs(

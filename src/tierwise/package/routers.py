@@ -9,8 +9,9 @@ still drawn on rows their model did not see; the shipped model is then fitted on
 
 The learned router is a scikit-learn logistic regression (its strength chosen by 5-fold
 cross-validated log-loss on the router data, not by looking at any test split), exported to
-ONNX; its curve is drawn by ONNX Runtime on the exported bytes, so the curve is the curve of
-what the edge runs.
+ONNX as one graph from the edge model's class probabilities to its answer (`feature_graph`,
+the features in float32, then skl2onnx's graph of the pipeline); its curve is drawn by ONNX
+Runtime on the exported bytes, so the curve is the curve of what the edge runs.
 
 Build side: scikit-learn, skl2onnx and scipy are imported inside functions.
 """
@@ -27,12 +28,15 @@ from tierwise.package.calibrate import cascade_curve
 from tierwise.package.manifest import RuleCurve
 from tierwise.package.runtime import onnx_rule
 from tierwise.rules.routers import DEFAULT_RULE, RULE_NAMES, make_rule, router_features
+from tierwise.rules.routers.learned import TINY
 from tierwise.rules.routers.temperature import fit_temperature
 
 STRENGTHS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)  # inverse regularization searched by CV
 CV_FOLDS = 5
 SEED = 0
 MIN_WRONG = 4  # fewer wrong answers than this to learn from: no learned rule (said in a note)
+PROBABILITIES = "class_probabilities"  # the router graph's input: the edge model's output
+FEATURES = "router_features"  # the feature nodes' output, the regression's input
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,7 @@ def _learned_scores(
         if wrong < MIN_WRONG:
             notes.append(f"no learned router: {wrong} wrong edge answers in the router data")
             return None
-        onnx_bytes = _export(_fit(router_features(fit_p), right), router_features(fit_p))
+        onnx_bytes = _export(_fit(router_features(fit_p), right), fit_p.shape[1])
         return onnx_bytes, onnx_rule(onnx_bytes).score(probabilities)
     wrong = int((~edge_correct).sum())
     if wrong < 2 * MIN_WRONG:
@@ -164,9 +168,9 @@ def _learned_scores(
     halves = _halves(edge_correct)
     cross = np.empty(len(features))
     for held, used in (halves, halves[::-1]):
-        model = _export(_fit(features[used], edge_correct[used]), features)
+        model = _export(_fit(features[used], edge_correct[used]), probabilities.shape[1])
         cross[held] = onnx_rule(model).score(probabilities[held])
-    return _export(_fit(features, edge_correct), features), cross
+    return _export(_fit(features, edge_correct), probabilities.shape[1]), cross
 
 
 def _fit(features: NDArray[np.float32], right: NDArray[np.bool_]) -> Any:
@@ -192,15 +196,76 @@ def _fit(features: NDArray[np.float32], right: NDArray[np.bool_]) -> Any:
         return make_pipeline(StandardScaler(), search).fit(features, right)
 
 
-def _export(model: Any, sample: NDArray[np.float32]) -> bytes:
+def _export(model: Any, classes: int) -> bytes:
+    """The fitted pipeline as one ONNX graph from class probabilities [N, classes] float32 to
+    "probabilities" [N, 2] (column 1: the edge answer is right): `feature_graph` feeding
+    skl2onnx's graph of the pipeline, so the edge pays one ONNX Runtime call per request."""
+    import onnx.compose
+    from onnx import helper
     from skl2onnx import to_onnx
 
     from tierwise.package.export import ONNX_OPSET
 
     options = {id(model.steps[-1][1]): {"zipmap": False}, id(model): {"zipmap": False}}
     opsets = {"": ONNX_OPSET, "ai.onnx.ml": 3}
-    onx = to_onnx(model, sample[:1], options=options, target_opset=opsets)
-    return bytes(onx.SerializeToString())
+    sample = np.zeros((1, 4 + 2 * classes), dtype=np.float32)
+    regression = to_onnx(model, sample, options=options, target_opset=opsets)
+    features = feature_graph(classes)
+    features.ir_version = regression.ir_version  # merge_models wants them equal
+    fused = onnx.compose.merge_models(
+        features,
+        regression,
+        io_map=[(FEATURES, regression.graph.input[0].name)],
+        outputs=["probabilities"],  # the label branch is for nobody: the rule reads column 1
+    )
+    versions = {opset.domain: opset.version for opset in fused.opset_import}
+    del fused.opset_import[:]  # skl2onnx and the merge each repeat the default domain
+    fused.opset_import.extend(helper.make_opsetid(d, v) for d, v in versions.items())
+    return bytes(fused.SerializeToString())
+
+
+def feature_graph(classes: int) -> Any:
+    """`router_features` as an ONNX graph: class probabilities [N, classes] float32 (input
+    PROBABILITIES) -> [N, 4 + 2 * classes] float32 (output FEATURES), the same columns in the
+    same order, computed in float32 (tests/package/test_routers.py compares the two)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from tierwise.package.export import ONNX_OPSET
+
+    def const(name: str, value: Any, dtype: Any) -> Any:
+        return helper.make_node(
+            "Constant", [], [name], value=numpy_helper.from_array(np.asarray(value, dtype), name)
+        )
+
+    nodes = [
+        const("tiny", TINY, np.float32),
+        const("one", 1.0, np.float32),
+        const("two", [2], np.int64),
+        const("class_axis", [1], np.int64),
+        const("split_one_one", [1, 1], np.int64),
+        const("minus_log_classes", -np.log(classes), np.float32),
+        # logs of the probabilities clipped to [TINY, 1]: kept away from -inf
+        helper.make_node("Clip", [PROBABILITIES, "tiny", "one"], ["clipped"]),
+        helper.make_node("Log", ["clipped"], ["logs"]),
+        # top and runner-up (TopK sorts them), their margin
+        helper.make_node("TopK", [PROBABILITIES, "two"], ["top_two", "top_two_at"], axis=1),
+        helper.make_node("Split", ["top_two", "split_one_one"], ["top", "second"], axis=1),
+        helper.make_node("Sub", ["top", "second"], ["margin"]),
+        # normalized entropy: -sum(p log p) / log(classes)
+        helper.make_node("Mul", [PROBABILITIES, "logs"], ["p_log_p"]),
+        helper.make_node("ReduceSum", ["p_log_p", "class_axis"], ["sum_p_log_p"], keepdims=1),
+        helper.make_node("Div", ["sum_p_log_p", "minus_log_classes"], ["entropy"]),
+        helper.make_node(
+            "Concat", ["top_two", "margin", "entropy", PROBABILITIES, "logs"], [FEATURES], axis=1
+        ),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "router_features",
+        [helper.make_tensor_value_info(PROBABILITIES, TensorProto.FLOAT, ["N", classes])],
+        [helper.make_tensor_value_info(FEATURES, TensorProto.FLOAT, ["N", 4 + 2 * classes])],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET)])
 
 
 def _halves(edge_correct: NDArray[np.bool_]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:

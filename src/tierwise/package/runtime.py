@@ -23,7 +23,12 @@ from numpy.typing import NDArray
 from tierwise.errors import UsageError, VerificationError
 from tierwise.package.manifest import Manifest, VariantEntry, read_manifest, sha256_bytes
 from tierwise.package.verify import verify_package
-from tierwise.rules.routers import DEFAULT_RULE, EscalationRule, Learned, make_rule
+from tierwise.rules.routers import (
+    DEFAULT_RULE,
+    EscalationRule,
+    Learned,
+    make_rule,
+)
 
 
 @dataclass(frozen=True)
@@ -162,15 +167,19 @@ def read_checked(package_dir: str | Path, manifest: Manifest, file: str) -> byte
 
 
 def onnx_rule(onnx_bytes: bytes) -> EscalationRule:
-    """The learned rule running an exported router (what the edge runs, byte for byte)."""
+    """The learned rule running an exported router (what the edge runs, byte for byte).
+
+    The router graph takes the edge model's class probabilities [N, classes] and computes its
+    features itself (package/routers.py), so one ONNX Runtime call scores a request.
+    """
     session = ort.InferenceSession(
         onnx_bytes, sess_options=session_options(1), providers=["CPUExecutionProvider"]
     )
     name = session.get_inputs()[0].name
-    output = "probabilities"  # skl2onnx's name without zipmap: [N, 2] for classes False, True
+    output = "probabilities"  # the regression's, without zipmap: [N, 2] for False, True
 
-    def right(features: NDArray[np.float32]) -> NDArray[np.float64]:
-        (probs,) = session.run([output], {name: features})
+    def right(probabilities: NDArray[np.float32]) -> NDArray[np.float64]:
+        (probs,) = session.run([output], {name: probabilities})
         column: NDArray[np.float64] = probs[:, 1].astype(np.float64)  # cast one column, not two
         return column
 

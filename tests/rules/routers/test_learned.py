@@ -1,4 +1,4 @@
-"""Learned: any model from router features to P(edge answer is right) becomes a rule."""
+"""Learned: any model from class probabilities to P(edge answer is right) becomes a rule."""
 
 from __future__ import annotations
 
@@ -34,15 +34,15 @@ def test_router_features_are_one_contiguous_row_per_input_row() -> None:
 
 
 def test_the_models_probability_is_the_score() -> None:
-    """A 'model' reading the top-probability feature back is max-probability."""
+    """A 'model' answering the top probability is max-probability."""
     seen: list[np.ndarray] = []
 
-    def top_feature(features: np.ndarray) -> np.ndarray:
-        seen.append(features)
-        return features[:, 0].astype(np.float64)
+    def top_probability(probabilities: np.ndarray) -> np.ndarray:
+        seen.append(probabilities)
+        return probabilities.max(axis=1).astype(np.float64)
 
     rows = np.random.default_rng(1).dirichlet(np.ones(5), size=30)
-    score = Learned(top_feature).score(rows)
+    score = Learned(top_probability).score(rows)
     assert score.shape == (30,)
     assert score.dtype == np.float64
     np.testing.assert_allclose(score, rows.max(axis=1), atol=1e-7)
@@ -51,8 +51,8 @@ def test_the_models_probability_is_the_score() -> None:
 
 
 def test_a_column_of_answers_is_flattened_and_kept_in_the_unit_interval() -> None:
-    def overshooting(features: np.ndarray) -> np.ndarray:
-        return (features[:, :1] * 4 - 1.5).astype(np.float64)  # [N, 1], outside [0, 1] too
+    def overshooting(probabilities: np.ndarray) -> np.ndarray:
+        return (probabilities[:, :1] * 4 - 1.5).astype(np.float64)  # [N, 1], outside [0, 1] too
 
     rows = np.array([[0.9, 0.1], [0.5, 0.5], [0.6, 0.4]])
     np.testing.assert_allclose(Learned(overshooting).score(rows), [1.0, 0.5, 0.9], atol=1e-6)

@@ -7,8 +7,11 @@ entropy, and the whole probability vector with its logs — learns that from hel
 outputs with their labels (package/routers.py trains it and exports it to ONNX). Its
 probability of "right" is the score.
 
-The model itself is any callable from features to that probability; at the edge it is an
-ONNX Runtime session over the package's signed router file (package/runtime.py).
+The model itself is any callable from class probabilities to that probability; at the edge
+it is an ONNX Runtime session over the package's signed router file (package/runtime.py),
+one graph that computes these same features and then the regression, so a request pays one
+ONNX Runtime call and no numpy features. `router_features` is what training fits on, and what
+the graph's feature nodes are tested against.
 """
 
 from __future__ import annotations
@@ -29,12 +32,10 @@ def router_features(probabilities: Probabilities) -> NDArray[np.float32]:
     Columns: the top probability, the runner-up, their margin, the normalized entropy, then
     the probabilities and their logs.
     """
-    # The agent runs this on every request of a learned cascade, one row at a time, where a
-    # numpy call costs far more than its arithmetic on a row, and a call through a Python
-    # wrapper (np.clip, np.partition, ndarray.sum) more again: so each log is taken once (the
-    # entropy reuses them), in place, every block is written straight into the result, and
-    # only ufuncs and C methods are called. The features are bit for bit those of the plain
-    # formulas (clip, log, partition, hstack), so the curves fitted with them still hold.
+    # Each log is taken once (the entropy reuses them), in place, and every block is written
+    # straight into the result: bit for bit the plain formulas (clip, log, partition, hstack).
+    # The edge no longer runs this (the router graph computes the features itself, in
+    # float32); package/routers.py fits on it, tests/package/test_routers.py checks the graph.
     p = np.asarray(probabilities, dtype=np.float64)
     rows, classes = p.shape
     logs = np.maximum(p, TINY)  # clipped to [TINY, 1]: keeps log away from -inf
@@ -57,10 +58,11 @@ class Learned:
     name = "learned"
 
     def __init__(self, model: Callable[[NDArray[np.float32]], FloatArray]) -> None:
-        self.model = model  # router features -> P(edge answer is right), one per row
+        self.model = model  # class probabilities -> P(edge answer is right), one per row
 
     def score(self, probabilities: Probabilities) -> FloatArray:
-        right = np.asarray(self.model(router_features(probabilities)), dtype=np.float64)
+        p = np.asarray(probabilities, dtype=np.float32)  # what an ONNX session takes
+        right = np.asarray(self.model(p), dtype=np.float64)
         # Clipped to [0, 1] by the ufuncs themselves: np.clip's Python wrappers cost more.
         score: FloatArray = np.minimum(np.maximum(right.reshape(-1), 0.0), 1.0)
         return score
