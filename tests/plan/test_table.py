@@ -258,20 +258,39 @@ def _cascade_spec(max_escalated: str | None = None, **changes: Any) -> Spec:
 
 
 def _cascade_shares(spec: Spec) -> list[float]:
+    """The escalated shares of the cascade candidates that break no rule."""
     (candidates,) = enumerate_candidates(spec)
-    return [c.escalated for c in candidates if c.placement is Placement.CASCADE]
+    return [
+        c.escalated for c in candidates if c.placement is Placement.CASCADE and not c.violations
+    ]
 
 
-def test_an_escalation_budget_keeps_the_cascade_to_curve_points_within_it() -> None:
+def test_an_escalation_budget_rules_out_the_cascade_points_above_it_and_says_why() -> None:
     assert _cascade_shares(_cascade_spec()) == pytest.approx([0.05, 0.10, 0.20])
     assert _cascade_shares(_cascade_spec(max_escalated="10%")) == pytest.approx([0.05, 0.10])
     assert _cascade_shares(_cascade_spec(max_escalated="4%")) == []  # no cascade at all
+    (candidates,) = enumerate_candidates(_cascade_spec(max_escalated="10%"))
+    over = [c for c in candidates if c.placement is Placement.CASCADE and c.escalated > 0.10]
+    assert [c.violations for c in over] == [["escalates 20.0% > budget 10.0%"]]
     # the other placements are untouched by it
     (everything,) = enumerate_candidates(_cascade_spec())
     (within,) = enumerate_candidates(_cascade_spec(max_escalated="4%"))
-    assert [c.label for c in within] == [
-        c.label for c in everything if c.placement is not Placement.CASCADE
+    others = [c for c in everything if c.placement is not Placement.CASCADE]
+    assert [(c.label, c.violations) for c in within if c.placement is not Placement.CASCADE] == [
+        (c.label, c.violations) for c in others
     ]
+
+
+def test_an_escalation_budget_in_requests_per_second_counts_every_site() -> None:
+    # MINIMAL: 10 devices at 5/s = 50/s; 4 escalations/s is 8% of them
+    spec = _cascade_spec(models__0__cascade__max_escalation_rate="4/s")
+    (candidates,) = enumerate_candidates(spec)
+    cascade = {c.escalated: c.violations for c in candidates if c.placement is Placement.CASCADE}
+    assert cascade[0.05] == []
+    for share in (0.10, 0.20):
+        assert cascade[share] == [
+            f"escalating {share:.1%} of requests exceeds the cloud's budget of 4 escalations/s"
+        ]
 
 
 def test_a_plan_never_escalates_more_than_the_budget_to_reach_an_accuracy_floor() -> None:
