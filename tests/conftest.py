@@ -22,7 +22,14 @@ def minimal() -> dict[str, Any]:
     return varied(MINIMAL)
 
 
-def _scenario_packages(name: str, tmp_path_factory: pytest.TempPathFactory) -> ScenarioPackages:
+@pytest.fixture(scope="session")
+def scenario_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One package cache for the session: a scenario's packages are built once (training, its
+    out-of-fold router data, every rule's curve) for the fixtures below and `tierwise up`."""
+    return tmp_path_factory.mktemp("scenario-packages")
+
+
+def _scenario_packages(name: str, cache: Path) -> ScenarioPackages:
     from threadpoolctl import threadpool_limits
 
     from tierwise.scenarios.build import build_scenario_packages
@@ -30,20 +37,18 @@ def _scenario_packages(name: str, tmp_path_factory: pytest.TempPathFactory) -> S
     # One BLAS thread: the routers' cross-validation runs ~5x slower with BLAS threads
     # fighting over a busy 2-core machine (training already limits itself the same way).
     with threadpool_limits(1):
-        return build_scenario_packages(
-            name, tmp_path_factory.mktemp(f"{name}-packages"), latency_runs=5
-        )
+        return build_scenario_packages(name, cache, latency_runs=5)
 
 
 @pytest.fixture(scope="session")
-def digits_packages(tmp_path_factory: pytest.TempPathFactory) -> ScenarioPackages:
+def digits_packages(scenario_cache: Path) -> ScenarioPackages:
     """The digits scenario's signed edge package (fp32 + INT8, every escalation rule's curve,
     learned routers fitted on out-of-fold outputs) and cloud package: ~30 s, built once."""
-    return _scenario_packages("digits", tmp_path_factory)
+    return _scenario_packages("digits", scenario_cache)
 
 
 @pytest.fixture(scope="session")
-def transactions_packages(tmp_path_factory: pytest.TempPathFactory) -> ScenarioPackages:
+def transactions_packages(scenario_cache: Path) -> ScenarioPackages:
     """The transactions scenario's packages (a labelled generator: 6,000 rows, so its eval
     and test splits hold 1,200 each), built once."""
-    return _scenario_packages("transactions", tmp_path_factory)
+    return _scenario_packages("transactions", scenario_cache)

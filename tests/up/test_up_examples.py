@@ -27,8 +27,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("packages")
+def cache(scenario_cache: Path) -> Path:
+    """The session's package cache: packages the other tests built are reused, not rebuilt."""
+    return scenario_cache
 
 
 def _up(
