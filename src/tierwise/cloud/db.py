@@ -214,8 +214,9 @@ def open_database(url: str, schema: str | None = None) -> Database:
         raise UsageError(f"database URL {url!r}: only sqlite:// and postgresql:// are supported")
     db = Database(engine)
     try:
+        existing = set(sa.inspect(engine).get_table_names())
         metadata.create_all(engine)
-        _add_new_columns(engine)
+        _add_new_columns(engine, existing)
     except sa.exc.OperationalError as exc:
         engine.dispose()
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
@@ -223,7 +224,7 @@ def open_database(url: str, schema: str | None = None) -> Database:
     return db
 
 
-def _add_new_columns(engine: Engine) -> None:
+def _add_new_columns(engine: Engine, existing: set[str]) -> None:
     """Bring a database made by an earlier tierwise up to date: add the columns added since.
 
     Each added column is nullable or has a server default, so the rows already there stay
@@ -232,6 +233,8 @@ def _add_new_columns(engine: Engine) -> None:
     with engine.begin() as conn:
         inspector = sa.inspect(conn)
         for table in metadata.sorted_tables:
+            if table.name not in existing:
+                continue  # made just now, whole
             have = {column["name"] for column in inspector.get_columns(table.name)}
             for column in table.columns:
                 if column.name in have:
