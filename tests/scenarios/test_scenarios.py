@@ -30,7 +30,7 @@ def test_the_split_is_60_20_20_stratified_and_fixed(name: str) -> None:
     classes = np.unique(s.y_train)
     for part in (s.y_eval, s.y_test):
         assert set(np.unique(part)) == set(classes)
-    data = get_scenario(name).eval_data()
+    data = get_scenario(name).eval_data(router_data=False)  # router data: test_routers.py
     assert data.source == f"scenario:{name}"
     assert data.x_calibration is not None
     np.testing.assert_array_equal(data.x, s.x_eval)

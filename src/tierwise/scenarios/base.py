@@ -132,17 +132,23 @@ class Scenario(ABC):
         """`out_of_fold` on the scenario's own split (computed once)."""
         return self.out_of_fold(self.splits)
 
-    def eval_data(self, splits: Splits | None = None, source: str | None = None) -> EvalData:
+    def eval_data(
+        self, splits: Splits | None = None, source: str | None = None, router_data: bool = True
+    ) -> EvalData:
         """What `tierwise package --data <scenario>` evaluates and calibrates on (or the same
-        from another split of the data)."""
+        from another split of the data); `router_data=False` leaves out the out-of-fold
+        outputs, the one part that takes training (seconds to a minute)."""
         s = splits or self.splits
+        router_p = None
+        if router_data:
+            router_p = self.router_probabilities if splits is None else self.out_of_fold(s)
         return EvalData(
             s.x_eval,
             s.y_eval,
             s.x_train[:CALIBRATION_SAMPLES],
             source or f"scenario:{self.name}",
-            router_p=self.router_probabilities if splits is None else self.out_of_fold(s),
-            router_y=s.y_train,
+            router_p=router_p,
+            router_y=s.y_train if router_data else None,
         )
 
     def test_data(self) -> EvalData:
