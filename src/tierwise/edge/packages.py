@@ -112,6 +112,4 @@ class PackageAnswerer:
         self, inputs: Floats2D, rule: EscalationRule = EscalationRule.MAX_PROBABILITY
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         probabilities = self.model.predict(inputs).probabilities.astype(np.float64)
-        if rule is EscalationRule.MAX_PROBABILITY or len(probabilities) == 0:
-            return probabilities, probabilities.max(axis=1, initial=0.0)
         return probabilities, self.model.escalation_rule(rule.value).score(probabilities)

@@ -75,14 +75,10 @@ def fit_rules(
         fit_p, fit_columns = np.asarray(probabilities, dtype=np.float64), columns
     temperature = fit_temperature(fit_p[fit_columns >= 0], fit_columns[fit_columns >= 0])
 
-    scores: dict[str, NDArray[np.float64]] = {}
-    entries: dict[str, dict[str, Any]] = {}
-    for name in RULE_NAMES:
-        if name == "learned":
-            continue
-        rule = make_rule(name, temperature=temperature)
-        scores[name] = rule.score(probabilities)
-        entries[name] = {"temperature": temperature} if name == "temperature" else {}
+    closed_form = {n: make_rule(n, temperature=temperature) for n in RULE_NAMES if n != "learned"}
+    scores = {name: rule.score(probabilities) for name, rule in closed_form.items()}
+    entries: dict[str, dict[str, Any]] = {name: {} for name in closed_form}
+    entries["temperature"] = {"temperature": temperature}
 
     files: dict[str, bytes] = {}
     learned = _learned_scores(probabilities, edge_correct, fit_p, fit_columns, router_data, notes)
@@ -101,13 +97,12 @@ def fit_rules(
     # chosen by itself: its evidence on the router rows is optimistic even out of fold, since
     # fold models are less sure than the full model it then serves (benchmarks/router.py: it
     # ranked first there and did worse than max-probability on held-out digits).
-    evidence = {n: (sc, edge_correct) for n, sc in scores.items() if n != "learned"}
+    evidence = {name: (scores[name], edge_correct) for name in closed_form}
     if router_data is not None:  # the router rows too: three times the errors to judge by
         right = fit_p.argmax(axis=1) == fit_columns
-        for name, (score, _) in evidence.items():
-            on_router = make_rule(name, temperature=temperature).score(fit_p)
+        for name, rule in closed_form.items():
             evidence[name] = (
-                np.concatenate([score, on_router]),
+                np.concatenate([scores[name], rule.score(fit_p)]),
                 np.concatenate([edge_correct, right]),
             )
     aurocs = {name: error_auroc(*pair) for name, pair in evidence.items()}

@@ -50,13 +50,14 @@ class EscalationWatch:
     def observe(self, hard_rows: int, rows: int) -> None:
         """One request: `rows` rows, of which `hard_rows` were hard."""
         size = len(self._ring)
-        for i in range(min(rows, size)):
-            self._ring[(self._seen + i) % size] = i < hard_rows
-        self._seen += min(rows, size)
+        n = min(rows, size)
+        flags = np.arange(n) < hard_rows  # a batch's hard rows, then its easy ones
+        self._ring[(self._seen + np.arange(n)) % size] = flags
+        self._seen += n
 
     def check(self) -> EscalationCheck:
         n = min(self._seen, len(self._ring))
-        k = int(self._ring[:n].sum()) if n < len(self._ring) else int(self._ring.sum())
+        k = int(self._ring[:n].sum())
         observed = k / n if n else 0.0
         p_value = self._p_value(k, n) if n >= MIN_ROWS else 1.0
         return EscalationCheck(self.planned, observed, n, p_value, p_value < self.alpha)
