@@ -98,7 +98,8 @@ class PackageModel:
         cascade = self.manifest.cascade
         if cascade is None or self.variant.name not in cascade.rules:
             if name in (None, DEFAULT_RULE):
-                return make_rule(DEFAULT_RULE)
+                self._rules[DEFAULT_RULE] = make_rule(DEFAULT_RULE)
+                return self._rules[DEFAULT_RULE]
             raise UsageError(f"{self.name}: no cascade calibration, so no {name} rule")
         try:
             entry = cascade.rule(self.variant.name, name)
