@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -127,14 +128,24 @@ def test_secagg_aggregate_equals_the_plain_one_and_survives_a_dropped_site(
     training = job(rounds=2, round_timeout="8s", secagg={})
     result = _run(tmp_path, "secagg", training, sites, faults=crash)
     assert result.ok, result.reason
-    # round 1, everyone in: the masked sum unmasks to the plain FedAvg (up to quantization)
-    plain = reference_round(result, initial(result), 1, sites)
+    # The reference is FedAvg over the sites the run says trained. On a loaded machine a site
+    # can miss a stage's 8 s timeout in round 1; SecAgg+ then rightly unmasks the sum without
+    # it, and a reference over all four (as this test once assumed) is off by ~0.09.
+    first, second = (_trained(r) for r in result.rounds)
+    assert len(first) >= 3, result.rounds[0]["sites"]
+    # round 1: the masked sum unmasks to the plain FedAvg (up to quantization)
+    plain = reference_round(result, initial(result), 1, first)
     assert max_abs_diff(result.round_params(1), plain) < 1e-3
-    # round 2, plant-d died after sharing its keys: still unmasked, over the three others
-    survivors = reference_round(result, result.round_params(1), 2, SITES)
-    assert max_abs_diff(result.params(), survivors) < 1e-3
-    assert result.rounds[1]["participants"] == 3
+    # round 2, plant-d died after sharing its keys: still unmasked, over the others
+    assert "plant-d" not in second
     assert result.rounds[1]["sites"]["plant-d"]["status"] == "absent"
+    assert result.rounds[1]["participants"] == len(second) >= 2
+    survivors = reference_round(result, result.round_params(1), 2, second)
+    assert max_abs_diff(result.params(), survivors) < 1e-3
+
+
+def _trained(record: dict[str, Any]) -> list[str]:
+    return sorted(site for site, entry in record["sites"].items() if entry["status"] == "ok")
 
 
 def test_dp_reports_the_epsilon_the_accountant_gives_for_these_settings(tmp_path: Path) -> None:

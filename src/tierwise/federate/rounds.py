@@ -77,7 +77,7 @@ def run_rounds(
             progress.write("initial", **{"global": _global_eval(roster, evals)})
         else:
             progress.write("round", **_with_evals(pending, roster, evals))
-        pending = _round_record(roster, server_round, train, down, up, started)
+        pending = _round_record(settings.sites, roster, server_round, train, down, up, started)
         spent = privacy_spent(strategy)
         if spent is not None:
             pending["epsilon"], pending["delta"] = spent
@@ -112,7 +112,11 @@ def connect_sites(grid: MeteredGrid, settings: RunSettings) -> dict[int, str]:
         for n in nodes
     ]
     roster: dict[int, str] = {}
-    for reply in grid.send_and_receive(query, timeout=settings.round_timeout):
+    # A SuperNode registers before its ClientApp process has finished importing; on a loaded
+    # machine that takes longer than a round, so the roll call gets what is left of the connect
+    # budget (a site missing here would sit out the whole run).
+    answer_within = max(settings.round_timeout, deadline - time.monotonic())
+    for reply in grid.send_and_receive(query, timeout=answer_within):
         if not reply.has_error():
             roster[reply.metadata.src_node_id] = str(reply.content["site"]["site"])
     grid.drop(set(nodes) - set(roster))
@@ -229,6 +233,7 @@ def _drop_absent(grid: MeteredGrid, asked: list[int], answered: set[int]) -> Non
 
 
 def _round_record(
+    all_sites: list[str],
     roster: dict[int, str],
     server_round: int,
     train: dict[int, dict[str, Any]],
@@ -236,8 +241,12 @@ def _round_record(
     up: dict[int, int],
     started: float,
 ) -> dict[str, Any]:
+    # Every configured site has an entry: one that never answered the roll call is as absent
+    # from the round as one that died in it, and the report must say so rather than omit it.
+    node_of = {site: node for node, site in roster.items()}
     sites: dict[str, dict[str, Any]] = {}
-    for node, site in sorted(roster.items(), key=lambda kv: kv[1]):
+    for site in sorted(all_sites):
+        node = node_of.get(site, -1)
         t = train.get(node)
         sites[site] = {
             "status": "ok" if t is not None else "absent",
