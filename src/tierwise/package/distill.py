@@ -38,7 +38,7 @@ WEIGHT_DECAY = 1e-5
 
 @dataclass(frozen=True)
 class DistillOptions:
-    hidden: tuple[int, ...] = (64,)  # the student's hidden layers
+    hidden: tuple[int, ...] = (128,)  # the student's hidden layers
     epochs: int = 40  # passes over the transfer set
     mixup_copies: int = 8  # blended copies of the training inputs added to the transfer set
     seed: int = 0

@@ -90,6 +90,19 @@ def parse_variants(text: str) -> tuple[str, ...]:
     return ("fp32", *(n for n in names if n != "fp32"))
 
 
+def compress_options(student_hidden: str) -> CompressOptions:
+    """`--student-hidden 128` or `64,32`: the distilled student's hidden layer widths."""
+    try:
+        hidden = tuple(int(w) for w in student_hidden.split(","))
+    except ValueError:
+        hidden = ()
+    if not hidden or min(hidden) < 1:
+        raise UsageError(
+            f"--student-hidden: expected widths like 128 or 64,32, got {student_hidden!r}"
+        )
+    return CompressOptions(distill=DistillOptions(hidden=hidden))
+
+
 def build_variants(
     exported: ExportedModel,
     model: Path,
