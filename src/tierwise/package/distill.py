@@ -85,7 +85,8 @@ def input_scale(x: NDArray[np.float32]) -> NDArray[np.float64]:
     std = x.std(axis=0).astype(np.float64)
     varying = std[std > 1e-6]
     floor = 0.1 * float(np.median(varying)) if varying.size else 1.0
-    return np.maximum(std, floor)
+    floored: NDArray[np.float64] = np.maximum(std, floor)
+    return floored
 
 
 def fit_soft(
