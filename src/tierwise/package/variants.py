@@ -48,7 +48,7 @@ BASES: dict[str, Method] = {
     "sparse": "sparse",
 }
 QUANTIZED = {"int8": "fp32", "distilled-int8": "distilled", "pruned-int8": "pruned"}
-KINDS = (*BASES, *QUANTIZED)
+KINDS = ("fp32", "int8", "distilled", "distilled-int8", "pruned", "pruned-int8", "sparse")
 DEFAULT_VARIANTS = ("fp32", "int8")
 INT8_SUFFIX = "-int8"
 
