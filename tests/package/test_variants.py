@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+import yaml
+from tests.small_specs import MINIMAL, varied
 
 from tierwise.errors import EXIT_BAD_INPUT, UsageError, VerificationError
 from tierwise.package.build import BuildOptions, BuildResult, build_package
@@ -211,12 +213,19 @@ def test_cli_builds_the_variants_asked_for_and_shows_them_side_by_side(
     args = [
         "package", inputs.edge, "--data", inputs.data, "--out", tmp_path / "pkg",
         "--name", "digits", "--version", "1", "--sign-key", keys.private,
-        "--latency-runs", "2", "--student-hidden", "16",
+        "--latency-runs", "2",
     ]  # fmt: skip
     code, out, err = cli(*args, "--variants", "fp32,tiny")
     assert code == EXIT_BAD_INPUT
     assert "--variants: unknown tiny" in err
-    code, out, _ = cli(*args, "--variants", "fp32,distilled-int8")
+    spec = tmp_path / "spec.yaml"
+    sensor = {"compute": "1GFLOP/s", "memory": "12KB", "profile": {"latency_per_mac": "5ns"}}
+    spec.write_text(yaml.safe_dump(varied(MINIMAL, tiers__device_classes={"sensor": sensor})))
+    code, out, _ = cli(*args, "--variants", "fp32,pruned-int8", "--profiles", spec)
     assert code == 0, out
-    assert "distilled-int8" in out
-    assert [v.name for v in read_manifest(tmp_path / "pkg").variants] == ["fp32", "distilled-int8"]
+    assert [v.name for v in read_manifest(tmp_path / "pkg").variants] == ["fp32", "pruned-int8"]
+    # fp32 (64-64-10, ~20 KB) does not fit the 12 KB sensor; pruned-int8 (64-32-10) does
+    *_, fp32_row = [line for line in out.splitlines() if line.startswith("│ fp32 ")]
+    assert "> 12.0KB" in fp32_row  # the last table: variants on the spec's hardware
+    [pick] = [line for line in out.splitlines() if "most accurate that fits" in line]
+    assert "pruned-int8" in pick

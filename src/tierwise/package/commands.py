@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from tierwise.package.evaldata import EvalData
     from tierwise.package.manifest import Manifest
+    from tierwise.spec.model import Spec
 
 CASCADE_BUDGET = 0.15  # the escalation share the summary quotes (the report's acceptance point)
 
@@ -73,6 +74,10 @@ def package(
     student_hidden: Annotated[
         str, typer.Option(help="hidden layer widths of the distilled student, e.g. 128 or 64,32")
     ] = "128",
+    profiles: Annotated[
+        Path | None,
+        typer.Option(help="a spec: show how each variant fits its device classes and gateway"),
+    ] = None,
     force: Annotated[bool, typer.Option(help="replace an existing package at --out")] = False,
 ) -> None:
     """Build a signed edge package: ONNX fp32 + INT8 (and --variants), measured, with a
@@ -85,6 +90,11 @@ def package(
         raise UsageError(f"--latency-runs must be 1 or more, got {latency_runs}")
     kinds = parse_variants(variants)
     compress = compress_options(student_hidden)
+    spec = None
+    if profiles is not None:
+        from tierwise.spec import load_spec
+
+        spec = load_spec(profiles)  # bad input fails before minutes of work
     progress = timed_progress()
     progress(f"loading evaluation data {data}")
     eval_data = _eval_data(data)
@@ -102,6 +112,8 @@ def package(
     for note in result.notes:
         err_console.print(f"note: {note}", markup=False)
     print_summary(result.manifest, console)
+    if spec is not None:
+        print_profiles(result.manifest, spec, console)
     console.print(f"wrote {out}")
 
 
@@ -208,3 +220,20 @@ def print_summary(manifest: Manifest, console: Console) -> None:
                 f"joint accuracy {point.accuracy:.2%}"
                 + ("" if bound is None else f", local answers wrong <= {bound:.1%} (95%)")
             )
+
+
+def print_profiles(manifest: Manifest, spec: Spec, console: Console) -> None:
+    """Each variant on each device class and gateway of a spec: fits, and time per call."""
+    from rich.table import Table
+
+    from tierwise.package.profiles import profile_fits
+
+    tiers = profile_fits(manifest, spec)
+    table = Table("variant", *(t.tier for t in tiers), title=f"on the hardware of {spec.name}")
+    for i, v in enumerate(manifest.variants):
+        table.add_row(v.name, *(t.fits[i].text for t in tiers))
+    table.add_row("most accurate that fits", *(t.pick or "nothing" for t in tiers))
+    console.print(table)
+    console.print(
+        "a feature's deadline and accuracy floor can rule out more: `tierwise plan` decides"
+    )
