@@ -60,7 +60,17 @@ ACCURACY_SLACK = 0.01  # the plans below accept a variant up to one point below 
 STUDENTS = {"digits": (256, 128), "vibration": (32,)}
 # hardware a feature of the model could run on (latencies per MAC are typical figures of the
 # class, stated as assumptions; docs/plan.md): name -> device class
+MCU = {"latency_per_mac": "5ns", "int8_latency_per_mac": "2ns", "call_overhead": "1ms"}
 PROFILES: dict[str, dict[str, Any]] = {
+    "MCU 64KB (Cortex-M4 class)": {
+        "compute": "0.2GFLOP/s",
+        "memory": "64KB",
+        "profile": {
+            "latency_per_mac": "10ns",
+            "int8_latency_per_mac": "4ns",
+            "call_overhead": "1ms",
+        },
+    },
     "MCU 256KB (Cortex-M7 class)": {
         "compute": "0.4GFLOP/s",
         "memory": "256KB",
@@ -284,11 +294,19 @@ def _print_plans(package: Path, manifest: Manifest) -> None:
                 continue
         [decision] = result.decisions
         lost = "; ".join(
-            f"{a.label.removeprefix('device ')}: {a.ruled_out_by}"
+            f"{a.label.removeprefix('device ')}: {_short(a.ruled_out_by)}"
             for a in decision.alternatives
             if a.placement == "device"
         )
-        print(f"  {label:<50} {decision.outcome.label:<24} others: {lost}")
+        service = decision.outcome.latency
+        print(f"  {label:<50} {decision.outcome.label:<22} p99 {service * 1000:.1f} ms")
+        print(f"  {'':<50} others: {lost}")
+
+
+def _short(reason: str) -> str:
+    return reason.replace(
+        "same cost; the plan's choice is more accurate or equal (tie)", "as cheap, less accurate"
+    )
 
 
 def _goals(name: str, manifest: Manifest, cv: dict[str, Any]) -> list[tuple[bool, str]]:
