@@ -133,7 +133,8 @@ def build_variants(
         source = QUANTIZED.get(name)
         if source is None or source not in bases:
             continue
-        progress(f"quantizing {source} to INT8 ({len(calibration)} calibration inputs available)")
+        what = "" if source == "fp32" else f"{source} "
+        progress(f"quantizing {what}to INT8 ({len(calibration)} calibration inputs available)")
         src = bases[source]
         q = quantize(src.onnx, exported.input_name, calibration)
         if isinstance(q, Quantized):
