@@ -299,13 +299,13 @@ def _print_plans(package: Path, manifest: Manifest) -> None:
             if a.placement == "device"
         )
         service = decision.outcome.latency
-        print(f"  {label:<50} {decision.outcome.label:<22} p99 {service * 1000:.1f} ms")
+        print(f"  {label:<50} {decision.outcome.label:<22} p99 {service * 1000:.2f} ms")
         print(f"  {'':<50} others: {lost}")
 
 
 def _short(reason: str) -> str:
     return reason.replace(
-        "same cost; the plan's choice is more accurate or equal (tie)", "as cheap, less accurate"
+        "same cost; the plan's choice is more accurate or equal (tie)", "as cheap, not more accurate"
     )
 
 
