@@ -304,9 +304,8 @@ def _print_plans(package: Path, manifest: Manifest) -> None:
 
 
 def _short(reason: str) -> str:
-    return reason.replace(
-        "same cost; the plan's choice is more accurate or equal (tie)", "as cheap, not more accurate"
-    )
+    tie = "same cost; the plan's choice is more accurate or equal (tie)"
+    return reason.replace(tie, "as cheap, not more accurate")
 
 
 def _goals(name: str, manifest: Manifest, cv: dict[str, Any]) -> list[tuple[bool, str]]:

@@ -80,8 +80,7 @@ def package(
     ] = None,
     force: Annotated[bool, typer.Option(help="replace an existing package at --out")] = False,
 ) -> None:
-    """Build a signed edge package: ONNX fp32 + INT8 (and --variants), measured, with a
-    cascade curve per variant."""
+    """Build a signed edge package: ONNX fp32, INT8, --variants; measured and calibrated."""
     from tierwise.errors import UsageError
     from tierwise.package.build import BuildOptions, build_package
     from tierwise.package.variants import compress_options, parse_variants
