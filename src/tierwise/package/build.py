@@ -14,7 +14,6 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
@@ -41,8 +40,12 @@ from tierwise.package.measure import (
     accuracy,
     measure_latency,
 )
-from tierwise.package.quantize import Quantized, quantize
 from tierwise.package.signing import sign_package
+from tierwise.package.variants import (
+    DEFAULT_VARIANTS,
+    CompressOptions,
+    build_variants,
+)
 
 Progress = Callable[[str], None]
 
@@ -56,6 +59,8 @@ class BuildOptions:
     batches: tuple[int, ...] = DEFAULT_BATCHES
     latency_runs: int = DEFAULT_RUNS
     force: bool = False
+    variants: tuple[str, ...] = DEFAULT_VARIANTS  # package/variants.py: KINDS
+    compress: CompressOptions = field(default_factory=CompressOptions)
 
 
 @dataclass
@@ -100,22 +105,22 @@ def _assemble(
 ) -> BuildResult:
     progress(f"exporting {Path(model).name} to ONNX")
     exported = export_model(model, data.x, data.y)
-    notes: list[str] = []
-    files = {"model-fp32.onnx": exported.onnx}
-    calibration = data.x if data.x_calibration is None else data.x_calibration
-    progress(f"quantizing to INT8 ({len(calibration)} calibration inputs available)")
-    int8 = quantize(exported.onnx, exported.input_name, calibration)
-    if isinstance(int8, Quantized):
-        files["model-int8.onnx"] = int8.onnx
-    else:
-        notes.append(f"no INT8 variant: {int8}")
-    modes: dict[str, Literal["none", "static", "dynamic"]] = {"model-fp32.onnx": "none"}
-    if isinstance(int8, Quantized):
-        modes["model-int8.onnx"] = int8.mode
+    made = build_variants(
+        exported,
+        Path(model),
+        data,
+        options.variants,
+        options.cloud_model,
+        options.compress,
+        progress,
+    )
+    notes = list(made.notes)
+    built = made.variants
+    files = {_variant_file(name): v.onnx for name, v in built.items()}
 
     scorers = {
-        _variant_name(f): Scorer(blob, exported.input_name, exported.probabilities)
-        for f, blob in files.items()
+        name: Scorer(v.onnx, exported.input_name, exported.probabilities)
+        for name, v in built.items()
     }
     progress(f"evaluating {', '.join(scorers)} on {len(data.x)} held-out samples")
     probabilities = {name: s.probabilities(data.x) for name, s in scorers.items()}
@@ -124,25 +129,31 @@ def _assemble(
 
     cascade = None
     if options.cloud_model is not None:
+        # the out-of-fold router data are the edge model's outputs: they stand for its
+        # quantized and pruned forms too, not for a distilled student (another model), whose
+        # rules are cross-fitted on the evaluation rows instead (package/routers.py)
+        own_router_data = {name for name, v in built.items() if v.method != "distilled"}
         cascade, router_files, router_notes = _calibrate(
-            options.cloud_model, data, exported, probabilities, progress
+            options.cloud_model, data, exported, probabilities, own_router_data, progress
         )
         files.update(router_files)
         notes.extend(router_notes)
 
     for rel, blob in files.items():
         (root / rel).write_bytes(blob)
-    models = {rel: blob for rel, blob in files.items() if rel in modes}
     variants = [
         VariantEntry(
-            name=_variant_name(rel),
-            file=rel,
-            size_bytes=len(blob),
-            accuracy=accuracies[_variant_name(rel)],
-            quantization=modes[rel],
-            latency=latency[_variant_name(rel)],
+            name=name,
+            file=_variant_file(name),
+            size_bytes=len(v.onnx),
+            accuracy=accuracies[name],
+            quantization=v.quantization,
+            latency=latency[name],
+            method=v.method,
+            macs=v.macs,
+            sparsity=v.sparsity,
         )
-        for rel, blob in models.items()
+        for name, v in built.items()
     ]
     manifest = Manifest(
         name=options.name,
@@ -159,7 +170,7 @@ def _assemble(
             source_sha256=exported.source_sha256,
             eval_data=data.source,
             eval_samples=len(data.x),
-            calibration_samples=getattr(int8, "calibration_samples", 0),
+            calibration_samples=made.calibration_samples,
         ),
     )
     (root / MANIFEST_NAME).write_bytes(manifest_bytes(manifest))
@@ -171,6 +182,7 @@ def _calibrate(
     data: EvalData,
     exported: ExportedModel,
     probabilities: dict[str, np.ndarray],
+    own_router_data: set[str],
     progress: Progress,
 ) -> tuple[CascadeCalibration, dict[str, bytes], list[str]]:
     """The cascade against the cloud model: every escalation rule's curve per variant, the
@@ -195,7 +207,8 @@ def _calibrate(
     classes = list(exported.classes)
     for name, probs in probabilities.items():
         progress(f"fitting the escalation rules for {name}")
-        fitted = fit_rules(name, probs, data.y, classes, cloud_correct, router_data)
+        mine = router_data if name in own_router_data else None
+        fitted = fit_rules(name, probs, data.y, classes, cloud_correct, mine)
         rules[name], best[name] = fitted.rules, fitted.best
         files.update(fitted.files)
         notes.extend(f"{name}: {note}" for note in fitted.notes)
@@ -208,17 +221,20 @@ def _calibrate(
 
 
 def _metrics(variants: list[VariantEntry], cascade: CascadeCalibration | None) -> dict[str, float]:
-    """Headline ratios, so a reader of the manifest need not compute them."""
+    """Headline ratios of every variant against fp32, so a reader need not compute them."""
     by_name = {v.name: v for v in variants}
     metrics: dict[str, float] = {}
-    fp32, int8 = by_name.get("fp32"), by_name.get("int8")
-    if fp32 is not None and int8 is not None:
-        metrics["int8_size_ratio"] = round(int8.size_bytes / fp32.size_bytes, 4)
-        metrics["int8_accuracy_drop_points"] = round((fp32.accuracy - int8.accuracy) * 100, 4)
+    fp32 = by_name.get("fp32")
+    for variant in variants:
+        if fp32 is None or variant is fp32:
+            continue
+        key = variant.name.replace("-", "_")
+        metrics[f"{key}_size_ratio"] = round(variant.size_bytes / fp32.size_bytes, 4)
+        metrics[f"{key}_accuracy_drop_points"] = round((fp32.accuracy - variant.accuracy) * 100, 4)
         for stats in fp32.latency:
-            other = int8.latency_at(stats.batch)
+            other = variant.latency_at(stats.batch)
             if other is not None and other.p50_ms > 0:
-                metrics[f"int8_speedup_p50_batch{stats.batch}"] = round(
+                metrics[f"{key}_speedup_p50_batch{stats.batch}"] = round(
                     stats.p50_ms / other.p50_ms, 3
                 )
     if cascade is not None:
@@ -226,5 +242,5 @@ def _metrics(variants: list[VariantEntry], cascade: CascadeCalibration | None) -
     return metrics
 
 
-def _variant_name(file: str) -> str:
-    return file.removeprefix("model-").removesuffix(".onnx")
+def _variant_file(name: str) -> str:
+    return f"model-{name}.onnx"

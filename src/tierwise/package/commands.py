@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from tierwise.package.evaldata import EvalData
     from tierwise.package.manifest import Manifest
+    from tierwise.spec.model import Spec
 
 CASCADE_BUDGET = 0.15  # the escalation share the summary quotes (the report's acceptance point)
 
@@ -63,24 +64,55 @@ def package(
         typer.Option(help="reference cloud model or package, for the cascade curve"),
     ] = None,
     latency_runs: Annotated[int, typer.Option(help="timed calls per variant and batch")] = 300,
+    variants: Annotated[
+        str,
+        typer.Option(
+            help="comma-separated: fp32, int8, distilled, distilled-int8, pruned, pruned-int8, "
+            "sparse (docs/package.md)"
+        ),
+    ] = "fp32,int8",
+    student_hidden: Annotated[
+        str, typer.Option(help="hidden layer widths of the distilled student, e.g. 128 or 64,32")
+    ] = "128",
+    profiles: Annotated[
+        Path | None,
+        typer.Option(help="a spec: show how each variant fits its device classes and gateway"),
+    ] = None,
     force: Annotated[bool, typer.Option(help="replace an existing package at --out")] = False,
 ) -> None:
-    """Build a signed edge package: ONNX fp32 + INT8, measured, with a cascade curve."""
+    """Build a signed edge package: ONNX fp32, INT8, --variants; measured and calibrated."""
     from tierwise.errors import UsageError
     from tierwise.package.build import BuildOptions, build_package
+    from tierwise.package.variants import compress_options, parse_variants
 
     if latency_runs < 1:
         raise UsageError(f"--latency-runs must be 1 or more, got {latency_runs}")
+    kinds = parse_variants(variants)
+    compress = compress_options(student_hidden)
+    spec = None
+    if profiles is not None:
+        from tierwise.spec import load_spec
+
+        spec = load_spec(profiles)  # bad input fails before minutes of work
     progress = timed_progress()
     progress(f"loading evaluation data {data}")
     eval_data = _eval_data(data)
     options = BuildOptions(
-        name, version, sign_key, cloud_model, latency_runs=latency_runs, force=force
+        name,
+        version,
+        sign_key,
+        cloud_model,
+        latency_runs=latency_runs,
+        force=force,
+        variants=kinds,
+        compress=compress,
     )
     result = build_package(model, eval_data, out, options, progress)
     for note in result.notes:
         err_console.print(f"note: {note}", markup=False)
     print_summary(result.manifest, console)
+    if spec is not None:
+        print_profiles(result.manifest, spec, console)
     console.print(f"wrote {out}")
 
 
@@ -137,12 +169,23 @@ def install(
     console.print(f"installed {manifest.name} v{manifest.version} in {into}{was}")
 
 
+def _size(n: int) -> str:
+    return f"{n / 1024:.0f} KiB" if n >= 10 * 1024 else f"{n / 1024:.1f} KiB"
+
+
 def print_summary(manifest: Manifest, console: Console) -> None:
     """The variants side by side, and the cascade at the budget the report quotes."""
     from rich.table import Table
 
     table = Table(
-        "variant", "quantization", "size", "accuracy", "batch 1 p50/p99", "batch 32 p50/p99"
+        "variant",
+        "method",
+        "quantization",
+        "size",
+        "MACs/row",
+        "accuracy",
+        "batch 1 p50/p99",
+        "batch 32 p50/p99",
     )
     for v in manifest.variants:
         cells = []
@@ -150,7 +193,13 @@ def print_summary(manifest: Manifest, console: Console) -> None:
             stats = v.latency_at(batch)
             cells.append("-" if stats is None else f"{stats.p50_ms:.3f} / {stats.p99_ms:.3f} ms")
         table.add_row(
-            v.name, v.quantization, f"{v.size_bytes / 1024:.0f} KiB", f"{v.accuracy:.2%}", *cells
+            v.name,
+            v.method,
+            v.quantization,
+            _size(v.size_bytes),
+            "-" if v.macs is None else f"{v.macs:,}",
+            f"{v.accuracy:.2%}",
+            *cells,
         )
     console.print(table)
     cascade = manifest.cascade
@@ -170,3 +219,20 @@ def print_summary(manifest: Manifest, console: Console) -> None:
                 f"joint accuracy {point.accuracy:.2%}"
                 + ("" if bound is None else f", local answers wrong <= {bound:.1%} (95%)")
             )
+
+
+def print_profiles(manifest: Manifest, spec: Spec, console: Console) -> None:
+    """Each variant on each device class and gateway of a spec: fits, and time per call."""
+    from rich.table import Table
+
+    from tierwise.package.profiles import profile_fits
+
+    tiers = profile_fits(manifest, spec)
+    table = Table("variant", *(t.tier for t in tiers), title=f"on the hardware of {spec.name}")
+    for i, v in enumerate(manifest.variants):
+        table.add_row(v.name, *(t.fits[i].text for t in tiers))
+    table.add_row("most accurate that fits", *(t.pick or "nothing" for t in tiers))
+    console.print(table)
+    console.print(
+        "a feature's deadline and accuracy floor can rule out more: `tierwise plan` decides"
+    )

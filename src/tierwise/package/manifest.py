@@ -61,7 +61,7 @@ class LatencyStats(_Frozen):
 
 
 class VariantEntry(_Frozen):
-    """One build of the model (fp32, int8) with its measured figures."""
+    """One build of the model (fp32, int8, distilled, pruned...) with its measured figures."""
 
     name: str
     file: str
@@ -69,6 +69,19 @@ class VariantEntry(_Frozen):
     accuracy: float = Field(ge=0, le=1)
     quantization: Literal["none", "static", "dynamic"]
     latency: list[LatencyStats] = Field(default_factory=list)
+    method: Literal["export", "distilled", "pruned", "sparse"] = Field(
+        "export",
+        description="export: the model as given; distilled: a smaller MLP trained on the "
+        "teacher's probabilities; pruned: hidden units removed; sparse: weights zeroed "
+        "(package/variants.py)",
+    )
+    macs: int | None = Field(
+        None,
+        ge=0,
+        description="multiply-accumulates per input row of its matrix products (what a "
+        "hardware profile scales); None for graphs without any, like trees",
+    )
+    sparsity: float = Field(0.0, ge=0, le=1, description="share of its weights exactly zero")
 
     def latency_at(self, batch: int) -> LatencyStats | None:
         return next((s for s in self.latency if s.batch == batch), None)

@@ -94,3 +94,40 @@ def _describe(
         accuracy=float(np.mean(labels == y)),
         size_bytes=size,
     )
+
+
+def reference_probabilities(
+    ref: str | Path, x: NDArray[np.float32], classes: list[Any]
+) -> NDArray[np.float32]:
+    """The cloud model's class probabilities for `x`, columns in the order of `classes` (the
+    edge model's): the soft targets a distilled student learns (distill.py)."""
+    path = Path(ref)
+    if path.is_dir():
+        from tierwise.package.runtime import load_variant
+
+        manifest = read_manifest(path)
+        best = max(manifest.variants, key=lambda v: v.accuracy)
+        model = load_variant(path, manifest, best.name)
+        own = list(manifest.output.classes)
+        return _aligned(model.predict(x).probabilities, own, classes, path)
+    kind = source_kind(path)
+    if kind == "sklearn":
+        estimator = load_sklearn(path)
+        p = np.asarray(estimator.predict_proba(x), dtype=np.float32)
+        own = [c.item() if hasattr(c, "item") else c for c in estimator.classes_]
+        return _aligned(p, own, classes, path)
+    exported = export_model(path, x, np.asarray(classes))
+    scorer = Scorer(exported.onnx, exported.input_name, exported.probabilities)
+    return _aligned(scorer.probabilities(x), exported.classes, classes, path)
+
+
+def _aligned(
+    p: NDArray[np.float32], own: list[Any], wanted: list[Any], path: Path
+) -> NDArray[np.float32]:
+    missing = [c for c in own if c not in wanted]
+    if missing:
+        raise UsageError(f"{path}: the cloud model has classes the edge model lacks: {missing}")
+    out = np.zeros((len(p), len(wanted)), dtype=np.float32)
+    for j, c in enumerate(own):
+        out[:, wanted.index(c)] = p[:, j]
+    return out

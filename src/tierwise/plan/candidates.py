@@ -76,9 +76,18 @@ def candidate_label(
 
 
 def service_time(spec: Spec, variant: Variant, tier: Tier, device_class: str) -> float | None:
-    """Seconds per inference of a variant on a tier: measured if given, else FLOPs / capacity."""
+    """Seconds per inference of a variant on a tier: measured there if given, else the tier's
+    hardware profile applied to the variant's MACs or build-machine time, else FLOPs / compute."""
     if tier in variant.latency:
         return variant.latency[tier]
+    profile = {
+        Tier.DEVICE: spec.tiers.device_class(device_class).profile,
+        Tier.EDGE: spec.tiers.edge.profile,
+        Tier.CLOUD: None,
+    }[tier]
+    scaled = None if profile is None else profile.service(variant)
+    if scaled is not None:
+        return scaled
     if variant.flops is None:
         return None
     capacity = {

@@ -4,9 +4,10 @@ A scenario supplies three things — `load` (features and labels), `edge_model` 
 `cloud_model` (unfitted scikit-learn estimators) — and the base class does the rest the same
 way for all: one stratified 60/20/20 split with a fixed seed (train / eval / test), training
 both models on the training part, and the evaluation data a package build uses (the eval
-part, with training inputs to calibrate INT8, and the edge model's out-of-fold outputs on the
-training part for the escalation rules to learn from). The test part is for nobody but the report
-that checks a package's claims on data its threshold was not chosen on.
+part, with the training inputs to calibrate INT8 and to distil students on, and the edge
+model's out-of-fold outputs on the training part for the escalation rules to learn from).
+The test part is for nobody but the report that checks a package's claims on data its
+threshold was not chosen on.
 
 Build side: scikit-learn is imported inside methods.
 """
@@ -31,7 +32,6 @@ SEED = 0
 ROUTER_FOLDS = 5  # out-of-fold edge outputs for the escalation rules (package/routers.py)
 EVAL_SHARE = 0.2
 TEST_SHARE = 0.2
-CALIBRATION_SAMPLES = 1024
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ class Scenario(ABC):
         return EvalData(
             s.x_eval,
             s.y_eval,
-            s.x_train[:CALIBRATION_SAMPLES],
+            s.x_train,  # the quantizer takes the first 1,024; distillation all of them
             source or f"scenario:{self.name}",
             router_p=router_p,
             router_y=s.y_train if router_data else None,

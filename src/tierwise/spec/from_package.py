@@ -8,7 +8,10 @@ cascade was calibrated against. From the manifest it then takes:
 - `size`: the variant file's size on disk;
 - `accuracy`: measured on the package's held-out evaluation data;
 - `latency.edge`: ONNX Runtime mean time per call at batch 1, one thread, on the machine that
-  built the package (build it on, or like, your gateway);
+  built the package (build it on, or like, your gateway) — unless the gateway has a hardware
+  `profile`, which then times every variant;
+- `build_latency` (that same figure), `macs` and `quantized`: what a hardware profile of a
+  device class or gateway scales (spec/model.py `HardwareProfile`);
 - the model's `cascade.curve`, when the cascade's edge variant comes from a package with a
   calibration curve: (escalated, joint accuracy) points.
 
@@ -53,6 +56,8 @@ class _Variant(_View):
     size_bytes: int
     accuracy: float
     latency: list[_Latency] = []
+    quantization: str = "none"
+    macs: int | None = None
 
 
 class _Point(_View):
@@ -97,21 +102,27 @@ def fill_from_packages(data: Any, base_dir: Path) -> list[tuple[Loc, str]]:
     """
     if not isinstance(data, dict) or not isinstance(data.get("models"), list):
         return []
+    tiers = data.get("tiers")
+    edge = tiers.get("edge") if isinstance(tiers, dict) else None
+    # a gateway with a hardware profile times variants by it, not by the build machine
+    edge_profiled = isinstance(edge, dict) and edge.get("profile") is not None
     problems: list[tuple[Loc, str]] = []
     for i, model in enumerate(data["models"]):
         if isinstance(model, dict) and isinstance(model.get("variants"), list):
-            problems.extend(_fill_model(model, ("models", i), base_dir))
+            problems.extend(_fill_model(model, ("models", i), base_dir, edge_profiled))
     return problems
 
 
-def _fill_model(model: dict[str, Any], loc: Loc, base_dir: Path) -> list[tuple[Loc, str]]:
+def _fill_model(
+    model: dict[str, Any], loc: Loc, base_dir: Path, edge_profiled: bool
+) -> list[tuple[Loc, str]]:
     problems: list[tuple[Loc, str]] = []
     curves: dict[str, _Curves] = {}
     for j, variant in enumerate(model["variants"]):
         if not isinstance(variant, dict) or "package" not in variant:
             continue
         where: Loc = (*loc, "variants", j)
-        found = _fill_variant(variant, where, base_dir, problems)
+        found = _fill_variant(variant, where, base_dir, problems, edge_profiled)
         if found is not None:
             curves[str(variant.get("name"))] = found
     cascade = model.get("cascade")
@@ -138,7 +149,11 @@ def _fill_model(model: dict[str, Any], loc: Loc, base_dir: Path) -> list[tuple[L
 
 
 def _fill_variant(
-    variant: dict[str, Any], loc: Loc, base_dir: Path, problems: list[tuple[Loc, str]]
+    variant: dict[str, Any],
+    loc: Loc,
+    base_dir: Path,
+    problems: list[tuple[Loc, str]],
+    edge_profiled: bool = False,
 ) -> _Curves | None:
     """Fill one variant; return its cascade curves if the package has them for it."""
     ref = variant["package"]
@@ -166,18 +181,24 @@ def _fill_variant(
             )
         )
         return None
-    if not _no_hand_figures(variant, loc, problems, ("size", "accuracy"), edge_latency=True):
+    measured = ("size", "accuracy", "macs", "quantized", "build_latency")
+    if not _no_hand_figures(variant, loc, problems, measured, edge_latency=True):
         return None
     variant["size"] = f"{entry.size_bytes}B"
     variant["accuracy"] = entry.accuracy
+    variant["quantized"] = entry.quantization != "none"
+    if entry.macs is not None:
+        variant["macs"] = entry.macs
     timing = next((s for s in entry.latency if s.batch == LATENCY_BATCH), None)
     if timing is not None:
+        variant["build_latency"] = f"{timing.mean_ms!r}ms"
+    if timing is not None and not edge_profiled:
         latency = variant.get("latency")
         variant["latency"] = {
             **(latency if isinstance(latency, dict) else {}),
             "edge": f"{timing.mean_ms!r}ms",
         }
-    elif variant.get("flops") is None and not variant.get("latency"):
+    elif timing is None and variant.get("flops") is None and not variant.get("latency"):
         problems.append(((*loc, "package"), "the package has no batch-1 latency; give flops"))
     if manifest.cascade is not None and wanted in manifest.cascade.rules:
         by_rule = {rule: entry.curve for rule, entry in manifest.cascade.rules[wanted].items()}

@@ -41,15 +41,59 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+class HardwareProfile(_Strict):
+    """How long this hardware takes per inference of a variant, from the variant's own figures.
+
+    Per call: `call_overhead` + MACs × `latency_per_mac` (`int8_latency_per_mac` for an INT8
+    variant, when given); for a variant without MACs (a tree), its batch-1 time on the
+    machine that built its package ÷ `speed_vs_build`. A variant with neither figure falls
+    back to FLOPs ÷ the tier's compute. docs/plan.md states the model and its limits.
+    """
+
+    latency_per_mac: Duration | None = Field(
+        None, description="time per multiply-accumulate, e.g. 5ns (a 200 MHz MCU, 1 MAC/cycle)"
+    )
+    int8_latency_per_mac: Duration | None = Field(
+        None, description="the same for INT8 kernels (e.g. CMSIS-NN's SIMD: 2-4x faster)"
+    )
+    call_overhead: Duration = Field(0.0, description="fixed time per call (runtime, I/O)")
+    speed_vs_build: float | None = Field(
+        None,
+        gt=0,
+        description="measured: how many times faster than the machine that built the "
+        "packages it runs their batch-1 inference (0.05: twenty times slower)",
+    )
+
+    @model_validator(mode="after")
+    def _has_a_model(self) -> HardwareProfile:
+        if self.latency_per_mac is None and self.speed_vs_build is None:
+            raise ValueError("give latency_per_mac (e.g. 5ns) or speed_vs_build (e.g. 0.05)")
+        return self
+
+    def service(self, variant: Variant) -> float | None:
+        """Seconds per inference of `variant` here, or None if it lacks the figures."""
+        if self.latency_per_mac is not None and variant.macs is not None:
+            per_mac = self.latency_per_mac
+            if variant.quantized and self.int8_latency_per_mac is not None:
+                per_mac = self.int8_latency_per_mac
+            return self.call_overhead + variant.macs * per_mac
+        if self.speed_vs_build is not None and variant.build_latency is not None:
+            return self.call_overhead + variant.build_latency / self.speed_vs_build
+        return None
+
+
 class DeviceTier(_Strict):
     """An end device (sensor, camera, wearable): one inference at a time."""
 
     compute: Compute = Field(description="sustained inference throughput, e.g. 2GFLOP/s")
-    memory: Size = Field(description="memory available to models")
+    memory: Size = Field(description="memory available to models (a variant needs its size)")
     cost: PricePerMonth = Field(
         0.0, description="extra cost per device and month when any feature runs on it"
     )
     max_utilization: Fraction = DEFAULT_MAX_UTILIZATION
+    profile: HardwareProfile | None = Field(
+        None, description="time per inference from a variant's MACs or measured time"
+    )
 
 
 class EdgeTier(_Strict):
@@ -60,6 +104,11 @@ class EdgeTier(_Strict):
     workers: int = Field(2, ge=1, description="inferences a gateway runs in parallel")
     cost: PricePerMonth = Field(0.0, description="per gateway and month, paid at sites using it")
     max_utilization: Fraction = DEFAULT_MAX_UTILIZATION
+    profile: HardwareProfile | None = Field(
+        None,
+        description="time per inference on one worker; with it, a package's measured time "
+        "is scaled by the profile instead of taken as the gateway's",
+    )
 
 
 class CloudTier(_Strict):
@@ -167,11 +216,26 @@ class Variant(_Strict):
     package: str | None = Field(
         None, description="path to a package manifest.json whose measured figures fill this in"
     )
+    macs: float | None = Field(
+        None, ge=0, description="multiply-accumulates per inference (hardware profiles scale it)"
+    )
+    quantized: bool = Field(False, description="INT8: a profile's int8_latency_per_mac applies")
+    build_latency: Duration | None = Field(
+        None,
+        description="batch-1 time on the machine that built its package (a profile's "
+        "speed_vs_build scales it)",
+    )
 
     @model_validator(mode="after")
     def _has_cost(self) -> Variant:
-        if self.flops is None and not self.latency and self.package is None:
-            raise ValueError("give flops (e.g. 8.7GFLOP) or a latency per tier")
+        if (
+            self.flops is None
+            and not self.latency
+            and self.package is None
+            and self.macs is None
+            and self.build_latency is None
+        ):
+            raise ValueError("give flops (e.g. 8.7GFLOP), macs or a latency per tier")
         return self
 
 

@@ -87,6 +87,7 @@ DURATION = _Unit(
     "a duration",
     "20ms",
     {
+        "ns": 1e-9,
         "us": 1e-6,
         "µs": 1e-6,
         "ms": 1e-3,
