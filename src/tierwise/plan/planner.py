@@ -47,8 +47,8 @@ class PlanResult:
     strategies: dict[str, Outcome]
     training: list[TrainingDecision]
     seconds: dict[str, float] = field(default_factory=dict)
-    # How much dearer than the cheapest plan this one may be, as a share: 0 unless the
-    # solver hit its time limit before proving the plan optimal.
+    # How much dearer than the cheapest plan this one may be, as a share: at most the
+    # solver's RELATIVE_GAP, more only if it hit its time limit first.
     optimality_gap: float = 0.0
     table: CandidateTable | None = field(default=None, repr=False, compare=False)
     choices: dict[str, Index] = field(default_factory=dict, repr=False, compare=False)

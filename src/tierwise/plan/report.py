@@ -11,10 +11,11 @@ from rich.text import Text
 
 from tierwise.plan.evaluate import FeatureOutcome, Outcome
 from tierwise.plan.planner import PlanResult
-from tierwise.plan.solve import SOLVE_TIME_LIMIT_S
+from tierwise.plan.solve import RELATIVE_GAP, SOLVE_TIME_LIMIT_S
 from tierwise.spec.units import fmt_bandwidth, fmt_duration, fmt_money, fmt_size
 
 STRATEGY_ORDER = ("cloud-only", "edge-only", "tierwise")
+GAP_WORTH_SAYING = 1e-6  # below this the plan is the cheapest to the cent on any fleet
 
 
 def render(result: PlanResult, console: Console, alternatives: bool = True) -> None:
@@ -25,11 +26,16 @@ def render(result: PlanResult, console: Console, alternatives: bool = True) -> N
             f"[dim](planned in {result.seconds.get('total', 0) * 1000:.0f} ms)[/dim]"
         )
     )
-    if result.optimality_gap > 0:
+    if result.optimality_gap > RELATIVE_GAP:
         console.print(
             f"[yellow]The solver stopped at its {SOLVE_TIME_LIMIT_S:g} s limit before proving "
             f"this plan the cheapest: it costs at most {result.optimality_gap:.2%} more than "
             "the cheapest one.[/yellow]"
+        )
+    elif result.optimality_gap > GAP_WORTH_SAYING:
+        console.print(
+            f"[dim]Proven within {result.optimality_gap:.3%} of the cheapest plan (the solver "
+            f"stops within {RELATIVE_GAP:.1%}).[/dim]"
         )
     console.print(_placements(result))
     console.print(Text("Why", style="italic"))
