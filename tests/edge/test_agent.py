@@ -468,7 +468,7 @@ def test_a_cascade_on_the_learned_rule_escalates_the_rows_its_router_finds_hard(
     cloud_model = load_verified(built.cloud, [built.public_key])
     rows = get_scenario("digits").test_data().x[:120]
     local = edge.predict(rows)
-    score = edge.escalation_rule("learned").score(local.probabilities)
+    score = edge.escalation_rule("learned").score(local.probabilities, rows)
     hard = np.asarray(is_hard(score, threshold), dtype=bool)
     assert 0 < hard.sum() < len(rows)
     # the learned rule decides, not max-probability at the same threshold

@@ -76,3 +76,4 @@ class EscalationRule(StrEnum):
     ENTROPY = "entropy"
     TEMPERATURE = "temperature"
     LEARNED = "learned"
+    PROTOTYPES = "prototypes"
