@@ -112,5 +112,6 @@ class PackageAnswerer:
         self, inputs: Floats2D, rule: EscalationRule = EscalationRule.MAX_PROBABILITY
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         rows = np.atleast_2d(np.asarray(inputs, dtype=np.float32))
-        probabilities = self.model.predict(rows).probabilities.astype(np.float64)
-        return probabilities, self.model.escalation_rule(rule.value).score(probabilities, rows)
+        probabilities = self.model.predict(rows).probabilities  # float32, as ONNX rules take it
+        score = self.model.escalation_rule(rule.value).score(probabilities, rows)
+        return probabilities.astype(np.float64), score

@@ -7,10 +7,10 @@ grid, which changes no minimum). tau is the median over those rows of the square
 to the nearest prototype of any class.
 
 The graph takes the edge model's class probabilities [N, classes] and the input rows
-[N, features] and returns the score [N]: standardize, squared distances to every prototype
-by one MatMul (|z|^2 - 2 z.c + |c|^2), per-class ReduceMin over [N, classes, K], softmax of
--(d - min d) / tau, the entry of the edge's top class (ArgMax, GatherElements) times its top
-probability — one ONNX Runtime call per request, float32 throughout.
+[N, features] and returns the score [N]: standardized squared distances to every prototype
+(folded into one MatMul and Add, see `export_prototypes`), per-class nearest over [N,
+classes, K], the softmax, the entry of the edge's top class (ArgMax, GatherElements) times
+its top probability — one ONNX Runtime call per request, float32 throughout.
 
 Build side: scikit-learn and onnx are imported inside functions.
 """
@@ -94,13 +94,23 @@ def cross_fitted_scores(
 
 def export_prototypes(prototypes: PrototypeSet) -> bytes:
     """The rule as one ONNX graph: (PROBABILITIES [N, classes], INPUTS [N, features]) -> SCORE
-    [N], float32 (tests/package/test_prototypes.py compares it with `prototype_scores`)."""
+    [N], float32 (tests/package/test_prototypes.py compares it with `prototype_scores`).
+
+    Folded to what the score depends on, so a request pays one small MatMul and few nodes:
+    the softmax is unchanged by a constant per row, so the row's |z|^2 and its min distance
+    drop out, and -(|c|^2 - 2 z.c) / tau with z = (x - mean) / scale is x @ W + b."""
     from onnx import TensorProto, helper, numpy_helper
 
     from tierwise.package.export import ONNX_OPSET
 
     classes, k, features = prototypes.centres.shape
-    flat = prototypes.centres.reshape(classes * k, features).astype(np.float64)
+    centres = prototypes.centres.reshape(classes * k, features).astype(np.float64)
+    inverse_scale = 1.0 / prototypes.scale.astype(np.float64)
+    mean = prototypes.mean.astype(np.float64)
+    # logit_k = -(|c_k|^2 - 2 z.c_k) / tau, z = (x - mean) * inverse_scale
+    weights = (2.0 / prototypes.tau) * (inverse_scale[:, None] * centres.T)  # [features, C*K]
+    bias = -((centres * centres).sum(axis=1) + 2.0 * (mean * inverse_scale) @ centres.T)
+    bias /= prototypes.tau
 
     def const(name: str, value: Any, dtype: Any) -> Any:
         array = np.asarray(value, dtype)
@@ -110,35 +120,22 @@ def export_prototypes(prototypes: PrototypeSet) -> bytes:
         return helper.make_node(op, inputs, [output], **attributes)
 
     nodes = [
-        const("mean", prototypes.mean, np.float32),
-        const("inverse_scale", 1.0 / prototypes.scale.astype(np.float64), np.float32),
-        const("minus_two_centres_t", -2.0 * flat.T, np.float32),  # [features, classes * K]
-        const("centre_norms", (flat * flat).sum(axis=1), np.float32),  # [classes * K]
-        const("zero", 0.0, np.float32),
+        const("weights", weights, np.float32),
+        const("bias", bias, np.float32),
         const("grid", [0, classes, k], np.int64),  # 0: keep N (Reshape's allowzero=0)
-        const("minus_inverse_tau", -1.0 / prototypes.tau, np.float32),
-        # standardize
-        node("Sub", [INPUTS, "mean"], "centred"),
-        node("Mul", ["centred", "inverse_scale"], "z"),
-        # squared distance to every prototype: |z|^2 - 2 z.c + |c|^2, floored at 0
-        node("ReduceSumSquare", ["z"], "z_norms", axes=[1], keepdims=1),
-        node("MatMul", ["z", "minus_two_centres_t"], "cross"),
-        node("Add", ["cross", "z_norms"], "partial"),
-        node("Add", ["partial", "centre_norms"], "raw_distances"),
-        node("Max", ["raw_distances", "zero"], "distances"),
-        # nearest prototype per class
-        node("Reshape", ["distances", "grid"], "by_class"),
-        node("ReduceMin", ["by_class"], "class_distances", axes=[2], keepdims=0),
-        node("ReduceMin", ["class_distances"], "nearest", axes=[1], keepdims=1),
-        node("Sub", ["class_distances", "nearest"], "excess"),
-        node("Mul", ["excess", "minus_inverse_tau"], "logits"),
-        node("Softmax", ["logits"], "agreement", axis=1),
+        const("row_axis", [1], np.int64),
+        # per prototype: minus its squared distance over tau, up to a constant per row
+        node("MatMul", [INPUTS, "weights"], "projected"),
+        node("Add", ["projected", "bias"], "logits"),
+        # per class its nearest prototype, then how much the neighbourhood agrees with each
+        node("Reshape", ["logits", "grid"], "by_class"),
+        node("ReduceMax", ["by_class"], "class_logits", axes=[2], keepdims=0),
+        node("Softmax", ["class_logits"], "agreement", axis=1),
         # the agreement with the edge's answer, times the edge's top probability
         node("ArgMax", [PROBABILITIES], "top", axis=1, keepdims=1),
         node("GatherElements", ["agreement", "top"], "top_agreement", axis=1),
         node("ReduceMax", [PROBABILITIES], "top_probability", axes=[1], keepdims=1),
         node("Mul", ["top_probability", "top_agreement"], "product"),
-        const("row_axis", [1], np.int64),
         node("Squeeze", ["product", "row_axis"], SCORE),
     ]
     graph = helper.make_graph(

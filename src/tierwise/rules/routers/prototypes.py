@@ -83,5 +83,7 @@ class Prototypes:
         if len(x) != len(p):
             raise ValueError(f"{len(p)} rows of probabilities but {len(x)} input rows")
         out = np.asarray(self.model(p, x), dtype=np.float64).reshape(-1)
-        score: FloatArray = np.minimum(np.maximum(out, 0.0), 1.0)
-        return score
+        # Clipped to [0, 1] by the ufuncs themselves, in place: a product of a probability and
+        # a softmax entry is there already, up to rounding; np.clip's wrappers cost more.
+        np.minimum(np.maximum(out, 0.0, out=out), 1.0, out=out)
+        return out
