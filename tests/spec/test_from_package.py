@@ -286,7 +286,8 @@ def test_a_hand_written_cascade_names_its_rule_from_the_known_ones(tmp_path: Pat
     path.write_text(yaml.safe_dump(varied(MINIMAL, models=[model])))
     message = _error(path)
     assert "models[0].cascade.rule" in message
-    assert "'max_probability', 'margin', 'entropy', 'temperature', 'learned' or 'prototypes'" in message
+    known = "'max_probability', 'margin', 'entropy', 'temperature', 'learned' or 'prototypes'"
+    assert known in message
     model["cascade"]["rule"] = "entropy"
     path.write_text(yaml.safe_dump(varied(MINIMAL, models=[model])))
     cascade = load_spec(path).model("m").cascade
