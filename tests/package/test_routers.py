@@ -223,7 +223,7 @@ def test_the_packaged_router_is_what_fit_rules_made_and_the_edge_runs(
     fitted = evaluation.fit()
     assert fitted.notes == [
         "learned router cross-fitted on the evaluation data (no router data given)",
-        "no prototypes rule: the router data has no inputs (router_x)",
+        "no prototypes rule: no router data (router_p, router_y and router_x)",
     ]
     cascade = evaluation.manifest.cascade
     assert cascade is not None
@@ -287,7 +287,7 @@ def test_without_router_data_cross_fitting_needs_twice_as_many_wrong_answers(
     assert "learned" not in fitted.rules
     assert fitted.notes == [
         f"no learned router: {2 * MIN_WRONG - 1} wrong edge answers in the evaluation data",
-        "no prototypes rule: the router data has no inputs (router_x)",
+        "no prototypes rule: no router data (router_p, router_y and router_x)",
     ]
 
 
@@ -311,3 +311,30 @@ def test_error_auroc_is_the_chance_a_wrong_answer_scores_below_a_right_one() -> 
     # one wrong answer (0.75) above one right answer (0.7): 5 of 6 pairs in order
     assert error_auroc(np.array([0.1, 0.75, 0.7, 0.8, 0.9]), right) == pytest.approx(5 / 6)
     assert error_auroc(np.array([0.1, 0.2]), np.array([True, True])) == 0.5  # nothing wrong
+
+
+def test_router_data_without_inputs_fits_every_rule_but_the_prototypes(
+    evaluation: Evaluation,
+) -> None:
+    """Router data from before router_x: the rules reading only probabilities learn from it."""
+    router = RouterData(evaluation.probabilities[:ROUTER_ROWS], evaluation.labels[:ROUTER_ROWS])
+    fitted = evaluation.fit(slice(ROUTER_ROWS, None), router)
+    assert set(fitted.rules) == set(RULE_NAMES) - {"prototypes"}
+    assert fitted.notes == ["no prototypes rule: the router data has no inputs (router_x)"]
+    assert list(fitted.files) == [f"router-{VARIANT}.onnx"]
+
+
+def test_the_prototypes_may_be_chosen_as_best(
+    with_router_data: FittedRules, evaluation: Evaluation
+) -> None:
+    """On digits the input-aware rule ranks the edge's wrong answers first best (judged on
+    the evaluation rows and its cross-fitted router-row scores), so the package deploys it;
+    on the evaluation rows alone it ranks them better than max-probability too."""
+    assert with_router_data.best == "prototypes"
+    rest = slice(ROUTER_ROWS, None)
+    file = with_router_data.rules["prototypes"].file
+    assert file is not None
+    rule = onnx_rule(with_router_data.files[file], "prototypes")
+    p, x, right = evaluation.probabilities[rest], evaluation.x[rest], evaluation.edge_correct[rest]
+    prototypes = error_auroc(rule.score(p, x), right)
+    assert prototypes > error_auroc(make_rule("max_probability").score(p, x), right)

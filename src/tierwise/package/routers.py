@@ -171,7 +171,9 @@ def _prototype_scores(
     on the router rows), or why there is no prototypes rule."""
     from tierwise.package.prototypes import cross_fitted_scores, export_prototypes, fit_prototypes
 
-    if router_data is None or router_data.inputs is None:
+    if router_data is None:
+        return "no prototypes rule: no router data (router_p, router_y and router_x)"
+    if router_data.inputs is None:
         return "no prototypes rule: the router data has no inputs (router_x)"
     known = fit_columns >= 0
     counts = np.bincount(fit_columns[known], minlength=classes)
