@@ -201,3 +201,15 @@ def test_without_router_inputs_the_package_has_no_prototypes_rule(built: Path, k
     assert not any(
         f.startswith("prototypes-") for f in load_verified(built, [keys.public]).manifest.files
     )
+
+
+def test_a_class_too_small_to_hold_out_is_kept_in_every_fold() -> None:
+    """Three rows of class 2: every fold's prototypes have the class; those rows are scored
+    by the fit on every row (few, and said so), the others by the folds that held them out."""
+    x, columns = _blobs(200, 2, 3, seed=5)
+    columns[:3] = 2
+    p = np.full((200, 3), 1 / 3)
+    cross = cross_fitted_scores(p, x, columns, 3)
+    assert np.isfinite(cross).all()
+    on_every_row = prototype_scores(fit_prototypes(x, columns, 3), p[:3], x[:3])
+    np.testing.assert_allclose(cross[:3], on_every_row)
