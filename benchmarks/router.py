@@ -110,14 +110,16 @@ def run_fold(name: str, i: int, splits: Splits, root: Path, key: Path, pooled: P
     pooled.chosen.append(best)
     draws = tie_draws(splits.x_test)  # as the agent breaks ties at a threshold
     for rule in cascade.rules[variant]:
-        score = model.escalation_rule(rule).score(probabilities)
+        score = model.escalation_rule(rule).score(probabilities, splits.x_test)
         point = cascade.at_budget(variant, BUDGET, rule)
         hard = np.asarray(is_hard(score, point.threshold, point.tie_share, draws), dtype=bool)
         for label in [rule] + ([CHOICE] if rule == best else []):
             pooled.scores[label].append(score)
             pooled.at_budget[label].append(hard)
             pooled.bounds[label].append(point.local_error_bound or 0.0)
-    sedna = make_rule("entropy").score(probabilities)  # Sedna's confidence_score, same formula
+    sedna = make_rule("entropy").score(
+        probabilities, splits.x_test
+    )  # Sedna's confidence_score, same formula
     pooled.at_budget["Sedna CrossEntropy"].append(sedna < SEDNA_THRESHOLD)
 
 

@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from tests.package.support import Keys, make_keys
@@ -468,7 +469,7 @@ def test_a_cascade_on_the_learned_rule_escalates_the_rows_its_router_finds_hard(
     cloud_model = load_verified(built.cloud, [built.public_key])
     rows = get_scenario("digits").test_data().x[:120]
     local = edge.predict(rows)
-    score = edge.escalation_rule("learned").score(local.probabilities)
+    score = edge.escalation_rule("learned").score(local.probabilities, rows)
     hard = np.asarray(is_hard(score, threshold), dtype=bool)
     assert 0 < hard.sum() < len(rows)
     # the learned rule decides, not max-probability at the same threshold
@@ -491,6 +492,53 @@ def test_a_cascade_on_the_learned_rule_escalates_the_rows_its_router_finds_hard(
         ]
         assert [a.answered_by == "cloud" for a in one_by_one] == hard[:40].tolist()
         await agent.stop()
+
+    run(body)
+
+
+def test_a_cascade_on_the_prototypes_rule_escalates_over_http_what_the_inputs_make_hard(
+    tmp_path: Path, digits_packages: ScenarioPackages
+) -> None:
+    """The agent scores each request's rows with the package's prototypes graph (the rows
+    and the edge's probabilities): devices asking over HTTP get the cloud's answer for the
+    rows it finds hard, the edge's for the rest, one row at a time as in a batch."""
+    from tierwise.edge.api import create_app
+
+    built = digits_packages
+    cascade = built.edge_manifest.cascade
+    assert cascade is not None
+    variant = built.edge_manifest.variant().name
+    threshold = cascade.at_budget(variant, 0.10, "prototypes").threshold
+    edge = load_verified(built.edge, [built.public_key], variant)
+    cloud_model = load_verified(built.cloud, [built.public_key])
+    rows = get_scenario("digits").test_data().x[:120]
+    local = edge.predict(rows)
+    score = edge.escalation_rule("prototypes").score(local.probabilities, rows)
+    hard = np.asarray(is_hard(score, threshold), dtype=bool)
+    assert 0 < hard.sum() < len(rows)
+    assert not np.array_equal(hard, local.confidence < threshold)  # the inputs count
+    cloud = _scenario_cloud(built)
+    _deploy_rule(cloud, EscalationRule.PROTOTYPES, threshold)
+    agent = _scenario_agent(tmp_path, cloud, built)
+
+    async def body() -> None:
+        await agent.start()
+        await _until(lambda: _version(agent) == 1)
+        transport = httpx.ASGITransport(app=create_app(agent))
+        async with httpx.AsyncClient(transport=transport, base_url="http://edge") as client:
+            url = f"/v1/predict/{FEATURE}"
+            batch = (await client.post(url, json={"inputs": rows.tolist()})).json()
+            one_by_one = [
+                (await client.post(url, json={"inputs": [row]})).json()
+                for row in rows[:40].tolist()
+            ]
+        await agent.stop()
+        assert (batch["answered_by"], batch["reason"]) == ("cloud", "escalated")
+        expected = np.where(
+            hard[:, None], cloud_model.predict(rows).probabilities, local.probabilities
+        )
+        np.testing.assert_allclose(np.asarray(batch["outputs"]), expected, rtol=1e-5, atol=1e-6)
+        assert [a["answered_by"] == "cloud" for a in one_by_one] == hard[:40].tolist()
 
     run(body)
 

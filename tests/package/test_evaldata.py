@@ -91,3 +91,52 @@ def test_router_data_of_the_wrong_shape_or_kind_is_refused(
 ) -> None:
     with pytest.raises(UsageError, match=reason):
         load_eval_data(_npz(tmp_path / "bad.npz", router_p=router_p, router_y=router_y))
+
+
+ROUTER_X = np.arange(9, dtype=np.float32).reshape(3, 3)
+
+
+def test_router_inputs_round_trip_beside_the_router_data(tmp_path: Path) -> None:
+    data = EvalData(X, Y, None, "e", router_p=ROUTER_P, router_y=ROUTER_Y, router_x=ROUTER_X)
+    save_eval_data(tmp_path / "e.npz", data)
+    loaded = load_eval_data(tmp_path / "e.npz")
+    assert loaded.router_x is not None
+    np.testing.assert_array_equal(loaded.router_x, ROUTER_X)
+    assert loaded.router_x.dtype == np.float32
+
+
+def test_router_data_without_inputs_still_loads(tmp_path: Path) -> None:
+    """Files written before router_x existed: the rules that need no inputs still learn."""
+    loaded = load_eval_data(_npz(tmp_path / "old.npz", router_p=ROUTER_P, router_y=ROUTER_Y))
+    assert loaded.router_p is not None
+    assert loaded.router_x is None
+
+
+@pytest.mark.parametrize(
+    ("arrays", "reason"),
+    [
+        ({"router_x": ROUTER_X}, r"has router_x but not router_p and router_y"),
+        (
+            {"router_p": ROUTER_P, "router_y": ROUTER_Y, "router_x": ROUTER_X[:2]},
+            r"router_x must be \[3, 3\] \(a row of x's width per row of router_p\), got \[2, 3\]",
+        ),
+        (
+            {"router_p": ROUTER_P, "router_y": ROUTER_Y, "router_x": ROUTER_X[:, :2]},
+            r"router_x must be \[3, 3\] .*, got \[3, 2\]",
+        ),
+        (
+            {"router_p": ROUTER_P, "router_y": ROUTER_Y, "router_x": np.full((3, 3), np.inf)},
+            "router_x contains NaN or infinity",
+        ),
+    ],
+)
+def test_router_inputs_not_matching_their_rows_are_refused(
+    tmp_path: Path, arrays: Any, reason: str
+) -> None:
+    with pytest.raises(UsageError, match=reason):
+        load_eval_data(_npz(tmp_path / "bad.npz", **arrays))
+
+
+def test_saving_router_inputs_without_their_rows_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="router_x needs router_p with one row per input row"):
+        save_eval_data(tmp_path / "e.npz", EvalData(X, Y, None, "e", router_x=ROUTER_X))

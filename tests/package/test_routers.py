@@ -68,6 +68,7 @@ class Evaluation:
         return fit_rules(
             VARIANT,
             self.probabilities[rows],
+            self.x[rows],
             self.labels[rows],
             self.classes,
             self.cloud_correct[rows],
@@ -95,7 +96,11 @@ def evaluation(built: Path, keys: Keys, inputs: Inputs) -> Evaluation:
 @pytest.fixture(scope="module")
 def with_router_data(evaluation: Evaluation) -> FittedRules:
     """Rules fitted on the first held-out rows, their curves drawn on the others."""
-    router = RouterData(evaluation.probabilities[:ROUTER_ROWS], evaluation.labels[:ROUTER_ROWS])
+    router = RouterData(
+        evaluation.probabilities[:ROUTER_ROWS],
+        evaluation.labels[:ROUTER_ROWS],
+        evaluation.x[:ROUTER_ROWS],
+    )
     return evaluation.fit(slice(ROUTER_ROWS, None), router)
 
 
@@ -133,7 +138,7 @@ def test_rules_are_fitted_on_the_router_data_and_drawn_on_the_evaluation_rows(
     )
     rest = slice(ROUTER_ROWS, None)
     for name in ("max_probability", "margin", "entropy", "temperature"):
-        score = make_rule(name, temperature=temperature).score(evaluation.probabilities[rest])
+        score = make_rule(name, temperature=temperature).score(evaluation.probabilities[rest], None)
         expected = cascade_curve(
             score, evaluation.edge_correct[rest], evaluation.cloud_correct[rest]
         )
@@ -146,10 +151,10 @@ def test_the_learned_curve_is_the_curve_of_the_exported_router(
 ) -> None:
     entry = with_router_data.rules["learned"]
     assert entry.file == f"router-{VARIANT}.onnx"
-    assert list(with_router_data.files) == [entry.file]
+    assert set(with_router_data.files) == {entry.file, f"prototypes-{VARIANT}.onnx"}
     rest = slice(ROUTER_ROWS, None)
     router = onnx_rule(with_router_data.files[entry.file])
-    score = router.score(evaluation.probabilities[rest])
+    score = router.score(evaluation.probabilities[rest], None)
     right = evaluation.edge_correct[rest]
     assert entry.curve == cascade_curve(score, right, evaluation.cloud_correct[rest])
     # it learned "the edge answer is right", not its opposite: right answers score higher
@@ -166,7 +171,7 @@ def test_the_exported_router_scores_as_the_fitted_scikit_learn_model() -> None:
     model = _fit(router_features(p[:300]), right[:300])
     exported = onnx_rule(_export(model, classes=10))
     expected = model.predict_proba(router_features(p[300:]))[:, 1]
-    np.testing.assert_allclose(exported.score(p[300:]), expected, atol=1e-6)
+    np.testing.assert_allclose(exported.score(p[300:], None), expected, atol=1e-6)
 
 
 def test_the_exported_router_is_one_graph_from_class_probabilities() -> None:
@@ -217,7 +222,8 @@ def test_the_packaged_router_is_what_fit_rules_made_and_the_edge_runs(
     same outputs gives the very file in the package, and the edge scores with it."""
     fitted = evaluation.fit()
     assert fitted.notes == [
-        "learned router cross-fitted on the evaluation data (no router data given)"
+        "learned router cross-fitted on the evaluation data (no router data given)",
+        "no prototypes rule: no router data (router_p, router_y and router_x)",
     ]
     cascade = evaluation.manifest.cascade
     assert cascade is not None
@@ -227,11 +233,11 @@ def test_the_packaged_router_is_what_fit_rules_made_and_the_edge_runs(
     assert evaluation.model.package_dir is not None
     assert fitted.files[file] == (evaluation.model.package_dir / file).read_bytes()
 
-    built_side = onnx_rule(fitted.files[file]).score(evaluation.probabilities)
+    built_side = onnx_rule(fitted.files[file]).score(evaluation.probabilities, None)
     _, edge_side = PackageAnswerer(evaluation.model).predict(evaluation.x, EscalationRule.LEARNED)
     np.testing.assert_allclose(edge_side, built_side, atol=1e-6)
     np.testing.assert_allclose(
-        evaluation.model.escalation_rule("learned").score(evaluation.probabilities),
+        evaluation.model.escalation_rule("learned").score(evaluation.probabilities, None),
         built_side,
         atol=1e-6,
     )
@@ -244,7 +250,7 @@ def test_cross_fitted_curves_are_not_drawn_by_the_model_on_its_own_training_rows
     routers, each scoring the half it did not see."""
     cascade = evaluation.manifest.cascade
     assert cascade is not None
-    shipped = evaluation.model.escalation_rule("learned").score(evaluation.probabilities)
+    shipped = evaluation.model.escalation_rule("learned").score(evaluation.probabilities, None)
     in_sample = cascade_curve(shipped, evaluation.edge_correct, evaluation.cloud_correct)
     assert cascade.curve(VARIANT, "learned") != in_sample
 
@@ -261,11 +267,11 @@ def test_a_router_needs_enough_wrong_answers_to_learn_from(
     evaluation: Evaluation, wrong: int
 ) -> None:
     keep = _rows_with_wrong(evaluation, slice(None, ROUTER_ROWS), wrong)
-    router = RouterData(evaluation.probabilities[keep], evaluation.labels[keep])
+    router = RouterData(evaluation.probabilities[keep], evaluation.labels[keep], evaluation.x[keep])
     fitted = evaluation.fit(slice(ROUTER_ROWS, None), router)
     if wrong < MIN_WRONG:
         assert "learned" not in fitted.rules
-        assert fitted.files == {}
+        assert list(fitted.files) == [f"prototypes-{VARIANT}.onnx"]  # it needs no wrong rows
         assert fitted.notes == [f"no learned router: {wrong} wrong edge answers in the router data"]
         assert set(fitted.rules) == set(RULE_NAMES) - {"learned"}
     else:
@@ -280,7 +286,8 @@ def test_without_router_data_cross_fitting_needs_twice_as_many_wrong_answers(
     fitted = evaluation.fit(keep)
     assert "learned" not in fitted.rules
     assert fitted.notes == [
-        f"no learned router: {2 * MIN_WRONG - 1} wrong edge answers in the evaluation data"
+        f"no learned router: {2 * MIN_WRONG - 1} wrong edge answers in the evaluation data",
+        "no prototypes rule: no router data (router_p, router_y and router_x)",
     ]
 
 
@@ -304,3 +311,30 @@ def test_error_auroc_is_the_chance_a_wrong_answer_scores_below_a_right_one() -> 
     # one wrong answer (0.75) above one right answer (0.7): 5 of 6 pairs in order
     assert error_auroc(np.array([0.1, 0.75, 0.7, 0.8, 0.9]), right) == pytest.approx(5 / 6)
     assert error_auroc(np.array([0.1, 0.2]), np.array([True, True])) == 0.5  # nothing wrong
+
+
+def test_router_data_without_inputs_fits_every_rule_but_the_prototypes(
+    evaluation: Evaluation,
+) -> None:
+    """Router data from before router_x: the rules reading only probabilities learn from it."""
+    router = RouterData(evaluation.probabilities[:ROUTER_ROWS], evaluation.labels[:ROUTER_ROWS])
+    fitted = evaluation.fit(slice(ROUTER_ROWS, None), router)
+    assert set(fitted.rules) == set(RULE_NAMES) - {"prototypes"}
+    assert fitted.notes == ["no prototypes rule: the router data has no inputs (router_x)"]
+    assert list(fitted.files) == [f"router-{VARIANT}.onnx"]
+
+
+def test_the_prototypes_may_be_chosen_as_best(
+    with_router_data: FittedRules, evaluation: Evaluation
+) -> None:
+    """On digits the input-aware rule ranks the edge's wrong answers first best (judged on
+    the evaluation rows and its cross-fitted router-row scores), so the package deploys it;
+    on the evaluation rows alone it ranks them better than max-probability too."""
+    assert with_router_data.best == "prototypes"
+    rest = slice(ROUTER_ROWS, None)
+    file = with_router_data.rules["prototypes"].file
+    assert file is not None
+    rule = onnx_rule(with_router_data.files[file], "prototypes")
+    p, x, right = evaluation.probabilities[rest], evaluation.x[rest], evaluation.edge_correct[rest]
+    prototypes = error_auroc(rule.score(p, x), right)
+    assert prototypes > error_auroc(make_rule("max_probability").score(p, x), right)

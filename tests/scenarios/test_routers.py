@@ -32,7 +32,7 @@ def _budget_hard(
     assert cascade is not None
     point = cascade.at_budget(variant, BUDGET, rule)
     model = load_verified(packages.edge, [packages.public_key], variant)
-    score = model.escalation_rule(rule).score(model.predict(data.x).probabilities)
+    score = model.escalation_rule(rule).score(model.predict(data.x).probabilities, data.x)
     hard = is_hard(score, point.threshold, point.tie_share, tie_draws(data.x))
     return point, model, np.asarray(hard, dtype=bool)
 

@@ -249,19 +249,29 @@ def test_an_unknown_rule_is_an_error_at_its_field(workdir: Path) -> None:
     assert "the package has no oracle curve; it has entropy, learned, margin" in message
 
 
-def test_a_rule_the_package_did_not_fit_is_named(workdir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("rule", "why"),
+    [
+        ("learned", "a learned router needs enough wrong edge answers in the build's data"),
+        ("prototypes", "the prototypes rule needs the router rows' inputs (router_x) in the "),
+    ],
+)
+def test_a_rule_the_package_did_not_fit_is_named_with_why(
+    workdir: Path, tmp_path: Path, rule: str, why: str
+) -> None:
     """A valid rule name with no curve in this package (a learned router needs wrong answers
-    to learn from; a package can lack it)."""
+    to learn from, the prototypes the router rows' inputs: this package's evaluation data
+    has none, so it lacks prototypes as built)."""
     package = Path(shutil.copytree(workdir / "pkg", tmp_path / "pkg"))
     data = json.loads((package / "manifest.json").read_text())
-    del data["cascade"]["rules"]["int8"]["learned"]
+    assert "prototypes" not in data["cascade"]["rules"]["int8"]
+    data["cascade"]["rules"]["int8"].pop(rule, None)
     data["cascade"]["best_rule"]["int8"] = "max_probability"
     (package / "manifest.json").write_text(json.dumps(data))
-    path = _spec(tmp_path, _with_cascade("rule: learned"))
+    path = _spec(tmp_path, _with_cascade(f"rule: {rule}"))
     message = _error(path)
-    assert "models[0].cascade.rule: the package has no learned curve; it has entropy, margin, " in (
-        message
-    )
+    assert f"models[0].cascade.rule: the package has no {rule} curve ({why}" in message
+    assert "; it has entropy, " in message
 
 
 def test_a_hand_written_cascade_names_its_rule_from_the_known_ones(tmp_path: Path) -> None:
@@ -276,7 +286,8 @@ def test_a_hand_written_cascade_names_its_rule_from_the_known_ones(tmp_path: Pat
     path.write_text(yaml.safe_dump(varied(MINIMAL, models=[model])))
     message = _error(path)
     assert "models[0].cascade.rule" in message
-    assert "'max_probability', 'margin', 'entropy', 'temperature' or 'learned'" in message
+    known = "'max_probability', 'margin', 'entropy', 'temperature', 'learned' or 'prototypes'"
+    assert known in message
     model["cascade"]["rule"] = "entropy"
     path.write_text(yaml.safe_dump(varied(MINIMAL, models=[model])))
     cascade = load_spec(path).model("m").cascade

@@ -90,7 +90,7 @@ class PackageAnswerer:
 
     def __init__(self, model: PackageModel) -> None:
         self.model = model
-        # Load every escalation rule now, so a broken learned router refuses the package at
+        # Load every escalation rule now, so a broken rule file refuses the package at
         # install (with the last-known-good kept), not the first hard request after it.
         cascade = model.manifest.cascade
         for rule in cascade.rules.get(model.variant.name, {}) if cascade is not None else ():
@@ -111,5 +111,7 @@ class PackageAnswerer:
     def predict(
         self, inputs: Floats2D, rule: EscalationRule = EscalationRule.MAX_PROBABILITY
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        probabilities = self.model.predict(inputs).probabilities.astype(np.float64)
-        return probabilities, self.model.escalation_rule(rule.value).score(probabilities)
+        rows = np.atleast_2d(np.asarray(inputs, dtype=np.float32))
+        probabilities = self.model.predict(rows).probabilities  # float32, as ONNX rules take it
+        score = self.model.escalation_rule(rule.value).score(probabilities, rows)
+        return probabilities.astype(np.float64), score

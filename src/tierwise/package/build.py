@@ -200,7 +200,15 @@ def _calibrate(
                 f"{data.source}: router_p has {data.router_p.shape[1]} columns, the model has "
                 f"{len(exported.classes)} classes"
             )
-        router_data = RouterData(data.router_p, data.router_y)
+        if data.router_x is not None and data.router_x.shape != (
+            len(data.router_p),
+            data.x.shape[1],
+        ):
+            raise UsageError(
+                f"{data.source}: router_x must be [{len(data.router_p)}, {data.x.shape[1]}] "
+                f"(a row of x's width per row of router_p), got {list(data.router_x.shape)}"
+            )
+        router_data = RouterData(data.router_p, data.router_y, data.router_x)
     rules, best, oracle = {}, {}, {}
     files: dict[str, bytes] = {}
     notes: list[str] = []
@@ -208,7 +216,7 @@ def _calibrate(
     for name, probs in probabilities.items():
         progress(f"fitting the escalation rules for {name}")
         mine = router_data if name in own_router_data else None
-        fitted = fit_rules(name, probs, data.y, classes, cloud_correct, mine)
+        fitted = fit_rules(name, probs, data.x, data.y, classes, cloud_correct, mine)
         rules[name], best[name] = fitted.rules, fitted.best
         files.update(fitted.files)
         notes.extend(f"{name}: {note}" for note in fitted.notes)

@@ -10,6 +10,8 @@ An .npz holds
                                                 on rows it did not train on (out-of-fold
                                                 predictions), which the escalation rules learn
     router_y        array [K]                   from (package/routers.py), with their labels
+    router_x        float array [K, features]   optional, with router_p: the inputs of those
+                                                rows (the prototypes rule learns from them)
 
 Without `x_calibration` the evaluation inputs calibrate the quantizer too (no labels are
 used for that, but the accuracy figure is then slightly optimistic; the manifest says so
@@ -39,6 +41,7 @@ class EvalData:
     source: str  # "scenario:digits" or the file's name, for the manifest
     router_p: NDArray[np.float32] | None = None
     router_y: NDArray[Any] | None = None
+    router_x: NDArray[np.float32] | None = None  # the router rows' inputs, aligned with router_p
 
 
 def load_eval_data(ref: str | Path) -> EvalData:
@@ -61,7 +64,8 @@ def load_eval_data(ref: str | Path) -> EvalData:
     if x_cal is not None and x_cal.shape[1] != x.shape[1]:
         raise UsageError(f"{ref}: x_calibration has {x_cal.shape[1]} features, x has {x.shape[1]}")
     router_p, router_y = _router_data(arrays, ref)
-    return EvalData(x, y, x_cal, path.name, router_p, router_y)
+    router_x = _router_inputs(arrays, ref, x.shape[1], router_p)
+    return EvalData(x, y, x_cal, path.name, router_p, router_y, router_x)
 
 
 def save_eval_data(path: str | Path, data: EvalData) -> None:
@@ -72,6 +76,10 @@ def save_eval_data(path: str | Path, data: EvalData) -> None:
         raise UsageError("router data needs both router_p and router_y")
     if data.router_p is not None and data.router_y is not None:
         arrays["router_p"], arrays["router_y"] = data.router_p, data.router_y
+    if data.router_x is not None:
+        if data.router_p is None or len(data.router_x) != len(data.router_p):
+            raise UsageError("router_x needs router_p with one row per input row")
+        arrays["router_x"] = data.router_x
     np.savez_compressed(path, **arrays)  # type: ignore[arg-type]
 
 
@@ -94,6 +102,26 @@ def _router_data(
             f"got {list(labels.shape)}"
         )
     return probs, labels
+
+
+def _router_inputs(
+    arrays: dict[str, NDArray[Any]],
+    ref: str | Path,
+    features: int,
+    router_p: NDArray[np.float32] | None,
+) -> NDArray[np.float32] | None:
+    values = arrays.get("router_x")
+    if values is None:
+        return None
+    if router_p is None:
+        raise UsageError(f"{ref}: has router_x but not router_p and router_y (its rows' outputs)")
+    router_x = _features(values, f"{ref}: router_x")
+    if router_x.shape != (len(router_p), features):
+        raise UsageError(
+            f"{ref}: router_x must be [{len(router_p)}, {features}] (a row of x's width per "
+            f"row of router_p), got {list(router_x.shape)}"
+        )
+    return router_x
 
 
 def _features(values: NDArray[Any], where: str) -> NDArray[np.float32]:

@@ -7,6 +7,7 @@ A package is a directory::
     model-fp32.onnx    one file per variant, each listed in `files` with its sha256
     model-int8.onnx
     router-int8.onnx   the learned escalation rule of a variant, when the cascade has one
+    prototypes-int8.onnx  the prototypes escalation rule of a variant, likewise
 
 Every path in the manifest is relative (posix, no `..`), so a package verifies and runs
 wherever it is copied. The same inputs give the same bytes: the only figures that differ from
@@ -124,7 +125,9 @@ class RuleCurve(_Frozen):
 
     curve: list[CurvePoint] = Field(min_length=1)
     temperature: float | None = Field(None, gt=0, description="the temperature rule's fitted T")
-    file: str | None = Field(None, description="the learned rule's ONNX model (listed in files)")
+    file: str | None = Field(
+        None, description="the learned or prototypes rule's ONNX model (listed in files)"
+    )
 
 
 class CascadeCalibration(_Frozen):
@@ -135,8 +138,9 @@ class CascadeCalibration(_Frozen):
         description="variant -> rule name -> its parameters and calibration curve"
     )
     best_rule: dict[str, str] = Field(
-        description="per variant, the closed-form rule ranking the edge's wrong answers first "
-        "best (error AUROC on the eval rows and router data); max_probability on ties"
+        description="per variant, the closed-form or prototypes rule ranking the edge's wrong "
+        "answers first best (error AUROC on the eval rows and router data); max_probability "
+        "on ties"
     )
     oracle_escalated: dict[str, float] = Field(
         description="per variant, its error rate: the share a perfect router would escalate"

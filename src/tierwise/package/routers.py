@@ -7,6 +7,10 @@ is drawn on the evaluation data, which neither saw. Without it they are cross-fi
 evaluation data (two halves, each scored by a model fitted on the other), so the curves are
 still drawn on rows their model did not see; the shipped model is then fitted on all of it.
 
+The prototypes rule needs the router rows' inputs too (`RouterData.inputs`): it is fitted on
+them (package/prototypes.py), exported to ONNX, and its curve drawn by ONNX Runtime on the
+evaluation rows; without router inputs the package has no prototypes rule (said in a note).
+
 The learned router is a scikit-learn logistic regression (its strength chosen by 5-fold
 cross-validated log-loss on the router data, not by looking at any test split), exported to
 ONNX as one graph from the edge model's class probabilities to its answer (`feature_graph`,
@@ -34,6 +38,7 @@ from tierwise.rules.routers.temperature import fit_temperature
 STRENGTHS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)  # inverse regularization searched by CV
 CV_FOLDS = 5
 SEED = 0
+FILED = ("learned", "prototypes")  # the rules fitted into a model file, not a formula
 MIN_WRONG = 4  # fewer wrong answers than this to learn from: no learned rule (said in a note)
 PROBABILITIES = "class_probabilities"  # the router graph's input: the edge model's output
 FEATURES = "router_features"  # the feature nodes' output, the regression's input
@@ -41,29 +46,33 @@ FEATURES = "router_features"  # the feature nodes' output, the regression's inpu
 
 @dataclass(frozen=True)
 class RouterData:
-    """Edge class probabilities on rows it did not train on, and those rows' labels."""
+    """Edge class probabilities on rows it did not train on, those rows' labels and (for the
+    prototypes rule) the rows themselves."""
 
     probabilities: NDArray[np.float32]
     labels: NDArray[Any]
+    inputs: NDArray[np.float32] | None = None
 
 
 @dataclass
 class FittedRules:
     rules: dict[str, RuleCurve]
     best: str
-    files: dict[str, bytes] = field(default_factory=dict)  # the learned router's ONNX
+    files: dict[str, bytes] = field(default_factory=dict)  # the learned and prototype graphs
     notes: list[str] = field(default_factory=list)
 
 
 def fit_rules(
     variant: str,
     probabilities: NDArray[np.float32],
+    inputs: NDArray[np.float32],
     labels: NDArray[Any],
     classes: list[Any],
     cloud_correct: NDArray[np.bool_],
     router_data: RouterData | None,
 ) -> FittedRules:
-    """Every rule's curve for one variant on the evaluation rows (`probabilities`, `labels`)."""
+    """Every rule's curve for one variant on the evaluation rows (`probabilities` of `inputs`,
+    `labels`)."""
     classes_arr = np.asarray(classes)
     edge_correct = np.asarray(classes_arr[probabilities.argmax(axis=1)] == labels)
     columns = _true_columns(classes_arr, labels)
@@ -75,8 +84,8 @@ def fit_rules(
         fit_p, fit_columns = np.asarray(probabilities, dtype=np.float64), columns
     temperature = fit_temperature(fit_p[fit_columns >= 0], fit_columns[fit_columns >= 0])
 
-    closed_form = {n: make_rule(n, temperature=temperature) for n in RULE_NAMES if n != "learned"}
-    scores = {name: rule.score(probabilities) for name, rule in closed_form.items()}
+    closed_form = {n: make_rule(n, temperature=temperature) for n in RULE_NAMES if n not in FILED}
+    scores = {name: rule.score(probabilities, inputs) for name, rule in closed_form.items()}
     entries: dict[str, dict[str, Any]] = {name: {} for name in closed_form}
     entries["temperature"] = {"temperature": temperature}
 
@@ -87,22 +96,36 @@ def fit_rules(
         file = f"router-{variant}.onnx"
         files[file] = onnx_bytes
         entries["learned"] = {"file": file}
+    prototypes = _prototype_scores(probabilities, inputs, fit_columns, len(classes), router_data)
+    if isinstance(prototypes, str):
+        notes.append(prototypes)
+    else:
+        onnx_bytes, scores["prototypes"], router_scores = prototypes
+        file = f"prototypes-{variant}.onnx"
+        files[file] = onnx_bytes
+        entries["prototypes"] = {"file": file}
 
     rules = {
         name: RuleCurve(curve=cascade_curve(score, edge_correct, cloud_correct), **entries[name])
         for name, score in scores.items()
     }
-    # The automatic choice is among the closed-form rules, judged on the eval rows and the
-    # router rows together. The learned router is offered (a spec can name it) but not
-    # chosen by itself: its evidence on the router rows is optimistic even out of fold, since
-    # fold models are less sure than the full model it then serves (benchmarks/router.py: it
-    # ranked first there and did worse than max-probability on held-out digits).
-    evidence = {name: (scores[name], edge_correct) for name in closed_form}
+    # The automatic choice is among the closed-form rules and the prototypes, judged on the
+    # eval rows and the router rows together (the prototypes' router-row scores cross-fitted:
+    # its own training rows would look falsely sure). The learned router is offered (a spec
+    # can name it) but not chosen by itself: its evidence on the router rows is optimistic
+    # even out of fold, since fold models are less sure than the full model it then serves
+    # (benchmarks/router.py: it ranked first there and did worse than max-probability on
+    # held-out digits).
+    candidates = [name for name in scores if name != "learned"]
+    evidence = {name: (scores[name], edge_correct) for name in candidates}
     if router_data is not None:  # the router rows too: three times the errors to judge by
         right = fit_p.argmax(axis=1) == fit_columns
-        for name, rule in closed_form.items():
+        on_router_rows = {n: r.score(fit_p, router_data.inputs) for n, r in closed_form.items()}
+        if "prototypes" in scores:
+            on_router_rows["prototypes"] = router_scores
+        for name in candidates:
             evidence[name] = (
-                np.concatenate([scores[name], rule.score(fit_p)]),
+                np.concatenate([scores[name], on_router_rows[name]]),
                 np.concatenate([edge_correct, right]),
             )
     aurocs = {name: error_auroc(*pair) for name, pair in evidence.items()}
@@ -137,6 +160,39 @@ def best_rule(aurocs: dict[str, float]) -> str:
     return min(aurocs, key=key)
 
 
+def _prototype_scores(
+    probabilities: NDArray[np.float32],
+    inputs: NDArray[np.float32],
+    fit_columns: NDArray[np.intp],
+    classes: int,
+    router_data: RouterData | None,
+) -> tuple[bytes, NDArray[np.float64], NDArray[np.float64]] | str:
+    """(the exported prototypes graph, its scores on the evaluation rows, cross-fitted scores
+    on the router rows), or why there is no prototypes rule."""
+    from tierwise.package.prototypes import cross_fitted_scores, export_prototypes, fit_prototypes
+
+    if router_data is None:
+        return "no prototypes rule: no router data (router_p, router_y and router_x)"
+    if router_data.inputs is None:
+        return "no prototypes rule: the router data has no inputs (router_x)"
+    known = fit_columns >= 0
+    counts = np.bincount(fit_columns[known], minlength=classes)
+    if (counts == 0).any():
+        return f"no prototypes rule: {int((counts == 0).sum())} classes have no router rows"
+    x, columns = router_data.inputs[known], fit_columns[known]
+    onnx_bytes = export_prototypes(fit_prototypes(x, columns, classes))
+    on_eval = onnx_rule(onnx_bytes, "prototypes").score(probabilities, inputs)
+    p = np.asarray(router_data.probabilities)
+    cross = np.empty(len(p))
+    cross[known] = cross_fitted_scores(p[known], x, columns, classes)
+    # A router row whose label the model does not know: its answer is wrong whatever the
+    # score; the fit on every row scores it (it was not among the rows fitted).
+    if not known.all():
+        shipped = onnx_rule(onnx_bytes, "prototypes")
+        cross[~known] = shipped.score(p[~known], router_data.inputs[~known])
+    return onnx_bytes, on_eval, cross
+
+
 def _learned_scores(
     probabilities: NDArray[np.float32],
     edge_correct: NDArray[np.bool_],
@@ -153,7 +209,7 @@ def _learned_scores(
             notes.append(f"no learned router: {wrong} wrong edge answers in the router data")
             return None
         onnx_bytes = _export(_fit(router_features(fit_p), right), fit_p.shape[1])
-        return onnx_bytes, onnx_rule(onnx_bytes).score(probabilities)
+        return onnx_bytes, onnx_rule(onnx_bytes).score(probabilities, None)
     wrong = int((~edge_correct).sum())
     if wrong < 2 * MIN_WRONG:
         notes.append(f"no learned router: {wrong} wrong edge answers in the evaluation data")
@@ -164,7 +220,7 @@ def _learned_scores(
     cross = np.empty(len(features))
     for held, used in (halves, halves[::-1]):
         model = _export(_fit(features[used], edge_correct[used]), probabilities.shape[1])
-        cross[held] = onnx_rule(model).score(probabilities[held])
+        cross[held] = onnx_rule(model).score(probabilities[held], None)
     return _export(_fit(features, edge_correct), probabilities.shape[1]), cross
 
 

@@ -27,6 +27,7 @@ from tierwise.rules.routers import (
     DEFAULT_RULE,
     EscalationRule,
     Learned,
+    Prototypes,
     make_rule,
 )
 
@@ -92,7 +93,8 @@ class PackageModel:
 
     def escalation_rule(self, name: str | None = None) -> EscalationRule:
         """The cascade's escalation rule `name` for this variant (default: the package's best),
-        with its fitted temperature or its learned router file (hash-checked, then loaded)."""
+        with its fitted temperature or its model file (learned router, prototypes;
+        hash-checked, then loaded)."""
         if name in self._rules:  # the agent asks on every request: no manifest lookups
             return self._rules[name]
         cascade = self.manifest.cascade
@@ -108,7 +110,7 @@ class PackageModel:
         key = name or cascade.best_rule[self.variant.name]
         if key not in self._rules:
             if entry.file is not None:
-                self._rules[key] = onnx_rule(self._read_checked(entry.file))
+                self._rules[key] = onnx_rule(self._read_checked(entry.file), key)
             else:
                 self._rules[key] = make_rule(key, temperature=entry.temperature)
         return self._rules[key]
@@ -167,15 +169,28 @@ def read_checked(package_dir: str | Path, manifest: Manifest, file: str) -> byte
     return blob
 
 
-def onnx_rule(onnx_bytes: bytes) -> EscalationRule:
-    """The learned rule running an exported router (what the edge runs, byte for byte).
+def onnx_rule(onnx_bytes: bytes, rule: str = "learned") -> EscalationRule:
+    """The rule `rule` running its exported graph (what the edge runs, byte for byte).
 
-    The router graph takes the edge model's class probabilities [N, classes] and computes its
-    features itself (package/routers.py), so one ONNX Runtime call scores a request.
+    The learned router's graph takes the edge model's class probabilities [N, classes] and
+    computes its features itself (package/routers.py); the prototypes graph takes them and
+    the input rows [N, features] and returns the score (package/prototypes.py). Either way
+    one ONNX Runtime call scores a request.
     """
     session = ort.InferenceSession(
         onnx_bytes, sess_options=session_options(1), providers=["CPUExecutionProvider"]
     )
+    if rule == "prototypes":
+        probabilities_name, inputs_name = (i.name for i in session.get_inputs())
+        score_name = session.get_outputs()[0].name
+
+        def score(probabilities: NDArray[np.float32], inputs: NDArray[np.float32]) -> Any:
+            feed = {probabilities_name: probabilities, inputs_name: inputs}
+            return session.run([score_name], feed)[0]
+
+        return Prototypes(score)
+    if rule != "learned":
+        raise UsageError(f'the {rule} rule has no model file; only "learned" and "prototypes"')
     name = session.get_inputs()[0].name
     output = "probabilities"  # the regression's, without zipmap: [N, 2] for False, True
 

@@ -12,6 +12,7 @@ BoolArray = NDArray[np.bool_]
 Floats = float | FloatArray
 Bools = bool | BoolArray
 Probabilities = NDArray[np.floating[Any]]  # [N, classes], float32 or float64
+Inputs = NDArray[np.floating[Any]]  # [N, features]: the rows the probabilities came from
 
 
 def scalar_or_array(value: Any, *inputs: Any) -> Any:

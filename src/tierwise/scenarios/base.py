@@ -149,6 +149,7 @@ class Scenario(ABC):
             source or f"scenario:{self.name}",
             router_p=router_p,
             router_y=s.y_train if router_data else None,
+            router_x=s.x_train if router_data else None,
         )
 
     def test_data(self) -> EvalData:

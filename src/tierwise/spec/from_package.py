@@ -34,6 +34,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tierwise.spec.refs import Loc
+from tierwise.spec.tiers import no_curve_message
 
 MANIFEST = "manifest.json"
 REFERENCE = "reference"
@@ -135,10 +136,8 @@ def _fill_model(
         else:
             rule = cascade.get("rule") or curves[edge].best
             if rule not in curves[edge].by_rule:
-                known = ", ".join(curves[edge].by_rule)
-                problems.append(
-                    ((*loc, "cascade", "rule"), f"the package has no {rule} curve; it has {known}")
-                )
+                message = no_curve_message(rule, curves[edge].by_rule)
+                problems.append(((*loc, "cascade", "rule"), message))
                 return problems
             cascade["rule"] = rule
             cascade["curve"] = [

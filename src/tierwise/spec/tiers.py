@@ -8,6 +8,7 @@ This module imports nothing but the standard library, so the edge imports it che
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 
@@ -76,3 +77,18 @@ class EscalationRule(StrEnum):
     ENTROPY = "entropy"
     TEMPERATURE = "temperature"
     LEARNED = "learned"
+    PROTOTYPES = "prototypes"
+
+
+# Why a package built from valid data may lack a rule: the fitted ones need more of it.
+_WHY_ABSENT = {
+    EscalationRule.LEARNED: "a learned router needs enough wrong edge answers in the build's data",
+    EscalationRule.PROTOTYPES: "the prototypes rule needs the router rows' inputs (router_x) "
+    "in the build's data",
+}
+
+
+def no_curve_message(rule: str, known: Iterable[str]) -> str:
+    """What to say when a spec names a rule its package has no curve for."""
+    why = next((f" ({text})" for name, text in _WHY_ABSENT.items() if name.value == rule), "")
+    return f"the package has no {rule} curve{why}; it has {', '.join(known)}"

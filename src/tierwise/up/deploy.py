@@ -22,7 +22,7 @@ from tierwise.errors import TierwiseError
 from tierwise.package.manifest import CurvePoint, Manifest
 from tierwise.scenarios.build import ScenarioPackages
 from tierwise.spec.scenario import Role
-from tierwise.spec.tiers import EscalationRule, Placement
+from tierwise.spec.tiers import EscalationRule, Placement, no_curve_message
 from tierwise.up.layout import FeatureRun, package_name
 from tierwise.wire import CloudModelAssignment, FeatureAssignment
 
@@ -68,8 +68,8 @@ def cascade_threshold(
     variant = manifest.variant().name
     name = rule.value if rule is not None else manifest.cascade.best_rule[variant]
     if name not in manifest.cascade.rules[variant]:
-        known = ", ".join(manifest.cascade.rules[variant])
-        raise TierwiseError(f"package {manifest.name} has no {name} curve; it has {known}")
+        missing = no_curve_message(name, manifest.cascade.rules[variant])
+        raise TierwiseError(f"{manifest.name}: {missing}")
     return EscalationRule(name), manifest.cascade.at_budget(variant, escalated, name)
 
 

@@ -26,12 +26,14 @@ def _labelled(sharpen: float, rows: int = 20_000, seed: int = 0) -> tuple[np.nda
 
 
 def test_temperature_one_is_max_probability() -> None:
-    np.testing.assert_allclose(Temperature(1.0).score(ROWS), MaxProbability().score(ROWS))
+    np.testing.assert_allclose(
+        Temperature(1.0).score(ROWS, None), MaxProbability().score(ROWS, None)
+    )
     assert Temperature.name == "temperature"
 
 
 def test_a_higher_temperature_softens_and_a_lower_one_sharpens() -> None:
-    soft, plain, sharp = (Temperature(t).score(ROWS) for t in (2.0, 1.0, 0.5))
+    soft, plain, sharp = (Temperature(t).score(ROWS, None) for t in (2.0, 1.0, 0.5))
     unsure = slice(0, 2)  # rows neither one-hot nor uniform
     assert np.all(soft[unsure] < plain[unsure])
     assert np.all(sharp[unsure] > plain[unsure])
@@ -44,33 +46,35 @@ def test_a_higher_temperature_softens_and_a_lower_one_sharpens() -> None:
 def test_a_known_row_at_temperature_two() -> None:
     # softmax(log p / 2) is sqrt(p) renormalized
     root = np.sqrt([0.7, 0.2, 0.1])
-    score = Temperature(2.0).score(ROWS[:1])
+    score = Temperature(2.0).score(ROWS[:1], None)
     assert score[0] == pytest.approx(root[0] / root.sum(), abs=1e-12)
 
 
 def test_two_classes_rank_as_max_probability_does() -> None:
     top = np.random.default_rng(2).uniform(0.5, 1.0, 100)
     rows = np.stack([top, 1 - top], axis=1)
-    order = np.argsort(MaxProbability().score(rows), kind="stable")
+    order = np.argsort(MaxProbability().score(rows, None), kind="stable")
     for t in (0.3, 2.5):
-        np.testing.assert_array_equal(np.argsort(Temperature(t).score(rows), kind="stable"), order)
+        np.testing.assert_array_equal(
+            np.argsort(Temperature(t).score(rows, None), kind="stable"), order
+        )
 
 
 def test_with_more_classes_it_can_reorder_rows_of_equal_top_probability() -> None:
     """Scaling depends on the whole row: the same top probability, scored apart (so its
     curve is not max-probability's, as package curves show)."""
     rows = np.array([[0.5, 0.5, 0.0], [0.5, 0.25, 0.25]])
-    sharp = Temperature(0.5).score(rows)
+    sharp = Temperature(0.5).score(rows, None)
     assert sharp[0] == pytest.approx(0.5)
     assert sharp[1] == pytest.approx(0.25 / (0.25 + 2 * 0.0625))
 
 
 def test_one_score_per_row_in_float64_from_float32_rows() -> None:
     rows = np.random.default_rng(0).dirichlet(np.ones(10), size=50)
-    score = Temperature(1.7).score(rows.astype(np.float32))
+    score = Temperature(1.7).score(rows.astype(np.float32), None)
     assert score.shape == (50,)
     assert score.dtype == np.float64
-    np.testing.assert_allclose(score, Temperature(1.7).score(rows), atol=1e-6)
+    np.testing.assert_allclose(score, Temperature(1.7).score(rows, None), atol=1e-6)
 
 
 @pytest.mark.parametrize("bad", [0.0, -1.0, float("nan")])
@@ -89,7 +93,7 @@ def test_fit_temperature_recovers_how_far_the_model_was_sharpened(sharpen: float
 def test_the_fitted_temperature_calibrates_the_score() -> None:
     """What the rule promises: among rows scoring about s, about s of the answers are right."""
     probabilities, labels = _labelled(3.0, seed=1)
-    score = Temperature(fit_temperature(probabilities, labels)).score(probabilities)
+    score = Temperature(fit_temperature(probabilities, labels)).score(probabilities, None)
     right = probabilities.argmax(axis=1) == labels
     for lo, hi in ((0.1, 0.2), (0.2, 0.3), (0.3, 0.4), (0.4, 0.5), (0.5, 0.7)):
         band = (score >= lo) & (score < hi)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tierwise.rules._types import FloatArray, Probabilities
+from tierwise.rules._types import FloatArray, Inputs, Probabilities
 
 TINY = 1e-12  # 0 * log 0 is 0; the clip only keeps log away from -inf
 
@@ -15,7 +15,7 @@ TINY = 1e-12  # 0 * log 0 is 0; the clip only keeps log away from -inf
 class Entropy:
     name = "entropy"
 
-    def score(self, probabilities: Probabilities) -> FloatArray:
+    def score(self, probabilities: Probabilities, inputs: Inputs | None) -> FloatArray:
         p = np.asarray(probabilities, dtype=np.float64)
         h = -(p * np.log(np.clip(p, TINY, 1.0))).sum(axis=1)
         score: FloatArray = np.clip(1.0 - h / np.log(p.shape[1]), 0.0, 1.0)

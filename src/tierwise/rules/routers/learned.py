@@ -21,7 +21,7 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
-from tierwise.rules._types import FloatArray, Probabilities
+from tierwise.rules._types import FloatArray, Inputs, Probabilities
 
 TINY = 1e-9
 
@@ -60,7 +60,7 @@ class Learned:
     def __init__(self, model: Callable[[NDArray[np.float32]], FloatArray]) -> None:
         self.model = model  # class probabilities -> P(edge answer is right), one per row
 
-    def score(self, probabilities: Probabilities) -> FloatArray:
+    def score(self, probabilities: Probabilities, inputs: Inputs | None) -> FloatArray:
         p = np.asarray(probabilities, dtype=np.float32)  # what an ONNX session takes
         right = np.asarray(self.model(p), dtype=np.float64)
         # Clipped to [0, 1] by the ufuncs themselves: np.clip's Python wrappers cost more.

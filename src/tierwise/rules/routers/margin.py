@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from tierwise.rules._types import FloatArray, Probabilities
+from tierwise.rules._types import FloatArray, Inputs, Probabilities
 
 
 class Margin:
     name = "margin"
 
-    def score(self, probabilities: Probabilities) -> FloatArray:
+    def score(self, probabilities: Probabilities, inputs: Inputs | None) -> FloatArray:
         p = np.asarray(probabilities, dtype=np.float64)
         top_two = np.partition(p, p.shape[1] - 2, axis=1)[:, -2:]
         return np.clip(top_two[:, 1] - top_two[:, 0], 0.0, 1.0)

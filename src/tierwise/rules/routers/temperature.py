@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from tierwise.rules._types import FloatArray, Probabilities
+from tierwise.rules._types import FloatArray, Inputs, Probabilities
 
 TINY = 1e-12
 SEARCH = (0.05, 20.0)  # temperatures searched (log-spaced golden section)
@@ -36,7 +36,7 @@ class Temperature:
             raise ValueError(f"temperature must be positive, got {temperature}")
         self.temperature = float(temperature)
 
-    def score(self, probabilities: Probabilities) -> FloatArray:
+    def score(self, probabilities: Probabilities, inputs: Inputs | None) -> FloatArray:
         top: FloatArray = scaled(probabilities, self.temperature).max(axis=1)
         return top
 
