@@ -120,7 +120,8 @@ def report_cascade(
 ) -> list[tuple[bool, str]]:
     assert manifest.cascade is not None
     test = get_scenario("digits").test_data()
-    edge = load_verified(edge_dir, [public_key], "int8").predict(test.x)
+    model = load_verified(edge_dir, [public_key], "int8")
+    edge = model.predict(test.x)
     cloud = load_verified(cloud_dir, [public_key]).predict(test.x)
     edge_ok, cloud_ok = edge.labels == test.y, cloud.labels == test.y
     oracle = 1.0 - float(edge_ok.mean())
@@ -130,13 +131,16 @@ def report_cascade(
     print(f"  {'cloud only (SVM)':<48}{cloud_ok.mean():>8.2%}")
     print(f"  {'oracle escalation (edge error rate)':<48}{oracle:>8.1%}")
     cascade = manifest.cascade
+    rule = cascade.best_rule["int8"]  # the rule the package deploys without one named
+    score = model.escalation_rule(rule).score(edge.probabilities, test.x)
+    print(f"  escalation rule: {rule} (the package's choice)")
     picks = {
-        f"budget {BUDGET:.0%}: most escalations <= budget": cascade.at_budget("int8", BUDGET),
-        "cheapest most-accurate point <= budget": cascade.threshold_for("int8", BUDGET),
+        f"budget {BUDGET:.0%}: most escalations <= budget": cascade.at_budget("int8", BUDGET, rule),
+        "cheapest most-accurate point <= budget": cascade.threshold_for("int8", BUDGET, rule),
     }
     results = {}
     for label, chosen in picks.items():
-        on_test = point_at(chosen.threshold, edge.confidence, edge_ok, cloud_ok)
+        on_test = point_at(chosen.threshold, score, edge_ok, cloud_ok)
         results[label] = on_test
         print(
             f"  joint, {label:<41}{on_test.accuracy:>8.2%}   escalated {on_test.escalated:5.1%}"

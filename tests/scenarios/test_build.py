@@ -54,15 +54,16 @@ def test_the_digits_package_meets_its_size_accuracy_and_cascade_targets(
     assert int8.size_bytes <= 0.35 * fp32.size_bytes
     test = get_scenario("digits").test_data()
     full = load_verified(built.edge, [built.public_key], "fp32").predict(test.x)
-    small = load_verified(built.edge, [built.public_key], "int8").predict(test.x)
+    int8_model = load_verified(built.edge, [built.public_key], "int8")
+    small = int8_model.predict(test.x)
     cloud = load_verified(built.cloud, [built.public_key]).predict(test.x)
     assert (fp32.accuracy - int8.accuracy) * 100 <= 0.5  # eval split
     assert (np.mean(full.labels == test.y) - np.mean(small.labels == test.y)) * 100 <= 0.5
     assert manifest.cascade is not None
+    rule = manifest.cascade.best_rule["int8"]  # what at_budget picks without a rule named
     chosen = manifest.cascade.at_budget("int8", 0.15)
-    joint = point_at(
-        chosen.threshold, small.confidence, small.labels == test.y, cloud.labels == test.y
-    )
+    score = int8_model.escalation_rule(rule).score(small.probabilities, test.x)
+    joint = point_at(chosen.threshold, score, small.labels == test.y, cloud.labels == test.y)
     assert joint.escalated <= 0.15
     assert joint.accuracy >= np.mean(cloud.labels == test.y) - 0.005
 
