@@ -157,7 +157,7 @@ def mqtt_agent(
     env: dict[str, str] | None = None,
 ) -> MqttAgent:
     data_dir, public = install_agent(root)
-    args = ["--mqtt", broker_url, *extra]
+    args = ["--mqtt", broker_url, "--drain-timeout", "1", *extra]  # no cloud to flush to
     if password is not None:
         secret = root / "mqtt-password"
         secret.write_text(password)

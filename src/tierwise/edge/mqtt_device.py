@@ -96,7 +96,7 @@ class MqttDevice:
         try:
             self.send(feature, body, correlation)
             async with asyncio.timeout(timeout):
-                return await future
+                return await future  # type: ignore[no-any-return]
         finally:
             self._waiting.pop(correlation, None)
 
