@@ -249,6 +249,8 @@ class MqttDevices:
         if correlation is not None:
             props.CorrelationData = correlation
         info = self._client.publish(topic, payload, qos=1, properties=props)
+        if self._driver is not None:
+            self._driver.flush()
         if info.rc != paho.MQTT_ERR_SUCCESS:
             # Not connected: the request stays unacknowledged; the broker delivers it again.
             log.debug("MQTT answer on %s not sent (%s)", topic, info.rc)

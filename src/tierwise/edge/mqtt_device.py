@@ -86,6 +86,8 @@ class MqttDevice:
         info = self.client.publish(topic, body, qos=1, properties=props)
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             raise LinkError(f"MQTT publish to {topic}: {paho.error_string(info.rc)}")
+        if self._driver is not None:
+            self._driver.flush()
         return correlation
 
     async def request(self, feature: str, body: bytes, timeout: float) -> bytes:

@@ -140,6 +140,12 @@ class LoopDriver:
             self.client.disconnect()
             self._flush_now()
 
+    def flush(self) -> None:
+        """Write what is queued now, on the loop, rather than on its next turn (a publish only
+        queues its packet): one wake-up less per message, on each side of the broker."""
+        if self.client.want_write():
+            self.client.loop_write()
+
     def _flush_now(self) -> None:
         # The DISCONNECT packet is queued; write it before the socket goes.
         with contextlib.suppress(Exception):
