@@ -16,13 +16,16 @@ suit an agent keeping a persistent session:
 from __future__ import annotations
 
 import getpass
+import secrets
 import shutil
 import socket
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tierwise.errors import TierwiseError
+from tierwise.errors import LinkError, TierwiseError
+from tierwise.up.processes import Child, Supervisor
 
 MOSQUITTO_PATHS = ("mosquitto", "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 
@@ -111,3 +114,85 @@ class MosquittoConfig:
         self.conf_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         self.conf_path.chmod(0o600)
         return [mosquitto, "-c", str(self.conf_path)]
+
+
+@dataclass(frozen=True)
+class SiteBroker:
+    """Where a site's agent and devices meet over MQTT, and who each of them is there."""
+
+    url: str  # without credentials
+    agent_user: str | None
+    agent_password_file: Path | None
+    device_user: str | None
+    device_password: str | None
+
+    def agent_args(self) -> list[str]:
+        """`tierwise edge` arguments for this broker (the password from a file, not argv)."""
+        args = ["--mqtt", self.url]
+        if self.agent_user is not None:
+            args += ["--mqtt-username", self.agent_user]
+        if self.agent_password_file is not None:
+            args += ["--mqtt-password-file", str(self.agent_password_file)]
+        return args
+
+    def device_config(self, site: str) -> dict[str, str | None]:
+        return {
+            "url": self.url,
+            "username": self.device_user,
+            "password": self.device_password,
+            "client_id": f"tierwise-devices-{site}",
+        }
+
+
+def start_brokers(
+    sup: Supervisor, run_dir: Path, sites: list[str], external: str | None
+) -> tuple[dict[str, SiteBroker], list[Child]]:
+    """One Mosquitto per site (users `edge-SITE` and `devices-SITE`, fresh passwords), or
+    every site on the `external` broker URL (its credentials, if any, for all); the brokers'
+    processes (none for an external one)."""
+    from tierwise.edge.mqtt_wire import BrokerAddress
+
+    if external is not None:
+        address = BrokerAddress.parse(external, "--mqtt-broker")
+        password_file = None
+        if address.password is not None:
+            password_file = run_dir / "mqtt-password"
+            password_file.write_text(address.password + "\n", encoding="utf-8")
+            password_file.chmod(0o600)
+        shared = SiteBroker(
+            address.url(), address.username, password_file, address.username, address.password
+        )
+        return dict.fromkeys(sites, shared), []
+    brokers: dict[str, SiteBroker] = {}
+    children = []
+    for site in sites:
+        agent_user, device_user = f"edge-{site}", f"devices-{site}"
+        users = {agent_user: secrets.token_urlsafe(24), device_user: secrets.token_urlsafe(24)}
+        config = MosquittoConfig(run_dir / f"broker-{site}", users)
+        child = sup.spawn(f"broker-{site}", config.write())
+        password_file = config.directory / "agent-password"
+        password_file.write_text(users[agent_user] + "\n", encoding="utf-8")
+        password_file.chmod(0o600)
+        brokers[site] = SiteBroker(
+            config.url(), agent_user, password_file, device_user, users[device_user]
+        )
+        children.append(child)
+    for site, child in zip(sites, children, strict=True):
+        wait_listening(child, brokers[site].url)
+    return brokers, children
+
+
+def wait_listening(child: Child, url: str, timeout: float = 15.0) -> None:
+    """Until the broker accepts connections (its own log line may sit in a stdout buffer)."""
+    host, port = url.removeprefix("mqtt://").rsplit(":", 1)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection((host, int(port)), timeout=1).close()
+            child.url = url
+            return
+        except OSError:
+            if not child.alive() or time.monotonic() > deadline:
+                why = f"{child.name}: {url} does not accept connections: {child.tail()}"
+                raise LinkError(why) from None
+            time.sleep(0.02)
