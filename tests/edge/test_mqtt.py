@@ -11,6 +11,8 @@ import asyncio
 import json
 import os
 import queue
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -133,6 +135,22 @@ def test_mqtt_311_device_is_answered_on_the_fallback_topic(
     assert answer["status"] == 200
     assert answer["correlation_id"] == "req-42"
     assert answer["outputs"]
+
+
+def test_the_documented_paho_device_gets_its_answer(shared_agent: tuple[MqttAgent, str]) -> None:
+    """docs/edge.md's Python device, as a newcomer pastes it (on this run's topic prefix)."""
+    doc = (Path(__file__).parents[2] / "docs" / "edge.md").read_text("utf-8")
+    section = doc.split("## Devices over MQTT", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    code = code.replace('"tierwise/', f'"{PREFIX}/')  # f"tierwise/... too
+    code = code.replace('"press-7"', f'"{PREFIX}-press-7"')
+    assert code.count(PREFIX) >= 4, "the example's topics moved: update this test"
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "'status': 200" in run.stdout
+    assert "'answered_by': 'edge'" in run.stdout
 
 
 def test_malformed_and_expired_requests_get_error_answers_and_the_agent_keeps_serving(
