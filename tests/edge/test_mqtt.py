@@ -220,6 +220,7 @@ WINDOW = 128  # requests a device keeps in flight otherwise
 LONG_MS, SHORT_MS = 60_000.0, 1.0  # while down, every other request has a deadline it misses
 
 
+@pytest.mark.slow
 def test_sigkill_midway_every_request_is_answered_or_expired(
     broker: Broker, tmp_path: Path
 ) -> None:
