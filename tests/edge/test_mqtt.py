@@ -25,7 +25,12 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from tierwise.edge.mqtt_device import MqttDevice
-from tierwise.edge.mqtt_wire import BrokerAddress, request_topic, response_topic
+from tierwise.edge.mqtt_wire import (
+    BrokerAddress,
+    MqttCredentials,
+    request_topic,
+    response_topic,
+)
 from tierwise.errors import LinkError
 
 from .mqtt_support import (
@@ -36,7 +41,9 @@ from .mqtt_support import (
     MqttAgent,
     broker,
     mqtt_agent,
+    start_broker,
     system_broker,
+    write_tls_files,
 )
 from .support import FEATURE, SITE, digits
 
@@ -209,6 +216,45 @@ def test_broker_config_refuses_anonymous_and_wrong_passwords(broker: Broker) -> 
     config = broker.config.conf_path.read_text()
     assert "allow_anonymous false" in config
     assert oct(broker.config.password_path.stat().st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.slow
+def test_agent_and_device_over_tls(tmp_path: Path) -> None:
+    """mqtts://: the broker's certificate checked against --mqtt-ca-file, passwords inside TLS."""
+    ca, cert, key = write_tls_files(tmp_path / "tls")
+    lines = [f"cafile {ca}", f"certfile {cert}", f"keyfile {key}"]
+    tls_broker = start_broker(tmp_path / "broker", lines)
+    try:
+        url = f"mqtts://{AGENT_USER}@127.0.0.1:{tls_broker.port}"
+        agent = mqtt_agent(tmp_path, url, PASSWORDS[AGENT_USER], "--mqtt-ca-file", str(ca))
+        agent.start()
+        try:
+            address = BrokerAddress("127.0.0.1", tls_broker.port, True, DEVICE_USER)
+            credentials = MqttCredentials(DEVICE_USER, PASSWORDS[DEVICE_USER], ca)
+
+            async def ask() -> dict[str, object]:
+                device = MqttDevice(address, SITE, "tls-device", credentials)
+                await device.connect()
+                try:
+                    return dict(json.loads(await device.request(FEATURE, _row(5), 10)))
+                finally:
+                    await device.close()
+
+            answer = asyncio.run(ask())
+            assert answer["status"] == 200
+            assert agent.state()["adapters"]["mqtt"]["broker"].startswith("mqtts://")
+
+            async def untrusting() -> None:  # the system's CAs do not know this broker
+                device = MqttDevice(address, SITE, "tls-naive", MqttCredentials(DEVICE_USER))
+                await device.connect(timeout=5)
+
+            with pytest.raises(LinkError, match="CERTIFICATE_VERIFY_FAILED"):
+                asyncio.run(untrusting())
+        finally:
+            assert agent.terminate() == 0
+    finally:
+        tls_broker.proc.terminate()
+        tls_broker.proc.wait(10)
 
 
 # --- 10,000 requests, the agent SIGKILLed midway -----------------------------------------
