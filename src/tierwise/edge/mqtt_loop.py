@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.properties import Properties
 
 from tierwise.edge.mqtt_wire import BrokerAddress, MqttCredentials
@@ -36,7 +36,7 @@ RECONNECT_MIN_S = 0.2
 RECONNECT_MAX_S = 10.0
 MISC_INTERVAL_S = 1.0  # paho's keep-alive and retry bookkeeping
 
-SocketLike = socket.socket | ssl.SSLSocket | Any
+SocketLike = Any  # paho hands over a socket.socket or an ssl.SSLSocket
 
 
 def new_client(
@@ -198,8 +198,8 @@ class LoopDriver:
         self.client.loop_write()
 
     async def _misc_loop(self) -> None:
+        # Keep-alive pings and retries; loop_misc also notices a broker that stopped answering
+        # them and closes the socket, which the reconnect loop then replaces.
         while not self._closing:
-            if self.client.loop_misc() != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                # Not connected: loop_misc also notices a keep-alive that went unanswered.
-                pass
+            self.client.loop_misc()
             await asyncio.sleep(MISC_INTERVAL_S)
