@@ -155,10 +155,3 @@ def test_up_over_mqtt_runs_a_broker_per_site_and_loses_nothing(tmp_path: Path, c
         conf = (run_dir / f"broker-{site}" / "mosquitto.conf").read_text()
         assert "allow_anonymous false" in conf
     assert _orphans(str(run_dir)) == []
-
-
-def test_mqtt_broker_needs_protocol_mqtt(tmp_path: Path, cache: Path) -> None:
-    spec = ROOT / "examples" / "camera.yaml"
-    done = _up(spec, tmp_path / "r.json", tmp_path / "run", cache, "--mqtt-broker", "mqtt://h")
-    assert done.returncode == 2
-    assert done.stderr.strip() == "error: --mqtt-broker: only with --protocol mqtt"
