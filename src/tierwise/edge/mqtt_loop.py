@@ -92,7 +92,6 @@ class LoopDriver:
         self._misc: asyncio.Task[None] | None = None
         self._reconnect: asyncio.Task[None] | None = None
         self._closing = False
-        self.connected = asyncio.Event()
         self.last_error = ""
         client.on_socket_open = self._on_socket_open
         client.on_socket_close = self._on_socket_close
@@ -113,20 +112,22 @@ class LoopDriver:
             self._reconnect = self.loop.create_task(self._reconnect_loop())
 
     async def _reconnect_loop(self) -> None:
+        # The backoff resets only once the broker accepted us (CONNACK): a broker that takes
+        # the TCP connection and refuses the login is retried ever more slowly, not spammed.
         delay = RECONNECT_MIN_S
         while not self._closing:
-            if self.client.is_connected() or self.client.socket() is not None:
+            if self.client.is_connected():
+                delay = RECONNECT_MIN_S
                 await asyncio.sleep(MISC_INTERVAL_S)
-                delay = RECONNECT_MIN_S
                 continue
-            try:
-                await asyncio.to_thread(self.client.reconnect)
-                delay = RECONNECT_MIN_S
-            except (OSError, ssl.SSLError, ValueError) as exc:
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("MQTT broker %s: %s; retrying", self.broker.url(), self.last_error)
-                await asyncio.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, RECONNECT_MAX_S)
+            if self.client.socket() is None:
+                try:
+                    await asyncio.to_thread(self.client.reconnect)
+                except (OSError, ssl.SSLError, ValueError) as exc:
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    log.warning("MQTT broker %s: %s; retrying", self.broker.url(), self.last_error)
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, RECONNECT_MAX_S)
 
     async def close(self) -> None:
         """Disconnect cleanly (a persistent session stays at the broker) and stop."""
@@ -177,7 +178,6 @@ class LoopDriver:
             with contextlib.suppress(ValueError, OSError):
                 self.loop.remove_reader(sock)
                 self.loop.remove_writer(sock)
-            self.connected.clear()
 
         self._on_loop(closed)
 
