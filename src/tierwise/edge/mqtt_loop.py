@@ -92,6 +92,7 @@ class LoopDriver:
         self._misc: asyncio.Task[None] | None = None
         self._reconnect: asyncio.Task[None] | None = None
         self._closing = False
+        self._dropped = asyncio.Event()  # the socket closed: reconnect now, not on the next check
         self.last_error = ""
         client.on_socket_open = self._on_socket_open
         client.on_socket_close = self._on_socket_close
@@ -118,7 +119,9 @@ class LoopDriver:
         while not self._closing:
             if self.client.is_connected():
                 delay = RECONNECT_MIN_S
-                await asyncio.sleep(MISC_INTERVAL_S)
+                self._dropped.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._dropped.wait(), MISC_INTERVAL_S)
                 continue
             if self.client.socket() is None:
                 try:
@@ -178,6 +181,7 @@ class LoopDriver:
             with contextlib.suppress(ValueError, OSError):
                 self.loop.remove_reader(sock)
                 self.loop.remove_writer(sock)
+            self._dropped.set()
 
         self._on_loop(closed)
 
