@@ -4,15 +4,32 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?= dev
 
-.PHONY: setup demo test lint typecheck pytest clean
+.PHONY: setup mosquitto broker demo test lint typecheck pytest clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed mosquitto
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS)]'
 	@touch $@
+
+# Mosquitto, the MQTT broker of `tierwise up --protocol mqtt` and the MQTT tests: installed
+# (Debian/Ubuntu) only when missing; elsewhere see https://mosquitto.org/download/.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+MOSQUITTO := $(shell command -v mosquitto 2>/dev/null || ls /usr/sbin/mosquitto 2>/dev/null)
+mosquitto:
+	@if [ -z "$(MOSQUITTO)" ]; then \
+		echo "installing mosquitto (MQTT broker for tierwise up --protocol mqtt and the tests)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq mosquitto mosquitto-clients \
+			|| { echo "install Mosquitto: https://mosquitto.org/download/"; exit 1; }; \
+	fi
+
+# The MQTT tests expect a broker on 127.0.0.1:1883 (CI=true fails them without one): start
+# Mosquitto there, in the background, unless something already listens.
+broker: mosquitto
+	@$(BIN)/python -c "import socket; socket.create_connection(('127.0.0.1', 1883), 1)" \
+		2>/dev/null || $$(command -v mosquitto || echo /usr/sbin/mosquitto) -d -p 1883
 
 # The plans of every example, then the factory's continuum for real for a minute — cloud, a
 # WAN proxy and an edge agent per plant, devices streaming — with a 20 s WAN outage in the
@@ -35,7 +52,7 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-pytest: setup
+pytest: setup broker
 	$(BIN)/pytest
 
 test: lint typecheck pytest

@@ -13,6 +13,8 @@ answers the error with, or for the edge link's errors the cloud's answer they st
     │   └── CloudAuthError         3    401   edge/link.py: the cloud refused this site's token,
     │                                   403   or its right to the resource
     ├── MissingDependencyError     4          an optional extra is missing; says what to install
+    ├── BrokerUnavailableError     4          up/broker.py: Mosquitto is not installed here;
+    │                                         says how to install it or name a broker
     ├── LinkError                  4          the other side could not be reached (transport)
     │   └── HttpError              4          up/http_client.py: a simulated device's connection
     │       + OSError                         broke, or the answer was not HTTP

@@ -169,6 +169,7 @@ class AgentProcess:
     extra: tuple[str, ...] = ()
     url: str = ""
     proc: subprocess.Popen[str] | None = None
+    env: dict[str, str] = field(default_factory=dict)  # beside ours, e.g. TIERWISE_EDGE_*
 
     def start(self) -> AgentProcess:
         """Start (or restart, on the same port, so devices find it again)."""
@@ -194,7 +195,8 @@ class AgentProcess:
             port,
             *self.extra,
         ]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        env = {**os.environ, **self.env}
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
         self.url = _free_port_line(self.proc, "serving on")
         return self
 

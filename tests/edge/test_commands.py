@@ -46,6 +46,11 @@ def pub(tmp_path: Path) -> Path:
             {"TIERWISE_EDGE_TOKEN": "t"},
             "edge setting drop_policy",
         ),
+        (
+            ["--cloud", "http://127.0.0.1:1", "--mqtt", "mqtt://edge:secret@127.0.0.1:1883"],
+            {"TIERWISE_EDGE_TOKEN": "t"},
+            "--mqtt mqtt://127.0.0.1:1883: no password in the URL",
+        ),
     ],
 )
 def test_bad_options_give_one_line_and_exit_2(

@@ -133,3 +133,25 @@ def test_bad_wan_is_one_line_and_exit_2(tmp_path: Path, cache: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.strip().startswith("error: --wan 'storm': expected spec, none")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_up_over_mqtt_runs_a_broker_per_site_and_loses_nothing(tmp_path: Path, cache: Path) -> None:
+    """Devices publish to their site's Mosquitto (the config tierwise writes: no anonymous
+    clients), the agents answer there; the same table and store-and-forward as over HTTP."""
+    spec = ROOT / "examples" / "camera.yaml"
+    out, run_dir = tmp_path / "run.json", tmp_path / "run"
+    done = _up(
+        spec, out, run_dir, cache, "--duration", "3s", "--scale", "0.002", "--protocol", "mqtt"
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "plan vs measured" in done.stdout
+    report = json.loads(out.read_text())
+    _check_report(report, spec, 3.0)
+    assert report["protocol"] == "mqtt"
+    sites = [s.name for s in load_spec(spec).sites]
+    for site in sites:
+        log = (run_dir / "logs" / f"edge-{site}.log").read_text()
+        assert f"edge agent {site} answering MQTT on mqtt://127.0.0.1:" in log
+        conf = (run_dir / f"broker-{site}" / "mosquitto.conf").read_text()
+        assert "allow_anonymous false" in conf
+    assert _orphans(str(run_dir)) == []

@@ -5,6 +5,9 @@ Modules, one idea each:
     agent.py        the agent and its lifecycle; wires everything below together
     api.py          the device-facing HTTP API (FastAPI): answers the agent's refusals
                     (tierwise.errors) as 404/422/503; its bodies are in tierwise/wire.py
+    mqtt.py         devices over MQTT: the same predict, answers on the Response Topic;
+                    mqtt_wire.py topics and bodies, mqtt_loop.py paho on the event loop,
+                    mqtt_device.py the device-side client
     router.py       local / cloud / cascade routing by the deadline
     cloud_health.py circuit breaker: is the cloud worth waiting for right now
     link.py         the edge→cloud interface; http_link.py (real), memory_link.py (twin)

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -84,6 +85,8 @@ class EdgeAgent:
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        # What each device-facing adapter beyond HTTP shows in /v1/state (e.g. "mqtt").
+        self.adapter_views: dict[str, Callable[[], dict[str, Any]]] = {}
 
     @property
     def serving(self) -> bool:
@@ -165,6 +168,11 @@ class EdgeAgent:
             self._in_flight -= 1
             if self._in_flight == 0:
                 self._idle.set()
+
+    def deadline_ms(self, feature: str) -> float | None:
+        """The deployed deadline of `feature` (None when it is not deployed here)."""
+        served = self.deployer.served.get(feature)
+        return None if served is None else served.route.deadline_s * 1000
 
     async def _predict(
         self, feature: str, served: Served, request: PredictRequest, started: float, wall: float
@@ -402,6 +410,7 @@ class EdgeAgent:
             "in_flight": self._in_flight,
             "loop_lag": {"max_ms": self.loop_lag_max_ms, "over_50ms": self.loop_lag_over_50ms},
             "deployment_etag": self.deployer.etag,
+            "adapters": {name: view() for name, view in self.adapter_views.items()},
         }
 
     def prometheus(self) -> str:

@@ -12,6 +12,7 @@ only once that record is committed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Path, Request
@@ -19,6 +20,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tierwise.edge.agent import EdgeAgent
+from tierwise.edge.lifecycle import DeviceAdapter
 from tierwise.http_refusals import answer_refusals
 from tierwise.rules.clock import Clock
 from tierwise.wire import PredictRequest, PredictResponse
@@ -44,17 +46,25 @@ class StampArrival:
         await self.app(scope, receive, send)
 
 
-def create_app(agent: EdgeAgent) -> FastAPI:
-    """The FastAPI app serving `agent`; the agent's lifecycle follows the app's."""
+def create_app(agent: EdgeAgent, adapters: Sequence[DeviceAdapter] = ()) -> FastAPI:
+    """The FastAPI app serving `agent`; the agent's lifecycle follows the app's, and so do
+    the other ways devices reach it (`adapters`, e.g. MQTT): started after the agent,
+    stopped before it."""
     from collections.abc import AsyncIterator
     from contextlib import asynccontextmanager
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await agent.start()
+        started: list[DeviceAdapter] = []
         try:
+            for adapter in adapters:
+                await adapter.start()
+                started.append(adapter)
             yield
         finally:
+            for adapter in reversed(started):
+                await adapter.stop()
             await agent.stop()
 
     app = FastAPI(

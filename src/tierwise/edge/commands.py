@@ -15,6 +15,7 @@ import typer
 from tierwise.errors import UsageError
 
 TOKEN_ENV = "TIERWISE_EDGE_TOKEN"
+MQTT_PASSWORD_ENV = "TIERWISE_EDGE_MQTT_PASSWORD"
 
 
 def read_token(token_file: Path | None) -> str:
@@ -63,6 +64,20 @@ def edge(
     upload_interval: Annotated[
         float | None, typer.Option(help="seconds a telemetry batch may wait to fill")
     ] = None,
+    mqtt: Annotated[
+        str | None,
+        typer.Option(
+            help="the site's MQTT broker devices publish to: mqtt://HOST[:PORT], mqtts://"
+        ),
+    ] = None,
+    mqtt_username: Annotated[str | None, typer.Option(help="username at the MQTT broker")] = None,
+    mqtt_password_file: Annotated[
+        Path | None,
+        typer.Option(help=f"file holding the MQTT password (else ${MQTT_PASSWORD_ENV})"),
+    ] = None,
+    mqtt_ca_file: Annotated[
+        Path | None, typer.Option(help="mqtts: the CA that signed the broker's certificate")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning",
 ) -> None:
     """Run one site's edge agent: serve devices, follow the deployment, store and forward."""
@@ -75,6 +90,7 @@ def edge(
 
     if not cloud.startswith(("http://", "https://")):
         raise UsageError(f"--cloud {cloud!r}: expected a URL like http://127.0.0.1:8000")
+    mqtt_password = _mqtt_password(mqtt, mqtt_password_file, mqtt_ca_file)
     trusted = tuple(trust or ())
     for key in trusted:
         if not key.is_file():
@@ -93,9 +109,38 @@ def edge(
         drain_timeout_s=drain_timeout,
         poll_interval_s=poll_interval,
         upload_interval_s=upload_interval,
+        mqtt_url=mqtt,
+        mqtt_username=mqtt_username,
+        mqtt_password=mqtt_password,
+        mqtt_ca_file=mqtt_ca_file,
     )
     if not settings.trusted_keys:
         raise UsageError("no trusted key: give --trust PUBKEY (packages must be signed)")
     link = HttpCloudLink(settings.cloud_url, settings.token)
     agent = EdgeAgent(settings, link, SignedPackages(settings.trusted_keys))
     serve(agent, log_level=log_level)
+
+
+def _mqtt_password(url: str | None, password_file: Path | None, ca_file: Path | None) -> str | None:
+    """The MQTT password from --mqtt-password-file (None: $TIERWISE_EDGE_MQTT_PASSWORD, read
+    with the other settings); the URL is checked here so a bad one fails before start-up."""
+    if url is None:
+        if password_file is not None or ca_file is not None:
+            raise UsageError("--mqtt-password-file and --mqtt-ca-file need --mqtt URL")
+        return None
+    from tierwise.edge.mqtt_wire import BrokerAddress
+
+    broker = BrokerAddress.parse(url)
+    if broker.password is not None:
+        raise UsageError(
+            f"--mqtt {broker.url()}: no password in the URL (every user of the machine can "
+            f"read it in the process list); give --mqtt-password-file FILE or ${MQTT_PASSWORD_ENV}"
+        )
+    if ca_file is not None and not ca_file.is_file():
+        raise UsageError(f"--mqtt-ca-file {ca_file}: no such file")
+    if password_file is None:
+        return None
+    try:
+        return password_file.read_text("utf-8").strip().splitlines()[0].strip()
+    except (OSError, IndexError):
+        raise UsageError(f"--mqtt-password-file {password_file}: cannot read a password") from None

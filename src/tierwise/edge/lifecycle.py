@@ -8,6 +8,7 @@ flight finish and the outbox flushes what it can; STOPPED is final. A transition
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Protocol
 
 
 class AgentState(StrEnum):
@@ -45,3 +46,12 @@ class Lifecycle:
         if to not in ALLOWED[self._state]:
             raise RuntimeError(f"agent cannot go from {self._state} to {to}")
         self._state = to
+
+
+class DeviceAdapter(Protocol):
+    """A way devices reach the agent beside its HTTP API (e.g. MQTT, edge/mqtt.py): started
+    once the agent serves, stopped before the agent drains its outbox."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...

@@ -97,6 +97,16 @@ class Metrics:
         self.by_version: dict[tuple[str, str, int], VersionMetrics] = {}
         self.unknown_feature = 0
         self.refused_draining = 0
+        # Counters of the device-facing adapters beyond HTTP (e.g. mqtt_expired): name -> help
+        self.adapter_help: dict[str, str] = {}
+        self.adapter_counts: dict[str, int] = {}
+
+    def adapter_counters(self, help_texts: dict[str, str]) -> dict[str, int]:
+        """Counters an adapter increments, shown at /metrics as tierwise_edge_NAME_total."""
+        self.adapter_help |= help_texts
+        for name in help_texts:
+            self.adapter_counts.setdefault(name, 0)
+        return self.adapter_counts
 
     def of(self, feature: str, package: str, version: int) -> VersionMetrics:
         key = (feature, package, version)
@@ -149,6 +159,10 @@ class Metrics:
         ]
         for m, c in watched:
             lines.append(f"tierwise_edge_escalation_drift{{{_labels(m)}}} {int(c.drifted)}")
+        for name, value in self.adapter_counts.items():
+            metric = f"tierwise_edge_{name}_total"
+            lines += [f"# HELP {metric} {self.adapter_help[name]}", f"# TYPE {metric} counter"]
+            lines.append(f"{metric} {value}")
         for name, value in sorted(gauges.items()):
             metric = f"tierwise_edge_{name}"
             lines += [f"# TYPE {metric} gauge", f"{metric} {value}"]

@@ -23,7 +23,7 @@ import uvicorn
 
 from tierwise.edge.agent import EdgeAgent
 from tierwise.edge.api import create_app
-from tierwise.edge.lifecycle import AgentState
+from tierwise.edge.lifecycle import AgentState, DeviceAdapter
 
 STACK_ENV = "TIERWISE_EDGE_SERVER_STACK"  # e.g. "asyncio/h11", to compare (the benchmark does)
 # Every loop/http pair uvicorn can serve the agent with; asyncio/h11 is what remains without
@@ -101,10 +101,20 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def serve(agent: EdgeAgent, log_level: str = "warning") -> None:
-    """Serve `agent` until a stop signal; returns after the graceful shutdown."""
+    """Serve `agent` until a stop signal; returns after the graceful shutdown. With an MQTT
+    broker in its settings, devices reach it over MQTT too (edge/mqtt.py), and the line
+    `edge agent SITE answering MQTT on mqtt://HOST:PORT topic ...` follows once subscribed."""
+    adapters: list[DeviceAdapter] = []
+    if agent.settings.mqtt_url is not None:
+        from tierwise.edge.mqtt import mqtt_devices
+
+        site = agent.settings.site
+        adapters.append(
+            mqtt_devices(agent, lambda what: print(f"edge agent {site} {what}", flush=True))
+        )
     loop, http = fastest_server_stack()
     config = uvicorn.Config(
-        create_app(agent),
+        create_app(agent, adapters),
         loop=loop,
         http=http,
         log_level=log_level,

@@ -20,6 +20,12 @@ DEFAULT_POLL_INTERVAL_S = 2.0
 DEFAULT_STATUS_INTERVAL_S = 5.0
 DEFAULT_DRAIN_TIMEOUT_S = 10.0
 DEFAULT_RTT_PRIOR_S = 0.1  # budgeted until real round trips have been seen
+# How long the broker keeps the agent's MQTT session (subscription and queued requests)
+# while the agent is away: a restart, an upgrade, a gateway reboot.
+DEFAULT_MQTT_SESSION_EXPIRY_S = 24 * 3600
+# Requests the broker may have in flight to the agent at once (MQTT v5 Receive Maximum):
+# the agent's concurrency over MQTT, as connections are over HTTP.
+DEFAULT_MQTT_RECEIVE_MAXIMUM = 256
 
 
 class EdgeSettings(BaseModel):
@@ -48,6 +54,19 @@ class EdgeSettings(BaseModel):
         lt=1,
         description="share of a deadline kept for recording and responding",
     )
+
+    mqtt_url: str | None = Field(
+        None, description="the site's MQTT broker, mqtt://HOST[:PORT] or mqtts:// (TLS)"
+    )
+    mqtt_username: str | None = Field(None, min_length=1)
+    mqtt_password: str | None = Field(None, repr=False)
+    mqtt_ca_file: Path | None = Field(None, description="mqtts: CA of the broker's certificate")
+    mqtt_client_id: str | None = Field(
+        None, min_length=1, max_length=128, description="default: tierwise-edge-SITE"
+    )
+    mqtt_topic_prefix: str = Field("tierwise", pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+    mqtt_session_expiry_s: int = Field(DEFAULT_MQTT_SESSION_EXPIRY_S, ge=0, le=2**32 - 1)
+    mqtt_receive_maximum: int = Field(DEFAULT_MQTT_RECEIVE_MAXIMUM, ge=1, le=65535)
 
     @property
     def outbox_path(self) -> Path:

@@ -7,7 +7,8 @@ columns (`table.py`); `Candidate` and `SiteUse` are the object form of one row (
 for reports, the simulator and tests. Per site, with r the rate per device and n the devices there:
 
     mean = r n;  peak = mean × peak_factor;  share = 1 (cloud), the curve point (cascade), 0
-    wan_bps = 8 (share × peak × bytes + upstream events × peak_factor)
+    wan_bps = 8 (share × peak × bytes + upstream events × peak_factor), bytes including
+              the protocol's framing in the cloud (`protocol: mqtt`, plan/protocol.py)
     lan_bps = 0 on the device, else 8 × peak × bytes
     local_busy = r × peak_factor × service per device, peak × service at the edge, 0 in cloud
     cost = Σ sites: cloud_cost(share × mean, share × mean × cloud service) + WAN bytes × egress

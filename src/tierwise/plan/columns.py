@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from tierwise.spec.model import Link, Spec
+from tierwise.plan.protocol import mqtt_exchange_overhead
+from tierwise.spec.model import Feature, Link, Spec
 
 Array = NDArray[np.float64]
 Index = NDArray[np.int64]
@@ -45,6 +46,7 @@ class FeatureColumns:
     rate: Array  # requests per device
     peak_factor: Array
     n_bytes: Array  # payload + result: one request across a link and back
+    wan_framing: Array  # bytes a request adds across the WAN when in the cloud (mqtt; else 0)
     upstream_rate: Array  # events per device while running locally (0 if none)
     upstream_size: Array
     has_upstream: Mask
@@ -130,6 +132,7 @@ def feature_columns(spec: Spec, classes: list[str], sites: SiteColumns) -> Featu
         rate=col(f.rate for f in features),
         peak_factor=col(f.peak_factor for f in features),
         n_bytes=col(f.payload + f.result for f in features),
+        wan_framing=col(_framing(f, spec) for f in features),
         upstream_rate=col(f.upstream.rate if f.upstream else 0.0 for f in features),
         upstream_size=col(f.upstream.size if f.upstream else 0.0 for f in features),
         has_upstream=np.array([f.upstream is not None for f in features], dtype=bool),
@@ -154,3 +157,15 @@ def segments(starts: Index, lengths: Index) -> tuple[Index, Index]:
     offsets = np.zeros(len(starts), dtype=np.int64)
     np.cumsum(lengths[:-1], out=offsets[1:])
     return starts[owner] + np.arange(owner.size) - offsets[owner], owner
+
+
+def _framing(feature: Feature, spec: Spec) -> float:
+    """MQTT's framing bytes of one exchange (at the feature's longest-named site), 0 for http."""
+    if feature.protocol != "mqtt":
+        return 0.0
+    names = feature.sites or [s.name for s in spec.sites]
+    site_chars = max(map(len, names))
+    overhead = mqtt_exchange_overhead(
+        site_chars, len(feature.name), feature.payload, feature.result
+    )
+    return float(overhead)

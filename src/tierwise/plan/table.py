@@ -276,8 +276,11 @@ def build_table(spec: Spec) -> CandidateTable:
     pair_share = share[cand]
     local_up = feats.has_upstream[f] & (p_place != CLOUD)
     up_events = np.where(local_up, feats.upstream_rate[f] * devices * feats.upstream_size[f], 0.0)
-    wan_bps = 8 * (pair_share * peak * n_bytes + up_events * peak_factor)
-    wan_bytes = (pair_share * mean * n_bytes + up_events) * SECONDS_PER_MONTH
+    # In the cloud, devices send each request across the WAN themselves: with its protocol's
+    # framing (MQTT to a cloud broker); escalations go edge->cloud over the agent's link.
+    wan_n_bytes = n_bytes + np.where(p_place == CLOUD, feats.wan_framing[f], 0.0)
+    wan_bps = 8 * (pair_share * peak * wan_n_bytes + up_events * peak_factor)
+    wan_bytes = (pair_share * mean * wan_n_bytes + up_events) * SECONDS_PER_MONTH
     lan_bps = np.where(p_place == DEVICE, 0.0, 8 * peak * n_bytes)
     svc = service[cand]
     local_busy = np.where(

@@ -314,6 +314,11 @@ class Feature(_Strict):
     peak_factor: float = Field(1.0, ge=1.0, description="peak rate / mean rate")
     payload: Size = Field(description="input size per request")
     result: Size = Field(100.0, description="answer size per request")
+    protocol: Literal["http", "mqtt"] = Field(
+        "http",
+        description="how devices send requests; mqtt adds its framing to the WAN bytes when "
+        "the feature runs in the cloud (devices publish to a broker there)",
+    )
     upstream: Upstream | None = Field(None, description="sent upstream when it runs locally")
     deadline: Duration
     percentile: float = Field(99.0, gt=0, lt=100, description="the deadline holds at this pct")

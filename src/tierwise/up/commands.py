@@ -47,9 +47,17 @@ def up(
         Path | None, typer.Option(help="keep logs and data here (default: a temporary dir)")
     ] = None,
     seed: Annotated[int, typer.Option(help="random seed of arrivals and the WAN")] = 0,
+    protocol: Annotated[
+        str,
+        typer.Option(help="how devices reach their agent: http, or mqtt (a Mosquitto per site)"),
+    ] = "http",
+    mqtt_broker: Annotated[
+        str | None,
+        typer.Option(help="mqtt: use this broker for every site, e.g. mqtt://user:pw@host:1883"),
+    ] = None,
 ) -> None:
     """Run the continuum for real on this machine: cloud, edge agents, WAN, devices; measure."""
-    from tierwise.up.layout import STRATEGIES
+    from tierwise.up.layout import PROTOCOLS, STRATEGIES
     from tierwise.up.report import render_table
     from tierwise.up.run import UpOptions, default_cache, run_up
     from tierwise.up.scale import parse_min_rate, parse_scale
@@ -61,6 +69,14 @@ def up(
     if strategy not in STRATEGIES:
         raise UsageError(f"--strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}")
     chosen: Strategy = "plan" if strategy == "plan" else "cloud-only"
+    if protocol not in PROTOCOLS:
+        raise UsageError(f"--protocol {protocol!r}: expected one of {', '.join(PROTOCOLS)}")
+    if mqtt_broker is not None:
+        if protocol != "mqtt":
+            raise UsageError("--mqtt-broker: only with --protocol mqtt")
+        from tierwise.edge.mqtt_wire import BrokerAddress
+
+        BrokerAddress.parse(mqtt_broker, "--mqtt-broker")
     options = UpOptions(
         spec_path=spec,
         duration=seconds,
@@ -71,6 +87,8 @@ def up(
         cache=cache or default_cache(),
         run_dir=run_dir,
         seed=seed,
+        protocol="mqtt" if protocol == "mqtt" else "http",
+        mqtt_broker=mqtt_broker,
     )
     if not spec.is_file():
         raise UsageError(f"{spec}: no such spec file")

@@ -105,9 +105,16 @@ def start_wans(
 
 
 def start_agents(
-    sup: Supervisor, run_dir: Path, clouds: dict[str, str], trusted_key: Path, prefix: str = "edge"
+    sup: Supervisor,
+    run_dir: Path,
+    clouds: dict[str, str],
+    trusted_key: Path,
+    prefix: str = "edge",
+    extra: dict[str, list[str]] | None = None,
 ) -> dict[str, Child]:
-    """`tierwise edge` per site (its cloud URL: the site's WAN proxy), started together."""
+    """`tierwise edge` per site (its cloud URL: the site's WAN proxy), started together;
+    `extra` adds arguments per site (its MQTT broker). An agent on a broker is ready once it
+    is subscribed there too."""
     children = {}
     for site, cloud_url in clouds.items():
         name = f"{prefix}-{site}"
@@ -132,11 +139,14 @@ def start_agents(
                 "0.5",
                 "--drain-timeout",
                 "5",
+                *(extra or {}).get(site, []),
             ),
         )
     for site, child in children.items():
         pattern = rf"edge agent {site} serving on (http://\S+)"
         child.url = sup.wait_ready(child, pattern, READY_TIMEOUT_S).group(1)
+        if "--mqtt" in (extra or {}).get(site, []):
+            sup.wait_ready(child, rf"edge agent {site} answering MQTT on", READY_TIMEOUT_S)
     return children
 
 

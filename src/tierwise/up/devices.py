@@ -6,7 +6,9 @@ device streams; each request carries one row of the scenario's held-out test spl
 or labelled-generated data, never trained on) and its true label as feedback. Depending on
 where the feature runs:
 
-- `agent`: POST to the site's edge agent `/v1/predict/{feature}`;
+- `agent`: POST to the site's edge agent `/v1/predict/{feature}`, or with `--protocol mqtt`
+  publish to `tierwise/{site}/{feature}/request` on the site's broker (QoS 1, MQTT v5) and
+  take the answer from the Response Topic;
 - `direct`: POST to the cloud's `/v1/infer/{feature}` through the site's WAN (cloud-only);
 - `device`: the device runs the verified package itself (ONNX Runtime, in this process).
 
@@ -33,6 +35,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from tierwise.edge.mqtt_device import MqttDevice
+from tierwise.errors import LinkError
 from tierwise.up.device_stats import FeatureStats
 from tierwise.up.http_client import HttpError, KeepAliveClient
 
@@ -57,6 +61,17 @@ class FeatureTraffic(BaseModel):
     trust: Path | None = Field(None, description="device mode: the key it must be signed by")
 
 
+class MqttConfig(BaseModel):
+    """The site's MQTT broker, as the devices log in to it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str
+    username: str | None = None
+    password: str | None = Field(None, repr=False)
+    client_id: str
+
+
 class DevicesConfig(BaseModel):
     """Everything the device process of one site needs."""
 
@@ -64,6 +79,7 @@ class DevicesConfig(BaseModel):
 
     site: str
     agent_url: str | None = None
+    mqtt: MqttConfig | None = None  # agent features over MQTT instead of HTTP
     cloud_url: str | None = None  # the site's WAN proxy in front of the cloud
     token_file: Path | None = None
     duration_s: float = Field(gt=0)
@@ -108,6 +124,14 @@ class Devices:
         self.config = config
         self.features = [Feature(t, i, config.seed) for i, t in enumerate(config.features)]
         self.agent = KeepAliveClient(config.agent_url) if config.agent_url else None
+        self.mqtt: MqttDevice | None = None
+        if config.mqtt is not None:
+            from tierwise.edge.mqtt_wire import BrokerAddress, MqttCredentials
+
+            m = config.mqtt
+            address = BrokerAddress.parse(m.url)
+            credentials = MqttCredentials(m.username, m.password)
+            self.mqtt = MqttDevice(address, config.site, m.client_id, credentials)
         self.cloud = None
         if config.cloud_url and config.token_file is not None:
             token = config.token_file.read_text("utf-8").strip()
@@ -117,6 +141,8 @@ class Devices:
         self.warming = False
 
     async def run(self, stop: asyncio.Event) -> None:
+        if self.mqtt is not None:
+            await self.mqtt.connect()
         if self.config.warmup_s > 0:
             # Connections, caches and first code paths warm up on traffic that is not
             # counted (its events go to `<feature>.warmup` streams), then the run starts.
@@ -129,6 +155,8 @@ class Devices:
         for client in (self.agent, self.cloud):
             if client is not None:
                 client.close()
+        if self.mqtt is not None:
+            await self.mqtt.close()
 
     async def _phase(self, stop: asyncio.Event, duration: float, ticker: bool) -> None:
         start = time.monotonic()
@@ -201,6 +229,9 @@ class Devices:
         self, feature: Feature, i: int, label: int, stream: str, sent: float
     ) -> None:
         t, stats = feature.traffic, feature.stats
+        if t.mode == "agent" and self.mqtt is not None:
+            await self._over_mqtt(self.mqtt, feature, i, label, stream, sent)
+            return
         if t.mode == "agent":
             client, path = self.agent, f"/v1/predict/{t.name}"
             labels = f',"labels":[{label}]' if label >= 0 else ""
@@ -241,6 +272,45 @@ class Devices:
             )
         else:
             stats.record_answer(elapsed, "cloud", "cloud", False, _correct(probs, label))
+
+    async def _over_mqtt(
+        self, mqtt: MqttDevice, feature: Feature, i: int, label: int, stream: str, sent: float
+    ) -> None:
+        t, stats = feature.traffic, feature.stats
+        labels = f',"labels":[{label}]' if label >= 0 else ""
+        # sent_at: a request the broker held past the feature's deadline is answered expired
+        body = (
+            f'{{"inputs":[{feature.rows[i]}]{labels},"stream":"{stream}","sent_at":{time.time()}}}'
+        )
+        content = body.encode()
+        stats.request_bytes += len(content)
+        try:
+            payload = await mqtt.request(t.name, content, feature.timeout)
+        except TimeoutError:
+            if feature.timeout_is_miss:
+                stats.record_failure("no answer by the deadline")
+            else:
+                stats.unfinished += 1
+            return
+        except LinkError as exc:
+            stats.record_failure(str(exc).split(":", 1)[0])
+            return
+        elapsed = (time.perf_counter() - sent) * 1000
+        answer = json.loads(payload)
+        if answer.get("status") != 200:
+            stats.record_failure(f"MQTT {answer.get('error', answer.get('status'))}")
+            return
+        stats.response_bytes += len(payload)
+        probs = np.asarray(answer["outputs"], dtype=np.float64)
+        stats.record_answer(
+            elapsed,
+            answer["answered_by"],
+            answer["reason"],
+            bool(answer["degraded"]),
+            _correct(probs, label),
+            answer.get("stream"),
+            answer.get("event_seq"),
+        )
 
     async def _report(self, start: float, stop: asyncio.Event) -> None:
         interval = self.config.stats_interval_s

@@ -26,6 +26,8 @@ from tierwise.spec.tiers import EscalationRule
 Mode = Literal["device", "edge", "cascade", "cloud", "direct"]
 Strategy = Literal["plan", "cloud-only"]
 STRATEGIES: tuple[Strategy, ...] = ("plan", "cloud-only")
+Protocol = Literal["http", "mqtt"]  # how devices reach their site's agent
+PROTOCOLS: tuple[Protocol, ...] = ("http", "mqtt")
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from tierwise.plan.evaluate import Outcome
 from tierwise.scenarios.build import ScenarioPackages
 from tierwise.spec.model import Spec
 from tierwise.up import components
+from tierwise.up.broker import SiteBroker, start_brokers
 from tierwise.up.components import Tokens
 from tierwise.up.deploy import (
     build_packages,
@@ -35,7 +36,14 @@ from tierwise.up.deploy import (
     package_dir,
     wait_until_serving,
 )
-from tierwise.up.layout import FeatureRun, Strategy, layout, scenarios_needed, site_names
+from tierwise.up.layout import (
+    FeatureRun,
+    Protocol,
+    Strategy,
+    layout,
+    scenarios_needed,
+    site_names,
+)
 from tierwise.up.live import agent_state
 from tierwise.up.processes import Child, Supervisor
 from tierwise.up.report import SiteResult, build_report
@@ -61,6 +69,12 @@ NOTES = [
 ]
 
 
+MQTT_NOTES = [
+    "devices publish to their site's MQTT broker (QoS 1) and the agent answers there; the "
+    "scale is chosen from the agent's capacity measured over HTTP",
+]
+
+
 def default_cache() -> Path:
     """Where scenario packages are built once and reused: $TIERWISE_CACHE or ~/.cache/tierwise."""
     root = os.environ.get(CACHE_ENV) or os.path.join(
@@ -80,6 +94,8 @@ class UpOptions:
     cache: Path = field(default_factory=lambda: default_cache())
     run_dir: Path | None = None
     seed: int = 0
+    protocol: Protocol = "http"  # how devices reach their site's agent
+    mqtt_broker: str | None = None  # mqtt: every site on this broker instead of one each
 
 
 @dataclass
@@ -90,6 +106,7 @@ class _Continuum:
     wans: dict[str, Child]
     agents: dict[str, Child]
     admin: CloudAdmin
+    brokers: dict[str, SiteBroker] = field(default_factory=dict)  # protocol mqtt
 
 
 def run_up(opts: UpOptions, console: Console, say: Callable[[str], None]) -> dict[str, Any]:
@@ -175,7 +192,8 @@ def run_up(opts: UpOptions, console: Console, say: Callable[[str], None]) -> dic
             "sites": {site: _conditions(opts.wan, spec, site) for site in sites},
         },
         "deployed": deployed.summary,
-        "notes": NOTES,
+        "protocol": opts.protocol,
+        "notes": NOTES + (MQTT_NOTES if opts.protocol == "mqtt" else []),
         "run_dir": str(run_dir),
     }
     report = build_report(header, runs, predicted, results)
@@ -199,10 +217,15 @@ def _start(
     conditions = {site: opts.wan.conditions(spec.wan(spec.site(site))) for site in sites}
     wans = components.start_wans(sup, cloud, conditions, opts.seed)
     agents: dict[str, Child] = {}
+    brokers: dict[str, SiteBroker] = {}
     if any(r.uses_agent for r in runs):
         clouds = {site: wans[site].url for site in sites}
-        agents = components.start_agents(sup, run_dir, clouds, public_key)
-    return _Continuum(cloud, wans, agents, CloudAdmin(cloud.url, tokens.admin))
+        extra: dict[str, list[str]] = {}
+        if opts.protocol == "mqtt":
+            brokers, _children = start_brokers(sup, run_dir, sites, opts.mqtt_broker)
+            extra = {site: broker.agent_args() for site, broker in brokers.items()}
+        agents = components.start_agents(sup, run_dir, clouds, public_key, extra=extra)
+    return _Continuum(cloud, wans, agents, CloudAdmin(cloud.url, tokens.admin), brokers)
 
 
 def _calibrate(
@@ -274,6 +297,7 @@ def _device_config(
     return {
         "site": site,
         "agent_url": cont.agents[site].url if site in cont.agents else None,
+        "mqtt": cont.brokers[site].device_config(site) if site in cont.brokers else None,
         "cloud_url": cont.wans[site].url,
         "token_file": str(Tokens.site_file(run_dir, site)),
         "duration_s": opts.duration,

@@ -1,0 +1,209 @@
+"""A paho-mqtt client driven by the asyncio event loop: no network thread, no locks crossed.
+
+paho can run its network loop in a thread of its own, but then every message crosses to the
+agent's event loop and back (two wake-ups per request, the GIL fought over). Instead, paho's
+socket callbacks register its socket with the running loop (as paho's own asyncio example
+does): reads, writes and keep-alives happen on the loop, and `on_message` runs there too.
+
+Connecting (a blocking socket connect, a TLS handshake) runs in a worker thread so a slow or
+black-holed broker never stalls the loop; the socket callbacks it triggers are handed to
+the loop. The client reconnects with capped exponential backoff until `close()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import socket
+import ssl
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.properties import Properties
+
+from tierwise.edge.mqtt_wire import BrokerAddress, MqttCredentials
+
+log = logging.getLogger(__name__)
+
+KEEPALIVE_S = 30
+CONNECT_TIMEOUT_S = 5.0
+RECONNECT_MIN_S = 0.2
+RECONNECT_MAX_S = 10.0
+MISC_INTERVAL_S = 1.0  # paho's keep-alive and retry bookkeeping
+
+SocketLike = Any  # paho hands over a socket.socket or an ssl.SSLSocket
+
+
+def new_client(
+    client_id: str,
+    credentials: MqttCredentials,
+    tls: bool,
+    v5: bool = True,
+    manual_ack: bool = False,
+    persistent: bool = False,
+) -> paho.Client:
+    """A paho 2.x client (v2 callbacks), credentials and TLS set, unlimited local in-flight
+    (the broker's Receive Maximum is the limit that counts). `persistent`: for 3.1.1, keep
+    the session (v5 says so when connecting: `LoopDriver(clean_start=False)`)."""
+    protocol = MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=protocol,
+        clean_session=None if v5 else not persistent,
+        manual_ack=manual_ack,
+    )
+    client.max_inflight_messages_set(0)
+    client.max_queued_messages_set(0)
+    client.connect_timeout = CONNECT_TIMEOUT_S
+    if credentials.username is not None:
+        client.username_pw_set(credentials.username, credentials.password)
+    if tls:
+        client.tls_set(ca_certs=str(credentials.ca_file) if credentials.ca_file else None)
+    return client
+
+
+def properties(packet_type: int) -> Properties:
+    """Empty MQTT v5 properties for a packet type (paho's constructor is untyped)."""
+    return Properties(packet_type)  # type: ignore[no-untyped-call]
+
+
+class LoopDriver:
+    """Runs `client`'s network I/O on the current event loop and keeps it connected."""
+
+    def __init__(
+        self,
+        client: paho.Client,
+        broker: BrokerAddress,
+        clean_start: bool = True,
+        connect_properties: Properties | None = None,
+    ) -> None:
+        self.client = client
+        self.broker = broker
+        self.clean_start = clean_start
+        self.connect_properties = connect_properties
+        self.loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._misc: asyncio.Task[None] | None = None
+        self._reconnect: asyncio.Task[None] | None = None
+        self._closing = False
+        self._dropped = asyncio.Event()  # the socket closed: reconnect now, not on the next check
+        self.last_error = ""
+        client.on_socket_open = self._on_socket_open
+        client.on_socket_close = self._on_socket_close
+        client.on_socket_register_write = self._on_register_write
+        client.on_socket_unregister_write = self._on_unregister_write
+
+    async def connect(self) -> None:
+        """Connect once (raises OSError when the broker cannot be reached)."""
+        v5 = self.client.protocol == MQTTProtocolVersion.MQTTv5
+        kwargs: dict[str, Any] = {"keepalive": KEEPALIVE_S}
+        if v5:
+            kwargs |= {"clean_start": self.clean_start, "properties": self.connect_properties}
+        await asyncio.to_thread(self.client.connect, self.broker.host, self.broker.port, **kwargs)
+
+    def keep_connected(self) -> None:
+        """Reconnect in the background whenever the connection drops (until `close`)."""
+        if self._reconnect is None or self._reconnect.done():
+            self._reconnect = self.loop.create_task(self._reconnect_loop())
+
+    async def _reconnect_loop(self) -> None:
+        # The backoff resets only once the broker accepted us (CONNACK): a broker that takes
+        # the TCP connection and refuses the login is retried ever more slowly, not spammed.
+        delay = RECONNECT_MIN_S
+        while not self._closing:
+            if self.client.is_connected():
+                delay = RECONNECT_MIN_S
+                self._dropped.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._dropped.wait(), MISC_INTERVAL_S)
+                continue
+            if self.client.socket() is None:
+                try:
+                    await asyncio.to_thread(self.client.reconnect)
+                except (OSError, ssl.SSLError, ValueError) as exc:
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    log.warning("MQTT broker %s: %s; retrying", self.broker.url(), self.last_error)
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, RECONNECT_MAX_S)
+
+    async def close(self) -> None:
+        """Disconnect cleanly (a persistent session stays at the broker) and stop."""
+        self._closing = True
+        for task in (self._reconnect, self._misc):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self.client.socket() is not None:
+            self.client.disconnect()
+            self._flush_now()
+
+    def flush(self) -> None:
+        """Write what is queued now, on the loop, rather than on its next turn (a publish only
+        queues its packet): one wake-up less per message, on each side of the broker."""
+        if self.client.want_write():
+            self.client.loop_write()
+
+    def _flush_now(self) -> None:
+        # The DISCONNECT packet is queued; write it before the socket goes.
+        with contextlib.suppress(Exception):
+            self.client.loop_write()
+
+    # --- paho's socket callbacks, always applied on the loop ---------------------------------
+
+    def _on_loop(self, fn: Callable[[], None]) -> None:
+        if threading.get_ident() == self._loop_thread:
+            fn()
+        else:
+            self.loop.call_soon_threadsafe(fn)
+
+    def _on_socket_open(self, client: paho.Client, _userdata: Any, sock: SocketLike) -> None:
+        # Requests and answers are small packets: Nagle's algorithm would hold one back
+        # behind the ACK of the previous one (paho leaves it on).
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def opened() -> None:
+            self.loop.add_reader(sock, self._read)
+            if self._misc is None or self._misc.done():
+                self._misc = self.loop.create_task(self._misc_loop())
+
+        self._on_loop(opened)
+
+    def _on_socket_close(self, client: paho.Client, _userdata: Any, sock: SocketLike) -> None:
+        def closed() -> None:
+            with contextlib.suppress(ValueError, OSError):
+                self.loop.remove_reader(sock)
+                self.loop.remove_writer(sock)
+            self._dropped.set()
+
+        self._on_loop(closed)
+
+    def _on_register_write(self, client: paho.Client, _userdata: Any, sock: SocketLike) -> None:
+        self._on_loop(lambda: self.loop.add_writer(sock, self._write))
+
+    def _on_unregister_write(self, client: paho.Client, _userdata: Any, sock: SocketLike) -> None:
+        def unregister() -> None:
+            with contextlib.suppress(ValueError, OSError):
+                self.loop.remove_writer(sock)
+
+        self._on_loop(unregister)
+
+    def _read(self) -> None:
+        self.client.loop_read()
+
+    def _write(self) -> None:
+        self.client.loop_write()
+
+    async def _misc_loop(self) -> None:
+        # Keep-alive pings and retries; loop_misc also notices a broker that stopped answering
+        # them and closes the socket, which the reconnect loop then replaces.
+        while not self._closing:
+            self.client.loop_misc()
+            await asyncio.sleep(MISC_INTERVAL_S)
