@@ -128,9 +128,7 @@ def test_the_assigned_variant_reaches_the_site(cloud: Cloud, wine_v1: str) -> No
     assert "variant" not in body["features"]["quality"]
 
 
-def test_a_variant_the_package_lacks_is_422_naming_what_it_has(
-    cloud: Cloud, wine_v1: str
-) -> None:
+def test_a_variant_the_package_lacks_is_422_naming_what_it_has(cloud: Cloud, wine_v1: str) -> None:
     assert assign(cloud, "a", "quality").status_code == 200
     response = assign(cloud, "a", "quality", variant="distilled-int8")
     assert response.status_code == 422
