@@ -132,7 +132,7 @@ def test_variants_switch_in_place_and_a_missing_one_is_refused(
     async def body() -> None:
         await agent.start()
         try:
-            for variant in ("fp32", "int8"):  # the second loads beside the installed archive
+            for variant in ("int8", "fp32"):  # the second loads beside the installed archive
                 _deployment(cloud, name, version, variant)
                 await _until_etag(agent, f"{name}-{version}-{variant}")
                 served = agent.deployer.served[FEATURE]
@@ -161,19 +161,28 @@ def test_variants_switch_in_place_and_a_missing_one_is_refused(
             assert refusal.reason.startswith("refused: ")
             served = agent.deployer.served[FEATURE]
             assert served.model is not None
-            assert served.model.variant == "int8"  # unchanged
+            assert served.model.variant == "fp32"  # unchanged
             answer = await agent.predict(FEATURE, request)
             assert answer.model == name
             state = agent.state_view()
-            assert state["features"][FEATURE]["variant"] == "int8"
+            assert state["features"][FEATURE]["variant"] == "fp32"
             assert state["refused"][FEATURE]["variant"] == "distilled"
         finally:
             await agent.stop()
 
     asyncio.run(asyncio.wait_for(body(), 120))
+
+    async def restarted() -> None:  # from the deployment saved on disk, without the cloud
+        again = _agent(tmp_path / "agent", InMemoryCloud(), digits_packages.public_key)
+        await again.deployer.restore()
+        model = again.deployer.served[FEATURE].model
+        assert model is not None
+        assert model.variant == "fp32"  # not the smallest: the deployment's
+
+    asyncio.run(asyncio.wait_for(restarted(), 60))
     events = cloud.stream(SITE, "agent")  # uploaded by the time the agent has stopped
     installed = [e.body["variant"] for e in events if e.kind == "package.installed"]
-    assert installed == ["fp32", "int8"]
+    assert installed == ["int8", "fp32"]
     refused = [e.body for e in events if e.kind == "package.refused"]
     assert [(b["variant"], b["version"]) for b in refused] == [("distilled", version)]
 
