@@ -175,8 +175,9 @@ class Deployer:
             self.served[name] = Served(name, spec, shared)
             self._save(None)
             return True
+        beside = self._installed(spec)  # another variant of it runs: load this one beside it
         try:
-            if self._installed(spec):  # another variant of it runs: load this one beside it
+            if beside:
                 model = await asyncio.to_thread(self._load_installed, spec)
             else:
                 model = await self._install(spec)
@@ -187,7 +188,8 @@ class Deployer:
             log.warning("%s: could not fetch %s v%s: %s", name, spec.package, spec.version, exc)
             return False
         except Exception as exc:  # failed to load or to pass its probe: already rolled back
-            await self._refuse(name, spec, f"rolled back: {exc}")
+            # (a variant loaded beside the installed package has nothing to roll back)
+            await self._refuse(name, spec, f"{'failed' if beside else 'rolled back'}: {exc}")
             return True
         self.refused.pop(name, None)
         self.served[name] = Served(name, spec, model)
