@@ -17,7 +17,14 @@ import math
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 from tierwise.spec.tiers import EscalationRule, Placement
 
@@ -184,6 +191,9 @@ class FeatureDeployment(_Wire):
     package: Name
     version: Version
     sha256: Sha256 = Field(description="sha256 of the package archive the edge downloads")
+    variant: Name | None = Field(
+        None, description="the package variant to run (default: its smallest file)"
+    )
     placement: Placement
     threshold: float | None = Field(
         None, description="cascade: escalate when the escalation rule's score is below this"
@@ -202,6 +212,17 @@ class FeatureDeployment(_Wire):
         None, ge=0, description="cascade: escalate only if this much of the deadline is left"
     )
 
+    # No return annotation on purpose: pydantic then documents the model's own fields as the
+    # serialized schema (with `-> Any` the OpenAPI schema of a deployment would be empty).
+    @model_serializer(mode="wrap")
+    def _without_default_variant(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+        # Left out when unset: a deployment without variants reads (and hashes to an etag)
+        # exactly as before variants existed, so agents that forbid unknown fields still parse it.
+        data = handler(self)
+        if self.variant is None and isinstance(data, dict):
+            data.pop("variant", None)
+        return data
+
 
 class Deployment(_Wire):
     """Everything one site should run; `etag` changes whenever any of it changes."""
@@ -216,6 +237,9 @@ class FeatureAssignment(_Wire):
 
     package: Name
     version: Version
+    variant: Name | None = Field(
+        None, description="a variant of the package's manifest (default: its smallest file)"
+    )
     placement: Placement
     threshold: float | None = Field(None, ge=0, le=1)
     rule: EscalationRule = EscalationRule.MAX_PROBABILITY

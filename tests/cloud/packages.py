@@ -49,8 +49,10 @@ def onnx_bytes(max_iter: int) -> bytes:
     return bytes(onx.SerializeToString())
 
 
-def build(out: Path, signer: Keys, name: str, version: int, max_iter: int = 200) -> Path:
-    """A signed package directory holding one fp32 variant."""
+def build(
+    out: Path, signer: Keys, name: str, version: int, max_iter: int = 200, variant: str = "fp32"
+) -> Path:
+    """A signed package directory holding one variant (fp32 unless named otherwise)."""
     from tierwise.package.keys import load_private_key
     from tierwise.package.manifest import MANIFEST_NAME, Manifest, manifest_bytes
     from tierwise.package.signing import sign_package
@@ -67,7 +69,7 @@ def build(out: Path, signer: Keys, name: str, version: int, max_iter: int = 200)
         output={"probabilities": "probabilities", "classes": [0, 1, 2]},
         variants=[
             {
-                "name": "fp32",
+                "name": variant,
                 "file": "model-fp32.onnx",
                 "size_bytes": len(blob),
                 "accuracy": 0.97,

@@ -89,8 +89,10 @@ def test_a_database_from_before_the_escalation_rules_gains_their_columns(tmp_pat
     try:
         with db.read() as conn:
             row = conn.execute(
-                sa.text("SELECT rule, tie_share, planned_escalated, threshold FROM assignments")
+                sa.text(
+                    "SELECT rule, tie_share, planned_escalated, threshold, variant FROM assignments"
+                )
             ).one()
-        assert tuple(row) == ("max_probability", 0.0, None, 0.8)
+        assert tuple(row) == ("max_probability", 0.0, None, 0.8, None)  # variant: the smallest
     finally:
         db.dispose()

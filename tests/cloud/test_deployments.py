@@ -101,6 +101,7 @@ def test_empty_deployment_for_a_site_with_nothing_assigned(cloud: Cloud) -> None
         {"version": 0},
         {"package": "has space"},
         {"unknown": 1},
+        {"variant": "has space"},
     ],
 )
 def test_malformed_assignment_is_422(cloud: Cloud, wine_v1: str, changes: dict[str, Any]) -> None:
@@ -113,6 +114,29 @@ def test_assignment_of_an_unregistered_package_is_422(cloud: Cloud, wine_v1: str
     assert "not in the registry" in response.json()["detail"]
     body = cloud.client.get("/v1/sites/a/deployment", headers=cloud.site_a).json()
     assert body["features"] == {}
+
+
+def test_the_assigned_variant_reaches_the_site(cloud: Cloud, wine_v1: str) -> None:
+    unnamed = cloud.client.get("/v1/sites/a/deployment", headers=cloud.site_a).json()["etag"]
+    assert assign(cloud, "a", "quality", variant="fp32").status_code == 200
+    body = cloud.client.get("/v1/sites/a/deployment", headers=cloud.site_a).json()
+    assert body["features"]["quality"]["variant"] == "fp32"
+    assert body["etag"] != unnamed
+    # back to no variant: the key is left out again (agents from before variants parse it)
+    assert assign(cloud, "a", "quality").status_code == 200
+    body = cloud.client.get("/v1/sites/a/deployment", headers=cloud.site_a).json()
+    assert "variant" not in body["features"]["quality"]
+
+
+def test_a_variant_the_package_lacks_is_422_naming_what_it_has(cloud: Cloud, wine_v1: str) -> None:
+    assert assign(cloud, "a", "quality").status_code == 200
+    response = assign(cloud, "a", "quality", variant="distilled-int8")
+    assert response.status_code == 422
+    assert response.json()["detail"] == (
+        "package 'wine' version 1 has no variant 'distilled-int8'; it has fp32"
+    )
+    body = cloud.client.get("/v1/sites/a/deployment", headers=cloud.site_a).json()
+    assert "variant" not in body["features"]["quality"]  # the assignment before it stands
 
 
 def test_unassigning_a_feature(cloud: Cloud, wine_v1: str) -> None:

@@ -270,6 +270,21 @@ def test_bad_rollout_requests_are_422_and_change_nothing(fleet: Fleet) -> None:
     assert fleet.admin.rollouts() == []
 
 
+def test_a_rollout_dropping_an_assigned_variant_is_422(
+    fleet: Fleet, signer: Keys, tmp_path: Path
+) -> None:
+    fleet.admin.upload_package(build(tmp_path / "wine-3", signer, "wine", 3, variant="int8"))
+    named = FeatureAssignment(
+        package="wine", version=1, variant="fp32", placement=Placement.EDGE, deadline_ms=100
+    )
+    fleet.admin.assign("b", FEATURE, named)
+    with pytest.raises(VerificationError, match=r"\(422\): .*no variant 'fp32'.*sites b run"):
+        fleet.start(version=3)
+    assert fleet.versions() == {"a": 1, "b": 1, CANARY: 1}
+    fleet.start(version=2)  # v2 has fp32 too
+    assert fleet.versions() == {"a": 1, "b": 1, CANARY: 2}
+
+
 def test_one_rollout_per_package_at_a_time(fleet: Fleet) -> None:
     fleet.start(bake_seconds=3600)
     with pytest.raises(VerificationError, match=r"\(409\)"):

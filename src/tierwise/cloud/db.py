@@ -50,6 +50,7 @@ assignments = sa.Table(
     sa.Column("feature", sa.String(128), primary_key=True),
     sa.Column("package", sa.String(128), nullable=False, index=True),
     sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("variant", sa.String(128), nullable=True),  # None: the package's smallest
     sa.Column("placement", sa.String(16), nullable=False),
     sa.Column("threshold", sa.Float, nullable=True),
     sa.Column("rule", sa.String(32), nullable=False, server_default="max_probability"),

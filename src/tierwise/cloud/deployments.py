@@ -40,10 +40,28 @@ def package_sha256(conn: sa.Connection, name: str, version: int) -> str:
     return str(sha)
 
 
+def check_variant(conn: sa.Connection, name: str, version: int, variant: str | None) -> None:
+    """Refuse (422) a variant the registered package's manifest does not list: the edge would
+    refuse the deployment anyway, later and at every site."""
+    if variant is None:
+        return
+    manifest = conn.execute(
+        sa.select(packages.c.manifest).where(packages.c.name == name, packages.c.version == version)
+    ).scalar()
+    known = [str(v["name"]) for v in (manifest or {}).get("variants", [])]
+    if variant not in known:
+        raise UnprocessableError(
+            f"package {name!r} version {version} has no variant {variant!r}; "
+            f"it has {', '.join(known)}"
+        )
+
+
 def assign_feature(db: Database, site: str, feature: str, a: FeatureAssignment, now: float) -> None:
-    """Make `site` run `a.package` at `a.version` for `feature`, routed per `a.placement`."""
+    """Make `site` run `a.package` at `a.version` (its `a.variant`) for `feature`, routed per
+    `a.placement`."""
     with db.write() as conn:
         package_sha256(conn, a.package, a.version)
+        check_variant(conn, a.package, a.version, a.variant)
         values = a.model_dump(mode="json") | {"updated_at": now}
         conn.execute(
             db.upsert(assignments, ["site", "feature"], list(values)),
@@ -81,6 +99,19 @@ def deployment_for(db: Database, site: str) -> Deployment:
     )
     etag = hashlib.sha256(canonical.encode()).hexdigest()[:32]
     return Deployment(site=site, features=features, etag=etag)
+
+
+def variants_running(conn: sa.Connection, package: str) -> dict[str, set[str]]:
+    """{variant: {site, ...}} for every assignment of `package` that names a variant."""
+    rows = conn.execute(
+        sa.select(assignments.c.site, assignments.c.variant).where(
+            assignments.c.package == package, assignments.c.variant.is_not(None)
+        )
+    ).all()
+    running: dict[str, set[str]] = {}
+    for r in rows:
+        running.setdefault(str(r.variant), set()).add(str(r.site))
+    return running
 
 
 def sites_running(conn: sa.Connection, package: str) -> dict[str, dict[str, int]]:

@@ -26,7 +26,13 @@ from fastapi import APIRouter, Depends, status
 from tierwise.cloud.auth import Admin
 from tierwise.cloud.context import CloudContext, get_context
 from tierwise.cloud.db import Database, rollouts, row_as
-from tierwise.cloud.deployments import package_sha256, set_versions, sites_running
+from tierwise.cloud.deployments import (
+    check_variant,
+    package_sha256,
+    set_versions,
+    sites_running,
+    variants_running,
+)
 from tierwise.cloud.params import RolloutIdPath
 from tierwise.cloud.policy import Verdict, judge_canary, policies_for
 from tierwise.cloud.status import canary_evidence
@@ -62,6 +68,13 @@ def start_rollout(db: Database, req: RolloutRequest, now: float) -> Rollout:
                     f"canary site {site!r} already runs {req.package!r} version {version} "
                     f"for {feature!r}; roll out a newer version than that"
                 )
+        for variant, sites in sorted(variants_running(conn, req.package).items()):
+            try:  # the new version must still carry every variant an assignment names
+                check_variant(conn, req.package, req.version, variant)
+            except UnprocessableError as exc:
+                raise UnprocessableError(
+                    f"{exc.detail} (sites {', '.join(sorted(sites))} run variant {variant!r})"
+                ) from None
         others = sorted(set(running) - set(canaries))
         set_versions(
             conn,

@@ -390,6 +390,8 @@ class EdgeAgent:
                     "package": s.spec.package,
                     "version": s.model.version if s.model is not None else None,
                     "deployed_version": s.spec.version,
+                    "variant": s.model.variant if s.model is not None else None,
+                    "deployed_variant": s.spec.variant,
                     "placement": s.spec.placement.value,
                     "deadline_ms": s.spec.deadline_ms,
                     "threshold": s.spec.threshold,
@@ -429,7 +431,23 @@ class EdgeAgent:
                 "outbox_dropped_bytes_total": c.dropped_bytes,
                 "outbox_uploaded_events_total": c.uploaded_events,
             }
-        return self.metrics.prometheus(gauges)
+        return self.metrics.prometheus(gauges) + self._variant_info()
+
+    def _variant_info(self) -> str:
+        """Which package variant answers each feature: an info metric (always 1), so the
+        counters keep their labels and a dashboard joins on feature, package and version."""
+        lines = [
+            "# HELP tierwise_edge_variant_info the package variant each feature runs",
+            "# TYPE tierwise_edge_variant_info gauge",
+        ]
+        for name, s in sorted(self.deployer.served.items()):
+            if s.model is not None:
+                labels = (
+                    f'feature="{name}",package="{s.model.name}",version="{s.model.version}",'
+                    f'variant="{s.model.variant}"'
+                )
+                lines.append(f"tierwise_edge_variant_info{{{labels}}} 1")
+        return "\n".join(lines) + "\n"
 
 
 def _check_view(check: EscalationCheck | None) -> dict[str, Any]:

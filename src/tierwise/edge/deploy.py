@@ -55,8 +55,13 @@ class PackageOps(Protocol):
         """The current package directory, if any."""
         ...
 
-    def load(self, path: Path) -> LocalModel:
-        """Load a package for inference (raises on failure)."""
+    def check_variant(self, path: Path, variant: str | None) -> None:
+        """Before installing: VerificationError if the package lacks `variant`."""
+        ...
+
+    def load(self, path: Path, variant: str | None = None) -> LocalModel:
+        """Load a package's `variant` (default: its smallest) for inference (raises on failure;
+        VerificationError when the package has no such variant)."""
         ...
 
     def probe(self, model: LocalModel) -> None:
@@ -101,6 +106,7 @@ class Refusal:
     version: int
     sha256: str
     reason: str
+    variant: str | None = None
 
 
 @dataclass
@@ -126,7 +132,7 @@ class Deployer:
             return
         deployment = Deployment.model_validate_json(self.state_file.read_text("utf-8"))
         for name, spec in deployment.features.items():
-            model = await asyncio.to_thread(self._load_current, spec.package)
+            model = await asyncio.to_thread(self._load_current, spec.package, spec.variant)
             self.served[name] = Served(name, spec, model, healthy=model is not None)
         self.etag = deployment.etag or None
 
@@ -153,11 +159,15 @@ class Deployer:
     async def _apply_feature(self, name: str, spec: FeatureDeployment) -> bool:
         """Install or refuse `spec` for feature `name`; False if it should be tried again."""
         current = self.served.get(name)
-        if current is not None and current.model is not None and _same_package(current, spec):
+        if current is not None and current.model is not None and _same_model(current.spec, spec):
             current.spec = spec  # routing may change without a new package
             return True
         refusal = self.refused.get(name)
-        if refusal is not None and (refusal.version, refusal.sha256) == (spec.version, spec.sha256):
+        if refusal is not None and (refusal.version, refusal.sha256, refusal.variant) == (
+            spec.version,
+            spec.sha256,
+            spec.variant,
+        ):
             return True  # already refused and reported; a new deployment may change that
         shared = self._served_elsewhere(name, spec)
         if shared is not None:  # one install per package: installing it again is a "rollback"
@@ -165,8 +175,12 @@ class Deployer:
             self.served[name] = Served(name, spec, shared)
             self._save(None)
             return True
+        beside = self._installed(spec)  # another variant of it runs: load this one beside it
         try:
-            model = await self._install(spec)
+            if beside:
+                model = await asyncio.to_thread(self._load_installed, spec)
+            else:
+                model = await self._install(spec)
         except VerificationError as exc:
             await self._refuse(name, spec, f"refused: {exc}")
             return True
@@ -174,23 +188,50 @@ class Deployer:
             log.warning("%s: could not fetch %s v%s: %s", name, spec.package, spec.version, exc)
             return False
         except Exception as exc:  # failed to load or to pass its probe: already rolled back
-            await self._refuse(name, spec, f"rolled back: {exc}")
+            # (a variant loaded beside the installed package has nothing to roll back)
+            await self._refuse(name, spec, f"{'failed' if beside else 'rolled back'}: {exc}")
             return True
         self.refused.pop(name, None)
         self.served[name] = Served(name, spec, model)
         self._save(None)  # at once: a stop or a crash may come before the rest is applied
         await self.record(
             "package.installed",
-            {"feature": name, "package": spec.package, "version": spec.version},
+            {
+                "feature": name,
+                "package": spec.package,
+                "version": spec.version,
+                "variant": model.variant,
+            },
         )
         return True
 
     def _served_elsewhere(self, name: str, spec: FeatureDeployment) -> LocalModel | None:
-        """The model another feature already runs from this very package archive, if any."""
+        """The model another feature already runs from this very archive and variant, if any."""
         for other in self.served.values():
-            if other.name != name and other.model is not None and _same_package(other, spec):
+            if other.name != name and other.model is not None and _same_model(other.spec, spec):
                 return other.model
         return None
+
+    def _installed(self, spec: FeatureDeployment) -> bool:
+        """Whether a feature already runs (some variant of) this very package archive: it is
+        installed, and installing it again would be refused as not newer."""
+        return any(
+            s.model is not None and _same_archive(s.spec, spec) for s in self.served.values()
+        )
+
+    def _load_installed(self, spec: FeatureDeployment) -> LocalModel:
+        """Another variant of the installed package; nothing to roll back if it fails."""
+        installed = self.ops.current(self.packages_dir / spec.package)
+        if installed is None:
+            raise VerificationError(f"{spec.package} v{spec.version} is no longer installed")
+        model = self.ops.load(installed, spec.variant)
+        if model.version != spec.version:  # another feature has installed a newer one since
+            raise VerificationError(
+                f"{spec.package}: v{model.version} is installed, the deployment says "
+                f"v{spec.version}"
+            )
+        self.ops.probe(model)
+        return model
 
     async def _install(self, spec: FeatureDeployment) -> LocalModel:
         archive = await self.link.package(spec.package, spec.version)
@@ -209,6 +250,7 @@ class Deployer:
         )
         root = self.ops.unpack(archive, staging)
         try:
+            self.ops.check_variant(root, spec.variant)
             version = self.ops.install(root, install_dir)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -220,7 +262,7 @@ class Deployer:
         installed = self.ops.current(install_dir)
         assert installed is not None
         try:
-            model = self.ops.load(installed)
+            model = self.ops.load(installed, spec.variant)
             self.ops.probe(model)
         except Exception as exc:
             back = self.ops.rollback(install_dir)
@@ -234,29 +276,29 @@ class Deployer:
             raise
         return model
 
-    def _load_current(self, package: str) -> LocalModel | None:
+    def _load_current(self, package: str, variant: str | None) -> LocalModel | None:
         install_dir = self.packages_dir / package
         path = self.ops.current(install_dir)
         if path is None:
             return None
         try:
-            model = self.ops.load(path)
+            model = self.ops.load(path, variant)
             self.ops.probe(model)
         except Exception as exc:
             log.error("installed %s does not load (%s); trying the last-known-good", path, exc)
             back = self.ops.rollback(install_dir)
             if back is None:
                 return None
-            model = self.ops.load(back)
+            model = self.ops.load(back, variant)
         return model
 
     async def _refuse(self, name: str, spec: FeatureDeployment, reason: str) -> None:
         log.error("feature %s: %s v%s %s", name, spec.package, spec.version, reason)
-        self.refused[name] = Refusal(spec.package, spec.version, spec.sha256, reason)
-        await self.record(
-            "package.refused",
-            {"feature": name, "package": spec.package, "version": spec.version, "reason": reason},
-        )
+        self.refused[name] = Refusal(spec.package, spec.version, spec.sha256, reason, spec.variant)
+        body = {"feature": name, "package": spec.package, "version": spec.version}
+        if spec.variant is not None:
+            body["variant"] = spec.variant
+        await self.record("package.refused", body | {"reason": reason})
 
     def _save(self, etag: str | None) -> None:
         """Keep what is served (features with a working package) for the next start; the
@@ -269,9 +311,10 @@ class Deployer:
         tmp.replace(self.state_file)
 
 
-def _same_package(current: Served, spec: FeatureDeployment) -> bool:
-    return (current.spec.package, current.spec.version, current.spec.sha256) == (
-        spec.package,
-        spec.version,
-        spec.sha256,
-    )
+def _same_archive(a: FeatureDeployment, b: FeatureDeployment) -> bool:
+    return (a.package, a.version, a.sha256) == (b.package, b.version, b.sha256)
+
+
+def _same_model(a: FeatureDeployment, b: FeatureDeployment) -> bool:
+    """Same archive and same variant: the very model (no variant named: the smallest)."""
+    return _same_archive(a, b) and a.variant == b.variant

@@ -15,11 +15,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tierwise.edge.router import Floats2D, LocalModel
-from tierwise.errors import TierwiseError, UsageError
+from tierwise.errors import TierwiseError, UsageError, VerificationError
 from tierwise.package.archive import unpack_archive
 from tierwise.spec.tiers import EscalationRule
 
 if TYPE_CHECKING:
+    from tierwise.package.manifest import Manifest, VariantEntry
     from tierwise.package.runtime import PackageModel
 
 MAX_UNPACKED_BYTES = 2 * 1024**3
@@ -63,12 +64,29 @@ class SignedPackages:
 
         return current_package(install_dir)
 
-    def load(self, path: Path) -> LocalModel:
-        """Verify the installed copy again (cheap: one signature, one hash per file) and load
-        its smallest variant — what runs is what was verified, even after a restart."""
-        from tierwise.package.runtime import load_verified
+    def check_variant(self, path: Path, variant: str | None) -> None:
+        """Refuse, before installing, a package without the variant the deployment names (its
+        manifest is verified by `install` right after, and again by `load`)."""
+        from tierwise.package.manifest import read_manifest
 
-        return PackageAnswerer(load_verified(path, self.trusted))
+        if variant is None:
+            return
+        try:
+            manifest = read_manifest(path)
+        except (OSError, ValueError):
+            return  # not a package at all: `install` refuses it, saying why
+        _variant_of(manifest, variant)
+
+    def load(self, path: Path, variant: str | None = None) -> LocalModel:
+        """Verify the installed copy again (cheap: one signature, one hash per file) and load
+        `variant` (default: its smallest) — what runs is what was verified, even after a
+        restart. A variant the package lacks is refused like a tampered package."""
+        from tierwise.package.runtime import load_variant
+        from tierwise.package.verify import verify_package
+
+        manifest = verify_package(path, self.trusted)
+        entry = _variant_of(manifest, variant)
+        return PackageAnswerer(load_variant(path, manifest, entry.name))
 
     def probe(self, model: LocalModel) -> None:
         """Answer a few rows of zeros: one finite output row each, confidences in [0, 1]."""
@@ -83,6 +101,13 @@ class SignedPackages:
             )
         if not (np.all(np.isfinite(outputs)) and np.all((confidence >= 0) & (confidence <= 1))):
             raise ProbeFailedError("health probe: outputs not finite or confidence outside [0, 1]")
+
+
+def _variant_of(manifest: Manifest, variant: str | None) -> VariantEntry:
+    try:
+        return manifest.variant(variant)
+    except KeyError as exc:
+        raise VerificationError(f"v{manifest.version}: {exc.args[0]}") from None
 
 
 class PackageAnswerer:
@@ -103,6 +128,10 @@ class PackageAnswerer:
     @property
     def version(self) -> int:
         return self.model.version
+
+    @property
+    def variant(self) -> str:
+        return self.model.variant.name
 
     @property
     def input_width(self) -> int:

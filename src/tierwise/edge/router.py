@@ -54,6 +54,11 @@ class LocalModel(Protocol):
     def version(self) -> int: ...
 
     @property
+    def variant(self) -> str:
+        """The package variant it runs (fp32, int8, distilled...)."""
+        ...
+
+    @property
     def input_width(self) -> int:
         """Values per input row."""
         ...

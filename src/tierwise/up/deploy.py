@@ -3,8 +3,8 @@
 Packages come from `tierwise.scenarios.build.build_scenario_packages` (built once, cached,
 signed with the cache's key); they are uploaded through the registry API like an operator
 would (the registry verifies each one), then each feature is assigned at each site with its
-placement, deadline and — for a cascade — the confidence threshold that escalates the
-planned share, read off the package's own calibration curve.
+placement, deadline, the package variant the plan chose and — for a cascade — the threshold
+that escalates the planned share, read off that variant's own calibration curve.
 """
 
 from __future__ import annotations
@@ -54,23 +54,58 @@ def manifest_of(packages: dict[str, ScenarioPackages], scenario: str, role: Role
 
 
 def cascade_threshold(
-    manifest: Manifest, escalated: float, rule: EscalationRule | None = None
+    manifest: Manifest,
+    escalated: float,
+    rule: EscalationRule | None = None,
+    variant: str | None = None,
 ) -> tuple[EscalationRule, CurvePoint]:
     """The escalation rule and the point of its curve escalating (at most) the planned share:
     its threshold and the share of ties at it that escalate.
 
-    The edge agent runs the package's smallest variant, so that variant's curves apply; the
-    rule is the spec's (`cascade.rule`) or else the package's best (`best_rule`: the rule
-    that ranks the edge's wrong answers first best; package/routers.py).
+    The curves are those of the variant the edge agent runs (`variant`; default the package's
+    smallest, what an agent runs when the deployment names none); the rule is the spec's
+    (`cascade.rule`) or else that variant's best (`best_rule`: the rule that ranks the edge's
+    wrong answers first best; package/routers.py).
     """
     if manifest.cascade is None:
         raise TierwiseError(f"package {manifest.name} has no cascade calibration curve")
-    variant = manifest.variant().name
+    variant = manifest.variant(variant).name
+    if variant not in manifest.cascade.rules:
+        raise TierwiseError(f"package {manifest.name} has no cascade curve for {variant}")
     name = rule.value if rule is not None else manifest.cascade.best_rule[variant]
     if name not in manifest.cascade.rules[variant]:
         missing = no_curve_message(name, manifest.cascade.rules[variant])
-        raise TierwiseError(f"{manifest.name}: {missing}")
+        raise TierwiseError(f"{manifest.name} {variant}: {missing}")
     return EscalationRule(name), manifest.cascade.at_budget(variant, escalated, name)
+
+
+def deployed_variant(run: FeatureRun, manifest: Manifest) -> str:
+    """The variant of the local package a feature runs: the plan's choice when the package
+    has it, else the package's smallest (a spec variant like `small` that only says which
+    scenario model plays it)."""
+    names = {v.name for v in manifest.variants}
+    return run.variant if run.variant in names else manifest.variant().name
+
+
+def feature_assignment(run: FeatureRun, manifest: Manifest) -> FeatureAssignment:
+    """What a site runs for `run`'s feature: its local package (`manifest`) at the plan's
+    variant, placement, deadline and, for a cascade, that variant's threshold."""
+    variant = deployed_variant(run, manifest)
+    threshold, tie_share, rule = None, 0.0, EscalationRule.MAX_PROBABILITY
+    if run.mode == "cascade":
+        rule, point = cascade_threshold(manifest, run.escalated, run.rule, variant)
+        threshold, tie_share = point.threshold, point.tie_share
+    return FeatureAssignment(
+        package=manifest.name,
+        version=manifest.version,
+        variant=variant,
+        placement=Placement(run.mode),
+        threshold=threshold,
+        rule=rule,
+        tie_share=tie_share,
+        planned_escalated=run.escalated if run.mode == "cascade" else None,
+        deadline_ms=run.feature.deadline * 1000,
+    )
 
 
 @dataclass
@@ -105,24 +140,14 @@ def deploy(
             entry["cloud_package"] = cloud_pkg
         if run.local_role is not None:
             entry["local_package"] = package_name(run.scenario, run.local_role)
+        if run.local_role is not None:
+            manifest = manifest_of(packages, run.scenario, run.local_role)
+            entry["variant"] = deployed_variant(run, manifest)
         if run.uses_agent:
             assert run.local_role is not None
-            threshold, tie_share, rule = None, 0.0, EscalationRule.MAX_PROBABILITY
-            if run.mode == "cascade":
-                manifest = manifest_of(packages, run.scenario, run.local_role)
-                rule, point = cascade_threshold(manifest, run.escalated, run.rule)
-                threshold, tie_share = point.threshold, point.tie_share
-                entry["threshold"], entry["rule"] = threshold, rule.value
-            assignment = FeatureAssignment(
-                package=package_name(run.scenario, run.local_role),
-                version=PACKAGE_VERSION,
-                placement=Placement(run.mode),
-                threshold=threshold,
-                rule=rule,
-                tie_share=tie_share,
-                planned_escalated=run.escalated if run.mode == "cascade" else None,
-                deadline_ms=run.feature.deadline * 1000,
-            )
+            assignment = feature_assignment(run, manifest)
+            if assignment.threshold is not None:
+                entry["threshold"], entry["rule"] = assignment.threshold, assignment.rule.value
             for load in run.sites:
                 admin.assign(load.site, run.name, assignment)
             deployed.assignments[run.name] = assignment

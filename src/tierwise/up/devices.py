@@ -59,6 +59,7 @@ class FeatureTraffic(BaseModel):
     classes: list[str] = Field(description="the package's class labels, in output order")
     package: Path | None = Field(None, description="device mode: the package to run")
     trust: Path | None = Field(None, description="device mode: the key it must be signed by")
+    variant: str | None = Field(None, description="device mode: the variant (default smallest)")
 
 
 class MqttConfig(BaseModel):
@@ -111,7 +112,7 @@ class Feature:
 
             if traffic.package is None or traffic.trust is None:
                 raise ValueError(f"{traffic.name}: device mode needs a package and a key")
-            self.model = load_verified(traffic.package, [traffic.trust])
+            self.model = load_verified(traffic.package, [traffic.trust], variant=traffic.variant)
         timeout = min(traffic.deadline_s + 0.5, MAX_TIMEOUT_S)
         self.timeout = timeout
         self.timeout_is_miss = timeout >= traffic.deadline_s

@@ -19,6 +19,7 @@ from typing import Literal
 
 from tierwise.errors import UsageError
 from tierwise.plan.evaluate import FeatureOutcome, Outcome
+from tierwise.spec.from_package import REFERENCE
 from tierwise.spec.model import Feature, Model, Spec
 from tierwise.spec.scenario import Role
 from tierwise.spec.tiers import EscalationRule
@@ -52,6 +53,9 @@ class FeatureRun:
     escalated: float  # planned share of requests sent to the cloud
     sites: tuple[SiteLoad, ...]
     rule: EscalationRule | None = None  # a cascade's rule as the spec names it (else the best)
+    # The package variant the plan chose for the local model (`package_variant`); the
+    # deployment runs it if the scenario's package has it, else the package's smallest.
+    variant: str | None = None
 
     @property
     def name(self) -> str:
@@ -124,7 +128,25 @@ def _feature_run(
         if (n := site.counts.get(feature.device_class, 0)) > 0
     )
     rule = model.cascade.rule if model.cascade is not None and mode == "cascade" else None
-    return FeatureRun(feature, predicted, mode, scenario, local, cloud, escalated, loads, rule)
+    # A cloud-placed feature's local model is only the fallback: no plan choice to carry.
+    variant = package_variant(model, predicted.variant) if mode in PLANNED_LOCALLY else None
+    return FeatureRun(
+        feature, predicted, mode, scenario, local, cloud, escalated, loads, rule, variant
+    )
+
+
+PLANNED_LOCALLY: tuple[Mode, ...] = ("device", "edge", "cascade")
+
+
+def package_variant(model: Model, spec_variant: str) -> str:
+    """The package variant a spec variant stands for: the one its `package: PATH#name` picks,
+    else the spec variant's own name (as `spec/from_package.py` reads it)."""
+    for variant in model.variants:
+        if variant.name == spec_variant and variant.package is not None:
+            picked = variant.package.partition("#")[2]
+            if picked and picked != REFERENCE:
+                return picked
+    return spec_variant
 
 
 def scenarios_needed(runs: list[FeatureRun]) -> list[str]:

@@ -32,6 +32,7 @@ from tierwise.up.components import Tokens
 from tierwise.up.deploy import (
     build_packages,
     deploy,
+    deployed_variant,
     manifest_of,
     package_dir,
     wait_until_serving,
@@ -292,6 +293,9 @@ def _device_config(
                 if mode == "device"
                 else None,
                 "trust": str(packages[run.scenario].public_key) if mode == "device" else None,
+                "variant": deployed_variant(run, manifest_of(packages, run.scenario, role))
+                if mode == "device"
+                else None,
             }
         )
     return {
