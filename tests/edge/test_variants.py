@@ -150,7 +150,7 @@ def test_variants_switch_in_place_and_a_missing_one_is_refused(
                 assert manifest.cascade is not None
                 for rule in manifest.cascade.rules[variant]:
                     _, scores = served.model.predict(_rows(), EscalationRule(rule))
-                    want = reference.escalation_rule(rule).score(expected)
+                    want = reference.escalation_rule(rule).score(expected, _rows())
                     np.testing.assert_allclose(scores, want, rtol=1e-6)
 
             _deployment(cloud, name, version, "distilled")
