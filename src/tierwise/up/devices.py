@@ -246,10 +246,7 @@ class Devices:
         try:
             status, payload = await client.post(path, content, feature.timeout)
         except TimeoutError:
-            if feature.timeout_is_miss:
-                stats.record_failure("no answer by the deadline")
-            else:
-                stats.unfinished += 1
+            _timed_out(feature)
             return
         except HttpError as exc:
             stats.record_failure(str(exc).split(":", 1)[0])
@@ -260,18 +257,10 @@ class Devices:
             return
         stats.response_bytes += len(payload)
         answer = json.loads(payload)
-        probs = np.asarray(answer["outputs"], dtype=np.float64)
         if t.mode == "agent":
-            stats.record_answer(
-                elapsed,
-                answer["answered_by"],
-                answer["reason"],
-                bool(answer["degraded"]),
-                _correct(probs, label),
-                answer.get("stream"),
-                answer.get("event_seq"),
-            )
+            _record_agent_answer(feature, answer, elapsed, label)
         else:
+            probs = np.asarray(answer["outputs"], dtype=np.float64)
             stats.record_answer(elapsed, "cloud", "cloud", False, _correct(probs, label))
 
     async def _over_mqtt(
@@ -288,10 +277,7 @@ class Devices:
         try:
             payload = await mqtt.request(t.name, content, feature.timeout)
         except TimeoutError:
-            if feature.timeout_is_miss:
-                stats.record_failure("no answer by the deadline")
-            else:
-                stats.unfinished += 1
+            _timed_out(feature)
             return
         except LinkError as exc:
             stats.record_failure(str(exc).split(":", 1)[0])
@@ -302,16 +288,7 @@ class Devices:
             stats.record_failure(f"MQTT {answer.get('error', answer.get('status'))}")
             return
         stats.response_bytes += len(payload)
-        probs = np.asarray(answer["outputs"], dtype=np.float64)
-        stats.record_answer(
-            elapsed,
-            answer["answered_by"],
-            answer["reason"],
-            bool(answer["degraded"]),
-            _correct(probs, label),
-            answer.get("stream"),
-            answer.get("event_seq"),
-        )
+        _record_agent_answer(feature, answer, elapsed, label)
 
     async def _report(self, start: float, stop: asyncio.Event) -> None:
         interval = self.config.stats_interval_s
@@ -368,6 +345,30 @@ async def _main(config: DevicesConfig) -> None:
         await devices.run(stop)
     config.summary.write_text(json.dumps(devices.summary()), encoding="utf-8")
     print(f"devices {config.site} done", flush=True)
+
+
+def _timed_out(feature: Feature) -> None:
+    """No answer within the device's timeout: a miss where the deadline is the timeout."""
+    if feature.timeout_is_miss:
+        feature.stats.record_failure("no answer by the deadline")
+    else:
+        feature.stats.unfinished += 1
+
+
+def _record_agent_answer(
+    feature: Feature, answer: dict[str, Any], elapsed: float, label: int
+) -> None:
+    """An edge agent's answer (HTTP or MQTT carry the same fields)."""
+    probs = np.asarray(answer["outputs"], dtype=np.float64)
+    feature.stats.record_answer(
+        elapsed,
+        answer["answered_by"],
+        answer["reason"],
+        bool(answer["degraded"]),
+        _correct(probs, label),
+        answer.get("stream"),
+        answer.get("event_seq"),
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
