@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import shutil
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -457,25 +458,43 @@ def _scenario_agent(tmp: Path, cloud: InMemoryCloud, built: ScenarioPackages) ->
     return _agent(tmp, cloud, Keys(private=Path("unused"), public=built.public_key))
 
 
-def test_a_cascade_on_the_learned_rule_escalates_the_rows_its_router_finds_hard(
-    tmp_path: Path, digits_packages: ScenarioPackages
-) -> None:
-    built = digits_packages
+@dataclass(frozen=True)
+class RuleCase:
+    """The digits test rows with what a cascade on one rule must answer for them."""
+
+    threshold: float
+    rows: np.ndarray
+    hard: np.ndarray  # rows the rule escalates at the threshold
+    expected: np.ndarray  # the cloud's probabilities for hard rows, the edge's for the rest
+    max_probability_hard: np.ndarray  # what max-probability would escalate at that threshold
+
+
+def _rule_case(built: ScenarioPackages, rule: str) -> RuleCase:
     cascade = built.edge_manifest.cascade
     assert cascade is not None
     variant = built.edge_manifest.variant().name  # the agent runs the smallest: int8
-    threshold = cascade.at_budget(variant, 0.10, "learned").threshold
+    threshold = cascade.at_budget(variant, 0.10, rule).threshold
     edge = load_verified(built.edge, [built.public_key], variant)
     cloud_model = load_verified(built.cloud, [built.public_key])
     rows = get_scenario("digits").test_data().x[:120]
     local = edge.predict(rows)
-    score = edge.escalation_rule("learned").score(local.probabilities, rows)
+    score = edge.escalation_rule(rule).score(local.probabilities, rows)
     hard = np.asarray(is_hard(score, threshold), dtype=bool)
+    expected = np.where(hard[:, None], cloud_model.predict(rows).probabilities, local.probabilities)
+    return RuleCase(threshold, rows, hard, expected, local.confidence < threshold)
+
+
+def test_a_cascade_on_the_learned_rule_escalates_the_rows_its_router_finds_hard(
+    tmp_path: Path, digits_packages: ScenarioPackages
+) -> None:
+    built = digits_packages
+    case = _rule_case(built, "learned")
+    rows, hard = case.rows, case.hard
     assert 0 < hard.sum() < len(rows)
     # the learned rule decides, not max-probability at the same threshold
-    assert not np.array_equal(hard, local.confidence < threshold)
+    assert not np.array_equal(hard, case.max_probability_hard)
     cloud = _scenario_cloud(built)
-    _deploy_rule(cloud, EscalationRule.LEARNED, threshold)
+    _deploy_rule(cloud, EscalationRule.LEARNED, case.threshold)
     agent = _scenario_agent(tmp_path, cloud, built)
 
     async def body() -> None:
@@ -483,10 +502,7 @@ def test_a_cascade_on_the_learned_rule_escalates_the_rows_its_router_finds_hard(
         await _until(lambda: _version(agent) == 1)
         batch = await agent.predict(FEATURE, PredictRequest(inputs=rows.tolist()))
         assert (batch.answered_by, batch.reason, batch.degraded) == ("cloud", "escalated", False)
-        expected = np.where(
-            hard[:, None], cloud_model.predict(rows).probabilities, local.probabilities
-        )
-        np.testing.assert_allclose(np.asarray(batch.outputs), expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(np.asarray(batch.outputs), case.expected, rtol=1e-5, atol=1e-6)
         one_by_one = [
             await agent.predict(FEATURE, PredictRequest(inputs=[row])) for row in rows[:40].tolist()
         ]
@@ -505,20 +521,12 @@ def test_a_cascade_on_the_prototypes_rule_escalates_over_http_what_the_inputs_ma
     from tierwise.edge.api import create_app
 
     built = digits_packages
-    cascade = built.edge_manifest.cascade
-    assert cascade is not None
-    variant = built.edge_manifest.variant().name
-    threshold = cascade.at_budget(variant, 0.10, "prototypes").threshold
-    edge = load_verified(built.edge, [built.public_key], variant)
-    cloud_model = load_verified(built.cloud, [built.public_key])
-    rows = get_scenario("digits").test_data().x[:120]
-    local = edge.predict(rows)
-    score = edge.escalation_rule("prototypes").score(local.probabilities, rows)
-    hard = np.asarray(is_hard(score, threshold), dtype=bool)
+    case = _rule_case(built, "prototypes")
+    rows, hard = case.rows, case.hard
     assert 0 < hard.sum() < len(rows)
-    assert not np.array_equal(hard, local.confidence < threshold)  # the inputs count
+    assert not np.array_equal(hard, case.max_probability_hard)  # the inputs count
     cloud = _scenario_cloud(built)
-    _deploy_rule(cloud, EscalationRule.PROTOTYPES, threshold)
+    _deploy_rule(cloud, EscalationRule.PROTOTYPES, case.threshold)
     agent = _scenario_agent(tmp_path, cloud, built)
 
     async def body() -> None:
@@ -534,10 +542,9 @@ def test_a_cascade_on_the_prototypes_rule_escalates_over_http_what_the_inputs_ma
             ]
         await agent.stop()
         assert (batch["answered_by"], batch["reason"]) == ("cloud", "escalated")
-        expected = np.where(
-            hard[:, None], cloud_model.predict(rows).probabilities, local.probabilities
+        np.testing.assert_allclose(
+            np.asarray(batch["outputs"]), case.expected, rtol=1e-5, atol=1e-6
         )
-        np.testing.assert_allclose(np.asarray(batch["outputs"]), expected, rtol=1e-5, atol=1e-6)
         assert [a["answered_by"] == "cloud" for a in one_by_one] == hard[:40].tolist()
 
     run(body)
