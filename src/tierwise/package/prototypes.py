@@ -75,10 +75,15 @@ def fit_prototypes(
 
 
 def cross_fitted_scores(
-    probabilities: NDArray[Any], inputs: NDArray[Any], columns: NDArray[np.intp], classes: int
+    probabilities: NDArray[Any],
+    inputs: NDArray[Any],
+    columns: NDArray[np.intp],
+    classes: int,
+    whole: PrototypeSet | None = None,
 ) -> NDArray[np.float64]:
     """Each row's score from prototypes fitted on the other folds (its own would make it look
-    falsely sure): honest evidence for choosing the package's best rule on the router rows."""
+    falsely sure): honest evidence for choosing the package's best rule on the router rows.
+    `whole`: the fit on every row, if the caller has it already (rare classes use it)."""
     from sklearn.model_selection import StratifiedKFold
 
     out = np.empty(len(columns))
@@ -92,7 +97,7 @@ def cross_fitted_scores(
             fit = fit_prototypes(inputs[train], columns[train], classes)
             out[scored] = prototype_scores(fit, probabilities[scored], inputs[scored])
     if len(rare):  # too few to hold out: scored by the fit on every row (a few, optimistic)
-        fit = fit_prototypes(inputs, columns, classes)
+        fit = whole if whole is not None else fit_prototypes(inputs, columns, classes)
         out[rare] = prototype_scores(fit, probabilities[rare], inputs[rare])
     return out
 

@@ -180,15 +180,16 @@ def _prototype_scores(
     if (counts == 0).any():
         return f"no prototypes rule: {int((counts == 0).sum())} classes have no router rows"
     x, columns = router_data.inputs[known], fit_columns[known]
-    onnx_bytes = export_prototypes(fit_prototypes(x, columns, classes))
-    on_eval = onnx_rule(onnx_bytes, "prototypes").score(probabilities, inputs)
+    whole = fit_prototypes(x, columns, classes)
+    onnx_bytes = export_prototypes(whole)
+    shipped = onnx_rule(onnx_bytes, "prototypes")
+    on_eval = shipped.score(probabilities, inputs)
     p = np.asarray(router_data.probabilities)
     cross = np.empty(len(p))
-    cross[known] = cross_fitted_scores(p[known], x, columns, classes)
+    cross[known] = cross_fitted_scores(p[known], x, columns, classes, whole)
     # A router row whose label the model does not know: its answer is wrong whatever the
     # score; the fit on every row scores it (it was not among the rows fitted).
     if not known.all():
-        shipped = onnx_rule(onnx_bytes, "prototypes")
         cross[~known] = shipped.score(p[~known], router_data.inputs[~known])
     return onnx_bytes, on_eval, cross
 
