@@ -74,31 +74,46 @@ def fit_prototypes(
     return PrototypeSet(fit.centres, fit.mean, fit.scale, max(tau, 1e-6))
 
 
-def cross_fitted_scores(
-    probabilities: NDArray[Any],
-    inputs: NDArray[Any],
-    columns: NDArray[np.intp],
-    classes: int,
-    whole: PrototypeSet | None = None,
-) -> NDArray[np.float64]:
-    """Each row's score from prototypes fitted on the other folds (its own would make it look
-    falsely sure): honest evidence for choosing the package's best rule on the router rows.
+Part = tuple[NDArray[np.intp], PrototypeSet]  # rows, and the fit that never saw them
+
+
+def cross_fits(
+    inputs: NDArray[Any], columns: NDArray[np.intp], classes: int, whole: PrototypeSet | None = None
+) -> list[Part]:
+    """The rows cut in folds, each with prototypes fitted on the other folds. They depend on
+    the rows and labels only, so one build fits them once for all its variants.
     `whole`: the fit on every row, if the caller has it already (rare classes use it)."""
     from sklearn.model_selection import StratifiedKFold
 
-    out = np.empty(len(columns))
+    parts: list[Part] = []
     # A class with fewer rows than folds is kept whole in every training part.
     rare = np.flatnonzero(np.bincount(columns, minlength=classes)[columns] < CROSS_FOLDS)
     common = np.setdiff1d(np.arange(len(columns)), rare)
     if len(common):
         splitter = StratifiedKFold(CROSS_FOLDS, shuffle=True, random_state=SEED)
         for used, held in splitter.split(common, columns[common]):
-            train, scored = np.concatenate([common[used], rare]), common[held]
-            fit = fit_prototypes(inputs[train], columns[train], classes)
-            out[scored] = prototype_scores(fit, probabilities[scored], inputs[scored])
+            train = np.concatenate([common[used], rare])
+            parts.append((common[held], fit_prototypes(inputs[train], columns[train], classes)))
     if len(rare):  # too few to hold out: scored by the fit on every row (a few, optimistic)
-        fit = whole if whole is not None else fit_prototypes(inputs, columns, classes)
-        out[rare] = prototype_scores(fit, probabilities[rare], inputs[rare])
+        parts.append(
+            (rare, whole if whole is not None else fit_prototypes(inputs, columns, classes))
+        )
+    return parts
+
+
+def cross_fitted_scores(
+    probabilities: NDArray[Any],
+    inputs: NDArray[Any],
+    columns: NDArray[np.intp],
+    classes: int,
+    parts: list[Part] | None = None,
+) -> NDArray[np.float64]:
+    """Each row's score from prototypes fitted on the other folds (its own would make it look
+    falsely sure): honest evidence for choosing the package's best rule on the router rows.
+    `parts`: `cross_fits` of these rows, if the caller has them already."""
+    out = np.empty(len(columns))
+    for scored, fit in parts if parts is not None else cross_fits(inputs, columns, classes):
+        out[scored] = prototype_scores(fit, probabilities[scored], inputs[scored])
     return out
 
 

@@ -52,6 +52,9 @@ class RouterData:
     probabilities: NDArray[np.float32]
     labels: NDArray[Any]
     inputs: NDArray[np.float32] | None = None
+    # The prototypes fitted to these rows (the shipped graph, the cross-fit parts): they do
+    # not depend on the variant scoring them, so a build with several fits them once.
+    prototype_fits: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass
@@ -169,7 +172,12 @@ def _prototype_scores(
 ) -> tuple[bytes, NDArray[np.float64], NDArray[np.float64]] | str:
     """(the exported prototypes graph, its scores on the evaluation rows, cross-fitted scores
     on the router rows), or why there is no prototypes rule."""
-    from tierwise.package.prototypes import cross_fitted_scores, export_prototypes, fit_prototypes
+    from tierwise.package.prototypes import (
+        cross_fits,
+        cross_fitted_scores,
+        export_prototypes,
+        fit_prototypes,
+    )
 
     if router_data is None:
         return "no prototypes rule: no router data (router_p, router_y and router_x)"
@@ -180,13 +188,16 @@ def _prototype_scores(
     if (counts == 0).any():
         return f"no prototypes rule: {int((counts == 0).sum())} classes have no router rows"
     x, columns = router_data.inputs[known], fit_columns[known]
-    whole = fit_prototypes(x, columns, classes)
-    onnx_bytes = export_prototypes(whole)
+    fits = router_data.prototype_fits
+    if not fits:
+        whole = fit_prototypes(x, columns, classes)
+        fits.update(graph=export_prototypes(whole), parts=cross_fits(x, columns, classes, whole))
+    onnx_bytes = fits["graph"]
     shipped = onnx_rule(onnx_bytes, "prototypes")
     on_eval = shipped.score(probabilities, inputs)
     p = np.asarray(router_data.probabilities)
     cross = np.empty(len(p))
-    cross[known] = cross_fitted_scores(p[known], x, columns, classes, whole)
+    cross[known] = cross_fitted_scores(p[known], x, columns, classes, fits["parts"])
     # A router row whose label the model does not know: its answer is wrong whatever the
     # score; the fit on every row scores it (it was not among the rows fitted).
     if not known.all():
