@@ -40,15 +40,26 @@ def package_sha256(conn: sa.Connection, name: str, version: int) -> str:
     return str(sha)
 
 
-def check_variant(conn: sa.Connection, name: str, version: int, variant: str | None) -> None:
-    """Refuse (422) a variant the registered package's manifest does not list: the edge would
-    refuse the deployment anyway, later and at every site."""
-    if variant is None:
-        return
+def package_variants(conn: sa.Connection, name: str, version: int) -> list[str]:
+    """The variant names the registered package's manifest lists."""
     manifest = conn.execute(
         sa.select(packages.c.manifest).where(packages.c.name == name, packages.c.version == version)
     ).scalar()
-    known = [str(v["name"]) for v in (manifest or {}).get("variants", [])]
+    return [str(v["name"]) for v in (manifest or {}).get("variants", [])]
+
+
+def check_variant(
+    conn: sa.Connection,
+    name: str,
+    version: int,
+    variant: str | None,
+    known: list[str] | None = None,
+) -> None:
+    """Refuse (422) a variant the registered package's manifest does not list: the edge would
+    refuse the deployment anyway, later and at every site. `known`: that list, if read."""
+    if variant is None:
+        return
+    known = known if known is not None else package_variants(conn, name, version)
     if variant not in known:
         raise UnprocessableError(
             f"package {name!r} version {version} has no variant {variant!r}; "

@@ -29,6 +29,7 @@ from tierwise.cloud.db import Database, rollouts, row_as
 from tierwise.cloud.deployments import (
     check_variant,
     package_sha256,
+    package_variants,
     set_versions,
     sites_running,
     variants_running,
@@ -68,9 +69,10 @@ def start_rollout(db: Database, req: RolloutRequest, now: float) -> Rollout:
                     f"canary site {site!r} already runs {req.package!r} version {version} "
                     f"for {feature!r}; roll out a newer version than that"
                 )
+        known = package_variants(conn, req.package, req.version)
         for variant, sites in sorted(variants_running(conn, req.package).items()):
             try:  # the new version must still carry every variant an assignment names
-                check_variant(conn, req.package, req.version, variant)
+                check_variant(conn, req.package, req.version, variant, known)
             except UnprocessableError as exc:
                 raise UnprocessableError(
                     f"{exc.detail} (sites {', '.join(sorted(sites))} run variant {variant!r})"
