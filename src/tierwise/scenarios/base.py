@@ -89,19 +89,20 @@ class Scenario(ABC):
         )
         return Splits(x_train, y_train, x_eval, y_eval, x_test, y_test)
 
-    def cross_splits(self, folds: int) -> Iterator[Splits]:
+    def cross_splits(self, folds: int, seed: int = SEED) -> Iterator[Splits]:
         """The data cut `folds` ways for cross-validated reports: each fold in turn is the
-        test part; the rest is split into train and eval in the same 60:20 proportion."""
+        test part; the rest is split into train and eval in the same 60:20 proportion.
+        Another `seed` cuts them another way (repeated cross-validation)."""
         from sklearn.model_selection import StratifiedKFold, train_test_split
 
         x, y = self.load()
-        outer = StratifiedKFold(folds, shuffle=True, random_state=SEED)
+        outer = StratifiedKFold(folds, shuffle=True, random_state=seed)
         for rest, test in outer.split(x, y):
             x_train, x_eval, y_train, y_eval = train_test_split(
                 x[rest],
                 y[rest],
                 test_size=EVAL_SHARE / (1 - TEST_SHARE),
-                random_state=SEED,
+                random_state=seed,
                 stratify=y[rest],
             )
             yield Splits(x_train, y_train, x_eval, y_eval, x[test], y[test])
