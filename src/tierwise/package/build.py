@@ -19,6 +19,7 @@ import numpy as np
 
 from tierwise import __version__
 from tierwise.errors import UsageError
+from tierwise.package.drift_reference import drift_reference
 from tierwise.package.evaldata import EvalData
 from tierwise.package.export import ExportedModel, export_model
 from tierwise.package.keys import load_private_key
@@ -163,6 +164,7 @@ def _assemble(
         output=OutputSchema(probabilities=exported.probabilities, classes=exported.classes),
         variants=variants,
         cascade=cascade,
+        drift=drift_reference(data.x, probabilities),
         metrics=_metrics(variants, cascade),
         build=BuildInfo(
             tool=f"tierwise {__version__}",

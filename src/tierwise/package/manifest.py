@@ -19,6 +19,7 @@ Edge side: this module needs only pydantic and the standard library.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 from pathlib import Path, PurePosixPath
@@ -130,6 +131,39 @@ class RuleCurve(_Frozen):
     )
 
 
+class DriftReference(_Frozen):
+    """The evaluation rows binned: the yardstick a site's stream is compared with for drift
+    (rules/drift.py says how values are binned and how counts are tested)."""
+
+    rows: int = Field(ge=1, description="evaluation rows counted")
+    edges: list[list[float]] = Field(
+        description="per input column: its minimum, deciles and just above its maximum"
+    )
+    counts: list[list[int]] = Field(description="per input column: rows per bin (edges + 1)")
+    confidence: dict[str, list[int]] = Field(
+        description="per variant: rows per bin of the top probability (rules/drift.py)"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DriftReference:
+        if len(self.counts) != len(self.edges):
+            raise ValueError(f"{len(self.edges)} columns of edges but {len(self.counts)} of counts")
+        for j, (edges, counts) in enumerate(zip(self.edges, self.counts, strict=True)):
+            if len(counts) != len(edges) + 1 or sum(counts) != self.rows:
+                raise ValueError(
+                    f"column {j}: {len(edges)} edges need {len(edges) + 1} counts "
+                    f"summing to {self.rows} rows"
+                )
+            if any(b <= a for a, b in itertools.pairwise(edges)):
+                raise ValueError(f"column {j}: edges must increase")
+        for variant, counts in self.confidence.items():
+            if sum(counts) != self.rows:
+                raise ValueError(
+                    f"confidence of {variant}: counts sum to {sum(counts)}, not {self.rows} rows"
+                )
+        return self
+
+
 class CascadeCalibration(_Frozen):
     """Per edge variant and escalation rule: for each threshold, escalated share and accuracy."""
 
@@ -196,6 +230,7 @@ class Manifest(_Frozen):
     output: OutputSchema
     variants: list[VariantEntry] = Field(min_length=1)
     cascade: CascadeCalibration | None = None
+    drift: DriftReference | None = None
     metrics: dict[str, float] = Field(default_factory=dict)
     build: BuildInfo
 
@@ -240,6 +275,14 @@ class Manifest(_Frozen):
                         )
                 if self.cascade.best_rule.get(variant) not in rules:
                     raise ValueError(f"cascade {variant}: best_rule names no rule it has")
+        if self.drift is not None:
+            if len(self.drift.edges) != self.input.features:
+                raise ValueError(
+                    f"drift reference bins {len(self.drift.edges)} input columns, the input "
+                    f"has {self.input.features}"
+                )
+            if set(self.drift.confidence) != set(names):
+                raise ValueError("drift reference: one confidence histogram per variant")
         return self
 
     def variant(self, name: str | None = None) -> VariantEntry:
