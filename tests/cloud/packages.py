@@ -49,6 +49,15 @@ def onnx_bytes(max_iter: int) -> bytes:
     return bytes(onx.SerializeToString())
 
 
+@cache
+def drift(max_iter: int) -> Any:
+    """The package's drift reference: the wine rows binned, the model's probabilities on them."""
+    from tierwise.package.drift_reference import drift_reference
+
+    x, _y = wine()
+    return drift_reference(x, {"fp32": trained(max_iter).predict_proba(x)})
+
+
 def build(
     out: Path, signer: Keys, name: str, version: int, max_iter: int = 200, variant: str = "fp32"
 ) -> Path:
@@ -76,6 +85,9 @@ def build(
                 "quantization": "none",
             }
         ],
+        drift=drift(max_iter).model_copy(
+            update={"confidence": {variant: drift(max_iter).confidence["fp32"]}}
+        ),
         build={
             "tool": "tests/cloud/packages.py",
             "source_kind": "sklearn",

@@ -23,6 +23,7 @@ import httpx
 import numpy as np
 
 from tierwise.cloud.client import CloudAdmin
+from tierwise.package.manifest import DriftReference
 
 ADMIN = "tw_admin-token-for-edge-tests"
 SITE = "plant-a"
@@ -55,10 +56,24 @@ def _onnx_model(max_iter: int) -> bytes:
     return bytes(onx.SerializeToString())
 
 
+@cache
+def _drift(max_iter: int) -> DriftReference:
+    """The model's reference: its 1,200 training rows binned, its own probabilities on them."""
+    import onnxruntime as ort
+
+    from tierwise.package.drift_reference import drift_reference
+
+    x = digits()[0][:1200]
+    session = ort.InferenceSession(_onnx_model(max_iter), providers=["CPUExecutionProvider"])
+    probabilities = session.run(["probabilities"], {"X": x})[0]
+    return drift_reference(x, {"fp32": probabilities})
+
+
 def build_package(
     out: Path, key: Path, name: str, version: int, max_iter: int = 200, broken: bool = False
 ) -> Path:
-    """A signed package directory: one fp32 variant; `broken` writes a file ORT cannot load."""
+    """A signed package directory: one fp32 variant with its drift reference (training rows
+    binned); `broken` writes a file ORT cannot load (and has no reference)."""
     from tierwise.package.keys import load_private_key
     from tierwise.package.manifest import MANIFEST_NAME, Manifest, manifest_bytes
     from tierwise.package.signing import sign_package
@@ -81,6 +96,7 @@ def build_package(
                 "quantization": "none",
             }
         ],
+        drift=None if broken else _drift(max_iter),
         build={
             "tool": "tests/edge/support.py",
             "source_kind": "sklearn",

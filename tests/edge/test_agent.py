@@ -161,6 +161,11 @@ def test_cascade_escalates_unsure_rows_and_records_every_answer(
     assert counters.escalations >= len(by_cloud_total)  # + the labelled batch, if it escalated
     assert counters.feedback_total == 50
     assert counters.feedback_correct > 40
+    # the stream summarized per package version, through the outbox: counts of all 110 rows
+    feedback = [e.body for e in cloud.stream(SITE, "metrics") if e.kind == "feedback.summary"]
+    assert sum(f["rows"] for f in feedback) == 110
+    assert sum(f["hard_rows"] for f in feedback) == snapshot["versions"][0]["hard_rows"] > 0
+    assert all(f["raw"] is False and "examples" not in f for f in feedback)
 
 
 @pytest.mark.parametrize(("planned", "drifts"), [(0.05, True), (1.0, False)])

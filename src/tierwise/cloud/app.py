@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 import tierwise
-from tierwise.cloud import deployments, registry, reports, rollout, telemetry
+from tierwise.cloud import deployments, drift, registry, reports, rollout, telemetry
 from tierwise.cloud import inference as inference_routes
 from tierwise.cloud.auth import authenticate, load_tokens_file
 from tierwise.cloud.context import CloudContext, get_context
@@ -125,7 +125,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
                 return JSONResponse({"detail": "/metrics needs an operator token"}, 403)
         return Response(context.metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
-    for module in (registry, deployments, reports, rollout, telemetry, inference_routes):
+    for module in (registry, deployments, reports, rollout, telemetry, drift, inference_routes):
         app.include_router(module.router)
     return app
 

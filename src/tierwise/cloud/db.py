@@ -121,6 +121,24 @@ telemetry = sa.Table(
     sa.Column("received_at", sa.Float, nullable=False),
 )
 
+drift_status = sa.Table(
+    "drift_status",
+    metadata,
+    sa.Column("site", sa.String(128), primary_key=True),
+    sa.Column("feature", sa.String(128), primary_key=True),
+    sa.Column("package", sa.String(128), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("variant", sa.String(128), nullable=False),
+    sa.Column("drifted", sa.Boolean, nullable=False),
+    sa.Column("column", sa.String(32), nullable=False),
+    sa.Column("psi", sa.Float, nullable=False),
+    sa.Column("threshold", sa.Float, nullable=False),
+    sa.Column("columns_over", sa.Integer, nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("since", sa.Float, nullable=False),
+    sa.Column("checked_at", sa.Float, nullable=False),
+)
+
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 

@@ -42,6 +42,18 @@ class CloudMetrics:
             ["site", "result"],
             registry=r,
         )
+        self.drift = Gauge(
+            "tierwise_cloud_drift",
+            "1 while a site's stream of a feature has drifted from its package's reference",
+            ["site", "feature"],
+            registry=r,
+        )
+        self.drift_changes = Counter(
+            "tierwise_cloud_drift_changes",
+            "drift verdicts that changed, by direction (detected or cleared)",
+            ["change"],
+            registry=r,
+        )
         self.inference_rows = Counter(
             "tierwise_cloud_inference_rows",
             "input rows answered by cloud inference, by feature",

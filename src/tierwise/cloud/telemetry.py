@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query
 from pydantic_core import to_json
 
+from tierwise.cloud import drift
 from tierwise.cloud.auth import SiteItself, SiteOrAdmin
 from tierwise.cloud.context import CloudContext, get_context
 from tierwise.cloud.db import Database, telemetry
@@ -118,6 +119,8 @@ def post_telemetry(
     ack = ingest(ctx.db, site, batch.events, ctx.clock.now())
     ctx.metrics.telemetry_events.labels(site, "accepted").inc(ack.accepted)
     ctx.metrics.telemetry_events.labels(site, "duplicate").inc(ack.duplicates)
+    if ack.accepted:  # a batch sent again brings no new feedback
+        drift.observe(ctx, site, batch.events)
     return ack
 
 

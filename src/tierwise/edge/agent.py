@@ -27,6 +27,7 @@ import numpy as np
 
 from tierwise.edge.cloud_health import CloudHealth
 from tierwise.edge.deploy import Deployer, PackageOps, Served
+from tierwise.edge.feedback import FEEDBACK_KIND, FeedbackBook, FeedbackPolicy
 from tierwise.edge.lifecycle import AgentState, Lifecycle
 from tierwise.edge.link import CloudLink
 from tierwise.edge.metrics import Metrics
@@ -70,6 +71,7 @@ class EdgeAgent:
         self.wall_clock = wall_clock or WallClock()  # event times the cloud stores and compares
         self.lifecycle = Lifecycle()
         self.metrics = Metrics(self.wall_clock)
+        self.feedback = FeedbackBook()
         self.health = CloudHealth(self.clock)
         self.tracker = RoundTripTracker(prior=settings.rtt_prior_s)
         self.router = Router(link, self.clock, self.tracker, self.health, settings.reserve_fraction)
@@ -198,6 +200,16 @@ class EdgeAgent:
         except (UsageError, ValueError, RuntimeError) as exc:  # inputs that do not fit the model
             counters.errors += 1
             raise UnprocessableError(f"inputs do not fit {package} v{version}: {exc}") from None
+        if local is not None and answer.edge_outputs is not None:
+            self.feedback.count(
+                feature,
+                local,
+                FeedbackPolicy(),  # summaries only: raw rows never leave, whatever the spec
+                rows,
+                answer.edge_outputs,
+                answer.hard,
+                answer.outputs if answer.cloud_rows else None,
+            )
         correct = labelled = 0
         if request.labels is not None:
             predicted = np.argmax(np.asarray(answer.outputs), axis=1)
@@ -324,6 +336,10 @@ class EdgeAgent:
         await self.outbox.append_async(
             METRICS_STREAM, "metrics.snapshot", body, self.wall_clock.now()
         )
+        for report in self.feedback.reports():
+            await self.outbox.append_async(
+                METRICS_STREAM, FEEDBACK_KIND, report, self.wall_clock.now()
+            )
 
     async def _check_escalation_drift(self) -> None:
         """Say when a cascade's hard share moves away from the plan's, and when it is back:

@@ -20,7 +20,7 @@ from tierwise.package.archive import unpack_archive
 from tierwise.spec.tiers import EscalationRule
 
 if TYPE_CHECKING:
-    from tierwise.package.manifest import Manifest, VariantEntry
+    from tierwise.package.manifest import DriftReference, Manifest, VariantEntry
     from tierwise.package.runtime import PackageModel
 
 MAX_UNPACKED_BYTES = 2 * 1024**3
@@ -136,6 +136,10 @@ class PackageAnswerer:
     @property
     def input_width(self) -> int:
         return self.model.manifest.input.features
+
+    @property
+    def drift_reference(self) -> DriftReference | None:
+        return self.model.manifest.drift
 
     def predict(
         self, inputs: Floats2D, rule: EscalationRule = EscalationRule.MAX_PROBABILITY

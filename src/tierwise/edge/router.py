@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -26,6 +26,9 @@ from tierwise.rules.clock import Clock
 from tierwise.rules.escalation import RoundTripTracker, escalate, is_hard, tie_draws
 from tierwise.spec.tiers import EscalationRule, Placement
 from tierwise.wire import InferResponse
+
+if TYPE_CHECKING:
+    from tierwise.package.manifest import DriftReference
 
 # Of the deadline, kept for what follows the wait: recording the answer, writing the
 # response, the LAN hop back to the device, and the scheduling jitter of a busy gateway.
@@ -63,6 +66,11 @@ class LocalModel(Protocol):
         """Values per input row."""
         ...
 
+    @property
+    def drift_reference(self) -> DriftReference | None:
+        """The package's evaluation rows binned, for feedback (None: built without one)."""
+        ...
+
     def predict(
         self, inputs: Floats2D, rule: EscalationRule = EscalationRule.MAX_PROBABILITY
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -97,6 +105,10 @@ class Answer:
     cloud_rows: int  # rows the cloud answered
     escalated: bool  # a call to the cloud was made
     reason: str
+    # What the edge model said and which rows it doubted (feedback counts them): None when
+    # no local model ran
+    edge_outputs: NDArray[np.float64] | None = None
+    hard: NDArray[np.bool_] | None = None
 
 
 class NoAnswerError(UnavailableError):
@@ -157,17 +169,19 @@ class Router:
         hard = np.asarray(is_hard(confidence, route.threshold, route.tie_share, draws), dtype=bool)
         n_hard = int(hard.sum())
         if n_hard == 0:
-            return _local(model, outputs, "confident")
+            return _local(model, outputs, "confident", hard_mask=hard)
         need = max(self.tracker.estimate(), route.escalate_budget_s or 0.0)
         remaining = self.clock.remaining(deadline)
         if not escalate(True, remaining, need, not self.health.down) and not self._probe(remaining):
             why = "cloud down" if self.health.down else "round trip over budget"
-            return _local(model, outputs, why, degraded=True, hard=n_hard)
+            return _local(model, outputs, why, degraded=True, hard=n_hard, hard_mask=hard)
         if not self.health.allow():
-            return _local(model, outputs, "cloud down", degraded=True, hard=n_hard)
+            return _local(model, outputs, "cloud down", degraded=True, hard=n_hard, hard_mask=hard)
         cloud = await self._ask_cloud(feature, inputs[hard], deadline)
         if isinstance(cloud, str):
-            return _local(model, outputs, cloud, degraded=True, hard=n_hard, escalated=True)
+            return _local(
+                model, outputs, cloud, degraded=True, hard=n_hard, escalated=True, hard_mask=hard
+            )
         merged = [list(map(float, row)) for row in outputs]
         for i, row in zip(np.flatnonzero(hard), cloud[0], strict=True):
             merged[int(i)] = row
@@ -181,6 +195,8 @@ class Router:
             cloud_rows=n_hard,
             escalated=True,
             reason="escalated",
+            edge_outputs=outputs,
+            hard=hard,
         )
 
     def _probe(self, remaining: float) -> bool:
@@ -208,7 +224,8 @@ class Router:
                 cloud = await self._ask_cloud(feature, inputs, deadline)
                 if not isinstance(cloud, str):
                     outputs, name, version = cloud
-                    return Answer(outputs, "cloud", name, version, False, 0, n, True, "cloud")
+                    mine = None if local is None else local[0]
+                    return Answer(outputs, "cloud", name, version, False, 0, n, True, "cloud", mine)
                 why = cloud
         else:
             why = "round trip over budget" if not self.health.down else why
@@ -268,6 +285,7 @@ def _local(
     degraded: bool = False,
     hard: int = 0,
     escalated: bool = False,
+    hard_mask: NDArray[np.bool_] | None = None,
 ) -> Answer:
     return Answer(
         outputs=np.asarray(outputs, dtype=np.float64).tolist(),
@@ -279,4 +297,6 @@ def _local(
         cloud_rows=0,
         escalated=escalated,
         reason=reason,
+        edge_outputs=outputs,
+        hard=hard_mask,
     )

@@ -1,0 +1,243 @@
+"""What a site tells the cloud about its stream, and what it may not: feedback and its filter.
+
+Per served feature the agent keeps a `FeedbackWindow` between two reports: its inputs counted
+into the package's drift bins (rules/drift.py), the edge model's top probability counted into
+fixed bins, the rows, the hard rows, and of the hard rows the cloud answered how many it
+answered as the edge model had — the edge's accuracy where it doubted itself, which falls
+when the field moves. Where the spec lets raw inputs reach the cloud it also keeps a bounded
+uniform sample of hard rows with the cloud's answer: the examples a retraining learns from.
+
+`FeedbackPolicy` is the one gate between the window and the WAN: `report` builds everything
+that leaves. Where raw data may not leave the site the report is integers only — counts per
+bin, no value, no row, no device or request identifier — the article's "the cloud only sees
+anonymized summaries". The bins' edges are not in it either: the cloud has them in the
+package. A report is a telemetry event, so it crosses outages through the outbox like any
+other.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tierwise.package.manifest import DriftReference
+from tierwise.rules.drift import CONFIDENCE_EDGES, bin_counts, confidence_counts, padded_edges
+
+FEEDBACK_KIND = "feedback.summary"
+MAX_EXAMPLES = 32  # hard rows per report, where raw inputs may reach the cloud
+PENDING_ROWS = 4_096  # rows kept (on the site) before they are binned in one go
+
+
+@dataclass(frozen=True)
+class FeedbackPolicy:
+    """What may cross the WAN for one feature: summaries always, raw hard rows only where the
+    spec's `raw_data_may_reach` is the cloud."""
+
+    raw_may_leave: bool = False
+    max_examples: int = MAX_EXAMPLES
+
+    def report(self, window: FeedbackWindow) -> dict[str, Any]:
+        """The event body for the window's counts (and examples, where allowed)."""
+        body: dict[str, Any] = {
+            "feature": window.feature,
+            "package": window.package,
+            "version": window.version,
+            "variant": window.variant,
+            "rows": window.rows,
+            "hard_rows": window.hard_rows,
+            "cloud_answered": window.cloud_answered,
+            "cloud_agreed": window.cloud_agreed,
+            "inputs": [
+                [int(c) for c in counts[:used]]
+                for counts, used in zip(window.input_counts, window.bins_used, strict=True)
+            ],
+            "confidence": [int(c) for c in window.confidence_counts],
+            "raw": self.raw_may_leave,
+        }
+        if self.raw_may_leave:
+            body["examples"] = [
+                {"inputs": [float(v) for v in row], "cloud_label": label}
+                for row, label in window.examples[: self.max_examples]
+            ]
+        return body
+
+
+@dataclass
+class FeedbackWindow:
+    """Counts for one feature since the last report (see the module's docstring)."""
+
+    feature: str
+    package: str
+    version: int
+    variant: str
+    reference: DriftReference
+    max_examples: int = MAX_EXAMPLES
+    rows: int = 0
+    hard_rows: int = 0
+    cloud_answered: int = 0
+    cloud_agreed: int = 0
+    examples: list[tuple[list[float], Any]] = field(default_factory=list)
+    _hard_seen: int = 0  # hard rows with a cloud answer offered to the sample (reservoir)
+    _rng: random.Random = field(default_factory=lambda: random.Random(0))
+
+    def __post_init__(self) -> None:
+        self.edges = padded_edges(self.reference.edges)
+        self.bins_used = [len(e) + 1 for e in self.reference.edges]
+        self._input_counts = np.zeros((len(self.bins_used), self.edges.shape[1] + 1), np.int64)
+        self._confidence_counts = np.zeros(len(CONFIDENCE_EDGES) + 1, np.int64)
+        # Binning one request at a time costs more than the request's model call (numpy's
+        # per-call overhead): rows wait here and are binned together, PENDING_ROWS at most.
+        self._pending: list[NDArray[Any]] = []
+        self._pending_top: list[NDArray[Any]] = []
+        self._pending_rows = 0
+
+    @property
+    def input_counts(self) -> NDArray[np.int64]:
+        self._flush()
+        return self._input_counts
+
+    @property
+    def confidence_counts(self) -> NDArray[np.int64]:
+        self._flush()
+        return self._confidence_counts
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        rows = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
+        top = np.concatenate(self._pending_top)
+        self._pending, self._pending_top, self._pending_rows = [], [], 0
+        self._input_counts += bin_counts(self.edges, rows)
+        self._confidence_counts += confidence_counts(top)
+
+    def add(
+        self,
+        inputs: NDArray[Any],
+        edge_probabilities: NDArray[Any],
+        hard: NDArray[np.bool_] | None,
+        cloud_labels: list[Any] | None,
+        edge_labels: list[Any] | None,
+    ) -> None:
+        """Count one request: its rows, the edge model's probabilities for them, which rows
+        were hard, and — when the cloud answered the hard rows — its labels for those, in
+        order, beside the edge model's labels for every row."""
+        self._pending.append(inputs)
+        self._pending_top.append(np.max(edge_probabilities, axis=1))
+        self._pending_rows += len(inputs)
+        if self._pending_rows >= PENDING_ROWS:
+            self._flush()
+        self.rows += len(inputs)
+        if hard is None or not hard.any():
+            return
+        positions = np.flatnonzero(hard)
+        self.hard_rows += len(positions)
+        if cloud_labels is None or edge_labels is None:
+            return
+        self.cloud_answered += len(positions)
+        for i, label in zip(positions, cloud_labels, strict=True):
+            self.cloud_agreed += edge_labels[int(i)] == label
+            self._offer(inputs[int(i)], label)
+
+    def _offer(self, row: NDArray[Any], label: Any) -> None:
+        """Reservoir sampling: every hard row answered so far is in the sample equally likely."""
+        self._hard_seen += 1
+        if len(self.examples) < self.max_examples:
+            self.examples.append(([float(v) for v in row], label))
+            return
+        slot = self._rng.randrange(self._hard_seen)
+        if slot < self.max_examples:
+            self.examples[slot] = ([float(v) for v in row], label)
+
+    def take(self, policy: FeedbackPolicy) -> dict[str, Any] | None:
+        """The report of the counts so far (None when nothing came), and a fresh window."""
+        if self.rows == 0:
+            return None
+        body = policy.report(self)
+        self.rows = self.hard_rows = self.cloud_answered = self.cloud_agreed = 0
+        self._hard_seen = 0
+        self.examples = []
+        self._input_counts[:] = 0
+        self._confidence_counts[:] = 0
+        return body
+
+
+class FeedbackSource(Protocol):
+    """The served model as feedback needs it (edge/packages.py's PackageAnswerer is one)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def variant(self) -> str: ...
+
+    @property
+    def drift_reference(self) -> DriftReference | None: ...
+
+
+class FeedbackBook:
+    """The agent's windows, one per served feature whose package has a drift reference; a new
+    package version or variant starts a new window (its bins are the new package's)."""
+
+    def __init__(self) -> None:
+        self.windows: dict[str, tuple[FeedbackWindow, FeedbackPolicy]] = {}
+
+    def count(
+        self,
+        feature: str,
+        model: FeedbackSource,
+        policy: FeedbackPolicy,
+        inputs: NDArray[Any],
+        edge_outputs: NDArray[Any],
+        hard: NDArray[np.bool_] | None,
+        answered: list[list[float]] | None,
+    ) -> None:
+        """Count a request's rows; `answered` is the joint answer when the cloud answered
+        its hard rows (None otherwise)."""
+        window = self._window(feature, model, policy)
+        if window is None:
+            return
+        cloud_labels = edge_labels = None
+        if answered is not None and hard is not None and hard.any():
+            cloud_labels = np.argmax(np.asarray(answered)[hard], axis=1).tolist()
+            edge_labels = np.argmax(edge_outputs, axis=1).tolist()
+        window.add(inputs, edge_outputs, hard, cloud_labels, edge_labels)
+
+    def _window(
+        self, feature: str, model: FeedbackSource, policy: FeedbackPolicy
+    ) -> FeedbackWindow | None:
+        held = self.windows.get(feature)
+        if held is not None:
+            window, kept = held
+            same = (window.package, window.version, window.variant) == (
+                model.name,
+                model.version,
+                model.variant,
+            )
+            if same and kept == policy:
+                return window
+        reference = model.drift_reference
+        if reference is None:
+            self.windows.pop(feature, None)
+            return None
+        window = FeedbackWindow(
+            feature,
+            model.name,
+            model.version,
+            model.variant,
+            reference,
+            max_examples=policy.max_examples if policy.raw_may_leave else 0,
+        )
+        self.windows[feature] = (window, policy)
+        return window
+
+    def reports(self) -> list[dict[str, Any]]:
+        """Every window's report since the last call (features that saw no request: none)."""
+        bodies = [window.take(policy) for window, policy in self.windows.values()]
+        return [b for b in bodies if b is not None]

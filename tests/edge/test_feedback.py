@@ -1,0 +1,91 @@
+"""Feedback windows and their filter: counts of a feature's stream, and nothing raw unless the
+spec lets raw inputs reach the cloud."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from tests.edge.support import _drift, digits
+
+from tierwise.edge.feedback import FeedbackBook, FeedbackPolicy, FeedbackWindow
+from tierwise.package.manifest import DriftReference
+
+
+def _window(max_examples: int = 0) -> FeedbackWindow:
+    return FeedbackWindow("digits", "digits-edge", 1, "fp32", _drift(20), max_examples)
+
+
+def _numbers(value: Any) -> list[Any]:
+    """Every number anywhere in a JSON value."""
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in _numbers(v)]
+    if isinstance(value, list):
+        return [n for v in value for n in _numbers(v)]
+    return [value] if isinstance(value, int | float) and not isinstance(value, bool) else []
+
+
+def _feed(window: FeedbackWindow, start: int, n: int) -> np.ndarray:
+    x = digits()[0][start : start + n]
+    p = np.random.default_rng(start).dirichlet(np.ones(10), size=n)
+    hard = p.max(axis=1) < 0.3
+    cloud = [int(v) for v in digits()[1][start : start + n][hard]]
+    window.add(x, p, hard, cloud, p.argmax(axis=1).tolist())
+    return x
+
+
+def test_a_summary_is_counts_only_and_says_no_raw_value() -> None:
+    window = _window()
+    x = _feed(window, 1200, 200)
+    body = FeedbackPolicy(raw_may_leave=False).report(window)
+    assert body["rows"] == 200
+    assert all(sum(column) == 200 for column in body["inputs"])
+    assert sum(body["confidence"]) == 200
+    assert "examples" not in body
+    assert body["raw"] is False
+    numbers = _numbers(json.loads(json.dumps(body)))
+    assert all(isinstance(n, int) for n in numbers), "a summary holds counts, never a value"
+    values = {float(v) for v in x.ravel() if v not in (0.0, 1.0)}  # 0 and 1 are counts too
+    assert not values & {float(n) for n in numbers}
+
+
+def test_hard_rows_the_cloud_answered_are_counted_and_sampled_only_where_raw_may_leave() -> None:
+    window = _window(max_examples=8)
+    _feed(window, 0, 400)
+    assert window.hard_rows == window.cloud_answered > 8
+    assert 0 <= window.cloud_agreed <= window.cloud_answered
+    body = FeedbackPolicy(raw_may_leave=True, max_examples=8).report(window)
+    assert len(body["examples"]) == 8  # a uniform sample, bounded
+    assert all(len(e["inputs"]) == 64 for e in body["examples"])
+
+
+def test_taking_a_report_starts_a_fresh_window() -> None:
+    window = _window()
+    _feed(window, 0, 50)
+    assert window.take(FeedbackPolicy()) is not None
+    assert window.take(FeedbackPolicy()) is None  # nothing since
+    assert window.input_counts.sum() == 0
+
+
+@dataclass
+class _Served:
+    """What the book reads of a served model (the agent passes its PackageAnswerer)."""
+
+    version: int
+    drift_reference: DriftReference | None
+    name: str = "digits-edge"
+    variant: str = "fp32"
+
+
+def test_the_book_starts_a_window_per_package_version_and_skips_packages_without_bins() -> None:
+    book = FeedbackBook()
+    x = digits()[0][:10]
+    p = np.full((10, 10), 0.1)
+    book.count("digits", _Served(1, _drift(20)), FeedbackPolicy(), x, p, None, None)
+    book.count("digits", _Served(2, _drift(20)), FeedbackPolicy(), x[:3], p[:3], None, None)
+    book.count("other", _Served(1, None), FeedbackPolicy(), x, p, None, None)
+    reports = book.reports()
+    assert [(r["feature"], r["version"], r["rows"]) for r in reports] == [("digits", 2, 3)]
+    assert book.reports() == []
