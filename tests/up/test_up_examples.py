@@ -111,11 +111,15 @@ def test_up_runs_the_example_briefly(spec: Path, tmp_path: Path, cache: Path) ->
     assert _orphans(str(run_dir)) == []
 
 
-def test_factory_with_auto_scale_and_an_outage(tmp_path: Path, cache: Path) -> None:
-    """The `make demo` run in small: measured scale, an outage in the middle, nothing lost."""
+def test_factory_with_auto_scale_an_outage_and_a_shift(tmp_path: Path, cache: Path) -> None:
+    """The `make demo` run in small: measured scale, an outage in the middle, nothing lost;
+    and one site's vibration sensors change gain, which the cloud finds from the feedback
+    summaries alone, and nothing else is found drifted."""
     spec = ROOT / "examples" / "factory.yaml"
     out, run_dir = tmp_path / "run.json", tmp_path / "run"
-    done = _up(spec, out, run_dir, cache, "--duration", "6s", "--wan", "spec,outage=2s@2s")
+    shift = "plant-north:safety-stop@1s,gain=1.3"
+    args = ("--duration", "6s", "--wan", "spec,outage=2s@2s", "--shift", shift)
+    done = _up(spec, out, run_dir, cache, *args)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "scale " in done.stdout
     assert "(auto)" in done.stdout
@@ -128,6 +132,17 @@ def test_factory_with_auto_scale_and_an_outage(tmp_path: Path, cache: Path) -> N
     assert report["wan"]["outages"] == [{"start_s": 2.0, "duration_s": 2.0}]
     held = sum(site["wan"]["held"] for site in report["sites"].values())
     assert held > 0, "the outage held back bytes at some site's WAN"
+    shifted = report["shift"]
+    assert (shifted["site"], shifted["feature"], shifted["gain"]) == (
+        "plant-north",
+        "safety-stop",
+        1.3,
+    )
+    assert shifted["after"]["answered"] > 0
+    assert shifted["drift"]["drifted"] is True, shifted["drift"]
+    assert shifted["detected_after_s"] is not None
+    assert shifted["false_alarms"] == []
+    assert "shift — plant-north/safety-stop from 1s: x1.3" in done.stdout
     assert _orphans(str(run_dir)) == []
 
 

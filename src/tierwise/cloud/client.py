@@ -115,6 +115,11 @@ class CloudAdmin:
         ).json()
         return found
 
+    def drift(self) -> list[dict[str, Any]]:
+        """The newest drift verdict of every site and feature (cloud/drift.py's DriftView)."""
+        found: list[dict[str, Any]] = self._send("GET", "/v1/drift", "the drift verdicts").json()
+        return found
+
     def events(self, site: str, stream: str) -> list[TelemetryEvent]:
         """Every event of one of a site's streams the cloud holds, in seq order."""
         found: list[TelemetryEvent] = []

@@ -55,12 +55,20 @@ def up(
         str | None,
         typer.Option(help="mqtt: use this broker for every site, e.g. mqtt://user:pw@host:1883"),
     ] = None,
+    shift: Annotated[
+        str | None,
+        typer.Option(
+            help="shift one site's inputs mid-run, e.g. 'plant-north:safety-stop@20s,gain=1.3' "
+            "(docs/learning.md)"
+        ),
+    ] = None,
 ) -> None:
     """Run the continuum for real on this machine: cloud, edge agents, WAN, devices; measure."""
     from tierwise.up.layout import PROTOCOLS, STRATEGIES
     from tierwise.up.report import render_table
     from tierwise.up.run import UpOptions, default_cache, run_up
     from tierwise.up.scale import parse_min_rate, parse_scale
+    from tierwise.up.shift import parse_shift
     from tierwise.up.wan_schedule import parse_wan
 
     seconds = parse_duration(duration)
@@ -89,6 +97,7 @@ def up(
         seed=seed,
         protocol="mqtt" if protocol == "mqtt" else "http",
         mqtt_broker=mqtt_broker,
+        shift=parse_shift(shift) if shift is not None else None,
     )
     if not spec.is_file():
         raise UsageError(f"{spec}: no such spec file")

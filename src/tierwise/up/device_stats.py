@@ -92,6 +92,8 @@ class FeatureStats:
         if correct is not None:
             self.correct += correct
             self.labelled += 1
+            self._window_counts["correct"] += correct
+            self._window_counts["labelled"] += 1
         if stream is not None and seq is not None:
             self.acked.setdefault(stream, []).append(seq)
         w = self._window_counts
@@ -119,6 +121,8 @@ class FeatureStats:
             "cloud": counts["cloud"],
             "wanted_cloud": counts["wanted_cloud"],
             "degraded": counts["degraded"],
+            "correct": counts["correct"],
+            "labelled": counts["labelled"],
             **percentiles(self._window, (50.0, 99.0)),
             "total": self.answered,
             "misses": self.misses,

@@ -39,6 +39,7 @@ from tierwise.edge.mqtt_device import MqttDevice
 from tierwise.errors import LinkError
 from tierwise.up.device_stats import FeatureStats
 from tierwise.up.http_client import HttpError, KeepAliveClient
+from tierwise.up.shift import shifted
 
 STREAMS_PER_FEATURE = 16  # device streams per feature and site (each in order in the outbox)
 END_GRACE_S = 5.0  # how long answers still in flight are awaited once the run is over
@@ -60,6 +61,10 @@ class FeatureTraffic(BaseModel):
     package: Path | None = Field(None, description="device mode: the package to run")
     trust: Path | None = Field(None, description="device mode: the key it must be signed by")
     variant: str | None = Field(None, description="device mode: the variant (default smallest)")
+    shift: dict[str, float] | None = Field(
+        None,
+        description="from at_s into the run, rows shifted by gain, offset, noise (up/shift.py)",
+    )
 
 
 class MqttConfig(BaseModel):
@@ -103,6 +108,11 @@ class Feature:
         self.labels = [lookup.get(str(label), -1) for label in y]
         self.rows = [json.dumps(row.tolist()) for row in x]  # serialized once
         self.x = x
+        self.before = (self.rows, self.x)
+        self.after = self.before
+        if traffic.shift is not None:
+            x_after = shifted(x, traffic.shift, seed * 1000 + index)
+            self.after = ([json.dumps(row.tolist()) for row in x_after], x_after)
         self.rng = random.Random(seed * 1000 + index)
         self.stats = FeatureStats(traffic.name, traffic.deadline_s * 1000, traffic.percentile)
         self.in_flight = 0
@@ -116,6 +126,10 @@ class Feature:
         timeout = min(traffic.deadline_s + 0.5, MAX_TIMEOUT_S)
         self.timeout = timeout
         self.timeout_is_miss = timeout >= traffic.deadline_s
+
+    def shift_now(self) -> None:
+        """From now on the devices send the shifted rows (same order, same labels)."""
+        self.rows, self.x = self.after
 
 
 class Devices:
@@ -140,6 +154,7 @@ class Devices:
         self.tasks: set[asyncio.Task[None]] = set()
         self.timeline: list[dict[str, Any]] = []
         self.warming = False
+        self.run_started_wall: float | None = None  # time.time() as the measured run starts
 
     async def run(self, stop: asyncio.Event) -> None:
         if self.mqtt is not None:
@@ -152,7 +167,18 @@ class Devices:
             self.warming = False
             for f in self.features:
                 f.stats = FeatureStats(f.traffic.name, f.stats.deadline_ms, f.stats.percentile)
-        await self._phase(stop, self.config.duration_s, ticker=True)
+        self.run_started_wall = time.time()
+        loop = asyncio.get_running_loop()
+        timers = [
+            loop.call_later(f.traffic.shift["at_s"], f.shift_now)
+            for f in self.features
+            if f.traffic.shift is not None
+        ]
+        try:
+            await self._phase(stop, self.config.duration_s, ticker=True)
+        finally:
+            for timer in timers:
+                timer.cancel()
         for client in (self.agent, self.cloud):
             if client is not None:
                 client.close()
@@ -309,6 +335,7 @@ class Devices:
     def summary(self) -> dict[str, Any]:
         return {
             "site": self.config.site,
+            "run_started_wall": self.run_started_wall,
             "features": {
                 f.traffic.name: {
                     **f.stats.summary(),

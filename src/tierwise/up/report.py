@@ -37,6 +37,7 @@ class SiteResult:
     wan: dict[str, Any] = field(default_factory=dict)  # the proxy's stats (bytes_up, ...)
     agent: dict[str, Any] = field(default_factory=dict)  # the agent's last /v1/state
     delivered: dict[str, dict[str, int]] = field(default_factory=dict)  # cloud: per stream
+    drift: list[dict[str, Any]] = field(default_factory=list)  # cloud: verdicts of this site
 
 
 def build_report(
@@ -68,7 +69,13 @@ def build_report(
         # $/month of the strategy at the spec's full rates, by the plan's model for this run
         "plan_cost_per_month": predicted.cost_breakdown if predicted else None,
     }
-    return {**header, "features": features, "sites": site_rows, "totals": totals}
+    report = {**header, "features": features, "sites": site_rows, "totals": totals}
+    report["drift"] = [v for result in sites.values() for v in result.drift]
+    if header.get("shift") is not None:
+        from tierwise.up.shift_report import shift_section
+
+        report["shift"] = shift_section(header["shift"], sites)
+    return report
 
 
 def _feature(
@@ -213,6 +220,10 @@ def render_table(report: dict[str, Any], console: Console) -> None:
         _count(misses["measured"], None),
     )
     console.print(table)
+    if report.get("shift") is not None:
+        from tierwise.up.shift_report import render_shift
+
+        render_shift(report["shift"], console)
 
 
 def _merge(dicts: Any) -> dict[str, int]:

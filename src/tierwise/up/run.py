@@ -55,6 +55,7 @@ from tierwise.up.scale import (
     measure_capacity,
     request_bodies,
 )
+from tierwise.up.shift import Shift, check_shift
 from tierwise.up.stream import stream
 from tierwise.up.wan_schedule import WanSchedule, run_spec
 
@@ -97,6 +98,7 @@ class UpOptions:
     seed: int = 0
     protocol: Protocol = "http"  # how devices reach their site's agent
     mqtt_broker: str | None = None  # mqtt: every site on this broker instead of one each
+    shift: Shift | None = None  # one site's stream shifted mid-run (up/shift.py)
 
 
 @dataclass
@@ -120,6 +122,12 @@ def run_up(opts: UpOptions, console: Console, say: Callable[[str], None]) -> dic
     strategy_name = "tierwise" if opts.strategy == "plan" else "cloud-only"
     runs = layout(spec, result.strategies[strategy_name], opts.strategy)
     sites = site_names(spec, runs)
+    if opts.shift is not None:
+        served = {
+            site: {r.name for r in runs if r.uses_agent and any(s.site == site for s in r.sites)}
+            for site in sites
+        }
+        check_shift(opts.shift, served, opts.duration)
     packages = build_packages(scenarios_needed(runs), opts.cache, say)
     public_key = next(iter(packages.values())).public_key
     data = {s: _test_data(s, opts.cache) for s in scenarios_needed(runs)}
@@ -194,6 +202,7 @@ def run_up(opts: UpOptions, console: Console, say: Callable[[str], None]) -> dic
         },
         "deployed": deployed.summary,
         "protocol": opts.protocol,
+        "shift": opts.shift.as_dict() if opts.shift is not None else None,
         "notes": NOTES + (MQTT_NOTES if opts.protocol == "mqtt" else []),
         "run_dir": str(run_dir),
     }
@@ -296,6 +305,7 @@ def _device_config(
                 "variant": deployed_variant(run, manifest_of(packages, run.scenario, role))
                 if mode == "device"
                 else None,
+                "shift": _shift_of(opts.shift, site, run.name),
             }
         )
     return {
@@ -310,6 +320,12 @@ def _device_config(
         "summary": str(run_dir / f"devices-{site}.summary.json"),
         "features": features,
     }
+
+
+def _shift_of(shift: Shift | None, site: str, feature: str) -> dict[str, float] | None:
+    if shift is None or (shift.site, shift.feature) != (site, feature):
+        return None
+    return {"at_s": shift.at_s, "gain": shift.gain, "offset": shift.offset, "noise": shift.noise}
 
 
 def _finish(
@@ -339,6 +355,9 @@ def _finish(
         results[site] = SiteResult(summary, agent=states.get(site, {}))
         if site in cont.agents:
             results[site].delivered = cont.admin.streams(site)
+    drift = cont.admin.drift()
+    for site in sites:
+        results[site].drift = [v for v in drift if v["site"] == site]
     sup.stop(*cont.wans.values())
     for site, wan in cont.wans.items():
         results[site].wan = components.wan_stats(wan)
