@@ -34,6 +34,8 @@ SCOPES = {
     ("POST", "/v1/sites/{site}/telemetry"): "site_itself",
     ("GET", "/v1/sites/{site}/telemetry"): "site_or_admin",
     ("GET", "/v1/sites/{site}/streams"): "site_or_admin",
+    ("GET", "/v1/drift"): "admin",
+    ("GET", "/v1/sites/{site}/drift"): "site_or_admin",
     ("POST", "/v1/infer/{feature}"): "any",
 }
 PUBLIC = {("GET", "/healthz"), ("GET", "/metrics")}
