@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from tierwise.errors import UsageError
+from tierwise.wire import RolloutState
 
 metadata = sa.MetaData()
 
@@ -87,6 +88,17 @@ rollouts = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("promoted_at", sa.Float, nullable=True),
+)
+
+# At most one running rollout per package, enforced by the database: replicas that start
+# rollouts of one package at the same moment cannot both pass start_rollout's check.
+_RUNNING = rollouts.c.state.in_([RolloutState.CANARY.value, RolloutState.PROMOTING.value])
+sa.Index(
+    "one_running_rollout_per_package",
+    rollouts.c.package,
+    unique=True,
+    postgresql_where=_RUNNING,
+    sqlite_where=_RUNNING,
 )
 
 status_reports = sa.Table(
@@ -247,6 +259,8 @@ def _add_new_columns(engine: Engine, existing: set[str]) -> None:
                     )
                 ddl = sa.schema.CreateColumn(column).compile(dialect=engine.dialect)
                 conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {ddl}")
+            for index in table.indexes:  # create_all makes indexes only with new tables
+                index.create(conn, checkfirst=True)
 
 
 def _sqlite_engine(url: sa.URL) -> Engine:
