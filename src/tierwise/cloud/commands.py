@@ -1,4 +1,4 @@
-"""`tierwise cloud`: serve the cloud service, and `tierwise cloud token`: issue access tokens.
+"""`tierwise cloud`: serve the cloud service; `cloud token`: issue access tokens; `cloud migrate`.
 
 Thin shells over `tierwise.cloud`: options become a `Settings` (on top of TIERWISE_CLOUD_*
 variables), heavy imports happen inside the commands so `tierwise --help` stays fast.
@@ -92,6 +92,7 @@ def serve(
     if not settings.trusted_keys:
         log.warning("no --trusted-key: every package upload will be refused")
     bound_port = sock.getsockname()[1]
+    sys.stderr.write(_migration_line(app.state.cloud.db))
     sys.stderr.write(
         f"tierwise cloud: http://{host}:{bound_port} (db {settings.database_url}, "
         f"{len(known_sites(app.state.cloud.db))} sites with tokens)\n"
@@ -133,6 +134,33 @@ def token(
         sys.stdout.write(issue_token(database, site, WallClock().now()) + "\n")
     finally:
         database.dispose()
+
+
+@cloud_app.command()
+def migrate(db: DbOption = None, data_dir: DataDirOption = None) -> None:
+    """Bring the database schema to this tierwise's newest migration, then exit.
+
+    Every `tierwise cloud` does this at start (one replica at a time, under a lock); run it
+    alone to migrate before a rolling upgrade, or to see where a database stands.
+    """
+    from tierwise.cloud import Settings
+    from tierwise.cloud.db import open_database
+
+    settings = Settings.from_env(db_url=db, data_dir=data_dir)
+    database = open_database(settings.database_url, settings.db_schema)
+    database.dispose()
+    sys.stderr.write(_migration_line(database))
+
+
+def _migration_line(db: object) -> str:
+    """One line for the operator: where the schema stands and what this start changed."""
+    from tierwise.cloud.db import Database
+
+    assert isinstance(db, Database)
+    assert db.migration is not None
+    m = db.migration
+    done = f"applied {', '.join(m.applied)}" if m.applied else "nothing to apply"
+    return f"tierwise cloud: database schema at migration {m.head} ({done})\n"
 
 
 def _exit_cleanly(_signum: int, _frame: object) -> None:

@@ -4,6 +4,8 @@ SQLAlchemy Core, not the ORM: the service does bulk inserts and small queries, a
 keeps the SQL visible. Two dialect differences are handled here and nowhere else:
 "insert, skipping rows that already exist" (`Database.insert_ignoring_duplicates`) and SQLite's
 write locking (`Database.write` takes the write lock up front, see `_sqlite_begin`).
+The tables here are what the code queries; how a database gets them, revision by revision,
+is `migrations/` (run by `migrate.upgrade_to_head` when the database is opened).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pydantic import BaseModel
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from tierwise.cloud.migrate import Migration, upgrade_to_head
 from tierwise.errors import UsageError
 from tierwise.wire import RolloutState
 
@@ -92,6 +95,7 @@ rollouts = sa.Table(
 
 # At most one running rollout per package, enforced by the database: replicas that start
 # rollouts of one package at the same moment cannot both pass start_rollout's check.
+# (Migration 0002; every change to these tables is a new revision in migrations/versions.)
 _RUNNING = rollouts.c.state.in_([RolloutState.CANARY.value, RolloutState.PROMOTING.value])
 sa.Index(
     "one_running_rollout_per_package",
@@ -150,8 +154,9 @@ def row_as(model: type[M], row: sa.Row[Any]) -> M:
 class Database:
     """An engine plus the two ways the service touches it: a read and a write transaction."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, migration: Migration | None = None) -> None:
         self.engine = engine
+        self.migration = migration  # what opening it did to the schema
         self.dialect = engine.dialect.name
         if self.dialect not in _INSERTS:
             raise UsageError(f"database {engine.url!r}: only sqlite and postgresql are supported")
@@ -210,7 +215,7 @@ class Database:
 
 
 def open_database(url: str, schema: str | None = None) -> Database:
-    """Connect, create missing tables, and return the database.
+    """Connect, migrate the schema to this tierwise's newest revision, return the database.
 
     `schema` (PostgreSQL only) puts every table in that schema, created if missing: the
     tests give each run its own and drop it afterwards.
@@ -225,42 +230,16 @@ def open_database(url: str, schema: str | None = None) -> Database:
         engine = _postgresql_engine(parsed, schema)
     else:
         raise UsageError(f"database URL {url!r}: only sqlite:// and postgresql:// are supported")
-    db = Database(engine)
     try:
-        existing = set(sa.inspect(engine).get_table_names())
-        metadata.create_all(engine)
-        _add_new_columns(engine, existing)
+        migration = upgrade_to_head(engine, schema)
     except sa.exc.OperationalError as exc:
         engine.dispose()
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise UsageError(f"database {parsed.render_as_string()}: {reason}") from None
-    return db
-
-
-def _add_new_columns(engine: Engine, existing: set[str]) -> None:
-    """Bring a database made by an earlier tierwise up to date: add the columns added since.
-
-    Each added column is nullable or has a server default, so the rows already there stay
-    valid; nothing is dropped, renamed or retyped (that would need real migrations).
-    """
-    with engine.begin() as conn:
-        inspector = sa.inspect(conn)
-        for table in metadata.sorted_tables:
-            if table.name not in existing:
-                continue  # made just now, whole
-            have = {column["name"] for column in inspector.get_columns(table.name)}
-            for column in table.columns:
-                if column.name in have:
-                    continue
-                if not (column.nullable or column.server_default is not None):
-                    raise UsageError(
-                        f"database table {table.name} lacks column {column.name}, which cannot "
-                        "be added to existing rows: start from a new database"
-                    )
-                ddl = sa.schema.CreateColumn(column).compile(dialect=engine.dialect)
-                conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {ddl}")
-            for index in table.indexes:  # create_all makes indexes only with new tables
-                index.create(conn, checkfirst=True)
+    except UsageError:
+        engine.dispose()
+        raise
+    return Database(engine, migration)
 
 
 def _sqlite_engine(url: sa.URL) -> Engine:
@@ -294,13 +273,4 @@ def _postgresql_engine(url: sa.URL, schema: str | None) -> Engine:
         if not _SCHEMA_NAME.match(schema):
             raise UsageError(f"database schema {schema!r}: use lower-case letters, digits and _")
         connect_args["options"] = f"-c search_path={schema}"
-    engine = sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
-    if schema is not None:
-        try:
-            with engine.begin() as conn:
-                conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-        except sa.exc.OperationalError as exc:
-            engine.dispose()
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-            raise UsageError(f"database {url.render_as_string()}: {reason}") from None
-    return engine
+    return sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
