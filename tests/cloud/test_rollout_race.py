@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tierwise.cloud.db import Database, open_database, packages
+from tierwise.cloud.db import Database, open_database
 from tierwise.cloud.deployments import assign_feature
 from tierwise.cloud.rollout import advance, advance_active, get_rollout, start_rollout
 from tierwise.cloud.status import record_status
@@ -30,7 +30,7 @@ from tierwise.wire import (
 )
 
 from .conftest import DbTarget
-from .support import EPOCH
+from .support import EPOCH, register_rows
 
 RACERS = 4
 ROLLOUTS = 200
@@ -48,22 +48,6 @@ def replicas(db_target: DbTarget) -> Iterator[list[Database]]:
         db.dispose()
 
 
-def register(db: Database, package: str, versions: tuple[int, ...]) -> None:
-    """Registry rows for `package` (the rollout reads hash and variant list, not the archive)."""
-    with db.write() as conn:
-        for version in versions:
-            conn.execute(
-                packages.insert().values(
-                    name=package,
-                    version=version,
-                    sha256=f"{version:064x}",
-                    size=1,
-                    manifest={"variants": [{"name": "fp32"}]},
-                    uploaded_at=EPOCH,
-                )
-            )
-
-
 def report(db: Database, site: str, package: str, version: int, now: float) -> None:
     """A healthy site's cumulative counters for `version`, as its agent sends them."""
     feature = {
@@ -79,7 +63,7 @@ def report(db: Database, site: str, package: str, version: int, now: float) -> N
 
 
 def fleet_on_v1(db: Database, package: str) -> None:
-    register(db, package, (1, 2))
+    register_rows(db, package, (1, 2))
     for site in (CANARY, *OTHERS):
         assignment = FeatureAssignment(
             package=package, version=1, placement=Placement.EDGE, deadline_ms=100

@@ -25,6 +25,7 @@ import tierwise
 from tierwise.cloud import deployments, registry, reports, rollout, telemetry
 from tierwise.cloud import inference as inference_routes
 from tierwise.cloud.auth import authenticate, load_tokens_file
+from tierwise.cloud.changes import DeploymentChanges
 from tierwise.cloud.context import CloudContext, get_context
 from tierwise.cloud.db import open_database
 from tierwise.cloud.decompress import GzipRequests
@@ -58,11 +59,13 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         clock=clock,
         metrics=metrics,
         models=ModelCache(),
+        changes=DeploymentChanges(db),
         trusted_keys=trusted,
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(ctx.changes.start)
         ticker = asyncio.create_task(_advance_rollouts_forever(ctx))
         try:
             yield
@@ -70,6 +73,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
+            await run_in_threadpool(ctx.changes.stop)
             db.dispose()
 
     app = FastAPI(

@@ -11,7 +11,7 @@ is `migrations/` (run by `migrate.upgrade_to_head` when the database is opened).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -151,6 +151,29 @@ def row_as(model: type[M], row: sa.Row[Any]) -> M:
     return model.model_validate({name: columns[name] for name in model.model_fields})
 
 
+ANNOUNCE_CHANNEL = "tierwise_changes"  # PostgreSQL NOTIFY channel; payload "<schema>:<what>"
+_ANNOUNCED = "tierwise_announced"  # key in a connection's `info`: announced, not yet committed
+
+
+def announce(conn: Connection, what: set[str]) -> None:
+    """Tell every replica, once this transaction commits, that `what` changed.
+
+    PostgreSQL: `pg_notify` inside the transaction, so the notice is delivered at commit and
+    never for a rolled-back change, to every replica that LISTENs (`tierwise.cloud.changes`);
+    the payload names the schema, since replicas of other schemas share the channel. Any
+    database: the `Database.on_commit` callbacks of this process too, after a `Database.write`
+    transaction commits.
+    """
+    if not what:
+        return
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            sa.text("SELECT pg_notify(:channel, current_schema() || ':' || :what)"),
+            [{"channel": ANNOUNCE_CHANNEL, "what": w} for w in sorted(what)],
+        )
+    conn.info.setdefault(_ANNOUNCED, set()).update(what)
+
+
 class Database:
     """An engine plus the two ways the service touches it: a read and a write transaction."""
 
@@ -160,6 +183,11 @@ class Database:
         self.dialect = engine.dialect.name
         if self.dialect not in _INSERTS:
             raise UsageError(f"database {engine.url!r}: only sqlite and postgresql are supported")
+        self._committed: list[Callable[[set[str]], None]] = []
+
+    def on_commit(self, callback: Callable[[set[str]], None]) -> None:
+        """Call `callback(what)` after each `write` transaction that announced `what` commits."""
+        self._committed.append(callback)
 
     def insert_ignoring_duplicates(self, table: sa.Table) -> Any:
         """INSERT ... ON CONFLICT DO NOTHING, built by the dialect's own insert()."""
@@ -204,11 +232,23 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """A transaction that will write: on SQLite it holds the write lock from its start."""
+        """A transaction that will write: on SQLite it holds the write lock from its start.
+
+        What it `announce`d goes to the `on_commit` callbacks once the commit is done (the
+        engine's own commit event comes before it: a waiter woken then could still read the
+        old rows)."""
         with self.engine.connect() as conn:
             conn.execution_options(tierwise_write=True)
-            with conn.begin():
-                yield conn
+            try:
+                with conn.begin():
+                    yield conn
+            except BaseException:
+                conn.info.pop(_ANNOUNCED, None)  # rolled back: nothing happened
+                raise
+            announced = conn.info.pop(_ANNOUNCED, None)
+        if announced:
+            for callback in self._committed:
+                callback(announced)
 
     def dispose(self) -> None:
         self.engine.dispose()
