@@ -151,6 +151,20 @@ def test_a_change_to_another_site_leaves_the_poll_held(
         assert answer.result(10).status_code == 304
 
 
+def test_a_stopping_replica_answers_its_held_polls_at_once(
+    cloud: Cloud, site_a: httpx.Client
+) -> None:
+    with held_poll(cloud, site_a) as (etag, answer):
+        cloud.client.app.state.cloud.changes.release()  # type: ignore[attr-defined]
+        response = answer.result(10)  # the virtual clock never moved
+    assert response.status_code == 304
+    assert response.headers["ETag"] == f'"{etag}"'
+    again = site_a.get(
+        "/v1/sites/a/deployment", params={"wait": WAIT}, headers={"If-None-Match": f'"{etag}"'}
+    )
+    assert again.status_code == 304  # not held any more
+
+
 def test_a_wait_beyond_the_cap_is_held_for_the_cap(cloud: Cloud, site_a: httpx.Client) -> None:
     with held_poll(cloud, site_a, wait=3600) as (_etag, answer):
         cloud.clock.advance(MAX_WAIT_S)

@@ -49,6 +49,7 @@ class DeploymentChanges:
         self._listening = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.released = False  # shutting down: held polls answer now, new ones are not held
         db.on_commit(self._announced)
 
     @property
@@ -95,6 +96,13 @@ class DeploymentChanges:
                     waiters.discard(entry)
                     if not waiters:
                         del self._waiters[site]
+
+    def release(self) -> None:
+        """Answer every held poll now and hold no more: a graceful shutdown waits for requests
+        in flight, and a held poll would keep it waiting for up to its whole wait. Safe from a
+        signal handler."""
+        self.released = True
+        self.wake(None)
 
     def wake(self, sites: Iterable[str] | None) -> None:
         """Wake the polls of `sites` (None: every poll). Safe from any thread."""

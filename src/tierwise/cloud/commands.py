@@ -11,11 +11,17 @@ import signal
 import socket
 import sys
 from pathlib import Path
-from typing import Annotated
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tierwise.errors import UsageError
+
+if TYPE_CHECKING:
+    import uvicorn
+
+    from tierwise.cloud.changes import DeploymentChanges
 
 cloud_app = typer.Typer(
     help="Run the cloud service (registry, rollouts, cloud inference, telemetry).",
@@ -102,7 +108,7 @@ def serve(
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it to the handler it found:
     # make that handler a clean exit, so a supervisor sees 0 for an orderly stop.
     signal.signal(signal.SIGTERM, _exit_cleanly)
-    uvicorn.Server(config).run(sockets=[sock])
+    _server(config, app.state.cloud.changes).run(sockets=[sock])
 
 
 @cloud_app.command()
@@ -161,6 +167,20 @@ def _migration_line(db: object) -> str:
     m = db.migration
     done = f"applied {', '.join(m.applied)}" if m.applied else "nothing to apply"
     return f"tierwise cloud: database schema at migration {m.head} ({done})\n"
+
+
+def _server(config: uvicorn.Config, changes: DeploymentChanges) -> uvicorn.Server:
+    """uvicorn's server, releasing held deployment polls as soon as a stop is asked for."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            # uvicorn waits for requests in flight before it stops; a held poll would make
+            # that wait last its whole `wait`. Answer them (304) now instead.
+            changes.release()
+            super().handle_exit(sig, frame)
+
+    return Server(config)
 
 
 def _exit_cleanly(_signum: int, _frame: object) -> None:

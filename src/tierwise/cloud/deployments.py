@@ -222,7 +222,7 @@ async def get_deployment(
     wait = min(wait, MAX_WAIT_S)
     with ctx.changes.watching(site) as changed:
         deployment = await run_in_threadpool(deployment_for, ctx.db, site)
-        if wait > 0 and deployment.etag == known:
+        if wait > 0 and deployment.etag == known and not ctx.changes.released:
             deployment = await _until_changed(ctx, site, known, changed, wait)
     headers = {"ETag": f'"{deployment.etag}"'}
     if wait > 0:
@@ -248,7 +248,7 @@ async def _until_changed(
             await _first_of(changed.wait(), clock.wait_until(until))
             changed.clear()
             deployment = await run_in_threadpool(deployment_for, ctx.db, site)
-            if deployment.etag != etag or clock.remaining(deadline) <= 0:
+            if deployment.etag != etag or clock.remaining(deadline) <= 0 or ctx.changes.released:
                 return deployment
     finally:
         ctx.metrics.deployment_polls_held.dec()
