@@ -71,6 +71,10 @@ def serve(
         int | None, typer.Option(help="largest request body (package uploads excepted)")
     ] = None,
     max_package_bytes: Annotated[int | None, typer.Option(help="largest package upload")] = None,
+    replica: Annotated[
+        str | None,
+        typer.Option(help="this replica's name in the Tierwise-Replica header (default host-pid)"),
+    ] = None,
 ) -> None:
     """Serve the cloud API with uvicorn until Ctrl-C or SIGTERM."""
     if ctx.invoked_subcommand is not None:
@@ -87,6 +91,7 @@ def serve(
         trusted_keys=tuple(trusted_key) if trusted_key else None,
         max_body_bytes=max_body_bytes,
         max_package_bytes=max_package_bytes,
+        replica=replica,
     )
     if port < 0 or port > 65535:
         raise UsageError(f"--port {port}: must be 0-65535")
