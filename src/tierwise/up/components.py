@@ -52,10 +52,13 @@ class Tokens:
         return run_dir / f"{site}.token"
 
 
-def start_cloud(sup: Supervisor, run_dir: Path, tokens: Tokens, trusted_key: Path) -> Child:
+def start_cloud(
+    sup: Supervisor, run_dir: Path, tokens: Tokens, trusted_key: Path, *extra: str
+) -> Child:
+    """One `tierwise cloud`; `extra` arguments such as `--db URL`."""
     child = sup.spawn(
         "cloud",
-        cloud_argv(run_dir, tokens.write(run_dir), trusted_key),
+        cloud_argv(run_dir, tokens.write(run_dir), trusted_key, *extra),
         env={"TIERWISE_CLOUD_ADMIN_TOKEN": tokens.admin},
     )
     cloud_serving(sup, child)
