@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 import pytest
 from tests.cloud.conftest import postgres_schema
+from tests.up.test_balancer import require_haproxy
 
 from tierwise.spec import load_spec
 
@@ -172,8 +172,7 @@ def test_up_with_cloud_replicas_behind_haproxy_loses_nothing(tmp_path: Path, cac
     """`--cloud-replicas 2 --db postgresql://`: two clouds on one PostgreSQL schema behind
     HAProxy; every acknowledged event still reaches the cloud, the live view names the
     replicas, and the balancer stops with the run."""
-    if not shutil.which("haproxy"):
-        pytest.skip("HAProxy is not installed (apt-get install haproxy)")
+    require_haproxy()
     spec = ROOT / "examples" / "camera.yaml"
     out, run_dir = tmp_path / "run.json", tmp_path / "run"
     with postgres_schema() as target:
