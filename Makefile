@@ -4,9 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?= dev
 
-.PHONY: setup mosquitto broker demo test lint typecheck pytest clean
+.PHONY: setup mosquitto haproxy broker demo test lint typecheck pytest clean
 
-setup: $(VENV)/.installed mosquitto
+setup: $(VENV)/.installed mosquitto haproxy
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,16 @@ mosquitto:
 		echo "installing mosquitto (MQTT broker for tierwise up --protocol mqtt and the tests)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq mosquitto mosquitto-clients \
 			|| { echo "install Mosquitto: https://mosquitto.org/download/"; exit 1; }; \
+	fi
+
+# HAProxy, the load balancer of `tierwise up --cloud-replicas N` and its tests (docs/up.md says
+# why HAProxy): installed the same way, only when missing.
+HAPROXY := $(shell command -v haproxy 2>/dev/null || ls /usr/sbin/haproxy 2>/dev/null)
+haproxy:
+	@if [ -z "$(HAPROXY)" ]; then \
+		echo "installing haproxy (load balancer for tierwise up --cloud-replicas)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq haproxy \
+			|| { echo "install HAProxy: https://www.haproxy.org/"; exit 1; }; \
 	fi
 
 # The MQTT tests expect a broker on 127.0.0.1:1883 (CI=true fails them without one): start

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,13 +73,23 @@ def db_target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DbTarg
     if request.param == "sqlite":
         yield DbTarget(f"sqlite:///{tmp_path / 'cloud.db'}", None)
         return
+    with postgres_schema() as target:
+        yield target
+
+
+@contextmanager
+def postgres_schema() -> Iterator[DbTarget]:
+    """A schema name of its own on the PostgreSQL server (not created: the code under test
+    creates it), dropped afterwards."""
     url = postgres_url()
     schema = f"tw_test_{uuid.uuid4().hex[:12]}"
-    yield DbTarget(url, schema)
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-    engine.dispose()
+    try:
+        yield DbTarget(url, schema)
+    finally:
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        engine.dispose()
 
 
 @pytest.fixture

@@ -31,6 +31,25 @@ class Cloud:
     site_b: dict[str, str]
 
 
+def register_rows(db: Database, package: str, versions: tuple[int, ...]) -> None:
+    """Registry rows for `package`, for tests of what reads them (rollouts read the hash and
+    the variant list, deployments the hash), not of the registry or the archive."""
+    from tierwise.cloud.db import packages
+
+    with db.write() as conn:
+        for version in versions:
+            conn.execute(
+                packages.insert().values(
+                    name=package,
+                    version=version,
+                    sha256=f"{version:064x}",
+                    size=1,
+                    manifest={"variants": [{"name": "fp32"}]},
+                    uploaded_at=EPOCH,
+                )
+            )
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -91,12 +92,25 @@ def test_serve_answers_then_stops_on_sigterm(tmp_path: Path, signer: Keys) -> No
             assert line, f"exited with {proc.poll()} before serving"
             found = re.search(r"http://127\.0\.0\.1:\d+", line)
             url = found.group(0) if found else ""
-        with httpx.Client(base_url=url, timeout=10) as client:
+        with httpx.Client(base_url=url, timeout=10) as client, ThreadPoolExecutor(1) as pool:
             assert client.get("/healthz").json() == {"status": "ok"}
             me = {"Authorization": f"Bearer {site}"}
-            assert client.get("/v1/sites/s1/deployment", headers=me).status_code == 200
+            first = client.get("/v1/sites/s1/deployment", headers=me)
+            assert first.status_code == 200
             assert client.get("/v1/sites/s2/deployment", headers=me).status_code == 403
-        proc.send_signal(signal.SIGTERM)
+            held = pool.submit(
+                client.get,
+                "/v1/sites/s1/deployment",
+                params={"wait": 60},
+                headers=me | {"If-None-Match": first.headers["ETag"]},
+                timeout=90,
+            )
+            while "tierwise_cloud_deployment_polls_held 1.0" not in client.get("/metrics").text:
+                assert not held.done(), held.result()
+                time.sleep(0.01)
+            # A stop does not wait out the held poll's 60 s: the poll is answered at once.
+            proc.send_signal(signal.SIGTERM)
+            assert held.result(20).status_code == 304
         assert proc.wait(20) == 0
     finally:
         if proc.poll() is None:

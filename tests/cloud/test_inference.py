@@ -91,3 +91,52 @@ def test_inference_is_counted(cloud: Cloud, wine_model: None) -> None:
     cloud.client.post("/v1/infer/quality", json={"inputs": x[:5].tolist()}, headers=cloud.site_a)
     text = cloud.client.get("/metrics").text
     assert 'tierwise_cloud_inference_rows_total{feature="quality"} 5.0' in text
+
+
+def test_replicas_sharing_a_data_dir_unpack_a_package_once_each_safely(
+    cloud: Cloud, wine_model: None
+) -> None:
+    """Several replicas (threads here) unpacking one package into one data dir at once all get
+    a complete copy, and no staging directory is left behind."""
+    import threading
+
+    from tierwise.cloud.inference import load_predictor
+
+    ctx = cloud.client.app.state.cloud  # type: ignore[attr-defined]
+    barrier = threading.Barrier(4)
+    widths: list[int] = []
+    errors: list[BaseException] = []
+
+    def replica() -> None:
+        try:
+            barrier.wait(timeout=10)
+            widths.append(load_predictor(ctx, "wine", 1).input_width)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=replica) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors
+    assert widths == [FEATURES] * 4
+    models = cloud.settings.data_dir / "models"
+    assert [p.name for p in models.iterdir() if p.name.startswith(".")] == []
+    assert len(list(models.iterdir())) == 1
+
+
+def test_an_interrupted_unpack_left_in_place_is_redone(cloud: Cloud, wine_model: None) -> None:
+    from tierwise.cloud.deployments import cloud_model_of
+    from tierwise.cloud.registry import archive_of
+
+    settings = cloud.settings
+    _path, sha = archive_of(cloud.db, settings.package_dir, *cloud_model_of(cloud.db, "quality"))
+    half = settings.data_dir / "models" / sha
+    half.mkdir(parents=True)
+    (half / "manifest.json").write_text("{")  # cut off mid-unpack, no marker
+    x, _y = wine()
+    response = cloud.client.post(
+        "/v1/infer/quality", json={"inputs": x[:4].tolist()}, headers=cloud.site_a
+    )
+    assert response.status_code == 200, response.text

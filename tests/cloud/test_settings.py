@@ -11,7 +11,7 @@ from tierwise.cloud import Settings, create_app
 from tierwise.cloud.settings import hash_token
 from tierwise.errors import UsageError
 
-from .support import bearer
+from .support import Cloud, bearer
 
 
 def test_environment_fills_settings_and_options_win() -> None:
@@ -57,3 +57,16 @@ def test_unreadable_trusted_key_stops_the_start(tmp_path: Path) -> None:
     settings = Settings.from_env({}, data_dir=tmp_path, trusted_keys=(tmp_path / "nope.pub",))
     with pytest.raises(UsageError, match=r"nope\.pub"):
         create_app(settings)
+
+
+def test_every_answer_names_its_replica(cloud: Cloud) -> None:
+    response = cloud.client.get("/healthz")
+    assert response.headers["Tierwise-Replica"] == cloud.settings.replica
+    refused = cloud.client.get("/v1/sites/a/deployment")  # no token: 401, still named
+    assert refused.status_code == 401
+    assert refused.headers["Tierwise-Replica"] == cloud.settings.replica
+
+
+def test_a_replica_name_is_a_plain_token() -> None:
+    with pytest.raises(UsageError, match="replica"):
+        Settings.from_env({"TIERWISE_CLOUD_REPLICA": "a b"})

@@ -1,20 +1,27 @@
-"""The agent's HTTP link to the real cloud: telemetry batches travel gzip-compressed."""
+"""The agent's HTTP link to the real cloud: telemetry batches travel gzip-compressed;
+deployment polls are held by the cloud until the deployment changes."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 from tests.package.support import make_keys
 
 from tierwise.edge.http_link import COMPRESS_FROM_BYTES, HttpCloudLink
 from tierwise.edge.outbox_store import StoredEvent
 from tierwise.edge.uploader import batch_json
+from tierwise.spec.tiers import Placement
 from tierwise.wan import WanConditions, WanProxy
 from tierwise.wan.thread import ProxyThread
+from tierwise.wire import FeatureAssignment
 
-from .support import SITE, SITE_TOKEN, CloudProcess
+from .support import FEATURE, SITE, SITE_TOKEN, CloudProcess, build_package
+
+HELD_METRIC = "tierwise_cloud_deployment_polls_held"
 
 
 def answers(first: int, n: int) -> list[StoredEvent]:
@@ -64,3 +71,55 @@ def test_batches_cross_the_wan_compressed_and_arrive_whole(tmp_path: Path) -> No
     assert stored[0].body["model"] == "digits-small"
     # Two requests with their headers crossed the WAN: far fewer bytes than the batch's JSON.
     assert on_the_wire < raw / 5, (on_the_wire, raw)
+
+
+def test_a_deployment_poll_is_held_until_the_operator_changes_it(tmp_path: Path) -> None:
+    keys = make_keys(tmp_path)
+    with CloudProcess(tmp_path / "cloud", keys.public) as cloud:
+        admin = cloud.admin
+        for version in (1, 2):
+            package = build_package(tmp_path / f"p{version}", keys.private, "p", version)
+            admin.upload_package(package)
+
+        def assign(version: int) -> None:
+            admin.assign(
+                SITE,
+                FEATURE,
+                FeatureAssignment(
+                    package="p", version=version, placement=Placement.EDGE, deadline_ms=100
+                ),
+            )
+
+        def held() -> bool:
+            text = httpx.get(cloud.url + "/metrics", timeout=10).text
+            return f"{HELD_METRIC} 1.0" in text
+
+        assign(1)
+
+        async def follow() -> tuple[int, int, bool, float]:
+            link = HttpCloudLink(cloud.url, SITE_TOKEN)
+            try:
+                first = await link.deployment(SITE, None, wait_s=30)  # nothing known: at once
+                assert first is not None
+                assert link.long_polls
+                poll = asyncio.create_task(link.deployment(SITE, first.etag, wait_s=30))
+                deadline = time.monotonic() + 10
+                while not await asyncio.to_thread(held):
+                    assert time.monotonic() < deadline, "the cloud never held the poll"
+                await asyncio.to_thread(assign, 2)
+                second = await asyncio.wait_for(poll, 10)  # well before the 30 s wait
+                assert second is not None
+                started = time.monotonic()
+                unchanged = await link.deployment(SITE, second.etag, wait_s=0.3)
+                return (
+                    first.features[FEATURE].version,
+                    second.features[FEATURE].version,
+                    unchanged is None,
+                    time.monotonic() - started,
+                )
+            finally:
+                await link.close()
+
+        before, after, unchanged, held_s = asyncio.run(follow())
+    assert (before, after, unchanged) == (1, 2, True)
+    assert held_s >= 0.3  # the unchanged answer came when the wait was over, not at once

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.cloud.conftest import postgres_schema
+from tests.up.test_balancer import require_haproxy
 
 from tierwise.spec import load_spec
 
@@ -33,13 +35,18 @@ def cache(scenario_cache: Path) -> Path:
 
 
 def _up(
-    spec: Path, out: Path, run_dir: Path, cache: Path, *extra: str
+    spec: Path,
+    out: Path,
+    run_dir: Path,
+    cache: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     cmd = [
         sys.executable, "-m", "tierwise", "up", str(spec),
         "--cache", str(cache), "--out", str(out), "--run-dir", str(run_dir), *extra,
     ]  # fmt: skip
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False, env=env)
 
 
 def _orphans(marker: str) -> list[str]:
@@ -174,3 +181,33 @@ def test_up_over_mqtt_runs_a_broker_per_site_and_loses_nothing(tmp_path: Path, c
         conf = (run_dir / f"broker-{site}" / "mosquitto.conf").read_text()
         assert "allow_anonymous false" in conf
     assert _orphans(str(run_dir)) == []
+
+
+def test_up_with_cloud_replicas_behind_haproxy_loses_nothing(tmp_path: Path, cache: Path) -> None:
+    """`--cloud-replicas 2 --db postgresql://`: two clouds on one PostgreSQL schema behind
+    HAProxy; every acknowledged event still reaches the cloud, the live view names the
+    replicas, and the balancer stops with the run."""
+    require_haproxy()
+    spec = ROOT / "examples" / "camera.yaml"
+    out, run_dir = tmp_path / "run.json", tmp_path / "run"
+    with postgres_schema() as target:
+        env = dict(os.environ, TIERWISE_CLOUD_DB_SCHEMA=str(target.schema))
+        done = _up(
+            spec, out, run_dir, cache, "--duration", "3s", "--scale", "0.002",
+            "--cloud-replicas", "2", "--db", target.url, env=env,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "cloud replicas: cloud-1 " in done.stdout
+    report = json.loads(out.read_text())
+    _check_report(report, spec, 3.0)
+    assert report["cloud"] == {"replicas": 2, "database": "postgresql"}
+    for name in ("cloud-1", "cloud-2", "balancer"):
+        assert (run_dir / "logs" / f"{name}.log").exists()
+    assert _orphans(str(run_dir)) == []
+
+
+def test_several_cloud_replicas_need_postgresql(tmp_path: Path, cache: Path) -> None:
+    spec = ROOT / "examples" / "camera.yaml"
+    done = _up(spec, tmp_path / "o.json", tmp_path / "run", cache, "--cloud-replicas", "2")
+    assert done.returncode == 2
+    assert "--cloud-replicas 2: replicas share one PostgreSQL" in done.stderr

@@ -1,8 +1,9 @@
 """The cloud service as a FastAPI app: `create_app(settings, clock)` wires every router together.
 
-Middleware order, outermost first: HTTP metrics (so even a 413 is counted), then the
-body size limit (so an oversized body is refused before any handler reads it), then gzip
-request bodies inflated within the same limit (edge agents compress telemetry). A
+Middleware order, outermost first: the replica's name on every answer, HTTP metrics (so even
+a 413 is counted), then the body size limit (so an oversized body is refused before any
+handler reads it), then gzip request bodies inflated within the same limit (edge agents
+compress telemetry). A
 background ticker advances running rollouts, so a canary's bake time ends on time even
 when no site happens to report. The ticker waits on the app's clock, and every timestamp the
 cloud stores is read from it: the wall clock in service, a `VirtualClock` a test advances.
@@ -20,11 +21,13 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import tierwise
 from tierwise.cloud import deployments, drift, registry, reports, rollout, telemetry
 from tierwise.cloud import inference as inference_routes
 from tierwise.cloud.auth import authenticate, load_tokens_file
+from tierwise.cloud.changes import DeploymentChanges
 from tierwise.cloud.context import CloudContext, get_context
 from tierwise.cloud.db import open_database
 from tierwise.cloud.decompress import GzipRequests
@@ -38,6 +41,7 @@ from tierwise.rules.clock import Clock, WallClock
 log = logging.getLogger(__name__)
 
 PACKAGE_UPLOAD_PATH = "/v1/packages"
+REPLICA_HEADER = "Tierwise-Replica"
 MAX_REPORTED_ERRORS = 20
 
 
@@ -58,11 +62,13 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         clock=clock,
         metrics=metrics,
         models=ModelCache(),
+        changes=DeploymentChanges(db),
         trusted_keys=trusted,
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(ctx.changes.start)
         ticker = asyncio.create_task(_advance_rollouts_forever(ctx))
         try:
             yield
@@ -70,6 +76,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
+            await run_in_threadpool(ctx.changes.stop)
             db.dispose()
 
     app = FastAPI(
@@ -88,7 +95,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     # Inner to outer: inflate gzip bodies within the limit, after the wire bytes were bounded.
     app.add_middleware(GzipRequests, limit_for=limit_for)
     app.add_middleware(BodySizeLimit, limit_for=limit_for)
-    app.add_middleware(HttpMetrics, metrics=metrics)  # added last = outermost
+    app.add_middleware(HttpMetrics, metrics=metrics)
+    app.add_middleware(ReplicaHeader, replica=settings.replica)  # added last = outermost
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -143,6 +151,27 @@ async def _advance_rollouts_forever(ctx: CloudContext) -> None:
         for r in changed:
             ctx.metrics.rollout_transitions.labels(r.state).inc()
             log.info("rollout %d of %s v%d: %s (%s)", r.id, r.package, r.version, r.state, r.reason)
+
+
+class ReplicaHeader:
+    """ASGI middleware: every answer names the replica that gave it (`Tierwise-Replica`), so
+    behind a load balancer an operator (and `tierwise up`'s live view) sees who answered."""
+
+    def __init__(self, app: ASGIApp, replica: str) -> None:
+        self.app = app
+        self.header = (REPLICA_HEADER.lower().encode(), replica.encode())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def naming_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), self.header]
+            await send(message)
+
+        await self.app(scope, receive, naming_send)
 
 
 def _trusted_keys(settings: Settings) -> dict[str, Any]:

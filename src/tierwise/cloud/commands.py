@@ -1,4 +1,4 @@
-"""`tierwise cloud`: serve the cloud service, and `tierwise cloud token`: issue access tokens.
+"""`tierwise cloud`: serve the cloud service; `cloud token`: issue access tokens; `cloud migrate`.
 
 Thin shells over `tierwise.cloud`: options become a `Settings` (on top of TIERWISE_CLOUD_*
 variables), heavy imports happen inside the commands so `tierwise --help` stays fast.
@@ -11,11 +11,17 @@ import signal
 import socket
 import sys
 from pathlib import Path
-from typing import Annotated
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tierwise.errors import UsageError
+
+if TYPE_CHECKING:
+    import uvicorn
+
+    from tierwise.cloud.changes import DeploymentChanges
 
 cloud_app = typer.Typer(
     help="Run the cloud service (registry, rollouts, cloud inference, telemetry).",
@@ -65,6 +71,10 @@ def serve(
         int | None, typer.Option(help="largest request body (package uploads excepted)")
     ] = None,
     max_package_bytes: Annotated[int | None, typer.Option(help="largest package upload")] = None,
+    replica: Annotated[
+        str | None,
+        typer.Option(help="this replica's name in the Tierwise-Replica header (default host-pid)"),
+    ] = None,
 ) -> None:
     """Serve the cloud API with uvicorn until Ctrl-C or SIGTERM."""
     if ctx.invoked_subcommand is not None:
@@ -81,6 +91,7 @@ def serve(
         trusted_keys=tuple(trusted_key) if trusted_key else None,
         max_body_bytes=max_body_bytes,
         max_package_bytes=max_package_bytes,
+        replica=replica,
     )
     if port < 0 or port > 65535:
         raise UsageError(f"--port {port}: must be 0-65535")
@@ -92,6 +103,7 @@ def serve(
     if not settings.trusted_keys:
         log.warning("no --trusted-key: every package upload will be refused")
     bound_port = sock.getsockname()[1]
+    sys.stderr.write(_migration_line(app.state.cloud.db))
     sys.stderr.write(
         f"tierwise cloud: http://{host}:{bound_port} (db {settings.database_url}, "
         f"{len(known_sites(app.state.cloud.db))} sites with tokens)\n"
@@ -101,7 +113,7 @@ def serve(
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it to the handler it found:
     # make that handler a clean exit, so a supervisor sees 0 for an orderly stop.
     signal.signal(signal.SIGTERM, _exit_cleanly)
-    uvicorn.Server(config).run(sockets=[sock])
+    _server(config, app.state.cloud.changes).run(sockets=[sock])
 
 
 @cloud_app.command()
@@ -133,6 +145,47 @@ def token(
         sys.stdout.write(issue_token(database, site, WallClock().now()) + "\n")
     finally:
         database.dispose()
+
+
+@cloud_app.command()
+def migrate(db: DbOption = None, data_dir: DataDirOption = None) -> None:
+    """Bring the database schema to this tierwise's newest migration, then exit.
+
+    Every `tierwise cloud` does this at start (one replica at a time, under a lock); run it
+    alone to migrate before a rolling upgrade, or to see where a database stands.
+    """
+    from tierwise.cloud import Settings
+    from tierwise.cloud.db import open_database
+
+    settings = Settings.from_env(db_url=db, data_dir=data_dir)
+    database = open_database(settings.database_url, settings.db_schema)
+    database.dispose()
+    sys.stderr.write(_migration_line(database))
+
+
+def _migration_line(db: object) -> str:
+    """One line for the operator: where the schema stands and what this start changed."""
+    from tierwise.cloud.db import Database
+
+    assert isinstance(db, Database)
+    assert db.migration is not None
+    m = db.migration
+    done = f"applied {', '.join(m.applied)}" if m.applied else "nothing to apply"
+    return f"tierwise cloud: database schema at migration {m.head} ({done})\n"
+
+
+def _server(config: uvicorn.Config, changes: DeploymentChanges) -> uvicorn.Server:
+    """uvicorn's server, releasing held deployment polls as soon as a stop is asked for."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            # uvicorn waits for requests in flight before it stops; a held poll would make
+            # that wait last its whole `wait`. Answer them (304) now instead.
+            changes.release()
+            super().handle_exit(sig, frame)
+
+    return Server(config)
 
 
 def _exit_cleanly(_signum: int, _frame: object) -> None:

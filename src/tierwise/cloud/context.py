@@ -1,4 +1,5 @@
-"""What every request handler shares: settings, database, clock, metrics, loaded cloud models.
+"""What every request handler shares: settings, database, clock, metrics, loaded cloud models,
+and the wake-ups of held deployment polls.
 
 One `CloudContext` per app, built by `create_app` and found through `get_context`, the
 FastAPI dependency tests can replace with `app.dependency_overrides`. Handlers read time from
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 from fastapi import Request
 
 if TYPE_CHECKING:
+    from tierwise.cloud.changes import DeploymentChanges
     from tierwise.cloud.db import Database
     from tierwise.cloud.metrics import CloudMetrics
     from tierwise.cloud.model_cache import ModelCache
@@ -27,6 +29,7 @@ class CloudContext:
     clock: Clock
     metrics: CloudMetrics
     models: ModelCache
+    changes: DeploymentChanges  # wakes held deployment polls
     trusted_keys: dict[str, Any] = field(default_factory=dict)  # key id -> public key
 
 

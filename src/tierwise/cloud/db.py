@@ -4,12 +4,14 @@ SQLAlchemy Core, not the ORM: the service does bulk inserts and small queries, a
 keeps the SQL visible. Two dialect differences are handled here and nowhere else:
 "insert, skipping rows that already exist" (`Database.insert_ignoring_duplicates`) and SQLite's
 write locking (`Database.write` takes the write lock up front, see `_sqlite_begin`).
+The tables here are what the code queries; how a database gets them, revision by revision,
+is `migrations/` (run by `migrate.upgrade_to_head` when the database is opened).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,7 +21,9 @@ from pydantic import BaseModel
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from tierwise.cloud.migrate import Migration, upgrade_to_head
 from tierwise.errors import UsageError
+from tierwise.wire import RolloutState
 
 metadata = sa.MetaData()
 
@@ -89,6 +93,18 @@ rollouts = sa.Table(
     sa.Column("promoted_at", sa.Float, nullable=True),
 )
 
+# At most one running rollout per package, enforced by the database: replicas that start
+# rollouts of one package at the same moment cannot both pass start_rollout's check.
+# (Migration 0002; every change to these tables is a new revision in migrations/versions.)
+_RUNNING = rollouts.c.state.in_([RolloutState.CANARY.value, RolloutState.PROMOTING.value])
+sa.Index(
+    "one_running_rollout_per_package",
+    rollouts.c.package,
+    unique=True,
+    postgresql_where=_RUNNING,
+    sqlite_where=_RUNNING,
+)
+
 status_reports = sa.Table(
     "status_reports",
     metadata,
@@ -153,14 +169,43 @@ def row_as(model: type[M], row: sa.Row[Any]) -> M:
     return model.model_validate({name: columns[name] for name in model.model_fields})
 
 
+ANNOUNCE_CHANNEL = "tierwise_changes"  # PostgreSQL NOTIFY channel; payload "<schema>:<what>"
+_ANNOUNCED = "tierwise_announced"  # key in a connection's `info`: announced, not yet committed
+
+
+def announce(conn: Connection, what: set[str]) -> None:
+    """Tell every replica, once this transaction commits, that `what` changed.
+
+    PostgreSQL: `pg_notify` inside the transaction, so the notice is delivered at commit and
+    never for a rolled-back change, to every replica that LISTENs (`tierwise.cloud.changes`);
+    the payload names the schema, since replicas of other schemas share the channel. Any
+    database: the `Database.on_commit` callbacks of this process too, after a `Database.write`
+    transaction commits.
+    """
+    if not what:
+        return
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            sa.text("SELECT pg_notify(:channel, current_schema() || ':' || :what)"),
+            [{"channel": ANNOUNCE_CHANNEL, "what": w} for w in sorted(what)],
+        )
+    conn.info.setdefault(_ANNOUNCED, set()).update(what)
+
+
 class Database:
     """An engine plus the two ways the service touches it: a read and a write transaction."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, migration: Migration | None = None) -> None:
         self.engine = engine
+        self.migration = migration  # what opening it did to the schema
         self.dialect = engine.dialect.name
         if self.dialect not in _INSERTS:
             raise UsageError(f"database {engine.url!r}: only sqlite and postgresql are supported")
+        self._committed: list[Callable[[set[str]], None]] = []
+
+    def on_commit(self, callback: Callable[[set[str]], None]) -> None:
+        """Call `callback(what)` after each `write` transaction that announced `what` commits."""
+        self._committed.append(callback)
 
     def insert_ignoring_duplicates(self, table: sa.Table) -> Any:
         """INSERT ... ON CONFLICT DO NOTHING, built by the dialect's own insert()."""
@@ -205,18 +250,30 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """A transaction that will write: on SQLite it holds the write lock from its start."""
+        """A transaction that will write: on SQLite it holds the write lock from its start.
+
+        What it `announce`d goes to the `on_commit` callbacks once the commit is done (the
+        engine's own commit event comes before it: a waiter woken then could still read the
+        old rows)."""
         with self.engine.connect() as conn:
             conn.execution_options(tierwise_write=True)
-            with conn.begin():
-                yield conn
+            try:
+                with conn.begin():
+                    yield conn
+            except BaseException:
+                conn.info.pop(_ANNOUNCED, None)  # rolled back: nothing happened
+                raise
+            announced = conn.info.pop(_ANNOUNCED, None)
+        if announced:
+            for callback in self._committed:
+                callback(announced)
 
     def dispose(self) -> None:
         self.engine.dispose()
 
 
 def open_database(url: str, schema: str | None = None) -> Database:
-    """Connect, create missing tables, and return the database.
+    """Connect, migrate the schema to this tierwise's newest revision, return the database.
 
     `schema` (PostgreSQL only) puts every table in that schema, created if missing: the
     tests give each run its own and drop it afterwards.
@@ -231,40 +288,16 @@ def open_database(url: str, schema: str | None = None) -> Database:
         engine = _postgresql_engine(parsed, schema)
     else:
         raise UsageError(f"database URL {url!r}: only sqlite:// and postgresql:// are supported")
-    db = Database(engine)
     try:
-        existing = set(sa.inspect(engine).get_table_names())
-        metadata.create_all(engine)
-        _add_new_columns(engine, existing)
+        migration = upgrade_to_head(engine, schema)
     except sa.exc.OperationalError as exc:
         engine.dispose()
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise UsageError(f"database {parsed.render_as_string()}: {reason}") from None
-    return db
-
-
-def _add_new_columns(engine: Engine, existing: set[str]) -> None:
-    """Bring a database made by an earlier tierwise up to date: add the columns added since.
-
-    Each added column is nullable or has a server default, so the rows already there stay
-    valid; nothing is dropped, renamed or retyped (that would need real migrations).
-    """
-    with engine.begin() as conn:
-        inspector = sa.inspect(conn)
-        for table in metadata.sorted_tables:
-            if table.name not in existing:
-                continue  # made just now, whole
-            have = {column["name"] for column in inspector.get_columns(table.name)}
-            for column in table.columns:
-                if column.name in have:
-                    continue
-                if not (column.nullable or column.server_default is not None):
-                    raise UsageError(
-                        f"database table {table.name} lacks column {column.name}, which cannot "
-                        "be added to existing rows: start from a new database"
-                    )
-                ddl = sa.schema.CreateColumn(column).compile(dialect=engine.dialect)
-                conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {ddl}")
+    except UsageError:
+        engine.dispose()
+        raise
+    return Database(engine, migration)
 
 
 def _sqlite_engine(url: sa.URL) -> Engine:
@@ -298,13 +331,4 @@ def _postgresql_engine(url: sa.URL, schema: str | None) -> Engine:
         if not _SCHEMA_NAME.match(schema):
             raise UsageError(f"database schema {schema!r}: use lower-case letters, digits and _")
         connect_args["options"] = f"-c search_path={schema}"
-    engine = sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
-    if schema is not None:
-        try:
-            with engine.begin() as conn:
-                conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-        except sa.exc.OperationalError as exc:
-            engine.dispose()
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-            raise UsageError(f"database {url.render_as_string()}: {reason}") from None
-    return engine
+    return sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)

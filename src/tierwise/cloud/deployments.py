@@ -2,21 +2,27 @@
 
 An operator assigns (site, feature) → package version + placement; rollouts change the
 version of those assignments; an edge pulls the result as one `Deployment` whose `etag`
-changes whenever anything in it does (it answers 304 to a matching If-None-Match).
+changes whenever anything in it does (it answers 304 to a matching If-None-Match). With
+`?wait=S` the pull is a long-poll: an unchanged answer is held until a change to the site's
+assignments commits, on any replica (`tierwise.cloud.changes`), or S seconds pass.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
-from typing import Annotated
+from collections.abc import Coroutine
+from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Header, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Response, status
+from starlette.concurrency import run_in_threadpool
 
 from tierwise.cloud.auth import Admin, SiteOrAdmin, known_sites
+from tierwise.cloud.changes import deployment_key
 from tierwise.cloud.context import CloudContext, get_context
-from tierwise.cloud.db import Database, assignments, cloud_models, packages, row_as
+from tierwise.cloud.db import Database, announce, assignments, cloud_models, packages, row_as
 from tierwise.cloud.params import FeaturePath, SitePath
 from tierwise.errors import NotFoundError, UnprocessableError
 from tierwise.wire import (
@@ -25,6 +31,9 @@ from tierwise.wire import (
     FeatureAssignment,
     FeatureDeployment,
 )
+
+MAX_WAIT_S = 60.0  # longer holds only risk a proxy's idle timeout cutting them
+WAIT_HEADER = "Tierwise-Wait"  # on an answer to `wait`: the seconds the cloud held (or would)
 
 router = APIRouter(tags=["deployments"])
 Context = Annotated[CloudContext, Depends(get_context)]
@@ -78,6 +87,7 @@ def assign_feature(db: Database, site: str, feature: str, a: FeatureAssignment, 
             db.upsert(assignments, ["site", "feature"], list(values)),
             [values | {"site": site, "feature": feature}],
         )
+        announce(conn, {deployment_key(site)})
 
 
 def unassign_feature(db: Database, site: str, feature: str) -> None:
@@ -85,6 +95,7 @@ def unassign_feature(db: Database, site: str, feature: str) -> None:
         deleted = conn.execute(
             assignments.delete().where(assignments.c.site == site, assignments.c.feature == feature)
         ).rowcount
+        announce(conn, {deployment_key(site)})
     if not deleted:
         raise NotFoundError(f"site {site!r} has no feature {feature!r}")
 
@@ -160,6 +171,7 @@ def set_versions(
             if only_if is not None:
                 where.append(assignments.c.version == only_if)
             conn.execute(assignments.update().where(*where).values(version=version, updated_at=now))
+    announce(conn, {deployment_key(site) for site in versions})
 
 
 def set_cloud_model(db: Database, feature: str, a: CloudModelAssignment) -> None:
@@ -186,23 +198,70 @@ def cloud_model_of(db: Database, feature: str) -> tuple[str, int]:
 
 @router.get(
     "/v1/sites/{site}/deployment",
-    summary="What this site should run (304 if If-None-Match matches the etag)",
+    summary="What this site should run (304 if If-None-Match matches the etag); with `wait`, "
+    "a long-poll that answers when the deployment changes or the wait is over",
     response_model=Deployment,
     responses={304: {"description": "unchanged"}, 401: {}, 403: {}},
 )
-def get_deployment(
+async def get_deployment(
     site: SitePath,
     ctx: Context,
     _caller: SiteOrAdmin,
     response: Response,
     if_none_match: Annotated[str | None, Header(max_length=200)] = None,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=3600,
+            description=f"seconds to hold an unchanged answer (at most {MAX_WAIT_S:g} are used)",
+        ),
+    ] = 0.0,
 ) -> Response | Deployment:
-    deployment = deployment_for(ctx.db, site)
-    quoted = f'"{deployment.etag}"'
-    if if_none_match is not None and if_none_match.strip() in (quoted, deployment.etag):
-        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": quoted})
-    response.headers["ETag"] = quoted
+    known = None if if_none_match is None else if_none_match.strip().strip('"')
+    wait = min(wait, MAX_WAIT_S)
+    with ctx.changes.watching(site) as changed:
+        deployment = await run_in_threadpool(deployment_for, ctx.db, site)
+        if wait > 0 and deployment.etag == known and not ctx.changes.released:
+            deployment = await _until_changed(ctx, site, known, changed, wait)
+    headers = {"ETag": f'"{deployment.etag}"'}
+    if wait > 0:
+        headers[WAIT_HEADER] = f"{wait:g}"  # tells the agent it may poll again right away
+    if deployment.etag == known:
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    response.headers.update(headers)
     return deployment
+
+
+async def _until_changed(
+    ctx: CloudContext, site: str, etag: str, changed: asyncio.Event, wait: float
+) -> Deployment:
+    """Hold until `site`'s deployment no longer has `etag` or `wait` seconds passed (on the
+    app's clock); returns the deployment as it is then."""
+    clock = ctx.clock
+    deadline = clock.deadline(wait)
+    ctx.metrics.deployment_polls_held.inc()  # after the deadline is set: tests wait for this
+    try:
+        while True:
+            recheck = ctx.changes.recheck_s
+            until = deadline if recheck is None else min(deadline, clock.now() + recheck)
+            await _first_of(changed.wait(), clock.wait_until(until))
+            changed.clear()
+            deployment = await run_in_threadpool(deployment_for, ctx.db, site)
+            if deployment.etag != etag or clock.remaining(deadline) <= 0 or ctx.changes.released:
+                return deployment
+    finally:
+        ctx.metrics.deployment_polls_held.dec()
+
+
+async def _first_of(*waits: Coroutine[Any, Any, Any]) -> None:
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 @router.put(

@@ -9,8 +9,12 @@ pool and the event loop keeps accepting telemetry meanwhile.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import tempfile
 import time
+import uuid
+from pathlib import Path
 from typing import Annotated
 
 import numpy as np
@@ -24,6 +28,8 @@ from tierwise.cloud.params import FeaturePath
 from tierwise.cloud.registry import archive_of, unpacked_package
 from tierwise.errors import UnprocessableError
 from tierwise.wire import InferRequest, InferResponse
+
+ROOT_MARKER = ".root"  # inside an unpacked package: the package root's relative path
 
 router = APIRouter(tags=["inference"])
 Context = Annotated[CloudContext, Depends(get_context)]
@@ -39,19 +45,50 @@ def load_predictor(ctx: CloudContext, package: str, version: int) -> Predictor:
     from tierwise.package.runtime import load_model
 
     _archive, sha256 = archive_of(ctx.db, ctx.settings.package_dir, package, version)
-    models = ctx.settings.data_dir / "models"
-    target = models / sha256
-    ready = models / f"{sha256}.root"  # written last: its presence means the unpack finished
-    if not ready.exists():
-        if target.exists():
-            shutil.rmtree(target)  # left over from an unpack that was interrupted
-        root = unpacked_package(ctx.db, ctx.settings.package_dir, package, version, target)
-        ready.write_text(root.relative_to(target).as_posix())
-    root = target / ready.read_text().strip()
+    root = _unpacked_once(ctx, package, version, ctx.settings.data_dir / "models" / sha256)
     manifest = read_manifest(root)
     # The cloud runs "the larger model": the most accurate variant, the largest on a tie.
     best = max(manifest.variants, key=lambda v: (v.accuracy, v.size_bytes))
     return load_model(root, variant=best.name)
+
+
+def _unpacked_once(ctx: CloudContext, package: str, version: int, target: Path) -> Path:
+    """The package root under `target`, unpacking it first if no one has.
+
+    Replicas sharing a data directory may unpack the same package at the same moment, so
+    each unpacks into a private staging directory and renames it into place; the rename is
+    atomic and fails when another got there first, whose copy holds the same bytes (the
+    directory is named by the archive's hash). A `target` without its `.root` marker was
+    left by an unpack that an older tierwise did in place and that was interrupted.
+    """
+    marker = target / ROOT_MARKER
+    if target.exists() and not marker.exists():
+        legacy = target.with_name(f"{target.name}.root")  # where an older tierwise kept it
+        if legacy.exists():
+            return target / legacy.read_text().strip()
+        _remove_aside(target)
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            root = unpacked_package(ctx.db, ctx.settings.package_dir, package, version, staging)
+            (staging / ROOT_MARKER).write_text(root.relative_to(staging).as_posix())
+            with contextlib.suppress(OSError):  # lost the race: the winner's copy is identical
+                staging.rename(target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return target / marker.read_text().strip()
+
+
+def _remove_aside(path: Path) -> None:
+    """Delete a directory that another process might be deleting too: rename first (only one
+    rename succeeds), then remove the renamed copy."""
+    aside = path.with_name(f".{path.name}.{uuid.uuid4().hex}.stale")
+    try:
+        path.rename(aside)
+    except OSError:
+        return  # someone else moved it
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def infer(ctx: CloudContext, feature: str, request: InferRequest) -> InferResponse:

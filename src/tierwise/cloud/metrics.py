@@ -92,6 +92,12 @@ class CloudMetrics:
             registry=r,
         )
 
+        self.deployment_polls_held = Gauge(
+            "tierwise_cloud_deployment_polls_held",
+            "deployment long-polls this replica holds open now",
+            registry=r,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 

@@ -96,9 +96,12 @@ def register_archive(
         newest_now = conn.execute(
             sa.select(sa.func.max(packages.c.version)).where(packages.c.name == name)
         ).scalar()
-    if not inserted or newest_now != version:
-        # Another upload of this model won the race; its version decides, not ours.
-        raise ConflictError(f"package {name!r} version {version} lost a race with another upload")
+        if not inserted or newest_now != version:
+            # Another upload (on this replica or another) registered a newer version first:
+            # raising inside the transaction undoes our insert, so versions stay monotonic.
+            raise ConflictError(
+                f"package {name!r} version {version} lost a race with another upload"
+            )
     return PackageInfo(name=name, version=version, sha256=sha256, size=size, uploaded_at=now), True
 
 

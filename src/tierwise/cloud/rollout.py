@@ -10,8 +10,14 @@ Starting a rollout points the canary sites' assignments at the new version and n
 else; the other sites are untouched until the canary passes, so a regressing package
 never reaches them. Rolling back restores each site's previous version (only where the
 assignment still points at the rolled-out one). `advance` is called after every status
-report, on every read of a rollout, and by the service's ticker; it runs in one write
-transaction holding the rollout's row lock, so concurrent callers cannot both promote.
+report, on every read of a rollout, and by every replica's ticker; it runs in one write
+transaction holding the rollout's row lock (`SELECT ... FOR UPDATE` on PostgreSQL, the
+database write lock on SQLite), and re-reads the state under that lock, so concurrent
+callers — threads or replicas — cannot both promote. The ticker and status reports use
+`advance_active`, which skips a rollout whose row another transaction holds (SKIP LOCKED):
+that caller is advancing it right now, and waiting for it would only queue the replicas.
+A partial unique index allows one active rollout per package, so two replicas starting
+rollouts of the same package at once cannot both succeed either.
 Each step is given `now`, read from the app's clock: a test moves a virtual clock past the
 bake time instead of waiting for it.
 """
@@ -78,6 +84,9 @@ def start_rollout(db: Database, req: RolloutRequest, now: float) -> Rollout:
                     f"{exc.detail} (sites {', '.join(sorted(sites))} run variant {variant!r})"
                 ) from None
         others = sorted(set(running) - set(canaries))
+        # Another replica may start a rollout of this package between the check above and
+        # the insert below; the partial unique index refuses the second one, and this
+        # transaction (canary assignments included) rolls back with it.
         set_versions(
             conn,
             req.package,
@@ -85,32 +94,74 @@ def start_rollout(db: Database, req: RolloutRequest, now: float) -> Rollout:
             only_if=None,
             now=now,
         )
-        rollout_id = conn.execute(
-            rollouts.insert().values(
-                package=req.package,
-                version=req.version,
-                canary_sites=canaries,
-                other_sites=others,
-                previous=running,
-                thresholds=req.thresholds.model_dump(mode="json"),
-                min_canary_requests=req.min_canary_requests,
-                min_canary_feedback=req.min_canary_feedback,
-                bake_seconds=req.bake_seconds,
-                state=RolloutState.CANARY,
-                reason="deployed to canary " + ", ".join(canaries),
-                created_at=now,
-                updated_at=now,
-                promoted_at=None,
-            )
-        ).inserted_primary_key
+        try:
+            rollout_id = conn.execute(
+                rollouts.insert().values(
+                    package=req.package,
+                    version=req.version,
+                    canary_sites=canaries,
+                    other_sites=others,
+                    previous=running,
+                    thresholds=req.thresholds.model_dump(mode="json"),
+                    min_canary_requests=req.min_canary_requests,
+                    min_canary_feedback=req.min_canary_feedback,
+                    bake_seconds=req.bake_seconds,
+                    state=RolloutState.CANARY,
+                    reason="deployed to canary " + ", ".join(canaries),
+                    created_at=now,
+                    updated_at=now,
+                    promoted_at=None,
+                )
+            ).inserted_primary_key
+        except sa.exc.IntegrityError:
+            raise ConflictError(
+                f"another rollout of package {req.package!r} started at the same time"
+            ) from None
         assert rollout_id is not None
         return _to_wire(_locked_row(conn, int(rollout_id[0])))
 
 
 def advance(db: Database, rollout_id: int, now: float) -> tuple[Rollout, bool]:
-    """Take one step of the state machine; returns the rollout and whether its state changed."""
+    """Take one step of the state machine; returns the rollout and whether its state changed.
+
+    Waits for the rollout's row lock if another transaction holds it, then judges the state
+    that transaction left.
+    """
+    stepped = _step(db, rollout_id, now, skip_locked=False)
+    assert stepped is not None  # only a skipped row gives None
+    return stepped
+
+
+def advance_active(db: Database, now: float) -> list[Rollout]:
+    """Advance every running rollout no one else is advancing; returns those that moved."""
+    with db.read() as conn:
+        ids = conn.execute(
+            sa.select(rollouts.c.id).where(rollouts.c.state.in_(list(ACTIVE)))
+        ).scalars()
+        active = list(ids)
+    changed = []
+    for rollout_id in active:
+        stepped = _step(db, rollout_id, now, skip_locked=True)
+        if stepped is not None and stepped[1]:
+            changed.append(stepped[0])
+    return changed
+
+
+def _step(
+    db: Database, rollout_id: int, now: float, skip_locked: bool
+) -> tuple[Rollout, bool] | None:
+    """One step under the row lock; None when `skip_locked` and another transaction holds it."""
     with db.write() as conn:
-        row = _locked_row(conn, rollout_id)
+        if skip_locked:
+            row = conn.execute(
+                sa.select(rollouts)
+                .where(rollouts.c.id == rollout_id)
+                .with_for_update(skip_locked=True)
+            ).first()
+            if row is None:  # locked by another replica (or deleted): it is not ours to move
+                return None
+        else:
+            row = _locked_row(conn, rollout_id)
         state = RolloutState(row.state)
         if state is RolloutState.CANARY:
             new_state, reason = _judge_canary(conn, row, now)
@@ -125,21 +176,6 @@ def advance(db: Database, rollout_id: int, now: float) -> tuple[Rollout, bool]:
             conn.execute(rollouts.update().where(rollouts.c.id == rollout_id).values(**values))
             row = _locked_row(conn, rollout_id)
         return _to_wire(row), new_state is not state
-
-
-def advance_active(db: Database, now: float) -> list[Rollout]:
-    """Advance every running rollout; returns those whose state changed."""
-    with db.read() as conn:
-        ids = conn.execute(
-            sa.select(rollouts.c.id).where(rollouts.c.state.in_(list(ACTIVE)))
-        ).scalars()
-        active = list(ids)
-    changed = []
-    for rollout_id in active:
-        rollout, moved = advance(db, rollout_id, now)
-        if moved:
-            changed.append(rollout)
-    return changed
 
 
 def roll_back(db: Database, rollout_id: int, reason: str, now: float) -> Rollout:

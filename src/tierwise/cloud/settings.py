@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -53,6 +54,13 @@ class Settings(BaseModel):
     max_package_bytes: int = Field(DEFAULT_MAX_PACKAGE_BYTES, gt=0)
     metrics_public: bool = Field(True, description="False: /metrics needs the admin token")
     evaluate_interval_s: float = Field(DEFAULT_EVALUATE_INTERVAL_S, gt=0)
+    replica: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="this process's name in the Tierwise-Replica header of every answer",
+    )
 
     @property
     def database_url(self) -> str:

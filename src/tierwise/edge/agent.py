@@ -271,16 +271,21 @@ class EdgeAgent:
 
     async def _sync_loop(self) -> None:
         while not self._stop.is_set():
+            held = False
             try:
-                if await self.deployer.poll():
+                if await self.deployer.poll(self.settings.deployment_wait_s):
                     await self._report_status()
                 self.health.succeeded()
+                # A long-polling cloud paced this poll itself: ask again at once. Not while
+                # a download is still to retry (no etag): that answer comes back at once.
+                held = self.link.long_polls and self.deployer.etag is not None
             except LinkError as exc:
                 self.health.failed()
                 log.debug("deployment poll failed: %s", exc)
             except TierwiseError as exc:
                 log.warning("deployment poll refused: %s", exc)
-            await _sleep_unless(self._stop, self.settings.poll_interval_s)
+            if not held:
+                await _sleep_unless(self._stop, self.settings.poll_interval_s)
 
     async def _watch_loop_lag(self) -> None:
         """How late the event loop wakes up: the time no request can make progress. A deadline

@@ -60,7 +60,13 @@ def edge(
         str | None, typer.Option(help="when the outbox is full: drop-oldest or drop-newest")
     ] = None,
     drain_timeout: Annotated[float | None, typer.Option(help="seconds to flush at stop")] = None,
-    poll_interval: Annotated[float | None, typer.Option(help="seconds between polls")] = None,
+    poll_interval: Annotated[
+        float | None, typer.Option(help="seconds between polls when the cloud does not hold them")
+    ] = None,
+    deployment_wait: Annotated[
+        float | None,
+        typer.Option(help="seconds the cloud may hold an unchanged deployment poll (0: no wait)"),
+    ] = None,
     upload_interval: Annotated[
         float | None, typer.Option(help="seconds a telemetry batch may wait to fill")
     ] = None,
@@ -108,6 +114,7 @@ def edge(
         drop_policy=drop_policy,
         drain_timeout_s=drain_timeout,
         poll_interval_s=poll_interval,
+        deployment_wait_s=deployment_wait,
         upload_interval_s=upload_interval,
         mqtt_url=mqtt,
         mqtt_username=mqtt_username,

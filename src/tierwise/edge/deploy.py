@@ -136,9 +136,13 @@ class Deployer:
             self.served[name] = Served(name, spec, model, healthy=model is not None)
         self.etag = deployment.etag or None
 
-    async def poll(self) -> bool:
-        """Ask the cloud for the deployment and apply it; True when something changed."""
-        deployment = await self.link.deployment(self.site, self.etag)
+    async def poll(self, wait_s: float = 0.0) -> bool:
+        """Ask the cloud for the deployment and apply it; True when something changed.
+
+        With `wait_s` (and a settled etag to compare) a long-polling cloud holds an unchanged
+        answer up to that long."""
+        wait = wait_s if self.etag is not None else 0.0
+        deployment = await self.link.deployment(self.site, self.etag, wait)
         if deployment is None:
             return False
         await self.apply(deployment)

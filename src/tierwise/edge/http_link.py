@@ -41,6 +41,7 @@ COMPRESS_FROM_BYTES = 512  # below this, gzip's own 18-byte frame eats most of t
 COMPRESS_INLINE_BYTES = 32 * 1024  # larger bodies are compressed on a worker thread
 # Level 1 is ~3x faster than the default 6 and within ~7% of its size on telemetry JSON.
 GZIP_LEVEL = 1
+LONG_POLL_HEADER = "Tierwise-Wait"  # the cloud's answer to `?wait=`: it holds unchanged polls
 
 
 class HttpCloudLink(CloudLink):
@@ -49,6 +50,7 @@ class HttpCloudLink(CloudLink):
     def __init__(self, base_url: str, token: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         headers = {"Authorization": f"Bearer {token}"}
         timeout = httpx.Timeout(timeout_s, connect=CONNECT_TIMEOUT_S)
+        self.timeout_s = timeout_s
         self.base_url = base_url.rstrip("/")
         self._infer = httpx.AsyncClient(
             base_url=self.base_url,
@@ -60,11 +62,23 @@ class HttpCloudLink(CloudLink):
             base_url=self.base_url, headers=headers, timeout=timeout
         )
 
-    async def deployment(self, site: str, etag: str | None) -> Deployment | None:
+    async def deployment(
+        self, site: str, etag: str | None, wait_s: float = 0.0
+    ) -> Deployment | None:
         headers = {"If-None-Match": f'"{etag}"'} if etag else {}
+        extra: dict[str, Any] = {}
+        if wait_s > 0:  # a held answer must not time out on our side first
+            extra["params"] = {"wait": f"{wait_s:g}"}
+            extra["timeout"] = httpx.Timeout(wait_s + self.timeout_s, connect=CONNECT_TIMEOUT_S)
         response = await self._send(
-            self._background, "GET", f"{API_PREFIX}/sites/{site}/deployment", headers=headers
+            self._background,
+            "GET",
+            f"{API_PREFIX}/sites/{site}/deployment",
+            headers=headers,
+            **extra,
         )
+        # An older cloud ignores `wait` and says nothing: then the agent keeps its own pace.
+        self.long_polls = wait_s > 0 and LONG_POLL_HEADER in response.headers
         if response.status_code == 304:
             return None
         return _parse(Deployment, response)

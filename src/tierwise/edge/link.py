@@ -43,9 +43,16 @@ class CloudLink(ABC):
     """What the agent asks of the cloud. Implementations raise `LinkError` on transport
     failure or timeout, `CloudAuthError` / `CloudRefusedError` when the cloud says no."""
 
+    # True once the cloud said it holds deployment polls (long-polling): the agent may then
+    # poll again as soon as an answer comes, since an unchanged answer takes `wait_s` to come.
+    long_polls: bool = False
+
     @abstractmethod
-    async def deployment(self, site: str, etag: str | None) -> Deployment | None:
-        """What the site should run; None when it is unchanged since `etag`."""
+    async def deployment(
+        self, site: str, etag: str | None, wait_s: float = 0.0
+    ) -> Deployment | None:
+        """What the site should run; None when it is unchanged since `etag`. With `wait_s`, a
+        cloud that long-polls answers an unchanged deployment only after up to that long."""
 
     @abstractmethod
     async def package(self, name: str, version: int) -> bytes:

@@ -62,7 +62,11 @@ class InMemoryCloudLink(CloudLink):
         if self.cloud.down:
             raise LinkError(f"cloud {what}: unreachable (in-memory cloud is down)")
 
-    async def deployment(self, site: str, etag: str | None) -> Deployment | None:
+    async def deployment(
+        self, site: str, etag: str | None, wait_s: float = 0.0
+    ) -> Deployment | None:
+        # Answers at once whatever `wait_s` says, and leaves `long_polls` False: the agent
+        # then paces its polls by `poll_interval_s`, as with a cloud that does not hold them.
         await self._travel("deployment")
         current = self.cloud.deployments.get(site)
         if current is None:

@@ -17,6 +17,8 @@ from tierwise.rules.outbox import DropPolicy
 ENV_PREFIX = "TIERWISE_EDGE_"
 DEFAULT_PORT = 8700
 DEFAULT_POLL_INTERVAL_S = 2.0
+# How long the cloud may hold an unchanged deployment poll; below a proxy's idle timeout.
+DEFAULT_DEPLOYMENT_WAIT_S = 25.0
 DEFAULT_STATUS_INTERVAL_S = 5.0
 DEFAULT_DRAIN_TIMEOUT_S = 10.0
 DEFAULT_RTT_PRIOR_S = 0.1  # budgeted until real round trips have been seen
@@ -40,7 +42,17 @@ class EdgeSettings(BaseModel):
     trusted_keys: tuple[Path, ...] = Field((), description="public keys packages must be signed by")
     host: str = "127.0.0.1"
     port: int = Field(DEFAULT_PORT, ge=0, le=65535)
-    poll_interval_s: float = Field(DEFAULT_POLL_INTERVAL_S, gt=0)
+    poll_interval_s: float = Field(
+        DEFAULT_POLL_INTERVAL_S,
+        gt=0,
+        description="seconds between deployment polls (and between retries) when not long-polling",
+    )
+    deployment_wait_s: float = Field(
+        DEFAULT_DEPLOYMENT_WAIT_S,
+        ge=0,
+        le=60,
+        description="long-poll: how long the cloud may hold an unchanged deployment (0: off)",
+    )
     status_interval_s: float = Field(DEFAULT_STATUS_INTERVAL_S, gt=0)
     upload_interval_s: float = Field(DEFAULT_INTERVAL_S, gt=0)
     drain_timeout_s: float = Field(DEFAULT_DRAIN_TIMEOUT_S, ge=0)

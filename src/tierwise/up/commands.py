@@ -55,6 +55,14 @@ def up(
         str | None,
         typer.Option(help="mqtt: use this broker for every site, e.g. mqtt://user:pw@host:1883"),
     ] = None,
+    cloud_replicas: Annotated[
+        int,
+        typer.Option(help="run the cloud as N replicas behind HAProxy (needs --db postgresql://)"),
+    ] = 1,
+    db: Annotated[
+        str | None,
+        typer.Option(help="the cloud's database URL (default: SQLite in the run directory)"),
+    ] = None,
     shift: Annotated[
         str | None,
         typer.Option(
@@ -66,7 +74,7 @@ def up(
     """Run the continuum for real on this machine: cloud, edge agents, WAN, devices; measure."""
     from tierwise.up.layout import PROTOCOLS, STRATEGIES
     from tierwise.up.report import render_table
-    from tierwise.up.run import UpOptions, default_cache, run_up
+    from tierwise.up.run import UpOptions, check_cloud_options, default_cache, run_up
     from tierwise.up.scale import parse_min_rate, parse_scale
     from tierwise.up.shift import parse_shift
     from tierwise.up.wan_schedule import parse_wan
@@ -85,6 +93,7 @@ def up(
         from tierwise.edge.mqtt_wire import BrokerAddress
 
         BrokerAddress.parse(mqtt_broker, "--mqtt-broker")
+    check_cloud_options(cloud_replicas, db)
     options = UpOptions(
         spec_path=spec,
         duration=seconds,
@@ -98,6 +107,8 @@ def up(
         protocol="mqtt" if protocol == "mqtt" else "http",
         mqtt_broker=mqtt_broker,
         shift=parse_shift(shift) if shift is not None else None,
+        cloud_replicas=cloud_replicas,
+        db_url=db,
     )
     if not spec.is_file():
         raise UsageError(f"{spec}: no such spec file")

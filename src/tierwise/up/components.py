@@ -52,28 +52,41 @@ class Tokens:
         return run_dir / f"{site}.token"
 
 
-def start_cloud(sup: Supervisor, run_dir: Path, tokens: Tokens, trusted_key: Path) -> Child:
-    tokens_file = tokens.write(run_dir)
+def start_cloud(
+    sup: Supervisor, run_dir: Path, tokens: Tokens, trusted_key: Path, *extra: str
+) -> Child:
+    """One `tierwise cloud`; `extra` arguments such as `--db URL`."""
     child = sup.spawn(
         "cloud",
-        python_module(
-            "tierwise",
-            "cloud",
-            "--port",
-            "0",
-            "--data-dir",
-            str(run_dir / "cloud"),
-            "--tokens",
-            str(tokens_file),
-            "--trusted-key",
-            str(trusted_key),
-        ),
+        cloud_argv(run_dir, tokens.write(run_dir), trusted_key, *extra),
         env={"TIERWISE_CLOUD_ADMIN_TOKEN": tokens.admin},
     )
-    found = sup.wait_ready(child, r"tierwise cloud: (http://\S+) \(", READY_TIMEOUT_S)
-    child.url = found.group(1)
+    cloud_serving(sup, child)
     wait_http(child, child.url + "/healthz")
     return child
+
+
+def cloud_argv(run_dir: Path, tokens_file: Path, trusted_key: Path, *extra: str) -> list[str]:
+    """`tierwise cloud` on any free port, its data in run_dir/cloud, the run's tokens loaded."""
+    return python_module(
+        "tierwise",
+        "cloud",
+        "--port",
+        "0",
+        "--data-dir",
+        str(run_dir / "cloud"),
+        "--tokens",
+        str(tokens_file),
+        "--trusted-key",
+        str(trusted_key),
+        *extra,
+    )
+
+
+def cloud_serving(sup: Supervisor, child: Child) -> None:
+    """Wait for a cloud's "serving on" line; its URL becomes `child.url`."""
+    found = sup.wait_ready(child, r"tierwise cloud: (http://\S+) \(", READY_TIMEOUT_S)
+    child.url = found.group(1)
 
 
 def start_wans(

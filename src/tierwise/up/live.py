@@ -21,6 +21,8 @@ from rich.text import Text
 
 from tierwise.up.layout import FeatureRun
 
+REQUESTS_METRIC = "tierwise_cloud_http_requests_total"
+
 
 @dataclass
 class SiteFeed:
@@ -50,6 +52,47 @@ class SiteFeed:
                     continue
                 break
         return self.last
+
+
+@dataclass
+class ReplicaFeed:
+    """Requests each cloud replica answered since the last look, from its own /metrics:
+    behind the load balancer, this is who answered."""
+
+    urls: dict[str, str]  # replica name -> its own address (not the balancer's)
+    totals: dict[str, float] = field(default_factory=dict)
+
+    def poll(self) -> dict[str, float | None]:
+        """{replica: requests answered since the previous poll}; None for one not answering."""
+        seen: dict[str, float | None] = {}
+        for name, url in self.urls.items():
+            try:
+                text = httpx.get(url + "/metrics", timeout=1.0).text
+            except httpx.HTTPError:
+                seen[name] = None
+                continue
+            total = sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith(REQUESTS_METRIC + "{") and not _housekeeping(line)
+            )
+            seen[name] = total - self.totals.get(name, total)
+            self.totals[name] = total
+        return seen
+
+
+def _housekeeping(line: str) -> bool:
+    """The balancer's health checks and our own scrapes are not traffic."""
+    return 'route="/healthz"' in line or 'route="/metrics"' in line
+
+
+def replicas_line(answered: dict[str, float | None], interval: float) -> str:
+    """`cloud replicas: cloud-1 41 req/s, cloud-2 DOWN`."""
+    parts = [
+        f"{name} {'DOWN' if n is None else f'{n / interval:,.0f} req/s'}"
+        for name, n in answered.items()
+    ]
+    return "cloud replicas: " + ", ".join(parts) if parts else ""
 
 
 def agent_state(url: str) -> dict[str, Any]:

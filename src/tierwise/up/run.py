@@ -23,10 +23,12 @@ from typing import Any
 from rich.console import Console
 
 from tierwise.cloud.client import CloudAdmin
+from tierwise.errors import UsageError
 from tierwise.plan.evaluate import Outcome
 from tierwise.scenarios.build import ScenarioPackages
 from tierwise.spec.model import Spec
 from tierwise.up import components
+from tierwise.up.balancer import start_cloud_replicas
 from tierwise.up.broker import SiteBroker, start_brokers
 from tierwise.up.components import Tokens
 from tierwise.up.deploy import (
@@ -99,6 +101,8 @@ class UpOptions:
     protocol: Protocol = "http"  # how devices reach their site's agent
     mqtt_broker: str | None = None  # mqtt: every site on this broker instead of one each
     shift: Shift | None = None  # one site's stream shifted mid-run (up/shift.py)
+    cloud_replicas: int = 1  # more than one: behind HAProxy, on `db_url` (PostgreSQL)
+    db_url: str | None = None  # the cloud's database; None: SQLite in the run directory
 
 
 @dataclass
@@ -110,6 +114,7 @@ class _Continuum:
     agents: dict[str, Child]
     admin: CloudAdmin
     brokers: dict[str, SiteBroker] = field(default_factory=dict)  # protocol mqtt
+    replicas: list[Child] = field(default_factory=list)  # behind `cloud`, the balancer
 
 
 def run_up(opts: UpOptions, console: Console, say: Callable[[str], None]) -> dict[str, Any]:
@@ -164,7 +169,7 @@ def run_up(opts: UpOptions, console: Console, say: Callable[[str], None]) -> dic
         started = datetime.now(UTC)
         stream(
             devices,
-            [cont.cloud, *cont.wans.values(), *cont.agents.values()],
+            [cont.cloud, *cont.replicas, *cont.wans.values(), *cont.agents.values()],
             cont.wans,
             {s: a.url for s, a in cont.agents.items()},
             runs,
@@ -172,6 +177,7 @@ def run_up(opts: UpOptions, console: Console, say: Callable[[str], None]) -> dic
             opts.wan,
             console,
             WARMUP_S,
+            replicas={r.name: r.url for r in cont.replicas},
         )
         results = _finish(sup, run_dir, sites, devices, cont)
     predicted = _predict(spec, result.strategies[strategy_name], opts, results)
@@ -203,6 +209,12 @@ def run_up(opts: UpOptions, console: Console, say: Callable[[str], None]) -> dic
         "deployed": deployed.summary,
         "protocol": opts.protocol,
         "shift": opts.shift.as_dict() if opts.shift is not None else None,
+        "cloud": {
+            "replicas": opts.cloud_replicas,
+            "database": "sqlite"
+            if opts.db_url is None
+            else opts.db_url.split(":")[0].split("+")[0],
+        },
         "notes": NOTES + (MQTT_NOTES if opts.protocol == "mqtt" else []),
         "run_dir": str(run_dir),
     }
@@ -211,6 +223,17 @@ def run_up(opts: UpOptions, console: Console, say: Callable[[str], None]) -> dic
         shutil.rmtree(run_dir, ignore_errors=True)
         report["run_dir"] = None
     return report
+
+
+def check_cloud_options(replicas: int, db_url: str | None) -> None:
+    """Several replicas need one database they can all reach: PostgreSQL."""
+    if replicas < 1:
+        raise UsageError(f"--cloud-replicas {replicas}: at least 1")
+    if replicas > 1 and not (db_url or "").startswith("postgresql"):
+        raise UsageError(
+            f"--cloud-replicas {replicas}: replicas share one PostgreSQL; give "
+            "--db postgresql+psycopg://user@host:5432/db"
+        )
 
 
 def _start(
@@ -223,7 +246,15 @@ def _start(
     public_key: Path,
     opts: UpOptions,
 ) -> _Continuum:
-    cloud = components.start_cloud(sup, run_dir, tokens, public_key)
+    replicas: list[Child] = []
+    if opts.cloud_replicas > 1:
+        assert opts.db_url is not None  # checked with the options
+        replicas, cloud = start_cloud_replicas(
+            sup, run_dir, tokens, public_key, opts.cloud_replicas, opts.db_url
+        )
+    else:
+        db = ("--db", opts.db_url) if opts.db_url else ()
+        cloud = components.start_cloud(sup, run_dir, tokens, public_key, *db)
     conditions = {site: opts.wan.conditions(spec.wan(spec.site(site))) for site in sites}
     wans = components.start_wans(sup, cloud, conditions, opts.seed)
     agents: dict[str, Child] = {}
@@ -235,7 +266,8 @@ def _start(
             brokers, _children = start_brokers(sup, run_dir, sites, opts.mqtt_broker)
             extra = {site: broker.agent_args() for site, broker in brokers.items()}
         agents = components.start_agents(sup, run_dir, clouds, public_key, extra=extra)
-    return _Continuum(cloud, wans, agents, CloudAdmin(cloud.url, tokens.admin), brokers)
+    admin = CloudAdmin(cloud.url, tokens.admin)
+    return _Continuum(cloud, wans, agents, admin, brokers, replicas)
 
 
 def _calibrate(
@@ -362,6 +394,7 @@ def _finish(
     for site, wan in cont.wans.items():
         results[site].wan = components.wan_stats(wan)
     sup.stop(cont.cloud)
+    sup.stop(*cont.replicas)
     return results
 
 

@@ -17,7 +17,15 @@ from rich.live import Live
 
 from tierwise.errors import TierwiseError
 from tierwise.up.layout import FeatureRun
-from tierwise.up.live import SiteFeed, agent_state, console_is_live, log_lines, render
+from tierwise.up.live import (
+    ReplicaFeed,
+    SiteFeed,
+    agent_state,
+    console_is_live,
+    log_lines,
+    render,
+    replicas_line,
+)
 from tierwise.up.processes import Child
 from tierwise.up.wan_schedule import WanSchedule
 
@@ -35,12 +43,16 @@ def stream(
     schedule: WanSchedule,
     console: Console,
     warmup: float = 0.0,
+    replicas: dict[str, str] | None = None,
 ) -> None:
     """Run the devices to their end (they stop by themselves after warm-up and `duration`)."""
     for child in devices.values():
         child.signal(signal.SIGUSR1)
     start = time.monotonic() + warmup  # the outage schedule counts from the end of warm-up
     feeds = {site: SiteFeed(site, child.log) for site, child in devices.items()}
+    replica_feed = ReplicaFeed(replicas or {})
+    replica_feed.poll()  # the baseline the first look counts from
+    last_look = time.monotonic()
     down = False
     live = Live(console=console, auto_refresh=False) if console_is_live(console) else None
     last_log = float("-inf")
@@ -59,6 +71,10 @@ def stream(
             states = {site: agent_state(url) for site, url in agents.items()}
             clock = "warming up" if t < 0 else f"t={min(t, duration):4.0f}s / {duration:g}s"
             title = f"tierwise up — {clock}   WAN {'DOWN' if down else 'up'}"
+            if replicas:
+                now = time.monotonic()
+                title += "   " + replicas_line(replica_feed.poll(), max(now - last_look, 1e-3))
+                last_look = now
             if live is not None:
                 live.update(render(title, runs, lines, states, VIEW_INTERVAL_S), refresh=True)
             elif t - last_log >= LOG_INTERVAL_S:
