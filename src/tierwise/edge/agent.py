@@ -230,6 +230,7 @@ class EdgeAgent:
             correct,
             labelled,
             answer.hard_rows,
+            missed_deadline=latency_ms > route.deadline_s * 1000,
         )
         return PredictResponse(
             outputs=answer.outputs,
@@ -310,6 +311,7 @@ class EdgeAgent:
                     "escalation_check": _check_view(m.escalation_check()),
                     "cloud_answers": m.cloud_answers,
                     "degraded": m.degraded,
+                    "deadline_misses": m.deadline_misses,
                     "p50_ms": m.percentile_ms(50),
                     "p99_ms": m.percentile_ms(99),
                     "feedback_correct": m.feedback_correct,
@@ -318,6 +320,7 @@ class EdgeAgent:
                 for m in self.metrics.by_version.values()
             ],
             "outbox": asdict(self.outbox.counts()),
+            "outbox_oldest_ts": await self.outbox.oldest_ts_async(),
             "rtt_estimate_ms": self.tracker.estimate() * 1000,
             "cloud_down": self.health.down,
         }

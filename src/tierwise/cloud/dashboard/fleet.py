@@ -1,0 +1,164 @@
+"""The fleet at a glance: every site the caller may see, what it runs, and the rollouts.
+
+An operator sees every site the cloud knows (by token, assignment or report); a site's token
+sees its own site only, and of the rollouts only those that touch it, with the other sites'
+names left out.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import sqlalchemy as sa
+
+from tierwise.cloud.auth import Principal
+from tierwise.cloud.dashboard.snapshots import features_now, recent_snapshots
+from tierwise.cloud.dashboard.views import Fleet, InstalledFeature, RolloutSummary, SiteSummary
+from tierwise.cloud.db import assignments, rollouts, status_reports, tokens
+from tierwise.wire import RolloutState
+
+_NAMED = r"(?<![\w.-]){}(?![\w.-])"  # a site name, not a part of a longer name
+MAX_ROLLOUTS = 20  # the newest; older ones stay readable at /v1/rollouts
+STAGES = {
+    RolloutState.CANARY: "canary",
+    RolloutState.PROMOTING: "staged",
+    RolloutState.DONE: "done",
+    RolloutState.ROLLED_BACK: "rolled back",
+}
+
+
+def fleet_view(conn: sa.Connection, caller: Principal, now: float, offline_after_s: float) -> Fleet:
+    """The fleet page's data for `caller`, read in one transaction."""
+    sites = _visible_sites(conn, caller)
+    reported = _reported_features(conn, sites)
+    deployed = _deployed_features(conn, sites)
+    last_report = _last_reports(conn, sites)
+    summaries = []
+    for site in sites:
+        snapshots = recent_snapshots(conn, site, 2)
+        heard = [last_report.get(site), snapshots[-1].received_at if snapshots else None]
+        contact = max([t for t in heard if t is not None], default=None)
+        features = _merge(deployed.get(site, {}), reported.get(site, {}))
+        summaries.append(
+            SiteSummary(
+                site=site,
+                online=contact is not None and now - contact <= offline_after_s,
+                last_contact=contact,
+                outbox_depth=(snapshots[-1].outbox_point().depth_events if snapshots else None),
+                features=features,
+                now=features_now(snapshots),
+            )
+        )
+    return Fleet(
+        now=now,
+        offline_after_s=offline_after_s,
+        sites=summaries,
+        rollouts=_rollouts(conn, caller),
+    )
+
+
+def last_contact(conn: sa.Connection, site: str, latest_snapshot_at: float | None) -> float | None:
+    """When the site was last heard of: a status report, or its newest metrics snapshot."""
+    heard = [_last_reports(conn, [site]).get(site), latest_snapshot_at]
+    return max([t for t in heard if t is not None], default=None)
+
+
+def _visible_sites(conn: sa.Connection, caller: Principal) -> list[str]:
+    if not caller.is_admin:
+        return [caller.site] if caller.site else []
+    found: set[str] = set()
+    for column in (tokens.c.site, assignments.c.site, status_reports.c.site):
+        found.update(
+            conn.execute(sa.select(column).where(column.is_not(None)).distinct()).scalars()
+        )
+    return sorted(found)
+
+
+def _last_reports(conn: sa.Connection, sites: list[str]) -> dict[str, float]:
+    rows = conn.execute(
+        sa.select(status_reports.c.site, sa.func.max(status_reports.c.received_at))
+        .where(status_reports.c.site.in_(sites))
+        .group_by(status_reports.c.site)
+    ).all()
+    return {site: float(at) for site, at in rows}
+
+
+def _deployed_features(conn: sa.Connection, sites: list[str]) -> dict[str, dict[str, Any]]:
+    rows = conn.execute(sa.select(assignments).where(assignments.c.site.in_(sites))).all()
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        out.setdefault(r.site, {})[r.feature] = r
+    return out
+
+
+def _reported_features(conn: sa.Connection, sites: list[str]) -> dict[str, dict[str, Any]]:
+    """The latest report per (site, feature); a healthy entry wins over a refusal sent with it."""
+    rows = conn.execute(
+        sa.select(
+            status_reports.c.site,
+            status_reports.c.feature,
+            status_reports.c.package,
+            status_reports.c.version,
+            status_reports.c.healthy,
+            status_reports.c.detail,
+            status_reports.c.received_at,
+        )
+        .where(status_reports.c.site.in_(sites))
+        .order_by(status_reports.c.received_at, status_reports.c.healthy)
+    ).all()
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        out.setdefault(r.site, {})[r.feature] = r
+    return out
+
+
+def _merge(deployed: dict[str, Any], reported: dict[str, Any]) -> list[InstalledFeature]:
+    features = []
+    for name in sorted(set(deployed) | set(reported)):
+        d, r = deployed.get(name), reported.get(name)
+        features.append(
+            InstalledFeature(
+                feature=name,
+                package=d.package if d is not None else str(getattr(r, "package", "")),
+                deployed_version=d.version if d is not None else None,
+                installed_version=r.version if r is not None and r.healthy else None,
+                healthy=bool(r.healthy) if r is not None else None,
+                detail=r.detail if r is not None else "",
+                placement=d.placement if d is not None else None,
+                deadline_ms=d.deadline_ms if d is not None else None,
+            )
+        )
+    return features
+
+
+def _rollouts(conn: sa.Connection, caller: Principal) -> list[RolloutSummary]:
+    rows = conn.execute(sa.select(rollouts).order_by(rollouts.c.id.desc()).limit(MAX_ROLLOUTS))
+    out = []
+    for r in rows:
+        canary, others, reason = list(r.canary_sites), list(r.other_sites), str(r.reason)
+        if not caller.is_admin:
+            if caller.site not in canary + others:
+                continue
+            for name in set(canary + others) - {caller.site}:
+                reason = re.sub(
+                    rf"(?<![\w.-]){re.escape(name)}(?![\w.-])", "(another site)", reason
+                )
+            canary = [s for s in canary if s == caller.site]
+            others = [s for s in others if s == caller.site]
+        state = RolloutState(r.state)
+        out.append(
+            RolloutSummary(
+                id=r.id,
+                package=r.package,
+                version=r.version,
+                state=state,
+                stage=STAGES[state],
+                reason=reason,
+                canary_sites=canary,
+                other_sites=others,
+                created_at=r.created_at,
+                updated_at=r.updated_at,
+            )
+        )
+    return out

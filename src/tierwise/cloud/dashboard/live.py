@@ -1,0 +1,135 @@
+"""One site's live charts: each feature's service against its budget and plan, and its outbox.
+
+While a site is offline the cloud hears nothing from it, but its outbox keeps filling: the
+view then estimates the depth from the last measured request rate and says so
+(`estimated`), until the real snapshots arrive with the backlog.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from tierwise.cloud.dashboard.fleet import last_contact
+from tierwise.cloud.dashboard.snapshots import Snapshot, recent_snapshots, service_points
+from tierwise.cloud.dashboard.views import (
+    FeatureLive,
+    OutboxNow,
+    PlanCheck,
+    ServicePoint,
+    SiteLive,
+)
+from tierwise.cloud.db import assignments
+
+PLAN_TOLERANCE = 0.15  # a measured figure further than this from the planned one is flagged
+
+
+def site_live(
+    conn: sa.Connection, site: str, now: float, offline_after_s: float, points: int
+) -> SiteLive:
+    """The last `points` snapshots of `site` as chart series, read in one transaction."""
+    snapshots = recent_snapshots(conn, site, points + 1)  # n + 1 snapshots make n intervals
+    contact = last_contact(conn, site, snapshots[-1].received_at if snapshots else None)
+    online = contact is not None and now - contact <= offline_after_s
+    series = service_points(snapshots)
+    deployed = {
+        r.feature: r
+        for r in conn.execute(sa.select(assignments).where(assignments.c.site == site)).all()
+    }
+    latest = {
+        str(v.get("feature")): v for v in (snapshots[-1].versions() if snapshots else [])
+    }  # the newest version entry per feature (entries are in the order versions started)
+    features = [
+        _feature(name, deployed.get(name), latest.get(name), series.get(name, []))
+        for name in sorted(set(deployed) | set(series) | set(latest))
+    ]
+    return SiteLive(
+        site=site,
+        now=now,
+        online=online,
+        last_contact=contact,
+        outbox=_outbox_now(snapshots, series, online, now),
+        outbox_points=[s.outbox_point() for s in snapshots],
+        features=features,
+    )
+
+
+def _feature(
+    name: str, assigned: Any, latest: dict[str, Any] | None, points: list[ServicePoint]
+) -> FeatureLive:
+    package = assigned.package if assigned is not None else None
+    version = assigned.version if assigned is not None else None
+    if latest is not None:
+        package, version = str(latest.get("package")), int(latest.get("version") or 0) or None
+    deadline = float(assigned.deadline_ms) if assigned is not None else None
+    planned = assigned.planned_escalated if assigned is not None else None
+    return FeatureLive(
+        feature=name,
+        package=package,
+        version=version,
+        deadline_ms=deadline,
+        planned_escalated=planned,
+        points=points,
+        plan=_plan_checks(deadline, planned, points),
+    )
+
+
+def _plan_checks(
+    deadline_ms: float | None, planned_escalated: float | None, points: list[ServicePoint]
+) -> list[PlanCheck]:
+    """Measured over the charted window, beside the deployed budget and the plan's share."""
+    checks = []
+    p99s = [p.p99_ms for p in points if p.p99_ms is not None]
+    if deadline_ms is not None:  # only slower than the budget is a problem
+        measured = p99s[-1] if p99s else None
+        checks.append(_check("p99 latency (ms) vs budget", deadline_ms, measured, both_ways=False))
+    if planned_escalated is not None:
+        requests = sum((p.requests_per_s or 0.0) for p in points)
+        escalated = sum((p.requests_per_s or 0.0) * (p.escalated_share or 0.0) for p in points)
+        measured = escalated / requests if requests else None
+        checks.append(_check("share escalated to the cloud", planned_escalated, measured))
+    return checks
+
+
+def _check(
+    metric: str, planned: float, measured: float | None, both_ways: bool = True
+) -> PlanCheck:
+    gap = _gap(planned, measured)
+    flagged = gap is not None and (abs(gap) if both_ways else gap) > PLAN_TOLERANCE
+    return PlanCheck(metric=metric, planned=planned, measured=measured, gap=gap, flagged=flagged)
+
+
+def _gap(planned: float, measured: float | None) -> float | None:
+    if measured is None or planned <= 0:
+        return None
+    return (measured - planned) / planned
+
+
+def _outbox_now(
+    snapshots: list[Snapshot], series: dict[str, list[ServicePoint]], online: bool, now: float
+) -> OutboxNow:
+    if not snapshots:
+        return OutboxNow(
+            depth_events=None, oldest_unsent_age_s=None, dropped_events=None, estimated=False
+        )
+    last = snapshots[-1]
+    point = last.outbox_point()
+    dropped = int(last.outbox().get("dropped_events") or 0)
+    if online:
+        return OutboxNow(
+            depth_events=point.depth_events,
+            oldest_unsent_age_s=point.oldest_unsent_age_s,
+            dropped_events=dropped,
+            estimated=False,
+        )
+    # Every answer the site gives meanwhile is one more event in its outbox.
+    silent_s = max(0.0, now - last.ts)
+    rate = sum((pts[-1].requests_per_s or 0.0) for pts in series.values() if pts)
+    oldest_age = (point.oldest_unsent_age_s or 0.0) + silent_s
+    return OutboxNow(
+        depth_events=point.depth_events + round(rate * silent_s),
+        oldest_unsent_age_s=oldest_age,
+        dropped_events=dropped,
+        estimated=True,
+    )
