@@ -108,7 +108,8 @@ def test_page_is_served_without_data_or_secrets(cloud: Cloud) -> None:
     assert "default-src 'self'" in page.headers["Content-Security-Policy"]
     assert ADMIN_TOKEN not in page.text
     assert 'type="password"' in page.text  # the login form asks for the token
-    assert cloud.client.get("/dashboard/static/app.js").status_code == 200
+    for asset in ("app.js", "charts.js", "style.css"):
+        assert cloud.client.get(f"/dashboard/static/{asset}").status_code == 200
     assert "/dashboard" not in cloud.client.get("/openapi.json").json()["paths"]
 
 

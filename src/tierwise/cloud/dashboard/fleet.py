@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from tierwise.cloud.auth import Principal
-from tierwise.cloud.dashboard.snapshots import features_now, recent_snapshots
+from tierwise.cloud.dashboard.snapshots import features_now, outbox_now, recent_snapshots
 from tierwise.cloud.dashboard.views import Fleet, InstalledFeature, RolloutSummary, SiteSummary
 from tierwise.cloud.db import assignments, rollouts, status_reports, tokens
 from tierwise.wire import RolloutState
@@ -45,7 +45,7 @@ def fleet_view(conn: sa.Connection, caller: Principal, now: float, offline_after
                 site=site,
                 online=contact is not None and now - contact <= offline_after_s,
                 last_contact=contact,
-                outbox_depth=(snapshots[-1].outbox_point().depth_events if snapshots else None),
+                outbox=outbox_now(snapshots, now, offline_after_s),
                 features=features,
                 now=features_now(snapshots),
             )

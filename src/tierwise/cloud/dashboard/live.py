@@ -2,7 +2,9 @@
 
 While a site is offline the cloud hears nothing from it, but its outbox keeps filling: the
 view then estimates the depth from the last measured request rate and says so
-(`estimated`), until the real snapshots arrive with the backlog.
+(`estimated`), until snapshots taken within `site_offline_after_s` arrive again, after the
+backlog. Snapshot times are the site's clock: a site whose clock runs far behind shows as
+estimated.
 """
 
 from __future__ import annotations
@@ -12,10 +14,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from tierwise.cloud.dashboard.fleet import last_contact
-from tierwise.cloud.dashboard.snapshots import Snapshot, recent_snapshots, service_points
+from tierwise.cloud.dashboard.snapshots import outbox_now, recent_snapshots, service_points
 from tierwise.cloud.dashboard.views import (
     FeatureLive,
-    OutboxNow,
     PlanCheck,
     ServicePoint,
     SiteLive,
@@ -49,7 +50,7 @@ def site_live(
         now=now,
         online=online,
         last_contact=contact,
-        outbox=_outbox_now(snapshots, series, online, now),
+        outbox=outbox_now(snapshots, now, offline_after_s),
         outbox_points=[s.outbox_point() for s in snapshots],
         features=features,
     )
@@ -104,32 +105,3 @@ def _gap(planned: float, measured: float | None) -> float | None:
     if measured is None or planned <= 0:
         return None
     return (measured - planned) / planned
-
-
-def _outbox_now(
-    snapshots: list[Snapshot], series: dict[str, list[ServicePoint]], online: bool, now: float
-) -> OutboxNow:
-    if not snapshots:
-        return OutboxNow(
-            depth_events=None, oldest_unsent_age_s=None, dropped_events=None, estimated=False
-        )
-    last = snapshots[-1]
-    point = last.outbox_point()
-    dropped = int(last.outbox().get("dropped_events") or 0)
-    if online:
-        return OutboxNow(
-            depth_events=point.depth_events,
-            oldest_unsent_age_s=point.oldest_unsent_age_s,
-            dropped_events=dropped,
-            estimated=False,
-        )
-    # Every answer the site gives meanwhile is one more event in its outbox.
-    silent_s = max(0.0, now - last.ts)
-    rate = sum((pts[-1].requests_per_s or 0.0) for pts in series.values() if pts)
-    oldest_age = (point.oldest_unsent_age_s or 0.0) + silent_s
-    return OutboxNow(
-        depth_events=point.depth_events + round(rate * silent_s),
-        oldest_unsent_age_s=oldest_age,
-        dropped_events=dropped,
-        estimated=True,
-    )

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from tierwise.cloud.dashboard.views import FeatureNow, OutboxPoint, ServicePoint
+from tierwise.cloud.dashboard.views import FeatureNow, OutboxNow, OutboxPoint, ServicePoint
 from tierwise.cloud.db import telemetry
 
 METRICS_STREAM = "metrics"  # tierwise.edge.agent.METRICS_STREAM (the cloud cannot import edge)
@@ -155,3 +155,33 @@ def _int(value: Any) -> int:
 
 def _float(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def outbox_now(snapshots: list[Snapshot], now: float, stale_s: float) -> OutboxNow:
+    """The outbox as last reported; estimated when the newest snapshot is over `stale_s` old."""
+    if not snapshots:
+        return OutboxNow(
+            depth_events=None, oldest_unsent_age_s=None, dropped_events=None, estimated=False
+        )
+    last = snapshots[-1]
+    point = last.outbox_point()
+    dropped = int(last.outbox().get("dropped_events") or 0)
+    silent_s = max(0.0, now - last.ts)
+    if silent_s <= stale_s:
+        return OutboxNow(
+            depth_events=point.depth_events,
+            oldest_unsent_age_s=point.oldest_unsent_age_s,
+            dropped_events=dropped,
+            estimated=False,
+        )
+    # The newest snapshot is old: the site is offline, or back but still sending its backlog
+    # (status reports go straight to the cloud, snapshots queue behind the outbox). Every
+    # answer given since is one more event in the outbox.
+    rate = sum((pts[-1].requests_per_s or 0.0) for pts in service_points(snapshots[-2:]).values())
+    oldest_age = (point.oldest_unsent_age_s or 0.0) + silent_s
+    return OutboxNow(
+        depth_events=point.depth_events + round(rate * silent_s),
+        oldest_unsent_age_s=oldest_age,
+        dropped_events=dropped,
+        estimated=True,
+    )

@@ -35,13 +35,24 @@ class FeatureNow(BaseModel):
     deadline_misses: int = Field(0, description="answers later than the deadline, cumulative")
 
 
+class OutboxNow(BaseModel):
+    """The site's outbox: as last reported, or estimated while the site cannot report."""
+
+    depth_events: int | None
+    oldest_unsent_age_s: float | None
+    dropped_events: int | None
+    estimated: bool = Field(
+        description="the site is offline: the depth grows by its last measured rate"
+    )
+
+
 class SiteSummary(BaseModel):
     """A site on the fleet page: reachable or not, what it runs, how it serves right now."""
 
     site: str
     online: bool
     last_contact: float | None = Field(description="Unix time of its last report or telemetry")
-    outbox_depth: int | None = Field(None, description="events waiting at the site, last seen")
+    outbox: OutboxNow
     features: list[InstalledFeature]
     now: list[FeatureNow] = Field(default_factory=list)
 
@@ -106,17 +117,6 @@ class OutboxPoint(BaseModel):
     ts: float
     depth_events: int
     oldest_unsent_age_s: float | None
-
-
-class OutboxNow(BaseModel):
-    """The site's outbox: as last reported, or estimated while the site cannot report."""
-
-    depth_events: int | None
-    oldest_unsent_age_s: float | None
-    dropped_events: int | None
-    estimated: bool = Field(
-        description="the site is offline: the depth grows by its last measured rate"
-    )
 
 
 class SiteLive(BaseModel):
