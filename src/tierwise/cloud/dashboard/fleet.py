@@ -13,7 +13,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from tierwise.cloud.auth import Principal
-from tierwise.cloud.dashboard.snapshots import features_now, outbox_now, recent_snapshots
+from tierwise.cloud.dashboard.snapshots import (
+    answer_rate,
+    outbox_now,
+    recent_snapshots,
+    snapshot_heads,
+)
 from tierwise.cloud.dashboard.views import Fleet, InstalledFeature, RolloutSummary, SiteSummary
 from tierwise.cloud.db import assignments, rollouts, status_reports, tokens
 from tierwise.wire import RolloutState
@@ -34,20 +39,23 @@ def fleet_view(conn: sa.Connection, caller: Principal, now: float, offline_after
     reported = _reported_features(conn, sites)
     deployed = _deployed_features(conn, sites)
     last_report = _last_reports(conn, sites)
+    heads = snapshot_heads(conn, sites)
     summaries = []
     for site in sites:
-        snapshots = recent_snapshots(conn, site, 2)
-        heard = [last_report.get(site), snapshots[-1].received_at if snapshots else None]
+        head = heads.get(site)
+        heard = [last_report.get(site), head.received_at if head is not None else None]
         contact = max([t for t in heard if t is not None], default=None)
-        features = _merge(deployed.get(site, {}), reported.get(site, {}))
+
+        def rate(site: str = site) -> float:  # read only for a site that went silent
+            return answer_rate(recent_snapshots(conn, site, 2))
+
         summaries.append(
-            SiteSummary(
+            SiteSummary.model_construct(
                 site=site,
                 online=contact is not None and now - contact <= offline_after_s,
                 last_contact=contact,
-                outbox=outbox_now(snapshots, now, offline_after_s),
-                features=features,
-                now=features_now(snapshots),
+                outbox=outbox_now(head, now, offline_after_s, rate),
+                features=_merge(deployed.get(site, {}), reported.get(site, {})),
             )
         )
     return Fleet(
@@ -84,16 +92,31 @@ def _last_reports(conn: sa.Connection, sites: list[str]) -> dict[str, float]:
     return {site: float(at) for site, at in rows}
 
 
-def _deployed_features(conn: sa.Connection, sites: list[str]) -> dict[str, dict[str, Any]]:
-    rows = conn.execute(sa.select(assignments).where(assignments.c.site.in_(sites))).all()
-    out: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        out.setdefault(r.site, {})[r.feature] = r
+def _deployed_features(
+    conn: sa.Connection, sites: list[str]
+) -> dict[str, dict[str, tuple[Any, ...]]]:
+    """{site: {feature: (package, version, placement, deadline_ms)}}."""
+    rows = conn.execute(
+        sa.select(
+            assignments.c.site,
+            assignments.c.feature,
+            assignments.c.package,
+            assignments.c.version,
+            assignments.c.placement,
+            assignments.c.deadline_ms,
+        ).where(assignments.c.site.in_(sites))
+    ).all()
+    out: dict[str, dict[str, tuple[Any, ...]]] = {}
+    for site, feature, *rest in rows:  # plain tuples: a fleet has thousands
+        out.setdefault(site, {})[feature] = tuple(rest)
     return out
 
 
-def _reported_features(conn: sa.Connection, sites: list[str]) -> dict[str, dict[str, Any]]:
-    """The latest report per (site, feature); a healthy entry wins over a refusal sent with it."""
+def _reported_features(
+    conn: sa.Connection, sites: list[str]
+) -> dict[str, dict[str, tuple[Any, ...]]]:
+    """{site: {feature: (package, version, healthy, detail)}} of the latest report per (site,
+    feature); a healthy entry wins over a refusal sent with it."""
     rows = conn.execute(
         sa.select(
             status_reports.c.site,
@@ -102,31 +125,34 @@ def _reported_features(conn: sa.Connection, sites: list[str]) -> dict[str, dict[
             status_reports.c.version,
             status_reports.c.healthy,
             status_reports.c.detail,
-            status_reports.c.received_at,
         )
         .where(status_reports.c.site.in_(sites))
         .order_by(status_reports.c.received_at, status_reports.c.healthy)
     ).all()
-    out: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        out.setdefault(r.site, {})[r.feature] = r
+    out: dict[str, dict[str, tuple[Any, ...]]] = {}
+    for site, feature, *rest in rows:
+        out.setdefault(site, {})[feature] = tuple(rest)
     return out
 
 
-def _merge(deployed: dict[str, Any], reported: dict[str, Any]) -> list[InstalledFeature]:
+def _merge(
+    deployed: dict[str, tuple[Any, ...]], reported: dict[str, tuple[Any, ...]]
+) -> list[InstalledFeature]:
     features = []
-    for name in sorted(set(deployed) | set(reported)):
-        d, r = deployed.get(name), reported.get(name)
+    nothing = (None, None, None, None)
+    for name in sorted(deployed.keys() | reported.keys()):
+        package, version, placement, deadline_ms = deployed.get(name, nothing)
+        reported_package, reported_version, healthy, detail = reported.get(name, nothing)
         features.append(
             InstalledFeature(
                 feature=name,
-                package=d.package if d is not None else str(getattr(r, "package", "")),
-                deployed_version=d.version if d is not None else None,
-                installed_version=r.version if r is not None and r.healthy else None,
-                healthy=bool(r.healthy) if r is not None else None,
-                detail=r.detail if r is not None else "",
-                placement=d.placement if d is not None else None,
-                deadline_ms=d.deadline_ms if d is not None else None,
+                package=str(package if package is not None else reported_package),
+                deployed_version=version,
+                installed_version=reported_version if healthy else None,
+                healthy=None if healthy is None else bool(healthy),
+                detail=detail or "",
+                placement=placement,
+                deadline_ms=deadline_ms,
             )
         )
     return features

@@ -14,7 +14,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from tierwise.cloud.dashboard.fleet import last_contact
-from tierwise.cloud.dashboard.snapshots import outbox_now, recent_snapshots, service_points
+from tierwise.cloud.dashboard.snapshots import (
+    FeatureFigures,
+    answer_rate,
+    outbox_now,
+    recent_snapshots,
+    service_points,
+)
 from tierwise.cloud.dashboard.views import (
     FeatureLive,
     PlanCheck,
@@ -38,9 +44,7 @@ def site_live(
         r.feature: r
         for r in conn.execute(sa.select(assignments).where(assignments.c.site == site)).all()
     }
-    latest = {
-        str(v.get("feature")): v for v in (snapshots[-1].versions() if snapshots else [])
-    }  # the newest version entry per feature (entries are in the order versions started)
+    latest = snapshots[-1].features if snapshots else {}
     features = [
         _feature(name, deployed.get(name), latest.get(name), series.get(name, []))
         for name in sorted(set(deployed) | set(series) | set(latest))
@@ -50,19 +54,25 @@ def site_live(
         now=now,
         online=online,
         last_contact=contact,
-        outbox=outbox_now(snapshots, now, offline_after_s),
-        outbox_points=[s.outbox_point() for s in snapshots],
+        outbox=outbox_now(
+            snapshots[-1].head if snapshots else None,
+            now,
+            offline_after_s,
+            lambda: answer_rate(snapshots),
+        ),
+        outbox_points=[s.outbox for s in snapshots],
         features=features,
     )
 
 
 def _feature(
-    name: str, assigned: Any, latest: dict[str, Any] | None, points: list[ServicePoint]
+    name: str, assigned: Any, latest: FeatureFigures | None, points: list[ServicePoint]
 ) -> FeatureLive:
+    """What the site runs (its last snapshot says; else what the cloud assigned) and how."""
     package = assigned.package if assigned is not None else None
     version = assigned.version if assigned is not None else None
     if latest is not None:
-        package, version = str(latest.get("package")), int(latest.get("version") or 0) or None
+        package, version = latest.package, latest.version
     deadline = float(assigned.deadline_ms) if assigned is not None else None
     planned = assigned.planned_escalated if assigned is not None else None
     return FeatureLive(

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
 
 from tierwise.cloud.auth import AnyCaller, SiteOrAdmin
 from tierwise.cloud.context import CloudContext, get_context
@@ -37,17 +38,20 @@ Context = Annotated[CloudContext, Depends(get_context)]
 
 @router.get(
     "/v1/fleet",
-    summary="Every site the token may see: online, versions, current service; and rollouts",
+    summary="Every site the token may see: online, versions, outbox; and the rollouts",
+    response_model=Fleet,
     responses={401: {}},
 )
-def get_fleet(ctx: Context, caller: AnyCaller) -> Fleet:
+def get_fleet(ctx: Context, caller: AnyCaller) -> Response:
     with ctx.db.read() as conn:
-        return fleet_view(conn, caller, ctx.clock.now(), ctx.settings.site_offline_after_s)
+        fleet = fleet_view(conn, caller, ctx.clock.now(), ctx.settings.site_offline_after_s)
+    return _json(fleet)
 
 
 @router.get(
     "/v1/sites/{site}/live",
     summary="A site's recent service per feature, plan checks and outbox, as chart series",
+    response_model=SiteLive,
     responses={401: {}, 403: {}},
 )
 def get_site_live(
@@ -57,9 +61,16 @@ def get_site_live(
     points: Annotated[
         int, Query(ge=1, le=MAX_POINTS, description="intervals between metrics snapshots")
     ] = DEFAULT_POINTS,
-) -> SiteLive:
+) -> Response:
     with ctx.db.read() as conn:
-        return site_live(conn, site, ctx.clock.now(), ctx.settings.site_offline_after_s, points)
+        live = site_live(conn, site, ctx.clock.now(), ctx.settings.site_offline_after_s, points)
+    return _json(live)
+
+
+def _json(view: BaseModel) -> Response:
+    # Built and validated once here: a returned model would be dumped, validated and dumped
+    # again by FastAPI, doubling the time of a fleet-sized answer. `response_model` documents it.
+    return Response(view.model_dump_json(), media_type="application/json")
 
 
 def _page() -> FileResponse:

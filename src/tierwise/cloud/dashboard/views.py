@@ -6,33 +6,30 @@ reports, rollouts, the sites' `metrics` telemetry stream) and keeps no state of 
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, Field
+from typing_extensions import TypedDict
 
 from tierwise.wire import RolloutState
 
 
-class InstalledFeature(BaseModel):
-    """One feature at one site: what the cloud deployed there and what the site says it runs."""
+class InstalledFeature(TypedDict):
+    """One feature at one site: what the cloud deployed there and what the site says it runs.
+
+    A TypedDict, not a model: a fleet has thousands, built from the cloud's own tables.
+    """
 
     feature: str
     package: str
-    deployed_version: int | None = Field(description="the version the cloud assigns")
-    installed_version: int | None = Field(description="the version the site last reported")
-    healthy: bool | None = Field(description="null: the site has not reported this feature")
-    detail: str = ""
-    placement: str | None = None
-    deadline_ms: float | None = None
-
-
-class FeatureNow(BaseModel):
-    """A feature's service between the site's last two metrics snapshots."""
-
-    feature: str
-    requests_per_s: float | None = None
-    p50_ms: float | None = None
-    p99_ms: float | None = None
-    escalated_share: float | None = None
-    deadline_misses: int = Field(0, description="answers later than the deadline, cumulative")
+    deployed_version: Annotated[int | None, Field(description="the version the cloud assigns")]
+    installed_version: Annotated[
+        int | None, Field(description="the version the site last reported, if healthy")
+    ]
+    healthy: Annotated[bool | None, Field(description="null: not reported by the site")]
+    detail: str
+    placement: str | None
+    deadline_ms: float | None
 
 
 class OutboxNow(BaseModel):
@@ -47,14 +44,13 @@ class OutboxNow(BaseModel):
 
 
 class SiteSummary(BaseModel):
-    """A site on the fleet page: reachable or not, what it runs, how it serves right now."""
+    """A site on the fleet page: reachable or not, what it runs, its outbox."""
 
     site: str
     online: bool
     last_contact: float | None = Field(description="Unix time of its last report or telemetry")
     outbox: OutboxNow
     features: list[InstalledFeature]
-    now: list[FeatureNow] = Field(default_factory=list)
 
 
 class RolloutSummary(BaseModel):
