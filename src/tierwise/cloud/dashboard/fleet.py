@@ -36,9 +36,10 @@ STAGES = {
 def fleet_view(conn: sa.Connection, caller: Principal, now: float, offline_after_s: float) -> Fleet:
     """The fleet page's data for `caller`, read in one transaction."""
     sites = _visible_sites(conn, caller)
-    reported = _reported_features(conn, sites)
-    deployed = _deployed_features(conn, sites)
-    last_report = _last_reports(conn, sites)
+    only = None if caller.is_admin else sites  # an operator's rows need no site filter
+    reported = _reported_features(conn, only)
+    deployed = _deployed_features(conn, only)
+    last_report = _last_reports(conn, only)
     heads = snapshot_heads(conn, sites)
     summaries = []
     for site in sites:
@@ -83,17 +84,22 @@ def _visible_sites(conn: sa.Connection, caller: Principal) -> list[str]:
     return sorted(found)
 
 
-def _last_reports(conn: sa.Connection, sites: list[str]) -> dict[str, float]:
+def _of_sites(column: Any, sites: list[str] | None) -> list[Any]:
+    """The WHERE clause keeping `sites` (None: every site)."""
+    return [] if sites is None else [column.in_(sites)]
+
+
+def _last_reports(conn: sa.Connection, sites: list[str] | None) -> dict[str, float]:
     rows = conn.execute(
         sa.select(status_reports.c.site, sa.func.max(status_reports.c.received_at))
-        .where(status_reports.c.site.in_(sites))
+        .where(*_of_sites(status_reports.c.site, sites))
         .group_by(status_reports.c.site)
     ).all()
     return {site: float(at) for site, at in rows}
 
 
 def _deployed_features(
-    conn: sa.Connection, sites: list[str]
+    conn: sa.Connection, sites: list[str] | None
 ) -> dict[str, dict[str, tuple[Any, ...]]]:
     """{site: {feature: (package, version, placement, deadline_ms)}}."""
     rows = conn.execute(
@@ -104,7 +110,7 @@ def _deployed_features(
             assignments.c.version,
             assignments.c.placement,
             assignments.c.deadline_ms,
-        ).where(assignments.c.site.in_(sites))
+        ).where(*_of_sites(assignments.c.site, sites))
     ).all()
     out: dict[str, dict[str, tuple[Any, ...]]] = {}
     for site, feature, *rest in rows:  # plain tuples: a fleet has thousands
@@ -113,7 +119,7 @@ def _deployed_features(
 
 
 def _reported_features(
-    conn: sa.Connection, sites: list[str]
+    conn: sa.Connection, sites: list[str] | None
 ) -> dict[str, dict[str, tuple[Any, ...]]]:
     """{site: {feature: (package, version, healthy, detail)}} of the latest report per (site,
     feature); a healthy entry wins over a refusal sent with it."""
@@ -126,7 +132,7 @@ def _reported_features(
             status_reports.c.healthy,
             status_reports.c.detail,
         )
-        .where(status_reports.c.site.in_(sites))
+        .where(*_of_sites(status_reports.c.site, sites))
         .order_by(status_reports.c.received_at, status_reports.c.healthy)
     ).all()
     out: dict[str, dict[str, tuple[Any, ...]]] = {}

@@ -164,8 +164,7 @@ def snapshot_heads(conn: sa.Connection, sites: Iterable[str]) -> dict[str, Snaps
                 telemetry.c.site,
                 telemetry.c.ts,
                 telemetry.c.received_at,
-                body[("outbox", "depth_events")].as_integer().label("depth"),
-                body[("outbox", "dropped_events")].as_integer().label("dropped"),
+                body["outbox"].label("outbox"),  # a small object: one extraction, not two
                 body["outbox_oldest_ts"].as_float().label("oldest"),
             )
             .join(heads, sa.and_(telemetry.c.site == heads.c.site, telemetry.c.seq == heads.c.seq))
@@ -173,8 +172,12 @@ def snapshot_heads(conn: sa.Connection, sites: Iterable[str]) -> dict[str, Snaps
         ).all()
         for r in rows:
             age = max(0.0, r.ts - r.oldest) if r.oldest is not None else None
-            point = OutboxPoint(ts=r.ts, depth_events=r.depth or 0, oldest_unsent_age_s=age)
-            out[r.site] = SnapshotHead(r.ts, r.received_at, point, r.dropped or 0)
+            outbox = r.outbox if isinstance(r.outbox, dict) else {}
+            depth = _int(outbox.get("depth_events"))
+            point = OutboxPoint(ts=r.ts, depth_events=depth, oldest_unsent_age_s=age)
+            out[r.site] = SnapshotHead(
+                r.ts, r.received_at, point, _int(outbox.get("dropped_events"))
+            )
     return out
 
 
