@@ -41,11 +41,18 @@ class Tokens:
         path = run_dir / "tokens.json"
         path.write_text(json.dumps(self.sites), encoding="utf-8")
         path.chmod(0o600)
+        # The operator's, for the dashboard's sign-in: in a file, never on the console.
+        self.admin_file(run_dir).write_text(self.admin + "\n", encoding="utf-8")
+        self.admin_file(run_dir).chmod(0o600)
         for site, token in self.sites.items():
             token_file = self.site_file(run_dir, site)
             token_file.write_text(token + "\n", encoding="utf-8")
             token_file.chmod(0o600)
         return path
+
+    @staticmethod
+    def admin_file(run_dir: Path) -> Path:
+        return run_dir / "admin.token"
 
     @staticmethod
     def site_file(run_dir: Path, site: str) -> Path:

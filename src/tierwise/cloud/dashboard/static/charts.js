@@ -25,6 +25,9 @@ function niceMax(value) {
 
 function formatNumber(value) {
   if (value === null || value === undefined || Number.isNaN(value)) return "–";
+  // Axis labels have 36 px: an hour's budget in ms reads 3.6M, not 3600000.
+  if (Math.abs(value) >= 1e6) return `${+(value / 1e6).toFixed(1)}M`;
+  if (Math.abs(value) >= 1e4) return `${+(value / 1e3).toFixed(1)}k`;
   if (Math.abs(value) >= 100) return value.toFixed(0);
   if (Math.abs(value) >= 10) return value.toFixed(1);
   return value.toFixed(2);
