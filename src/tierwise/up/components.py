@@ -20,6 +20,7 @@ from tierwise.errors import LinkError
 from tierwise.up.processes import Child, Supervisor, python_module
 from tierwise.wan.conditions import WanConditions
 
+STATUS_INTERVAL_S = "1"  # agents' status reports and metrics snapshots: a live dashboard
 READY_TIMEOUT_S = 90.0  # a cold start on a busy 2-core machine imports for a while
 
 
@@ -75,7 +76,12 @@ def start_cloud(sup: Supervisor, run_dir: Path, tokens: Tokens, trusted_key: Pat
             "--trusted-key",
             str(trusted_key),
         ),
-        env={"TIERWISE_CLOUD_ADMIN_TOKEN": tokens.admin},
+        # Sites on this machine report every second (`start_agents`): the dashboard calls one
+        # offline after three silent seconds, not the production default's fifteen.
+        env={
+            "TIERWISE_CLOUD_ADMIN_TOKEN": tokens.admin,
+            "TIERWISE_CLOUD_SITE_OFFLINE_AFTER_S": "3",
+        },
     )
     found = sup.wait_ready(child, r"tierwise cloud: (http://\S+) \(", READY_TIMEOUT_S)
     child.url = found.group(1)
@@ -148,6 +154,7 @@ def start_agents(
                 "5",
                 *(extra or {}).get(site, []),
             ),
+            env={"TIERWISE_EDGE_STATUS_INTERVAL_S": STATUS_INTERVAL_S},
         )
     for site, child in children.items():
         pattern = rf"edge agent {site} serving on (http://\S+)"
