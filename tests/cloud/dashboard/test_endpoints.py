@@ -168,6 +168,26 @@ def test_silent_site_goes_offline_and_its_outbox_is_estimated_to_grow(cloud: Clo
     assert later["oldest_unsent_age_s"] == pytest.approx(30.0)
 
 
+def test_escalation_drift_events_are_listed_newest_first(cloud: Cloud) -> None:
+    check = {"feature": FEATURE, "package": "wine", "version": 1, "planned": 0.05, "rows": 500}
+    events = [
+        {"stream": "agent", "seq": 1, "ts": 10.0, "kind": "agent.started", "body": {}},
+        {"stream": "agent", "seq": 2, "ts": 20.0, "kind": "escalation.drift",
+         "body": check | {"observed": 0.3, "p_value": 1e-9, "drifted": True}},
+        {"stream": "agent", "seq": 3, "ts": 30.0, "kind": "escalation.drift",
+         "body": check | {"observed": 0.06, "p_value": 0.4, "drifted": False}},
+    ]  # fmt: skip
+    response = cloud.client.post(
+        "/v1/sites/a/telemetry", json={"events": events}, headers=cloud.site_a
+    )
+    assert response.status_code == 200
+    drift = cloud.client.get("/v1/sites/a/live", headers=cloud.site_a).json()["drift"]
+    assert [(d["ts"], d["drifted"], d["observed"]) for d in drift] == [
+        (30.0, False, 0.06),
+        (20.0, True, 0.3),
+    ]
+
+
 def test_plan_gap_beyond_15_percent_is_flagged(cloud: Cloud, live: str, signer: Keys,
                                                tmp_path: Path) -> None:  # fmt: skip
     admin = CloudAdmin(live, ADMIN_TOKEN, timeout_s=10)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import ValidationError
 
 from tierwise.cloud.dashboard.fleet import last_contact
 from tierwise.cloud.dashboard.snapshots import (
@@ -22,13 +23,17 @@ from tierwise.cloud.dashboard.snapshots import (
     service_points,
 )
 from tierwise.cloud.dashboard.views import (
+    DriftEvent,
     FeatureLive,
     PlanCheck,
     ServicePoint,
     SiteLive,
 )
-from tierwise.cloud.db import assignments
+from tierwise.cloud.db import assignments, telemetry
 
+AGENT_STREAM = "agent"  # tierwise.edge.agent.AGENT_STREAM
+DRIFT_KIND = "escalation.drift"
+MAX_DRIFT_EVENTS = 10
 PLAN_TOLERANCE = 0.15  # a measured figure further than this from the planned one is flagged
 
 
@@ -62,7 +67,29 @@ def site_live(
         ),
         outbox_points=[s.outbox for s in snapshots],
         features=features,
+        drift=drift_events(conn, site),
     )
+
+
+def drift_events(conn: sa.Connection, site: str) -> list[DriftEvent]:
+    """The newest escalation drift events the site's agent recorded (its `agent` stream)."""
+    rows = conn.execute(
+        sa.select(telemetry.c.ts, telemetry.c.body)
+        .where(
+            telemetry.c.site == site,
+            telemetry.c.stream == AGENT_STREAM,
+            telemetry.c.kind == DRIFT_KIND,
+        )
+        .order_by(telemetry.c.seq.desc())
+        .limit(MAX_DRIFT_EVENTS)
+    ).all()
+    events = []
+    for r in rows:
+        try:
+            events.append(DriftEvent.model_validate({**(r.body or {}), "ts": r.ts}))
+        except ValidationError:
+            continue  # an agent of another version wrote other fields: not this view's to show
+    return events
 
 
 def _feature(

@@ -115,6 +115,20 @@ class OutboxPoint(BaseModel):
     oldest_unsent_age_s: float | None
 
 
+class DriftEvent(BaseModel):
+    """A cascade's hard share moved away from the plan's (or came back): the learning loop's cue."""
+
+    ts: float
+    feature: str
+    package: str
+    version: int
+    drifted: bool = Field(description="false: the share is back near the plan's")
+    planned: float
+    observed: float
+    rows: int = Field(description="recent rows the observed share is over")
+    p_value: float
+
+
 class SiteLive(BaseModel):
     """Charts of one site: its features' service and its outbox, oldest point first."""
 
@@ -125,3 +139,4 @@ class SiteLive(BaseModel):
     outbox: OutboxNow
     outbox_points: list[OutboxPoint]
     features: list[FeatureLive]
+    drift: list[DriftEvent] = Field(description="the site's latest escalation drift events")

@@ -260,6 +260,18 @@ function outboxBlock(live, span) {
         { span })));
 }
 
+function driftBlock(live) {
+  if (!live.drift.length) return null;
+  const pct = (share) => `${(share * 100).toFixed(1)}%`;
+  return el("div", { class: "drift" },
+    el("h4", {}, "Escalation drift (newest first)"),
+    el("ul", {}, ...live.drift.map((d) => el("li", { class: d.drifted ? "unhealthy" : null },
+      `${new Date(d.ts * 1000).toLocaleTimeString()} ${d.feature} (${d.package} v${d.version}): `,
+      d.drifted ? "drifted — " : "back — ",
+      `hard share ${pct(d.observed)} of the last ${d.rows} rows vs ${pct(d.planned)} planned `
+        + `(p = ${d.p_value.toPrecision(2)})`))));
+}
+
 function renderLive(lives) {
   $("live").replaceChildren(...lives.map((live) => {
     const status = live.online ? "online" : "offline";
@@ -269,6 +281,7 @@ function renderLive(lives) {
     return el("article", { class: "site-card", "data-site": live.site, "aria-label": `Site ${live.site}` },
       el("h3", {}, live.site, el("span", { class: `badge ${status}` }, status)),
       outboxBlock(live, span),
+      driftBlock(live),
       ...live.features.map((f) => featureBlock(live.site, f, span)));
   }));
 }
