@@ -63,6 +63,7 @@ function showLogin(message) {
   $("login").hidden = false;
   $("login-error").textContent = message || "";
   $("updated").textContent = "";
+  $("problem").textContent = "";
   $("token").value = "";
   $("token").focus();
 }
@@ -109,13 +110,14 @@ async function poll() {
       if (again) again.focus();
     }
     $("updated").textContent = `Updated ${new Date(fleet.now * 1000).toLocaleTimeString()}`;
+    if ($("problem").textContent) $("problem").textContent = "";
   } catch (error) {
     if (error instanceof Refused) {
       state.polling = false;
       showLogin(`Sign-in refused: ${error.message}.`);
       return;
     }
-    $("updated").textContent = `Cannot reach the cloud (${error.message}); retrying.`;
+    $("problem").textContent = `Cannot reach the cloud (${error.message}); retrying.`;
   }
   state.polling = false;
   state.timer = setTimeout(poll, POLL_MS);
