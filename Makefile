@@ -4,9 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?= dev
 
-.PHONY: setup mosquitto haproxy broker demo test lint typecheck pytest clean
+.PHONY: setup mosquitto haproxy chromium broker demo test lint typecheck pytest clean
 
-setup: $(VENV)/.installed mosquitto haproxy
+setup: $(VENV)/.installed mosquitto haproxy chromium
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,16 @@ haproxy:
 		echo "installing haproxy (load balancer for tierwise up --cloud-replicas)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq haproxy \
 			|| { echo "install HAProxy: https://www.haproxy.org/"; exit 1; }; \
+	fi
+
+# Chromium, the browser the dashboard's tests drive through Playwright (tests/cloud/dashboard;
+# CI=true fails them without it): the system package, installed (Debian) only when missing.
+CHROMIUM := $(shell ls /usr/bin/chromium 2>/dev/null)
+chromium:
+	@if [ -z "$(CHROMIUM)" ]; then \
+		echo "installing chromium (the browser of the dashboard tests)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium \
+			|| { echo "install Chromium as /usr/bin/chromium (Debian: apt-get install chromium)"; exit 1; }; \
 	fi
 
 # The MQTT tests expect a broker on 127.0.0.1:1883 (CI=true fails them without one): start

@@ -37,6 +37,8 @@ SCOPES = {
     ("GET", "/v1/drift"): "admin",
     ("GET", "/v1/sites/{site}/drift"): "site_or_admin",
     ("POST", "/v1/infer/{feature}"): "any",
+    ("GET", "/v1/fleet"): "any",  # filtered to what the token may see (test_dashboard_api)
+    ("GET", "/v1/sites/{site}/live"): "site_or_admin",
 }
 PUBLIC = {("GET", "/healthz"), ("GET", "/metrics")}
 PATH_VALUES = {"site": "b", "feature": "f", "name": "p", "version": "1", "rollout_id": "1"}

@@ -186,19 +186,21 @@ class AgentProcess:
     url: str = ""
     proc: subprocess.Popen[str] | None = None
     env: dict[str, str] = field(default_factory=dict)  # beside ours, e.g. TIERWISE_EDGE_*
+    site: str = SITE
+    token: str = SITE_TOKEN
 
     def start(self) -> AgentProcess:
         """Start (or restart, on the same port, so devices find it again)."""
         port = self.url.rsplit(":", 1)[1] if self.url else "0"
         token = self.data_dir.parent / f"{self.data_dir.name}.token"
-        token.write_text(SITE_TOKEN)
+        token.write_text(self.token)
         cmd = [
             sys.executable,
             "-m",
             "tierwise",
             "edge",
             "--site",
-            SITE,
+            self.site,
             "--cloud",
             self.cloud_url,
             "--token-file",

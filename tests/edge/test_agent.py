@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -590,3 +591,35 @@ def test_a_package_whose_router_changed_after_signing_is_refused(
         await agent.stop()
 
     run(body)
+
+
+def test_metrics_snapshots_keep_their_cadence_while_the_wan_swallows_requests(
+    tmp_path: Path, packages: dict[str, Path], keys: Keys
+) -> None:
+    """A blackholed WAN: status reports and uploads hang for a whole timeout, yet a snapshot
+    (with the outbox's oldest unsent event and deadline misses) is taken every interval."""
+    cloud = _cloud(packages, keys)
+    deploy(cloud, 1, threshold=0.0)
+    agent = _agent(tmp_path, cloud, keys)
+    snapshots: list[dict[str, object]] = []
+
+    async def body() -> None:
+        await agent.start()
+        await _until(lambda: _version(agent) == 1)
+        await agent.predict(FEATURE, _request(1))
+        cloud.delay_s = 60.0  # every call now waits far longer than the test
+        assert agent.outbox is not None
+        await _until(
+            lambda: sum(e.stream == "metrics" for e in agent.outbox.oldest(1000, 10**7)) >= 5
+        )
+        stored = agent.outbox.oldest(1000, 10**7)
+        snapshots.extend(json.loads(e.body) for e in stored if e.stream == "metrics")
+        cloud.delay_s = 0.0
+        await agent.stop()
+
+    run(body)
+    last = snapshots[-1]
+    assert isinstance(last["outbox_oldest_ts"], float)  # events wait to be sent
+    versions = last["versions"]
+    assert isinstance(versions, list)
+    assert versions[0]["deadline_misses"] == 0

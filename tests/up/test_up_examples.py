@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -132,6 +133,8 @@ def test_factory_with_auto_scale_an_outage_and_a_shift(tmp_path: Path, cache: Pa
     assert "(auto)" in done.stdout
     assert "WAN DOWN" in done.stdout
     assert "WAN up again" in done.stdout
+    assert re.search(r"dashboard: http://127\.0\.0\.1:\d+/dashboard", done.stderr)  # say()
+    assert (run_dir / "admin.token").read_text().strip() not in done.stdout + done.stderr
     report = json.loads(out.read_text())
     _check_report(report, spec, 6.0)
     assert report["scale"]["auto"] is True

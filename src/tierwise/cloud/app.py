@@ -29,6 +29,7 @@ from tierwise.cloud import inference as inference_routes
 from tierwise.cloud.auth import authenticate, load_tokens_file
 from tierwise.cloud.changes import DeploymentChanges
 from tierwise.cloud.context import CloudContext, get_context
+from tierwise.cloud.dashboard import routes as dashboard
 from tierwise.cloud.db import open_database
 from tierwise.cloud.decompress import GzipRequests
 from tierwise.cloud.limits import BodySizeLimit
@@ -133,8 +134,18 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
                 return JSONResponse({"detail": "/metrics needs an operator token"}, 403)
         return Response(context.metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
-    for module in (registry, deployments, reports, rollout, telemetry, drift, inference_routes):
+    for module in (
+        registry,
+        deployments,
+        reports,
+        rollout,
+        telemetry,
+        drift,
+        inference_routes,
+        dashboard,
+    ):
         app.include_router(module.router)
+    app.mount("/dashboard/static", dashboard.static_files, name="dashboard-static")
     return app
 
 

@@ -22,6 +22,9 @@ DEFAULT_DATA_DIR = Path("tierwise-cloud")
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024  # a 10,000-event telemetry batch is about 2 MiB
 DEFAULT_MAX_PACKAGE_BYTES = 256 * 1024 * 1024
 DEFAULT_EVALUATE_INTERVAL_S = 1.0
+# A site is shown offline after this long without a status report or telemetry: three edge
+# status intervals (5 s by default) missed in a row.
+DEFAULT_SITE_OFFLINE_AFTER_S = 15.0
 
 
 def hash_token(token: str) -> str:
@@ -60,6 +63,9 @@ class Settings(BaseModel):
         max_length=64,
         pattern=r"^[A-Za-z0-9._-]+$",
         description="this process's name in the Tierwise-Replica header of every answer",
+    )
+    site_offline_after_s: float = Field(
+        DEFAULT_SITE_OFFLINE_AFTER_S, gt=0, description="silence after which a site is offline"
     )
 
     @property

@@ -242,6 +242,7 @@ class EdgeAgent:
             correct,
             labelled,
             answer.hard_rows,
+            missed_deadline=latency_ms > route.deadline_s * 1000,
         )
         return PredictResponse(
             outputs=answer.outputs,
@@ -299,13 +300,25 @@ class EdgeAgent:
             self.loop_lag_over_50ms += lag > 50
 
     async def _status_loop(self) -> None:
-        while not self._stop.is_set():
-            await _sleep_unless(self._stop, self.settings.status_interval_s)
-            await self.record_metrics()
-            try:
-                await self._report_status()
-            except TierwiseError as exc:
-                self.last_status_error = str(exc)
+        # A report can hang for a whole timeout when the WAN drops packets; the snapshot must
+        # not wait for it: it is what tells the cloud, later, how the outage went.
+        reporting: asyncio.Task[None] | None = None
+        try:
+            while not self._stop.is_set():
+                await _sleep_unless(self._stop, self.settings.status_interval_s)
+                await self.record_metrics()
+                if reporting is None or reporting.done():
+                    reporting = asyncio.create_task(self._report_status_quietly())
+        finally:
+            if reporting is not None:
+                reporting.cancel()
+                await asyncio.gather(reporting, return_exceptions=True)
+
+    async def _report_status_quietly(self) -> None:
+        try:
+            await self._report_status()
+        except TierwiseError as exc:
+            self.last_status_error = str(exc)
 
     async def record_metrics(self) -> None:
         """A snapshot of every counter (escalations, degraded, latency, outbox drops) into the
@@ -327,6 +340,7 @@ class EdgeAgent:
                     "escalation_check": _check_view(m.escalation_check()),
                     "cloud_answers": m.cloud_answers,
                     "degraded": m.degraded,
+                    "deadline_misses": m.deadline_misses,
                     "p50_ms": m.percentile_ms(50),
                     "p99_ms": m.percentile_ms(99),
                     "feedback_correct": m.feedback_correct,
@@ -335,6 +349,7 @@ class EdgeAgent:
                 for m in self.metrics.by_version.values()
             ],
             "outbox": asdict(self.outbox.counts()),
+            "outbox_oldest_ts": await self.outbox.oldest_ts_async(),
             "rtt_estimate_ms": self.tracker.estimate() * 1000,
             "cloud_down": self.health.down,
         }

@@ -32,6 +32,7 @@ class VersionMetrics:
     hard_rows: int = 0  # rows the cascade's rule found hard (escalated or not)
     cloud_answers: int = 0  # requests the cloud answered (in part)
     degraded: int = 0
+    deadline_misses: int = 0  # answers later than the feature's deadline
     feedback_correct: int = 0
     feedback_total: int = 0
     watch: EscalationWatch | None = None  # a cascade's hard share against the plan's
@@ -49,8 +50,10 @@ class VersionMetrics:
         correct: int = 0,
         labelled: int = 0,
         hard_rows: int = 0,
+        missed_deadline: bool = False,
     ) -> None:
         self.requests += 1
+        self.deadline_misses += missed_deadline
         self.hard_rows += hard_rows
         if self.watch is not None:
             self.watch.observe(hard_rows, rows)

@@ -96,6 +96,10 @@ class Outbox:
     async def oldest_async(self, max_events: int, max_bytes: int) -> list[StoredEvent]:
         return await self._run_async(lambda: self._store.oldest(max_events, max_bytes))
 
+    async def oldest_ts_async(self) -> float | None:
+        """When the oldest unsent event happened (None: nothing is waiting)."""
+        return await self._run_async(self._store.oldest_ts)
+
     def remove(self, batch: list[StoredEvent]) -> None:
         """Forget a batch the cloud acknowledged (the oldest events, as `oldest` gave them)."""
         if batch:

@@ -173,6 +173,10 @@ class OutboxStore:
             total += event.size
         return out
 
+    def oldest_ts(self) -> float | None:
+        row = self.db.execute("SELECT ts FROM events ORDER BY id LIMIT 1").fetchone()
+        return None if row is None else float(row[0])
+
     def remove_through(self, last_id: int) -> None:
         """Forget every event up to `last_id`: an acknowledged batch is always the oldest."""
         db = self.db

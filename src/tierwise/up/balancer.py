@@ -17,7 +17,7 @@ import socket
 from pathlib import Path
 
 from tierwise.errors import UsageError
-from tierwise.up.components import Tokens, cloud_argv, cloud_serving, wait_http
+from tierwise.up.components import DASHBOARD_ENV, Tokens, cloud_argv, cloud_serving, wait_http
 from tierwise.up.processes import Child, Supervisor
 
 # Above the cloud's longest long-poll (60 s): a held poll must not be cut by the balancer.
@@ -69,7 +69,7 @@ def start_cloud_replicas(
     """`replicas` clouds on `db_url` (sharing one data directory for package archives) and
     HAProxy in front of them; returns the replicas and the balancer, whose `url` is the
     cloud's address for everyone else."""
-    env = {"TIERWISE_CLOUD_ADMIN_TOKEN": tokens.admin}
+    env = {"TIERWISE_CLOUD_ADMIN_TOKEN": tokens.admin, **DASHBOARD_ENV}
     if db_schema is not None:
         env["TIERWISE_CLOUD_DB_SCHEMA"] = db_schema
     haproxy = shutil.which("haproxy")

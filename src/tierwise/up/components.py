@@ -20,6 +20,10 @@ from tierwise.errors import LinkError
 from tierwise.up.processes import Child, Supervisor, python_module
 from tierwise.wan.conditions import WanConditions
 
+STATUS_INTERVAL_S = "1"  # agents' status reports and metrics snapshots: a live dashboard
+# Sites on this machine report every second: the dashboard calls one offline after three
+# silent seconds, not the production default's fifteen (every cloud process of a run).
+DASHBOARD_ENV = {"TIERWISE_CLOUD_SITE_OFFLINE_AFTER_S": "3"}
 READY_TIMEOUT_S = 90.0  # a cold start on a busy 2-core machine imports for a while
 
 
@@ -41,11 +45,18 @@ class Tokens:
         path = run_dir / "tokens.json"
         path.write_text(json.dumps(self.sites), encoding="utf-8")
         path.chmod(0o600)
+        # The operator's, for the dashboard's sign-in: in a file, never on the console.
+        self.admin_file(run_dir).write_text(self.admin + "\n", encoding="utf-8")
+        self.admin_file(run_dir).chmod(0o600)
         for site, token in self.sites.items():
             token_file = self.site_file(run_dir, site)
             token_file.write_text(token + "\n", encoding="utf-8")
             token_file.chmod(0o600)
         return path
+
+    @staticmethod
+    def admin_file(run_dir: Path) -> Path:
+        return run_dir / "admin.token"
 
     @staticmethod
     def site_file(run_dir: Path, site: str) -> Path:
@@ -59,7 +70,7 @@ def start_cloud(
     child = sup.spawn(
         "cloud",
         cloud_argv(run_dir, tokens.write(run_dir), trusted_key, *extra),
-        env={"TIERWISE_CLOUD_ADMIN_TOKEN": tokens.admin},
+        env={"TIERWISE_CLOUD_ADMIN_TOKEN": tokens.admin, **DASHBOARD_ENV},
     )
     cloud_serving(sup, child)
     wait_http(child, child.url + "/healthz")
@@ -154,6 +165,7 @@ def start_agents(
                 "5",
                 *(extra or {}).get(site, []),
             ),
+            env={"TIERWISE_EDGE_STATUS_INTERVAL_S": STATUS_INTERVAL_S},
         )
     for site, child in children.items():
         pattern = rf"edge agent {site} serving on (http://\S+)"

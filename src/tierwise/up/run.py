@@ -142,6 +142,10 @@ def run_up(opts: UpOptions, console: Console, say: Callable[[str], None]) -> dic
     with Supervisor(run_dir / "logs") as sup:
         say(f"starting the cloud, {len(sites)} WAN proxies and edge agents (logs: {sup.log_dir})")
         cont = _start(sup, run_dir, spec, runs, sites, tokens, public_key, opts)
+        say(
+            f"dashboard: {cont.cloud.url}/dashboard (sign in with the operator token in "
+            f"{Tokens.admin_file(run_dir)}; it lives as long as this run)"
+        )
         deployed = deploy(cont.admin, runs, packages, say)
         expected = {
             site: {r.name for r in runs if r.uses_agent and any(s.site == site for s in r.sites)}
