@@ -197,6 +197,9 @@ def _exit_cleanly(_signum: int, _frame: object) -> None:
     raise SystemExit(0)
 
 
+LISTEN_BACKLOG = 2048  # uvicorn's own default
+
+
 def _bind(host: str, port: int) -> socket.socket:
     """Bind before building the app, so a busy port is one clear line, not a traceback."""
     try:
@@ -213,6 +216,9 @@ def _bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise UsageError(f"--host {host} --port {port}: {exc.strerror}") from None
+    # Listening now, not when uvicorn starts: the address line goes out before the server
+    # runs, and whoever reads it may connect at once (queued until accepted, not refused).
+    sock.listen(LISTEN_BACKLOG)
     sock.set_inheritable(True)
     return sock
 
