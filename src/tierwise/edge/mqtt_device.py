@@ -15,12 +15,11 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import MQTTErrorCode
-from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from tierwise.edge.mqtt_loop import LoopDriver, new_client, properties
+from tierwise.edge.mqtt_loop import LoopDriver, new_client, publish_properties
 from tierwise.edge.mqtt_wire import (
     DEFAULT_TOPIC_PREFIX,
     BrokerAddress,
@@ -79,15 +78,12 @@ class MqttDevice:
             reply_to = self._reply_to[feature] = response_topic(
                 self.prefix, self.site, feature, self.client_id
             )
-        props = properties(PacketTypes.PUBLISH)
-        props.ResponseTopic = reply_to
-        props.CorrelationData = correlation
+        props = publish_properties(correlation, reply_to)
         topic = request_topic(self.prefix, self.site, feature)
+        # Written with the rest of this loop turn's packets (mqtt_loop.py).
         info = self.client.publish(topic, body, qos=1, properties=props)
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             raise LinkError(f"MQTT publish to {topic}: {paho.error_string(info.rc)}")
-        if self._driver is not None:
-            self._driver.flush()
         return correlation
 
     async def request(self, feature: str, body: bytes, timeout: float) -> bytes:

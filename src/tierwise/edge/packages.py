@@ -137,6 +137,12 @@ class PackageAnswerer:
     def input_width(self) -> int:
         return self.model.manifest.input.features
 
+    @property
+    def row_independent(self) -> bool:
+        # Dynamic INT8 quantization scales activations by the whole input tensor: a row's
+        # outputs would shift with the rows that share its call.
+        return self.model.variant.quantization != "dynamic"
+
     def predict(
         self, inputs: Floats2D, rule: EscalationRule = EscalationRule.MAX_PROBABILITY
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
