@@ -4,6 +4,7 @@ One connection per device process (devices multiplex over it): requests are publ
 QoS 1 to `{prefix}/{site}/{feature}/request` with a Response Topic of the device's own
 (`.../response/{client_id}`) and a fresh Correlation Data each; the answer with that
 Correlation Data resolves `request()`. `on_answer` sees every answer, duplicates included.
+Answers are subscribed to at QoS 0 (see `_on_connect`); requests go at QoS 1.
 """
 
 from __future__ import annotations
@@ -111,7 +112,10 @@ class MqttDevice:
             self._fail(f"refused: {reason}")
             return
         answers = response_topic(self.prefix, self.site, "+", self.client_id)
-        client.subscribe(answers, options=SubscribeOptions(qos=1))
+        # QoS 0: this client's session ends with its connection (clean start), and within one
+        # connection MQTT never sends a message twice, so QoS 1 would buy no delivery, only
+        # a PUBACK per answer (CPU on the device and the broker).
+        client.subscribe(answers, options=SubscribeOptions(qos=0))
 
     def _on_subscribe(
         self, _c: paho.Client, _u: Any, _mid: int, reasons: list[ReasonCode], _p: Any

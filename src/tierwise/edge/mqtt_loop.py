@@ -43,23 +43,50 @@ CONNECT_TIMEOUT_S = 5.0
 RECONNECT_MIN_S = 0.2
 RECONNECT_MAX_S = 10.0
 MISC_INTERVAL_S = 1.0  # paho's keep-alive and retry bookkeeping
+READ_CHUNK = 64 * 1024  # bytes taken from the socket at once
 
 SocketLike = Any  # paho hands over a socket.socket or an ssl.SSLSocket
 _TRY_LATER = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
 class CorkedClient(paho.Client):
-    """paho's client whose socket writes go to `corked` while a `LoopDriver` drives it.
+    """paho's client whose socket writes go to `corked` while a `LoopDriver` drives it, and
+    whose reads come from a buffer filled READ_CHUNK bytes at a time.
 
-    Overrides paho's one socket-write method (`_sock_send`, private but unchanged since paho
-    1.x; the MQTT tests run every write through it). paho then takes each packet as sent;
-    the driver owns getting the bytes out, and a connection whose send fails is shut down so
-    paho's read side sees it lost and reconnects (QoS 1 messages are resent then).
+    Overrides paho's two socket methods (`_sock_send`, `_sock_recv`: private, unchanged
+    since paho 1.x; the MQTT tests run every byte through them). paho takes each packet as
+    sent; the driver owns getting the bytes out, and a connection whose send fails is shut
+    down so paho's read side sees it lost and reconnects (QoS 1 messages are resent then).
+    paho reads a packet in three or more `recv`s (its type byte, each length byte, the
+    rest): from the buffer they cost no system call.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.corked: bytearray | None = None  # None: paho's own writes (no driver)
+        self.corked: bytearray | None = None  # None: paho's own writes and reads (no driver)
+        self._received = b""
+        self._received_at = 0  # what paho has taken of `_received`
+
+    @property
+    def buffered(self) -> bool:
+        """Bytes received that paho has not read yet."""
+        return self._received_at < len(self._received)
+
+    def drop_buffered(self) -> None:
+        """Forget what was received on a connection that is gone."""
+        self._received, self._received_at = b"", 0
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        if self.corked is None:
+            return super()._sock_recv(bufsize)
+        if not self.buffered:
+            data = super()._sock_recv(READ_CHUNK)  # BlockingIOError when there is none
+            if len(data) <= bufsize:
+                return data
+            self._received, self._received_at = data, 0
+        start = self._received_at
+        self._received_at = start + bufsize
+        return self._received[start : start + bufsize]
 
     def _sock_send(self, buf: bytes | bytearray) -> int:
         corked = self.corked
@@ -276,6 +303,7 @@ class LoopDriver:
             self._stop_awaiting_writable()
             if self.client.corked is not None:
                 self.client.corked.clear()  # bytes for the connection that is gone
+            self.client.drop_buffered()
             self._dropped.set()
 
         self._on_loop(closed)
@@ -288,7 +316,12 @@ class LoopDriver:
         pass  # the driver tracks the socket's writability itself (`_send_corked`)
 
     def _read(self) -> None:
-        self.client.loop_read()
+        # paho reads a few packets a call; what is buffered beyond them is read now, as the
+        # socket will not say readable for bytes already taken from it.
+        client = self.client
+        client.loop_read()
+        while client.buffered and client.socket() is not None:
+            client.loop_read()
 
     async def _misc_loop(self) -> None:
         # Keep-alive pings and retries; loop_misc also notices a broker that stopped answering
