@@ -117,6 +117,11 @@ class Outbox:
             last = max(e.id for e in batch)
             await self._run_async(lambda: self._store.remove_through(last))
 
+    @property
+    def depth_events(self) -> int:
+        """Events waiting (asked after every answer: no counts object made)."""
+        return self._store.depth_events
+
     def counts(self) -> OutboxCounts:
         """Depth and counters, from the in-memory mirror (no query)."""
         return self._store.counts()
