@@ -54,6 +54,8 @@ MAX_GROUP = 512  # appends per transaction at most
 CHECKPOINT_INTERVAL_S = 1.0
 
 _Job = tuple[Callable[[], Any], "Future[Any]"]
+# One encoder for every event: json.dumps with options builds a new one per call.
+_JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
 class Outbox:
@@ -153,7 +155,7 @@ class Outbox:
     def _new(self, stream: str, kind: str, body: dict[str, Any], ts: float) -> NewEvent:
         if self._closed:
             raise RuntimeError("the outbox is closed")
-        text = json.dumps(body, separators=(",", ":"), allow_nan=False)
+        text = _JSON.encode(body)
         return NewEvent(stream, kind, text, ts)
 
     def _run(self, fn: Callable[[], T]) -> T:
