@@ -122,3 +122,39 @@ def test_a_closed_outbox_refuses_appends(tmp_path: Path) -> None:
     box.close()
     with pytest.raises(RuntimeError, match="closed"):
         box.append("s", "k", {}, 0.0)
+
+
+def test_the_appends_of_one_loop_turn_share_a_transaction(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.db")  # durability=process: grouped by loop turn
+
+    async def turns() -> tuple[list[int | None], int | None]:
+        together = await asyncio.gather(
+            *(box.append_async("s", "k", {"i": i}, 0.0) for i in range(50))
+        )
+        alone = await box.append_async("s", "k", {"i": 50}, 0.0)  # nothing else queued
+        return list(together), alone
+
+    together, alone = asyncio.run(turns())
+    assert together == list(range(1, 51))
+    assert alone == 51
+    assert box.largest_group == 50
+    assert [e.seq for e in box.oldest(100, 10**6)] == list(range(1, 52))
+    box.close()
+
+
+def test_an_append_still_queued_when_the_outbox_closes_is_refused_not_acknowledged(
+    tmp_path: Path,
+) -> None:
+    box = Outbox(tmp_path / "o.db")
+
+    async def close_first() -> None:
+        pending = asyncio.ensure_future(box.append_async("s", "k", {}, 0.0))
+        await asyncio.sleep(0)  # submitted; its commit waits for the next turn
+        box.close()
+        with pytest.raises(RuntimeError, match="closed"):
+            await pending
+
+    asyncio.run(close_first())
+    reopened = Outbox(tmp_path / "o.db")
+    assert reopened.counts().depth_events == 0
+    reopened.close()

@@ -78,10 +78,14 @@ class Served:
     model: LocalModel | None
     healthy: bool = True
     detail: str = ""
+    _route: tuple[FeatureDeployment, Route] | None = field(default=None, repr=False, compare=False)
 
     @property
     def route(self) -> Route:
-        return route_of(self.spec)
+        """How the spec says to answer (made once per spec: every request asks)."""
+        if self._route is None or self._route[0] is not self.spec:
+            self._route = (self.spec, route_of(self.spec))
+        return self._route[1]
 
 
 def route_of(spec: FeatureDeployment) -> Route:

@@ -34,7 +34,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from pydantic import ValidationError
 
 from tierwise.edge.agent import EdgeAgent
-from tierwise.edge.mqtt_loop import LoopDriver, new_client, properties
+from tierwise.edge.mqtt_loop import LoopDriver, new_client, properties, publish_properties
 from tierwise.edge.mqtt_wire import (
     EXPIRED,
     MALFORMED,
@@ -245,12 +245,9 @@ class MqttDevices:
         self, msg: paho.MQTTMessage, topic: str, correlation: bytes | None, payload: bytes
     ) -> None:
         assert self._client is not None
-        props = properties(PacketTypes.PUBLISH)
-        if correlation is not None:
-            props.CorrelationData = correlation
+        props = publish_properties(correlation)
+        # Written with the rest of this loop turn's packets (mqtt_loop.py), not one by one.
         info = self._client.publish(topic, payload, qos=1, properties=props)
-        if self._driver is not None:
-            self._driver.flush()
         if info.rc != paho.MQTT_ERR_SUCCESS:
             # Not connected: the request stays unacknowledged; the broker delivers it again.
             log.debug("MQTT answer on %s not sent (%s)", topic, info.rc)

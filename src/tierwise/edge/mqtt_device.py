@@ -4,6 +4,7 @@ One connection per device process (devices multiplex over it): requests are publ
 QoS 1 to `{prefix}/{site}/{feature}/request` with a Response Topic of the device's own
 (`.../response/{client_id}`) and a fresh Correlation Data each; the answer with that
 Correlation Data resolves `request()`. `on_answer` sees every answer, duplicates included.
+Answers are subscribed to at QoS 0 (see `_on_connect`); requests go at QoS 1.
 """
 
 from __future__ import annotations
@@ -15,12 +16,11 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import MQTTErrorCode
-from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from tierwise.edge.mqtt_loop import LoopDriver, new_client, properties
+from tierwise.edge.mqtt_loop import LoopDriver, new_client, publish_properties
 from tierwise.edge.mqtt_wire import (
     DEFAULT_TOPIC_PREFIX,
     BrokerAddress,
@@ -79,15 +79,12 @@ class MqttDevice:
             reply_to = self._reply_to[feature] = response_topic(
                 self.prefix, self.site, feature, self.client_id
             )
-        props = properties(PacketTypes.PUBLISH)
-        props.ResponseTopic = reply_to
-        props.CorrelationData = correlation
+        props = publish_properties(correlation, reply_to)
         topic = request_topic(self.prefix, self.site, feature)
+        # Written with the rest of this loop turn's packets (mqtt_loop.py).
         info = self.client.publish(topic, body, qos=1, properties=props)
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             raise LinkError(f"MQTT publish to {topic}: {paho.error_string(info.rc)}")
-        if self._driver is not None:
-            self._driver.flush()
         return correlation
 
     async def request(self, feature: str, body: bytes, timeout: float) -> bytes:
@@ -115,7 +112,10 @@ class MqttDevice:
             self._fail(f"refused: {reason}")
             return
         answers = response_topic(self.prefix, self.site, "+", self.client_id)
-        client.subscribe(answers, options=SubscribeOptions(qos=1))
+        # QoS 0: this client's session ends with its connection (clean start), and within one
+        # connection MQTT never sends a message twice, so QoS 1 would buy no delivery, only
+        # a PUBACK per answer (CPU on the device and the broker).
+        client.subscribe(answers, options=SubscribeOptions(qos=0))
 
     def _on_subscribe(
         self, _c: paho.Client, _u: Any, _mid: int, reasons: list[ReasonCode], _p: Any

@@ -13,7 +13,10 @@ Where the commit runs depends on the durability asked for:
 
 - PROCESS: on the caller's thread (the agent's event loop). A commit without fsync takes
   tens of microseconds; handing it to another thread would cost more in GIL handoffs than
-  the work itself. WAL checkpoints, which do fsync, run on a thread of their own.
+  the work itself. `append_async` commits what was appended during one loop turn in one
+  transaction on the next turn (`TurnBatch`): under load the commit is shared by the
+  answers of a turn; a lone answer waits one `call_soon` hop, not for others to come.
+  WAL checkpoints, which do fsync, run on a thread of their own.
 - POWER: on a writer thread, because each commit waits for an fsync. Appends that queue up
   meanwhile are written in the next transaction together (group commit): many concurrent
   requests share one fsync.
@@ -39,6 +42,7 @@ from tierwise.edge.outbox_store import (
     OutboxStore,
     StoredEvent,
 )
+from tierwise.edge.turn_batch import TurnBatch
 from tierwise.rules.outbox import DropPolicy
 
 __all__ = ["DEFAULT_CAP_BYTES", "Durability", "Outbox", "OutboxCounts", "StoredEvent"]
@@ -50,6 +54,8 @@ MAX_GROUP = 512  # appends per transaction at most
 CHECKPOINT_INTERVAL_S = 1.0
 
 _Job = tuple[Callable[[], Any], "Future[Any]"]
+# One encoder for every event: json.dumps with options builds a new one per call.
+_JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
 class Outbox:
@@ -69,6 +75,10 @@ class Outbox:
         self._closed = False
         self._writer = None if inline else _GroupCommitThread(self._store)
         self._checkpointer = _Checkpointer(path) if inline else None
+        # PROCESS: the appends of one loop turn share a transaction. The lock keeps a flush
+        # on the loop and `close` (called from a worker thread) from using the store at once.
+        self._turn: TurnBatch[NewEvent, int | None] = TurnBatch(self._commit_turn)
+        self._store_lock = threading.Lock()
 
     @property
     def cap_bytes(self) -> int:
@@ -78,15 +88,17 @@ class Outbox:
         """Store one event and return its seq once committed; None if the policy refused it."""
         item = self._new(stream, kind, body, ts)
         if self._writer is None:
-            return self._store.append([item])[0]
+            with self._store_lock:
+                return self._store.append([item])[0]
         return self._writer.append(item).result()
 
     async def append_async(
         self, stream: str, kind: str, body: dict[str, Any], ts: float
     ) -> int | None:
+        """Store one event; its seq once committed (None if the policy refused it)."""
         item = self._new(stream, kind, body, ts)
         if self._writer is None:
-            return self._store.append([item])[0]
+            return await self._turn.submit(item)
         return await asyncio.wrap_future(self._writer.append(item))
 
     def oldest(self, max_events: int, max_bytes: int) -> list[StoredEvent]:
@@ -111,12 +123,18 @@ class Outbox:
             last = max(e.id for e in batch)
             await self._run_async(lambda: self._store.remove_through(last))
 
+    @property
+    def depth_events(self) -> int:
+        """Events waiting (asked after every answer: no counts object made)."""
+        return self._store.depth_events
+
     def counts(self) -> OutboxCounts:
         """Depth and counters, from the in-memory mirror (no query)."""
         return self._store.counts()
 
     def close(self) -> None:
-        """Finish what is queued, checkpoint, close the database."""
+        """Finish what is queued, checkpoint, close the database. (PROCESS: an append still
+        waiting for its loop turn fails as closed: not committed, so never acknowledged.)"""
         if self._closed:
             return
         self._closed = True
@@ -124,12 +142,24 @@ class Outbox:
             self._writer.stop()
         if self._checkpointer is not None:
             self._checkpointer.stop()
-        self._store.close()
+        with self._store_lock:
+            self._store.close()
+
+    @property
+    def largest_group(self) -> int:
+        """The most events committed in one transaction so far (PROCESS: per loop turn)."""
+        return self._turn.largest if self._writer is None else self._writer.largest
+
+    def _commit_turn(self, items: list[NewEvent]) -> list[int | None]:
+        with self._store_lock:
+            if self._closed:
+                raise RuntimeError("the outbox is closed")
+            return self._store.append(items)
 
     def _new(self, stream: str, kind: str, body: dict[str, Any], ts: float) -> NewEvent:
         if self._closed:
             raise RuntimeError("the outbox is closed")
-        text = json.dumps(body, separators=(",", ":"), allow_nan=False)
+        text = _JSON.encode(body)
         return NewEvent(stream, kind, text, ts)
 
     def _run(self, fn: Callable[[], T]) -> T:
@@ -152,6 +182,7 @@ class _GroupCommitThread:
         self.store = store
         self._queue: queue.SimpleQueue[tuple[NewEvent, Future[int | None]] | _Job | None]
         self._queue = queue.SimpleQueue()
+        self.largest = 0  # the most appends committed together so far
         self._thread = threading.Thread(target=self._run, name="outbox-writer", daemon=True)
         self._thread.start()
 
@@ -204,6 +235,7 @@ class _GroupCommitThread:
                 _settle(future, result)
 
     def _commit(self, group: list[tuple[NewEvent, Future[int | None]]]) -> None:
+        self.largest = max(self.largest, len(group))
         try:
             seqs = self.store.append([item for item, _ in group])
         except BaseException as exc:

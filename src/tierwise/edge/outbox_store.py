@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE TABLE IF NOT EXISTS streams (stream TEXT PRIMARY KEY, last_seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
+_INSERT = "INSERT INTO events (stream, seq, ts, kind, body, size) VALUES (?, ?, ?, ?, ?, ?)"
 
 
 class Durability(StrEnum):
@@ -120,35 +121,14 @@ class OutboxStore:
         """Number and store `items` in one transaction: each one's seq, or None if refused."""
         db = self.db
         results: list[int | None] = []
+        sizes = [len(i.stream) + len(i.kind) + len(i.body) + _OVERHEAD_BYTES for i in items]
         try:
             db.execute("BEGIN IMMEDIATE")
-            touched: set[str] = set()
-            for item in items:
-                size = len(item.stream) + len(item.kind) + len(item.body) + _OVERHEAD_BYTES
-                keep, evict = admit(self.depth_bytes, size, self.cap_bytes, self.policy)
-                if evict > 0:
-                    self._evict_oldest(int(evict))
-                if not keep:
-                    self._bump("dropped_events", 1)
-                    self._bump("dropped_bytes", size)
-                    results.append(None)
-                    continue
-                seq = self._last_seq.get(item.stream, 0) + 1
-                self._last_seq[item.stream] = seq
-                touched.add(item.stream)
-                db.execute(
-                    "INSERT INTO events (stream, seq, ts, kind, body, size) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (item.stream, seq, item.ts, item.kind, item.body, size),
-                )
-                self.depth_events += 1
-                self.depth_bytes += size
-                results.append(seq)
-            db.executemany(
-                "INSERT INTO streams (stream, last_seq) VALUES (?, ?) "
-                "ON CONFLICT (stream) DO UPDATE SET last_seq = excluded.last_seq",
-                [(s, self._last_seq[s]) for s in touched],
-            )
+            if self.depth_bytes + sum(sizes) <= self.cap_bytes:
+                # Everything fits: `admit` would keep each item and evict nothing.
+                results = self._insert_all(items, sizes)
+            else:
+                results = self._admit_each(items, sizes)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
@@ -156,6 +136,51 @@ class OutboxStore:
             self._mirror()  # undo the in-memory mirror of what rolled back
             raise
         return results
+
+    def _insert_all(self, items: list[NewEvent], sizes: list[int]) -> list[int | None]:
+        rows = []
+        results: list[int | None] = []
+        for item, size in zip(items, sizes, strict=True):
+            seq = self._last_seq.get(item.stream, 0) + 1
+            self._last_seq[item.stream] = seq
+            rows.append((item.stream, seq, item.ts, item.kind, item.body, size))
+            results.append(seq)
+        self.db.executemany(_INSERT, rows)
+        self.depth_events += len(rows)
+        self.depth_bytes += sum(sizes)
+        self._save_last_seqs({item.stream for item in items})
+        return results
+
+    def _admit_each(self, items: list[NewEvent], sizes: list[int]) -> list[int | None]:
+        """One item after the other through the drop policy (the cap is reached)."""
+        db = self.db
+        results: list[int | None] = []
+        touched: set[str] = set()
+        for item, size in zip(items, sizes, strict=True):
+            keep, evict = admit(self.depth_bytes, size, self.cap_bytes, self.policy)
+            if evict > 0:
+                self._evict_oldest(int(evict))
+            if not keep:
+                self._bump("dropped_events", 1)
+                self._bump("dropped_bytes", size)
+                results.append(None)
+                continue
+            seq = self._last_seq.get(item.stream, 0) + 1
+            self._last_seq[item.stream] = seq
+            touched.add(item.stream)
+            db.execute(_INSERT, (item.stream, seq, item.ts, item.kind, item.body, size))
+            self.depth_events += 1
+            self.depth_bytes += size
+            results.append(seq)
+        self._save_last_seqs(touched)
+        return results
+
+    def _save_last_seqs(self, streams: set[str]) -> None:
+        self.db.executemany(
+            "INSERT INTO streams (stream, last_seq) VALUES (?, ?) "
+            "ON CONFLICT (stream) DO UPDATE SET last_seq = excluded.last_seq",
+            [(s, self._last_seq[s]) for s in streams],
+        )
 
     def oldest(self, max_events: int, max_bytes: int) -> list[StoredEvent]:
         """The oldest events, at most `max_events` and about `max_bytes` (at least one)."""

@@ -141,6 +141,12 @@ class PackageAnswerer:
     def drift_reference(self) -> DriftReference | None:
         return self.model.manifest.drift
 
+    @property
+    def row_independent(self) -> bool:
+        # Dynamic INT8 quantization scales activations by the whole input tensor: a row's
+        # outputs would shift with the rows that share its call.
+        return self.model.variant.quantization != "dynamic"
+
     def predict(
         self, inputs: Floats2D, rule: EscalationRule = EscalationRule.MAX_PROBABILITY
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:

@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 
 from tierwise.edge.cloud_health import CloudHealth
 from tierwise.edge.link import CloudAuthError, CloudLink, CloudRefusedError
+from tierwise.edge.local_batch import LocalBatcher
 from tierwise.errors import LinkError, UnavailableError
 from tierwise.rules.clock import Clock
 from tierwise.rules.escalation import RoundTripTracker, escalate, is_hard, tie_draws
@@ -69,6 +70,12 @@ class LocalModel(Protocol):
     @property
     def drift_reference(self) -> DriftReference | None:
         """The package's evaluation rows binned, for feedback (None: built without one)."""
+        ...
+
+    @property
+    def row_independent(self) -> bool:
+        """A row's outputs do not depend on the other rows of its call, so the rows of
+        several requests may share one (edge/local_batch.py)."""
         ...
 
     def predict(
@@ -133,6 +140,7 @@ class Router:
         self.reserve_fraction = reserve_fraction
         self._last_probe = float("-inf")
         self._late: set[asyncio.Future[InferResponse]] = set()
+        self.local = LocalBatcher()  # the requests of one loop turn share a model call
 
     @property
     def late_calls(self) -> int:
@@ -157,7 +165,7 @@ class Router:
     ) -> Answer:
         """Answer `inputs` (rows) for `feature`; `started` is when the request arrived."""
         deadline = started + route.deadline_s - self.reserve(route)
-        local = model.predict(inputs, route.rule) if model is not None else None
+        local = await self.local.predict(model, inputs, route.rule) if model is not None else None
         if route.placement is Placement.CLOUD:
             return await self._cloud_first(feature, model, local, inputs, deadline)
         if local is None or model is None:

@@ -52,12 +52,36 @@ def fastest_server_stack() -> tuple[str, str]:
     return loop, http
 
 
+class _Announcer:
+    """Prints the lines a supervisor waits for: `edge agent SITE serving on URL` first, then
+    what the adapters say (`... answering MQTT on ...`), held until then: an adapter may be
+    ready before uvicorn is, and a supervisor reads the lines in that order."""
+
+    def __init__(self, site: str) -> None:
+        self.site = site
+        self._serving = False
+        self._held: list[str] = []
+
+    def serving(self, url: str) -> None:
+        print(f"edge agent {self.site} serving on {url}", flush=True)
+        self._serving = True
+        for what in self._held:
+            self(what)
+
+    def __call__(self, what: str) -> None:
+        if self._serving:
+            print(f"edge agent {self.site} {what}", flush=True)
+        else:
+            self._held.append(what)
+
+
 class _AgentServer(uvicorn.Server):
     """uvicorn's server, telling the agent to drain the moment a stop signal arrives."""
 
-    def __init__(self, config: uvicorn.Config, agent: EdgeAgent) -> None:
+    def __init__(self, config: uvicorn.Config, agent: EdgeAgent, announce: _Announcer) -> None:
         super().__init__(config)
         self.agent = agent
+        self.announce = announce
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -82,8 +106,7 @@ class _AgentServer(uvicorn.Server):
         await super().startup(sockets)
         if self.started and sockets:
             host, port = sockets[0].getsockname()[:2]
-            site = self.agent.settings.site
-            print(f"edge agent {site} serving on http://{host}:{port}", flush=True)
+            self.announce.serving(f"http://{host}:{port}")
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -105,13 +128,11 @@ def serve(agent: EdgeAgent, log_level: str = "warning") -> None:
     broker in its settings, devices reach it over MQTT too (edge/mqtt.py), and the line
     `edge agent SITE answering MQTT on mqtt://HOST:PORT topic ...` follows once subscribed."""
     adapters: list[DeviceAdapter] = []
+    announce = _Announcer(agent.settings.site)
     if agent.settings.mqtt_url is not None:
         from tierwise.edge.mqtt import mqtt_devices
 
-        site = agent.settings.site
-        adapters.append(
-            mqtt_devices(agent, lambda what: print(f"edge agent {site} {what}", flush=True))
-        )
+        adapters.append(mqtt_devices(agent, announce))
     loop, http = fastest_server_stack()
     config = uvicorn.Config(
         create_app(agent, adapters),
@@ -123,7 +144,7 @@ def serve(agent: EdgeAgent, log_level: str = "warning") -> None:
         lifespan="on",
     )
     sock = bind(agent.settings.host, agent.settings.port)
-    server = _AgentServer(config, agent)
+    server = _AgentServer(config, agent, announce)
     server.run(sockets=[sock])
     if not server.started:
         sys.exit(4)

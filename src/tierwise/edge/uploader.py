@@ -95,7 +95,7 @@ class Uploader:
 
     def nudge(self) -> None:
         """New events are waiting: upload without waiting for the interval (when it pays)."""
-        if self.outbox.counts().depth_events >= self._batch_events:
+        if self.outbox.depth_events >= self._batch_events:
             self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
