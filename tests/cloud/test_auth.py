@@ -35,6 +35,8 @@ SCOPES = {
     ("GET", "/v1/sites/{site}/telemetry"): "site_or_admin",
     ("GET", "/v1/sites/{site}/streams"): "site_or_admin",
     ("GET", "/v1/drift"): "admin",
+    ("PUT", "/v1/plan"): "admin",
+    ("GET", "/v1/cost"): "admin",
     ("GET", "/v1/sites/{site}/drift"): "site_or_admin",
     ("POST", "/v1/infer/{feature}"): "any",
     ("GET", "/v1/fleet"): "any",  # filtered to what the token may see (test_dashboard_api)

@@ -115,6 +115,10 @@ class CloudAdmin:
         ).json()
         return found
 
+    def put_plan(self, plan: dict[str, Any]) -> None:
+        """The plan the fleet runs (`PlanResult.to_dict()`), for the dashboard's cost view."""
+        self._send("PUT", "/v1/plan", "the plan", json=plan)
+
     def drift(self) -> list[dict[str, Any]]:
         """The newest drift verdict of every site and feature (cloud/drift.py's DriftView)."""
         found: list[dict[str, Any]] = self._send("GET", "/v1/drift", "the drift verdicts").json()

@@ -155,6 +155,15 @@ drift_status = sa.Table(
     sa.Column("checked_at", sa.Float, nullable=False),
 )
 
+plans = sa.Table(
+    "plans",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),  # one plan per cloud: id 1
+    sa.Column("spec", sa.String(128), nullable=False),
+    sa.Column("body", sa.JSON, nullable=False),  # cloud/dashboard/cost.py's UploadedPlan
+    sa.Column("uploaded_at", sa.Float, nullable=False),
+)
+
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 

@@ -21,7 +21,7 @@ from tierwise.plan.estimate import candidate_table
 from tierwise.plan.evaluate import FeatureOutcome, Outcome, evaluate_assignment
 from tierwise.plan.explain import Alternative, describe_violations, reason_line
 from tierwise.plan.solve import Solution, solve
-from tierwise.plan.table import CandidateTable
+from tierwise.plan.table import CandidateTable, fleet_rate
 from tierwise.plan.training import TrainingDecision, decide_training
 from tierwise.plan.views import candidate_view
 from tierwise.plan.violations import describe, violation_counts, violations_of
@@ -79,12 +79,21 @@ class PlanResult:
                 for d in self.decisions
             ],
             "strategies": {k: asdict(v) for k, v in self.strategies.items()},
+            # each feature's requests/s over all its sites, as the spec states them: what
+            # the cloud projects measured traffic against (cloud/dashboard/cost.py)
+            "requests_per_s": self._requests_per_s(),
             "training": [asdict(t) for t in self.training],
             "seconds": self.seconds,
             "optimality_gap": self.optimality_gap,
         }
         finite: dict[str, Any] = _finite(data)
         return finite
+
+    def _requests_per_s(self) -> dict[str, float]:
+        if self.table is None:
+            return {}
+        rates = fleet_rate(self.table)
+        return {d.outcome.feature: float(rates[i]) for i, d in enumerate(self.decisions)}
 
 
 def plan(spec: Spec, explain: bool | None = None) -> PlanResult:

@@ -147,6 +147,9 @@ def run_up(opts: UpOptions, console: Console, say: Callable[[str], None]) -> dic
             f"{Tokens.admin_file(run_dir)}; it lives as long as this run)"
         )
         deployed = deploy(cont.admin, runs, packages, say)
+        # the dashboard's cost view projects the plan's $/month onto the measured traffic
+        document = result.to_dict()
+        cont.admin.put_plan({k: document[k] for k in ("spec", "strategies", "requests_per_s")})
         expected = {
             site: {r.name for r in runs if r.uses_agent and any(s.site == site for s in r.sites)}
             for site in cont.agents

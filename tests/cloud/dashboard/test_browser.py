@@ -121,6 +121,17 @@ def continuum(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Conti
         yield Continuum(cloud, wans, agents, devices, tmp_path)
 
 
+# The plan, as far as cost reads it: 30 $/month fixed (gateways) + 10 of calls at 10 requests/s
+PLAN = {
+    "spec": "two-sites",
+    "strategies": {
+        "cloud-only": {"cost": 100.0, "features": [{"feature": FEATURE, "cost": 100.0}]},
+        "tierwise": {"cost": 40.0, "features": [{"feature": FEATURE, "cost": 10.0}]},
+    },
+    "requests_per_s": {FEATURE: 10.0},
+}
+
+
 def until(check: Callable[[], Any], what: str, timeout: float = WAIT_S) -> Any:
     """Poll `check` (real time: the processes run on the wall clock) until it is truthy."""
     deadline = time.monotonic() + timeout
@@ -187,6 +198,14 @@ def test_operator_watches_the_fleet_through_an_outage_and_a_rollout(continuum: C
         assert "budget 250" in (chart.get_attribute("aria-label") or "")
         screenshot(page, "03-live-traffic")
 
+        # The plan's cost per strategy, beside the same at the traffic the sites measure.
+        c.cloud.admin.put_plan(PLAN)
+        cost = page.locator('#cost tbody tr[data-strategy="tierwise"] td[data-measured]')
+        until(lambda: cost.count() == 1 and float(cost.get_attribute("data-measured")) > 30,
+              "the cost at measured traffic")  # fmt: skip
+        assert page.locator('#cost tbody tr[data-strategy="cloud-only"]').count() == 1
+        screenshot(page, "03b-cost")
+
         # Cut site-b's WAN: it goes offline and its outbox (estimated) grows.
         c.wans["site-b"].set_down(True)
         until(lambda: site_row(page, "site-b").get_attribute("data-online") == "false",
@@ -238,6 +257,7 @@ def test_operator_watches_the_fleet_through_an_outage_and_a_rollout(continuum: C
         until(lambda: site_row(page, "site-b").count() == 1, "site-b for its own token")
         assert site_row(page, "site-a").count() == 0
         assert page.locator('article[data-site="site-a"]').count() == 0
+        assert page.locator("#cost-section").is_hidden()  # cost is the operator's
         screenshot(page, "08-site-token")
 
     secrets = [ADMIN, *SITES.values()]

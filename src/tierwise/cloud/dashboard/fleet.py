@@ -76,6 +76,11 @@ def last_contact(conn: sa.Connection, site: str, latest_snapshot_at: float | Non
 def _visible_sites(conn: sa.Connection, caller: Principal) -> list[str]:
     if not caller.is_admin:
         return [caller.site] if caller.site else []
+    return fleet_sites(conn)
+
+
+def fleet_sites(conn: sa.Connection) -> list[str]:
+    """Every site the cloud knows: by token, assignment or status report."""
     found: set[str] = set()
     for column in (tokens.c.site, assignments.c.site, status_reports.c.site):
         found.update(

@@ -15,8 +15,9 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
-from tierwise.cloud.auth import AnyCaller, SiteOrAdmin
+from tierwise.cloud.auth import Admin, AnyCaller, SiteOrAdmin
 from tierwise.cloud.context import CloudContext, get_context
+from tierwise.cloud.dashboard.cost import CostView, PlanStored, UploadedPlan, cost_view, store_plan
 from tierwise.cloud.dashboard.fleet import fleet_view
 from tierwise.cloud.dashboard.live import site_live
 from tierwise.cloud.dashboard.views import Fleet, SiteLive
@@ -46,6 +47,27 @@ def get_fleet(ctx: Context, caller: AnyCaller) -> Response:
     with ctx.db.read() as conn:
         fleet = fleet_view(conn, caller, ctx.clock.now(), ctx.settings.site_offline_after_s)
     return _json(fleet)
+
+
+@router.put(
+    "/v1/plan",
+    summary="Upload the plan the fleet runs (what `tierwise plan --json` writes), for cost",
+    response_model=PlanStored,
+    responses={401: {}, 403: {}, 422: {}},
+)
+def put_plan(body: UploadedPlan, ctx: Context, _admin: Admin) -> PlanStored:
+    return store_plan(ctx.db, body, ctx.clock.now())
+
+
+@router.get(
+    "/v1/cost",
+    summary="$/month per strategy: the plan's, and the same at the traffic measured now",
+    response_model=CostView,
+    responses={401: {}, 403: {}},
+)
+def get_cost(ctx: Context, _admin: Admin) -> Response:
+    with ctx.db.read() as conn:
+        return _json(cost_view(conn))
 
 
 @router.get(

@@ -7,8 +7,9 @@ const TOKEN_KEY = "tierwise-dashboard-token";
 const POLL_MS = 1000;
 const MAX_CHARTED_SITES = 4; // charted by default; more can be chosen in the Sites table
 const POINTS = 120;
+const SLOW_EVERY = 5; // cost and drift change slowly: read them every fifth poll
 
-const state = { charted: null, timer: null, polling: false };
+const state = { charted: null, timer: null, polling: false, polls: 0 };
 const $ = (id) => document.getElementById(id);
 
 function el(tag, attrs, ...children) {
@@ -48,6 +49,16 @@ async function getJson(path) {
   return response.json();
 }
 
+// What only some tokens may read (cost: the operator's): null when this token may not.
+async function getOptional(path) {
+  try {
+    return await getJson(path);
+  } catch (error) {
+    if (error instanceof Refused) return null;
+    throw error;
+  }
+}
+
 // --- signing in and out -----------------------------------------------------------------
 
 function showLogin(message) {
@@ -58,6 +69,11 @@ function showLogin(message) {
   $("sites").tBodies[0].replaceChildren();
   $("rollouts").tBodies[0].replaceChildren();
   $("live").replaceChildren();
+  $("cost").tBodies[0].replaceChildren();
+  $("drift").tBodies[0].replaceChildren();
+  $("cost-section").hidden = true;
+  $("drift-section").hidden = true;
+  state.polls = 0;
   $("board").hidden = true;
   $("logout").hidden = true;
   $("login").hidden = false;
@@ -104,6 +120,14 @@ async function poll() {
     renderSites(fleet);
     renderRollouts(fleet.rollouts);
     renderLive(lives);
+    if (state.polls++ % SLOW_EVERY === 0) {
+      const cost = await getOptional("/v1/cost");
+      const drift = cost !== null ? await getJson("/v1/drift")
+        : (await Promise.all(fleet.sites.map((s) => getOptional(
+          `/v1/sites/${encodeURIComponent(s.site)}/drift`)))).flat().filter((v) => v);
+      renderCost(cost);
+      renderDrift(drift);
+    }
     if (focused) {
       const again = [...document.querySelectorAll("[aria-label]")]
         .find((node) => node.getAttribute("aria-label") === focused);
@@ -182,6 +206,42 @@ function renderRollouts(rollouts) {
     el("td", {}, r.canary_sites.join(", ") || "–"),
     el("td", {}, r.other_sites.join(", ") || "–"),
     el("td", {}, r.reason))));
+}
+
+// --- cost and input drift ----------------------------------------------------------------
+
+const dollars = (value) => `$${value.toLocaleString(undefined, { maximumFractionDigits: 2 })}`;
+
+function renderCost(cost) {
+  $("cost-section").hidden = cost === null;
+  if (cost === null) return;
+  if (cost.spec === null) {
+    $("cost-note").textContent = "No plan uploaded yet (PUT /v1/plan; tierwise up does it).";
+  } else {
+    const traffic = cost.traffic.map((t) => `${t.feature} ${formatNumber(t.measured_requests_per_s)}`
+      + ` req/s measured vs ${formatNumber(t.planned_requests_per_s)} planned`).join("; ");
+    $("cost-note").textContent = `Plan of ${cost.spec}; traffic over the last `
+      + `${cost.window_s} s: ${traffic}.`;
+  }
+  $("cost").tBodies[0].replaceChildren(...cost.strategies.map((s) => el("tr",
+    { "data-strategy": s.strategy },
+    el("th", { scope: "row" }, s.strategy),
+    el("td", {}, dollars(s.plan_per_month)),
+    el("td", { "data-measured": s.measured_per_month }, dollars(s.measured_per_month)),
+    el("td", {}, dollars(s.fixed_per_month)))));
+}
+
+function renderDrift(verdicts) {
+  $("drift-section").hidden = verdicts.length === 0;
+  $("drift").tBodies[0].replaceChildren(...verdicts.map((v) => el("tr",
+    { class: v.drifted ? "flagged" : null, "data-site": v.site, "data-drifted": String(v.drifted) },
+    el("th", { scope: "row" }, v.site),
+    el("td", {}, `${v.feature} (${v.package} v${v.version})`),
+    el("td", {}, v.drifted ? "drifted ⚠" : "stable"),
+    el("td", {}, v.column),
+    el("td", {}, `${formatNumber(v.psi)} / ${formatNumber(v.threshold)}`),
+    el("td", {}, String(v.rows)),
+    el("td", {}, new Date(v.since * 1000).toLocaleTimeString()))));
 }
 
 // --- live charts --------------------------------------------------------------------------
