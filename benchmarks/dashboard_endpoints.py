@@ -7,7 +7,8 @@ Fills a fresh cloud database (SQLite by default; `--db postgresql+psycopg://...`
 PostgreSQL) with `--sites` sites running `--features` features between them: for each site
 a token, its assignments, its latest status report, `--snapshots` metrics snapshots (one
 entry per feature each: what an agent's status loop records) and `--predictions`
-prediction events per feature, plus 20 rollouts. Then calls each data endpoint of the page
+prediction events per feature, a drift verdict per site and feature, a plan for the cost
+view, plus 20 rollouts. Then calls each data endpoint of the page
 `--calls` times through the real app (FastAPI, JSON encoding included; TestClient, no
 network) and prints p50 and p99 beside the goal (issue 11: p99 under 50 ms). The objects
 of start-up are frozen out of the garbage collector's passes, as `tierwise cloud` does
@@ -30,7 +31,14 @@ from fastapi.testclient import TestClient
 
 from tierwise.cloud import Settings, create_app
 from tierwise.cloud.auth import issue_token
-from tierwise.cloud.db import Database, assignments, rollouts, status_reports, telemetry
+from tierwise.cloud.db import (
+    Database,
+    assignments,
+    drift_status,
+    rollouts,
+    status_reports,
+    telemetry,
+)
 from tierwise.cloud.settings import hash_token
 from tierwise.rules.clock import VirtualClock
 
@@ -81,6 +89,18 @@ def fill(db: Database, sites: list[str], per_site: int, snapshots: int, predicti
                 for i in range(20)
             ],
         )  # fmt: skip
+        conn.execute(
+            drift_status.insert(),
+            [
+                {
+                    "site": site, "feature": f, "package": f"pkg-{f}", "version": 1,
+                    "variant": "int8", "drifted": rng.random() < 0.05, "column": "x3",
+                    "psi": rng.random(), "threshold": 0.25, "columns_over": 0, "rows": 500,
+                    "since": NOW - 600, "checked_at": NOW - 5,
+                }
+                for site in sites for f in features
+            ],
+        )  # fmt: skip
     stored = 0
     for site in sites:
         rows: list[tuple[Any, ...]] = []
@@ -108,6 +128,21 @@ def fill(db: Database, sites: list[str], per_site: int, snapshots: int, predicti
         with db.write() as conn:
             stored += db.bulk_insert_ignoring_duplicates(conn, telemetry, rows)
     return stored
+
+
+def plan_of(sites: list[str], per_site: int) -> dict[str, Any]:
+    """A plan as `tierwise plan --json` writes it, as far as cost reads it: every feature in
+    three strategies, each with its share of the month and its stated requests/s."""
+    features = [f"feature-{i:02d}" for i in range(per_site)]
+    share = [{"feature": f, "cost": 12.5} for f in features]
+    return {
+        "spec": "benchmark-fleet",
+        "strategies": {
+            name: {"cost": fixed + 12.5 * len(features), "features": share}
+            for name, fixed in (("tierwise", 300.0), ("cloud-only", 0.0), ("edge-only", 900.0))
+        },
+        "requests_per_s": {f: 4.0 * len(sites) for f in features},
+    }
 
 
 def timed(
@@ -171,12 +206,17 @@ def main() -> None:
             ("GET /v1/fleet (operator: all sites)", "/v1/fleet", admin),
             ("GET /v1/fleet (site token)", "/v1/fleet", one_site),
             (f"GET /v1/sites/{sites[-1]}/live (120 points)", f"/v1/sites/{sites[-1]}/live", admin),
+            ("GET /v1/cost (operator: all sites)", "/v1/cost", admin),
+            ("GET /v1/drift (operator: all sites)", "/v1/drift", admin),
+            (f"GET /v1/sites/{sites[-1]}/drift", f"/v1/sites/{sites[-1]}/drift", one_site),
         ]
         print(
             f"{'endpoint':<44} {'p50 ms':>7} {'p99 ms':>7} {'p99 cpu':>8} {'goal p99':>9} "
             f"{'goal/p99':>9}"
         )
         with TestClient(app) as client:
+            plan = plan_of(sites, max(1, args.features // args.sites))
+            assert client.put("/v1/plan", json=plan, headers=admin).status_code == 200
             for name, path, headers in cases:
                 wall, cpu = timed(client, path, headers, args.calls)
                 p99 = p99_of(wall)

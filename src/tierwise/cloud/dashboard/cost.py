@@ -6,8 +6,8 @@ total and each feature's own share of it — calls and bytes, which grow with tr
 each feature's requests/s as the spec states them. What is left of the total (edge gateways,
 device upgrades) is fixed: it does not move with traffic.
 
-The projection: each feature's requests/s over the last `WINDOW_S` seconds of every site's
-metrics snapshots, summed over the fleet; each strategy's feature costs scaled by measured
+The projection: each feature's requests/s over about the last `WINDOW_S` seconds of every
+site's metrics snapshots, summed over the fleet; each strategy's feature costs scaled by measured
 over stated requests/s, plus its fixed part. Linear in traffic by construction — right for
 per-call and per-byte prices and for instance-hours at a capped utilization (busy time grows
 with calls), and it leaves out what would change in steps at very different traffic (one more
@@ -22,11 +22,10 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
 
 from tierwise.cloud.dashboard.fleet import fleet_sites
-from tierwise.cloud.dashboard.snapshots import recent_snapshots
+from tierwise.cloud.dashboard.snapshots import window_ends
 from tierwise.cloud.db import Database, plans
 
 WINDOW_S = 60.0  # measured traffic: the last minute of snapshots
-SNAPSHOTS_PER_SITE = 121  # enough for a minute at the 0.5 s a fast agent may report at
 
 
 class PlannedFeature(BaseModel):
@@ -156,18 +155,14 @@ def _project(
 
 
 def _measured(conn: sa.Connection) -> tuple[dict[str, float], dict[str, int]]:
-    """Requests/s per feature over the last minute of each site's snapshots, fleet-wide."""
+    """Requests/s per feature over about the last minute of each site's snapshots, fleet-wide."""
     rates: dict[str, float] = {}
     sites_of: dict[str, int] = {}
     for site in fleet_sites(conn):
-        snapshots = recent_snapshots(conn, site, SNAPSHOTS_PER_SITE)
-        if len(snapshots) < 2:
+        ends = window_ends(conn, site, WINDOW_S)
+        if ends is None:
             continue
-        newest = snapshots[-1].ts
-        window = [s for s in snapshots if s.ts >= newest - WINDOW_S]
-        if len(window) < 2:
-            window = snapshots[-2:]
-        first, last = window[0], window[-1]
+        first, last = ends
         span = last.ts - first.ts
         if span <= 0:
             continue

@@ -132,6 +132,50 @@ def recent_snapshots(conn: sa.Connection, site: str, limit: int) -> list[Snapsho
     return [Snapshot.parse(r.ts, r.received_at, r.body) for r in reversed(rows)]
 
 
+_SITE: sa.BindParameter[str] = sa.bindparam("site")
+_UPTO: sa.BindParameter[int] = sa.bindparam("upto")
+# Built once: a fleet-wide call runs them per site, and building a statement costs more than
+# running it (SQLAlchemy's coercions).
+_NEWEST_TWO = (
+    _columns().add_columns(telemetry.c.seq).where(telemetry.c.site == _SITE)
+    .order_by(telemetry.c.seq.desc()).limit(2)
+)  # fmt: skip
+_OLDEST = (
+    _columns().add_columns(telemetry.c.seq).where(telemetry.c.site == _SITE)
+    .order_by(telemetry.c.seq).limit(1)
+)  # fmt: skip
+_AT_OR_BEFORE = (
+    _columns().where(telemetry.c.site == _SITE, telemetry.c.seq <= _UPTO)
+    .order_by(telemetry.c.seq.desc()).limit(1)
+)  # fmt: skip
+
+
+def window_ends(
+    conn: sa.Connection, site: str, window_s: float
+) -> tuple[Snapshot, Snapshot] | None:
+    """The site's newest snapshot and one about `window_s` before it (None: fewer than two).
+
+    Two index seeks, not a scan of the window: the newest two snapshots give the cadence and
+    how many events of the stream come between two snapshots; the snapshot at or before the
+    seq that many cadences back starts the window (its own time is used, so a cadence that
+    changed only makes the window a little longer or shorter; no older snapshot: the oldest).
+    """
+    newest = conn.execute(_NEWEST_TWO, {"site": site}).all()
+    if len(newest) < 2:
+        return None
+    last, before = newest
+    cadence, gap = last.ts - before.ts, last.seq - before.seq
+    steps = max(1, round(window_s / cadence)) if cadence > 0 else 1
+    upto = last.seq - steps * gap
+    first = conn.execute(_AT_OR_BEFORE, {"site": site, "upto": upto}).first()
+    if first is None:  # the window reaches back before the site's first snapshot
+        first = conn.execute(_OLDEST, {"site": site}).first() or before
+    return (
+        Snapshot.parse(first.ts, first.received_at, first.body),
+        Snapshot.parse(last.ts, last.received_at, last.body),
+    )
+
+
 def snapshot_heads(conn: sa.Connection, sites: Iterable[str]) -> dict[str, SnapshotHead]:
     """The newest snapshot's time and outbox of each site, for a whole fleet in few queries.
 
