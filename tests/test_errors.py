@@ -67,7 +67,8 @@ def exception_classes() -> dict[str, type[BaseException]]:
     """Every exception class defined in a module of src/tierwise, by name."""
     found: dict[str, type[BaseException]] = {}
     for info in pkgutil.walk_packages(tierwise.__path__, "tierwise."):
-        if info.name.endswith("__main__"):  # runs the CLI
+        # scripts, run rather than imported: the CLI, and Alembic's migration entry point
+        if info.name.endswith("__main__") or info.name == "tierwise.cloud.migrations.env":
             continue
         module = importlib.import_module(info.name)
         for value in vars(module).values():
