@@ -157,3 +157,18 @@ def live(cloud: Cloud) -> Iterator[str]:
     """
     with ServerThread(cloud.client.app, lifespan="off") as server:  # type: ignore[arg-type]
         yield server.url
+
+
+@pytest.fixture
+def wine_v1(cloud: Cloud, signer: Keys, tmp_path: Path) -> str:
+    """Version 1 of the `wine` package in the registry; its archive's sha256."""
+    from tierwise.package.archive import pack_archive
+
+    from .packages import build
+
+    blob = pack_archive(build(tmp_path / "wine-1", signer, "wine", 1))
+    response = cloud.client.post(
+        "/v1/packages", content=blob, headers=cloud.admin | {"Content-Type": "application/gzip"}
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["sha256"])

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.package.support import Keys
 
-from tierwise.package.archive import pack_archive
-
-from .packages import build
 from .support import Cloud
 
 ASSIGNMENT = {
@@ -21,16 +16,6 @@ ASSIGNMENT = {
     "deadline_ms": 150,
     "escalate_budget_ms": 60,
 }
-
-
-@pytest.fixture
-def wine_v1(cloud: Cloud, signer: Keys, tmp_path: Path) -> str:
-    blob = pack_archive(build(tmp_path / "wine-1", signer, "wine", 1))
-    response = cloud.client.post(
-        "/v1/packages", content=blob, headers=cloud.admin | {"Content-Type": "application/gzip"}
-    )
-    assert response.status_code == 201, response.text
-    return str(response.json()["sha256"])
 
 
 def assign(cloud: Cloud, site: str, feature: str, **changes: Any) -> Any:

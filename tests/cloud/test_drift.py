@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-from tests.package.support import Keys
 
 from tierwise.cloud.drift import judge
 from tierwise.edge.feedback import FeedbackPolicy, FeedbackWindow
-from tierwise.package.archive import pack_archive
 
-from .packages import build, drift, trained, wine
+from .packages import drift, trained, wine
 from .support import Cloud
 
 FEATURE = "quality"
-
-
-@pytest.fixture
-def wine_v1(cloud: Cloud, signer: Keys, tmp_path: Path) -> None:
-    blob = pack_archive(build(tmp_path / "wine-1", signer, "wine", 1))
-    response = cloud.client.post(
-        "/v1/packages", content=blob, headers=cloud.admin | {"Content-Type": "application/gzip"}
-    )
-    assert response.status_code == 201, response.text
 
 
 def _summary(x: np.ndarray) -> dict[str, object]:
@@ -52,7 +39,7 @@ def _verdict(cloud: Cloud) -> dict[str, object]:
 
 
 def test_a_gain_change_at_one_site_is_detected_then_cleared_when_it_is_gone(
-    cloud: Cloud, wine_v1: None
+    cloud: Cloud, wine_v1: str
 ) -> None:
     x, _y = wine()
     _send(cloud, 1, x)  # 178 rows as the package saw them
@@ -75,7 +62,7 @@ def test_a_gain_change_at_one_site_is_detected_then_cleared_when_it_is_gone(
     assert _verdict(cloud)["drifted"] is False
 
 
-def test_a_site_reads_its_own_verdicts_only(cloud: Cloud, wine_v1: None) -> None:
+def test_a_site_reads_its_own_verdicts_only(cloud: Cloud, wine_v1: str) -> None:
     _send(cloud, 1, wine()[0])
     assert cloud.client.get("/v1/sites/a/drift", headers=cloud.site_a).json()[0]["site"] == "a"
     assert cloud.client.get("/v1/sites/a/drift", headers=cloud.site_b).status_code == 403
@@ -84,7 +71,7 @@ def test_a_site_reads_its_own_verdicts_only(cloud: Cloud, wine_v1: None) -> None
 
 
 def test_few_rows_give_no_verdict_and_a_summary_that_does_not_fit_is_ignored(
-    cloud: Cloud, wine_v1: None
+    cloud: Cloud, wine_v1: str
 ) -> None:
     x, _y = wine()
     _send(cloud, 1, x[:20])
