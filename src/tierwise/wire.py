@@ -26,7 +26,7 @@ from pydantic import (
     model_serializer,
 )
 
-from tierwise.spec.tiers import EscalationRule, Placement
+from tierwise.spec.tiers import EscalationRule, Placement, Reach
 
 API_PREFIX = "/v1"
 ARCHIVE_MEDIA_TYPE = "application/gzip"  # a package travels as tar.gz, to and from the cloud
@@ -211,16 +211,25 @@ class FeatureDeployment(_Wire):
     escalate_budget_ms: float | None = Field(
         None, ge=0, description="cascade: escalate only if this much of the deadline is left"
     )
+    raw_data_may_reach: Reach = Field(
+        Reach.SITE,
+        description="how far the feature's raw inputs may travel (the spec's): only `cloud` "
+        "lets the site's feedback carry raw hard examples (edge/feedback.py)",
+    )
 
     # No return annotation on purpose: pydantic then documents the model's own fields as the
     # serialized schema (with `-> Any` the OpenAPI schema of a deployment would be empty).
     @model_serializer(mode="wrap")
     def _without_default_variant(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
-        # Left out when unset: a deployment without variants reads (and hashes to an etag)
-        # exactly as before variants existed, so agents that forbid unknown fields still parse it.
+        # Left out when unset: a deployment without variants (or raw feedback) reads, and
+        # hashes to an etag, exactly as before those existed, so agents that forbid unknown
+        # fields still parse it.
         data = handler(self)
-        if self.variant is None and isinstance(data, dict):
-            data.pop("variant", None)
+        if isinstance(data, dict):
+            if self.variant is None:
+                data.pop("variant", None)
+            if self.raw_data_may_reach is Reach.SITE:
+                data.pop("raw_data_may_reach", None)
         return data
 
 
@@ -247,6 +256,11 @@ class FeatureAssignment(_Wire):
     planned_escalated: float | None = Field(None, ge=0, le=1)
     deadline_ms: float = Field(gt=0)
     escalate_budget_ms: float | None = Field(None, ge=0)
+    raw_data_may_reach: Reach = Field(
+        Reach.SITE,
+        description="how far the feature's raw inputs may travel (the spec's): only `cloud` "
+        "lets the site's feedback carry raw hard examples (edge/feedback.py)",
+    )
 
 
 class CloudModelAssignment(_Wire):

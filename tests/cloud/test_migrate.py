@@ -23,7 +23,7 @@ from tierwise.errors import UsageError
 from .conftest import DbTarget, postgres_schema
 from .support import ADMIN_TOKEN, EPOCH, bearer
 
-REVISIONS = ("0001", "0002", "0003", "0004")
+REVISIONS = ("0001", "0002", "0003", "0004", "0005")
 NEWEST, ALL = REVISIONS[-1], ", ".join(REVISIONS)
 REPLICAS = 4
 

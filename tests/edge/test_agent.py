@@ -27,7 +27,7 @@ from tierwise.rules.clock import Clock, VirtualClock
 from tierwise.rules.escalation import is_hard
 from tierwise.scenarios import get_scenario
 from tierwise.scenarios.build import ScenarioPackages
-from tierwise.spec.tiers import EscalationRule, Placement
+from tierwise.spec.tiers import EscalationRule, Placement, Reach
 from tierwise.wire import Deployment, FeatureDeployment, PredictRequest
 
 from .support import FEATURE, SITE, build_package, digits
@@ -76,6 +76,7 @@ def deploy(cloud: InMemoryCloud, version: int, placement: str = "cascade", **kw:
         threshold=kw.pop("threshold", 0.9),
         deadline_ms=kw.pop("deadline_ms", 150.0),
         planned_escalated=kw.pop("planned_escalated", None),
+        raw_data_may_reach=kw.pop("raw_data_may_reach", Reach.SITE),
     )
     etag = f"{version}-{placement}-{feature.sha256[:8]}-{feature.deadline_ms}"
     cloud.deployments[SITE] = Deployment(site=SITE, features={FEATURE: feature}, etag=etag)
@@ -167,6 +168,31 @@ def test_cascade_escalates_unsure_rows_and_records_every_answer(
     assert sum(f["rows"] for f in feedback) == 110
     assert sum(f["hard_rows"] for f in feedback) == snapshot["versions"][0]["hard_rows"] > 0
     assert all(f["raw"] is False and "examples" not in f for f in feedback)
+
+
+def test_feedback_carries_raw_hard_rows_only_where_the_spec_lets_raw_data_reach_the_cloud(
+    tmp_path: Path, packages: dict[str, Path], keys: Keys
+) -> None:
+    cloud = _cloud(packages, keys)
+    deploy(cloud, 1, threshold=0.9, raw_data_may_reach=Reach.CLOUD)
+    agent = _agent(tmp_path, cloud, keys)
+
+    async def body() -> None:
+        await agent.start()
+        await _until(lambda: _version(agent) == 1)
+        for i in range(40):
+            await agent.predict(FEATURE, _request(1, start=1200 + i))
+        await agent.stop()
+
+    run(body)
+    feedback = [e.body for e in cloud.stream(SITE, "metrics") if e.kind == "feedback.summary"]
+    examples = [x for f in feedback for x in f["examples"]]
+    assert all(f["raw"] for f in feedback)
+    assert 0 < len(examples) == sum(f["cloud_answered"] for f in feedback)  # under the cap
+    x, _y = digits()
+    rows = {tuple(np.float32(v) for v in x[1200 + i]) for i in range(40)}
+    assert all(tuple(np.float32(v) for v in e["inputs"]) in rows for e in examples)
+    assert all(0 <= e["cloud_label"] <= 9 for e in examples)
 
 
 @pytest.mark.parametrize(("planned", "drifts"), [(0.05, True), (1.0, False)])

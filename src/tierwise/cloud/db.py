@@ -62,6 +62,7 @@ assignments = sa.Table(
     sa.Column("planned_escalated", sa.Float, nullable=True),
     sa.Column("deadline_ms", sa.Float, nullable=False),
     sa.Column("escalate_budget_ms", sa.Float, nullable=True),
+    sa.Column("raw_data_may_reach", sa.String(8), nullable=False, server_default="site"),
     sa.Column("updated_at", sa.Float, nullable=False),
 )
 

@@ -46,6 +46,7 @@ from tierwise.errors import (
 from tierwise.rules.clock import Clock, RealClock, WallClock
 from tierwise.rules.escalation import RoundTripTracker
 from tierwise.rules.escalation_watch import EscalationCheck
+from tierwise.spec.tiers import Reach
 from tierwise.wire import FeatureStatus, PredictRequest, PredictResponse, SiteStatus
 
 log = logging.getLogger(__name__)
@@ -204,7 +205,7 @@ class EdgeAgent:
             self.feedback.count(
                 feature,
                 local,
-                FeedbackPolicy(),  # summaries only: raw rows never leave, whatever the spec
+                FeedbackPolicy(raw_may_leave=served.spec.raw_data_may_reach is Reach.CLOUD),
                 rows,
                 answer.edge_outputs,
                 answer.hard,

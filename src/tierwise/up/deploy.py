@@ -105,6 +105,7 @@ def feature_assignment(run: FeatureRun, manifest: Manifest) -> FeatureAssignment
         tie_share=tie_share,
         planned_escalated=run.escalated if run.mode == "cascade" else None,
         deadline_ms=run.feature.deadline * 1000,
+        raw_data_may_reach=run.feature.raw_data_may_reach,
     )
 
 
