@@ -20,6 +20,7 @@ from pathlib import Path
 from tierwise.cloud.client import CloudAdmin
 from tierwise.edge.http_link import HttpCloudLink
 from tierwise.edge.outbox import DEFAULT_CAP_BYTES, Outbox
+from tierwise.edge.outbox_store import DEFAULT_DISK_RESERVE_BYTES
 from tierwise.edge.uploader import Uploader, UploadPolicy
 from tierwise.rules.clock import RealClock
 
@@ -79,16 +80,21 @@ class EdgeLoad:
         rate: float = 1500.0,
         cap_bytes: int = DEFAULT_CAP_BYTES,
         policy: UploadPolicy = FAST,
+        body_bytes: int = 0,
+        disk_reserve_bytes: int = DEFAULT_DISK_RESERVE_BYTES,
     ) -> None:
         self.cloud_url, self.site, self.token = cloud_url, site, token
         self.outbox_path, self.cap_bytes, self.policy = outbox_path, cap_bytes, policy
         self.total, self.rate = total, rate
+        self.padding, self.disk_reserve_bytes = "x" * body_bytes, disk_reserve_bytes
         self.acked: dict[str, set[int]] = defaultdict(set)
         self.refused = 0  # append refused by the drop policy: never acknowledged
         self.failed = 0  # append raised (e.g. a full disk): never acknowledged
         self.appended = threading.Event()  # half of the events are in: time to break things
+        self.all_appended = threading.Event()
         self.done = threading.Event()
         self.drained = False
+        self.last_state = ""  # the outbox's counts and the uploader's last error, at the end
         self.dropped = 0
         self.cloud_duplicates = 0
         self.upload_failures = 0
@@ -130,7 +136,7 @@ class EdgeLoad:
             stored_twice=stored_twice,
             dropped=self.dropped,
             unexpected=unexpected,
-            notes={"upload failures": self.upload_failures, **notes},
+            notes={"upload failures": self.upload_failures, "append errors": self.failed, **notes},
         )
 
     def _run(self) -> None:
@@ -140,7 +146,11 @@ class EdgeLoad:
             self._error = exc
 
     async def _main(self, drain_timeout_s: float = 40.0) -> None:
-        outbox = Outbox(self.outbox_path, cap_bytes=self.cap_bytes)
+        outbox = Outbox(
+            self.outbox_path,
+            cap_bytes=self.cap_bytes,
+            disk_reserve_bytes=self.disk_reserve_bytes,
+        )
         link = HttpCloudLink(self.cloud_url, self.token, timeout_s=self.policy.timeout_s)
         uploader = Uploader(outbox, link, self.site, RealClock(), self.policy, random.Random(7))
         stop = asyncio.Event()
@@ -150,7 +160,8 @@ class EdgeLoad:
             for i in range(self.total):
                 stream = STREAMS[i % len(STREAMS)]
                 try:
-                    seq = await outbox.append_async(stream, "reading", {"i": i}, time.time())
+                    body = {"i": i, "pad": self.padding} if self.padding else {"i": i}
+                    seq = await outbox.append_async(stream, "reading", body, time.time())
                 except Exception:
                     self.failed += 1
                     seq = None
@@ -164,6 +175,7 @@ class EdgeLoad:
                     self.appended.set()
                 if (i + 1) % per_tick == 0:
                     await asyncio.sleep(0.01)
+            self.all_appended.set()
             deadline = time.monotonic() + drain_timeout_s
             while outbox.depth_events > 0 and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
@@ -177,5 +189,6 @@ class EdgeLoad:
             self.dropped = counts.dropped_events - self.refused
             self.cloud_duplicates = uploader.stats.duplicates
             self.upload_failures = uploader.stats.failures
+            self.last_state = f"{counts}, last upload error: {uploader.stats.last_error!r}"
             outbox.close()
             self.done.set()
