@@ -67,6 +67,23 @@ def test_drop_newest_refuses_what_does_not_fit_and_counts_it(tmp_path: Path) -> 
     box.close()
 
 
+def test_a_disk_below_its_reserve_counts_as_full_and_the_policy_decides(tmp_path: Path) -> None:
+    """The real disk, with a reserve it cannot meet: nothing more is stored than is queued."""
+    box = Outbox(tmp_path / "o.db")
+    assert [box.append("s", "k", {"i": i}, 0.0) for i in range(3)] == [1, 2, 3]
+    box.close()
+    full = 2**62
+    newest = Outbox(tmp_path / "o.db", policy=DropPolicy.DROP_NEWEST, disk_reserve_bytes=full)
+    assert newest.append("s", "k", {"i": 3}, 0.0) is None  # refused at the door, counted
+    assert newest.counts().dropped_events == 1
+    newest.close()
+    oldest = Outbox(tmp_path / "o.db", policy=DropPolicy.DROP_OLDEST, disk_reserve_bytes=full)
+    assert oldest.append("s", "k", {"i": 4}, 0.0) == 4  # the head made room for it
+    assert [e.seq for e in oldest.oldest(10, 10**6)] == [2, 3, 4]
+    assert oldest.counts().dropped_events == 2
+    oldest.close()
+
+
 @pytest.mark.parametrize("durability", list(Durability))
 def test_concurrent_appends_get_distinct_seqs(tmp_path: Path, durability: Durability) -> None:
     box = Outbox(tmp_path / "o.db", durability=durability)

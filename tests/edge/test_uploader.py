@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
 from pathlib import Path
 
 from tierwise.edge.link import CloudLink
 from tierwise.edge.memory_link import InMemoryCloud, InMemoryCloudLink
-from tierwise.edge.outbox import Outbox
+from tierwise.edge.outbox import Outbox, StoredEvent
 from tierwise.edge.uploader import Uploader, UploadPolicy, batch_json
 from tierwise.errors import LinkError
 from tierwise.rules.clock import RealClock
@@ -116,6 +117,30 @@ def test_flush_gives_up_at_its_deadline_and_keeps_the_rest(tmp_path: Path) -> No
     assert asyncio.run(body()) is False
     assert clock.now() - started < 0.5
     assert box.counts().depth_events == 10
+    box.close()
+
+
+class CannotForget(Outbox):
+    """An outbox whose first delete fails, as one on a full disk does."""
+
+    failed = 0
+
+    async def remove_async(self, batch: list[StoredEvent]) -> None:
+        if not self.failed:
+            self.failed += 1
+            raise sqlite3.OperationalError("database or disk is full")
+        await super().remove_async(batch)
+
+
+def test_a_batch_the_outbox_cannot_forget_is_sent_again_not_fatal(tmp_path: Path) -> None:
+    cloud, box = InMemoryCloud(), CannotForget(tmp_path / "o.db")
+    _fill(box, 40)
+    uploader = _uploader(box, cloud.link())
+    asyncio.run(_drain(uploader))
+    assert box.failed == 1
+    assert len(cloud.stream("s1", "a") + cloud.stream("s1", "b")) == 40
+    assert cloud.duplicates == 40  # the first batch (all 40) came again
+    assert box.counts().depth_events == 0
     box.close()
 
 

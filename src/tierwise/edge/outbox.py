@@ -6,7 +6,8 @@ numbers its events 1, 2, 3, ... and the numbering survives restarts (it lives in
 its own, so a dropped or uploaded event never has its number reused); the cloud deduplicates
 by (site, stream, seq), so re-sending after a crash or a timeout is safe.
 
-When the byte cap is reached the drop policy of `tierwise.rules.outbox` (the same rule the
+When the byte cap is reached, or the disk's free space falls below a reserve (SQLite needs
+room to delete what was uploaded), the drop policy of `tierwise.rules.outbox` (the same rule the
 simulator uses) decides what goes; every dropped event and byte is counted, on disk.
 
 Where the commit runs depends on the durability asked for:
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tierwise.edge.outbox_store import (
+    DEFAULT_DISK_RESERVE_BYTES,
     Durability,
     NewEvent,
     OutboxCounts,
@@ -67,11 +69,14 @@ class Outbox:
         cap_bytes: int = DEFAULT_CAP_BYTES,
         policy: DropPolicy = DropPolicy.DROP_OLDEST,
         durability: Durability = Durability.PROCESS,
+        disk_reserve_bytes: int = DEFAULT_DISK_RESERVE_BYTES,
     ) -> None:
         self.path = path
         self.durability = durability
         inline = durability is Durability.PROCESS
-        self._store = OutboxStore(path, cap_bytes, policy, durability, autocheckpoint=not inline)
+        self._store = OutboxStore(
+            path, cap_bytes, policy, durability, not inline, disk_reserve_bytes
+        )
         self._closed = False
         self._writer = None if inline else _GroupCommitThread(self._store)
         self._checkpointer = _Checkpointer(path) if inline else None

@@ -7,6 +7,8 @@ no query; after a failed transaction the mirrors are re-read from disk.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 from dataclasses import dataclass
 from enum import StrEnum
@@ -15,6 +17,10 @@ from pathlib import Path
 from tierwise.rules.outbox import DropPolicy, admit
 
 _OVERHEAD_BYTES = 24  # seq, ts and row bookkeeping, counted so tiny events still weigh something
+# Free disk space the outbox leaves alone. Below it the outbox counts as full whatever its cap
+# says: SQLite needs room in its WAL to delete what was uploaded (and to evict by the drop
+# policy), so a disk filled to the last byte would keep even the uploader from freeing it.
+DEFAULT_DISK_RESERVE_BYTES = 8 * 1024 * 1024
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -91,9 +97,12 @@ class OutboxStore:
         policy: DropPolicy,
         durability: Durability,
         autocheckpoint: bool,
+        disk_reserve_bytes: int = DEFAULT_DISK_RESERVE_BYTES,
     ) -> None:
         self.cap_bytes = cap_bytes
         self.policy = policy
+        self.disk_reserve_bytes = disk_reserve_bytes
+        self._dir = path.parent
         path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
@@ -122,13 +131,14 @@ class OutboxStore:
         db = self.db
         results: list[int | None] = []
         sizes = [len(i.stream) + len(i.kind) + len(i.body) + _OVERHEAD_BYTES for i in items]
+        cap = self._cap_now()
         try:
             db.execute("BEGIN IMMEDIATE")
-            if self.depth_bytes + sum(sizes) <= self.cap_bytes:
+            if self.depth_bytes + sum(sizes) <= cap:
                 # Everything fits: `admit` would keep each item and evict nothing.
                 results = self._insert_all(items, sizes)
             else:
-                results = self._admit_each(items, sizes)
+                results = self._admit_each(items, sizes, cap)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
@@ -151,13 +161,33 @@ class OutboxStore:
         self._save_last_seqs({item.stream for item in items})
         return results
 
-    def _admit_each(self, items: list[NewEvent], sizes: list[int]) -> list[int | None]:
+    def _cap_now(self) -> int:
+        """The byte cap, or what is queued now when the disk is down to its reserve: then the
+        drop policy makes room (counted) instead of SQLite failing with a full disk."""
+        if self._free_bytes() >= self.disk_reserve_bytes:
+            return self.cap_bytes
+        # The WAL may hold most of what is used: fold it into the database and cut it to zero
+        # (an fsync, paid only while the disk is this full), then look again.
+        self._reclaim_wal()
+        if self._free_bytes() >= self.disk_reserve_bytes:
+            return self.cap_bytes
+        return min(self.cap_bytes, self.depth_bytes)
+
+    def _free_bytes(self) -> int:
+        stat = os.statvfs(self._dir)  # ~1 us, once per transaction
+        return stat.f_bavail * stat.f_frsize
+
+    def _reclaim_wal(self) -> None:
+        with contextlib.suppress(sqlite3.Error):  # busy or full: the drop policy still holds
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def _admit_each(self, items: list[NewEvent], sizes: list[int], cap: int) -> list[int | None]:
         """One item after the other through the drop policy (the cap is reached)."""
         db = self.db
         results: list[int | None] = []
         touched: set[str] = set()
         for item, size in zip(items, sizes, strict=True):
-            keep, evict = admit(self.depth_bytes, size, self.cap_bytes, self.policy)
+            keep, evict = admit(self.depth_bytes, size, cap, self.policy)
             if evict > 0:
                 self._evict_oldest(int(evict))
             if not keep:
@@ -204,6 +234,16 @@ class OutboxStore:
 
     def remove_through(self, last_id: int) -> None:
         """Forget every event up to `last_id`: an acknowledged batch is always the oldest."""
+        try:
+            self._remove_through(last_id)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_FULL:
+                raise
+            # A delete needs room in the WAL too: make some, then try once more.
+            self._reclaim_wal()
+            self._remove_through(last_id)
+
+    def _remove_through(self, last_id: int) -> None:
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:

@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import random
+import sqlite3
 from dataclasses import dataclass
 
 from tierwise.edge.link import CloudAuthError, CloudLink, CloudRefusedError
@@ -158,7 +159,13 @@ class Uploader:
                 self._batch_events = max(1, len(batch) // 2)
             self._failed(exc)
             return None
-        await self.outbox.remove_async(batch)
+        try:
+            await self.outbox.remove_async(batch)
+        except sqlite3.Error as exc:
+            # The cloud has the batch but the outbox could not forget it (a full disk): keep
+            # uploading, this batch comes again as duplicates, which the cloud drops.
+            self._failed(exc)
+            return None
         self.stats.batches += 1
         self.stats.events_sent += len(batch)
         self.stats.accepted += ack.accepted
