@@ -40,7 +40,7 @@ FEEDBACK_KIND = "feedback.summary"  # the edge's (edge/feedback.py; the cloud do
 WINDOW_ROWS = 500  # rows a verdict is made on, at most: the newest summaries' sum
 WINDOW_S = 300.0  # and summaries no older than this, before the newest
 MIN_ROWS = 100  # fewer rows than this: no verdict yet
-RECENT_EVENTS = 400  # events of the stream read back per check (feedback among snapshots)
+RECENT_SUMMARIES = 100  # read back per check: every feature of the site, a window each
 
 router = APIRouter(tags=["drift"])
 Context = Annotated[CloudContext, Depends(get_context)]
@@ -109,16 +109,21 @@ def observe(ctx: CloudContext, site: str, events: Sequence[TelemetryEvent]) -> N
 
 
 def _recent(db: Database, site: str, stream: str) -> list[dict[str, Any]]:
-    """The newest feedback summaries of a site's stream, each with its event time. By seq
-    (the table's primary key), not by kind or time, which no index covers."""
+    """The newest feedback summaries of a site's stream, each with its event time: walked
+    back by seq (the primary key), keeping only summaries — a snapshot's large body is
+    neither sent by the database nor decoded here."""
     with db.read() as conn:
         rows = conn.execute(
-            sa.select(telemetry.c.ts, telemetry.c.kind, telemetry.c.body)
-            .where(telemetry.c.site == site, telemetry.c.stream == stream)
+            sa.select(telemetry.c.ts, telemetry.c.body)
+            .where(
+                telemetry.c.site == site,
+                telemetry.c.stream == stream,
+                telemetry.c.kind == FEEDBACK_KIND,
+            )
             .order_by(telemetry.c.seq.desc())
-            .limit(RECENT_EVENTS)
+            .limit(RECENT_SUMMARIES)
         ).all()
-    return [dict(r.body, _ts=r.ts) for r in rows if r.kind == FEEDBACK_KIND]
+    return [dict(r.body, _ts=r.ts) for r in rows]
 
 
 def _window(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
