@@ -250,6 +250,20 @@ class CpuSample:
     machine: float
 
 
+def _wal_position(url: str) -> int:
+    """Bytes PostgreSQL has written to its write-ahead log so far (all databases)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(
+                conn.exec_driver_sql(
+                    "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')"
+                ).scalar_one()
+            )
+    finally:
+        engine.dispose()
+
+
 def sample_cpu(replica_pids: list[int], balancer_pid: int) -> CpuSample:
     return CpuSample(
         [_proc_cpu(p) for p in replica_pids],
@@ -276,6 +290,12 @@ class Cell:
     balancer: float
     generators: float
     other: float
+    wal_bytes: int  # PostgreSQL's write-ahead log written during the window
+    window_s: float
+
+    @property
+    def wal_per_event(self) -> float:
+        return self.wal_bytes / max(self.events_per_s * self.window_s, 1.0)
 
     @property
     def total(self) -> float:
@@ -291,7 +311,9 @@ class Cell:
                 "HAProxy": self.balancer, "load generators": self.generators,
             }  # fmt: skip
             biggest = max(parts, key=lambda k: parts[k])
-            return f"{CORES} cores (most: {biggest})"
+            return (
+                f"{CORES} cores (ours {self.total:.2f} + others {self.other:.2f}; most: {biggest})"
+            )
         if self.postgres >= SATURATED:
             return "PostgreSQL"
         if self.balancer >= SATURATED:
@@ -328,9 +350,9 @@ def run_cell(
         )
         procs.append(proc)
     time.sleep(max(0.0, start - time.time()))
-    before = sample_cpu(replica_pids, balancer_pid)
+    before, wal_before = sample_cpu(replica_pids, balancer_pid), _wal_position(args.db)
     time.sleep(max(0.0, end - time.time()))
-    after = sample_cpu(replica_pids, balancer_pid)
+    after, wal_after = sample_cpu(replica_pids, balancer_pid), _wal_position(args.db)
     results = []
     for proc in procs:
         out, _ = proc.communicate(timeout=120)
@@ -358,6 +380,8 @@ def run_cell(
         balancer=balancer,
         generators=generators,
         other=max(0.0, machine - ours),
+        wal_bytes=wal_after - wal_before,
+        window_s=window,
     )
 
 
@@ -411,35 +435,53 @@ def _row(c: Cell) -> str:
 
 
 def summary(cells: list[Cell]) -> None:
-    """Ingest per replica count against one replica, and CPU µs per event of each part."""
+    """Ingest per replica count against one replica, CPU µs and WAL bytes per event of each
+    part, and what those predict for a machine with more cores."""
     print("\nside by side (largest fleet of each run):")
     by_n: dict[int, Cell] = {}
     for c in cells:
         if c.replicas not in by_n or c.sites >= by_n[c.replicas].sites:
             by_n[c.replicas] = c
-    base = by_n[min(by_n)].events_per_s
-    print(f"{'replicas':>8} {'events/s':>9} {'vs 1':>6} {'p99 ms':>7}   CPU µs per event: "
-          f"{'cloud':>6} {'pg':>5} {'lb':>5} {'gen':>5}")  # fmt: skip
-    for n, c in sorted(by_n.items()):
-        per_event = 1e6 / c.events_per_s if c.events_per_s else float("nan")
-        print(
-            f"{n:>8} {c.events_per_s:>9,.0f} {c.events_per_s / base:>5.2f}x {c.p99_ms:>7.1f}   "
-            f"{'':>18}{sum(c.replica_cores) * per_event:>6.1f} {c.postgres * per_event:>5.1f} "
-            f"{c.balancer * per_event:>5.1f} {c.generators * per_event:>5.1f}"
-        )
     one = by_n[min(by_n)]
+    print(f"{'replicas':>8} {'events/s':>9} {'vs 1':>6} {'p99 ms':>7}   per event: "
+          f"{'cloud µs':>8} {'pg µs':>6} {'lb µs':>6} {'gen µs':>6} {'WAL B':>6}")  # fmt: skip
+    for n, c in sorted(by_n.items()):
+        us = 1e6 / c.events_per_s if c.events_per_s else float("nan")
+        print(
+            f"{n:>8} {c.events_per_s:>9,.0f} {c.events_per_s / one.events_per_s:>5.2f}x "
+            f"{c.p99_ms:>7.1f}   {'':>10} {sum(c.replica_cores) * us:>8.1f} "
+            f"{c.postgres * us:>6.1f} {c.balancer * us:>6.1f} {c.generators * us:>6.1f} "
+            f"{c.wal_per_event:>6.0f}"
+        )
     verdict = "meets" if one.events_per_s >= GOAL_ONE_REPLICA else "misses"
     print(
         f"one replica: {one.events_per_s:,.0f} events/s, goal {GOAL_ONE_REPLICA:,}: {verdict} "
         f"({one.events_per_s / GOAL_ONE_REPLICA:.2f}x)"
     )
-    for n, c in sorted(by_n.items()):
-        if c.events_per_s:
-            server = (sum(c.replica_cores) + c.postgres + c.balancer) / c.events_per_s * 1e6
-            print(
-                f"{n} replica(s): server side {server:.1f} CPU µs per event -> at most "
-                f"{1e6 / server:,.0f} events/s per core the cloud, PostgreSQL and HAProxy get"
-            )
+    predict(by_n)
+
+
+def predict(by_n: dict[int, Cell]) -> None:
+    """Events/s on a quiet machine of C cores with one replica per core: each replica is
+    capped by its own core (a Python process), and all of them, PostgreSQL and HAProxy
+    share the C cores at the CPU per event measured here (the most replicas' run)."""
+    most = by_n[max(by_n)]
+    one = by_n[min(by_n)]
+    replica_us = sum(one.replica_cores) / one.events_per_s * 1e6  # one replica, one core
+    server_us = (sum(most.replica_cores) + most.postgres + most.balancer) / most.events_per_s
+    server_us *= 1e6
+    wal = most.wal_per_event
+    print(
+        f"prediction, quiet machine, one replica per core: a replica tops out at "
+        f"{1e6 / replica_us:,.0f} events/s (its core), the server side costs "
+        f"{server_us:.1f} CPU µs per event, PostgreSQL writes {wal:.0f} B of WAL per event"
+    )
+    for cores in (2, 4, 8, 16):
+        rate = min(cores * 1e6 / replica_us, cores * 1e6 / server_us)
+        print(
+            f"  {cores:>2} cores: ~{rate:>9,.0f} events/s, WAL {rate * wal / 1e6:5.0f} MB/s "
+            "(PostgreSQL's disk must keep up)"
+        )
 
 
 def main() -> None:

@@ -155,6 +155,14 @@ drift_status = sa.Table(
     sa.Column("checked_at", sa.Float, nullable=False),
 )
 
+# PostgreSQL connections a replica keeps open, and how many more it may open for a burst.
+# Sized above the requests one replica works on at once (a dozen telemetry uploads in flight
+# plus light calls): with SQLAlchemy's default 5 each upload beyond the fifth opened and
+# closed a connection, so PostgreSQL forked a backend per request (~120 sessions in 10 s,
+# twice its CPU per event; benchmarks/cloud_scale.py). Four replicas at their most (80)
+# stay under PostgreSQL's default max_connections (100).
+POOL_SIZE = 12
+POOL_OVERFLOW = 8
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -340,4 +348,10 @@ def _postgresql_engine(url: sa.URL, schema: str | None) -> Engine:
         if not _SCHEMA_NAME.match(schema):
             raise UsageError(f"database schema {schema!r}: use lower-case letters, digits and _")
         connect_args["options"] = f"-c search_path={schema}"
-    return sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+    return sa.create_engine(
+        url,
+        connect_args=connect_args,
+        pool_pre_ping=True,
+        pool_size=POOL_SIZE,
+        max_overflow=POOL_OVERFLOW,
+    )
