@@ -496,7 +496,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--batch", type=int, default=500, help="events per upload")
     parser.add_argument("--generators", type=int, default=2, help="load generator processes")
-    parser.add_argument("--connections", type=int, default=6, help="per generator")
+    parser.add_argument(
+        "--connections", type=int, default=2, help="per generator (more only queues: p99 up)"
+    )
     parser.add_argument("--db", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
     if args.quick:
