@@ -105,6 +105,7 @@ async def _generate(config: dict[str, Any]) -> dict[str, Any]:
     start, end = config["start"], config["end"]  # wall clock: the measured window
     seqs = dict.fromkeys(names, 0)
     accepted = [0]
+    acked = [0]  # every ack's accepted count, in the window or not: checked against the table
     failed = [0]
     latencies: list[float] = []
     cursor = [0]
@@ -134,8 +135,10 @@ async def _generate(config: dict[str, Any]) -> dict[str, Any]:
             if status != 200:
                 failed[0] += 1
                 continue
+            new = json.loads(answer)["accepted"]
+            acked[0] += new
             if start <= time.time() <= end:
-                accepted[0] += json.loads(answer)["accepted"]
+                accepted[0] += new
         writer.close()
 
     async def prober() -> None:
@@ -170,6 +173,7 @@ async def _generate(config: dict[str, Any]) -> dict[str, Any]:
     await asyncio.gather(cpu_marks(), *tasks)
     return {
         "accepted": accepted[0],
+        "acked": acked[0],
         "failed": failed[0],
         "latencies_ms": latencies,
         "cpu_s": cpu_at["end"] - cpu_at["start"],
@@ -292,6 +296,7 @@ class Cell:
     other: float
     wal_bytes: int  # PostgreSQL's write-ahead log written during the window
     window_s: float
+    acked: int  # events the acks said were new, whole run
 
     @property
     def wal_per_event(self) -> float:
@@ -382,6 +387,7 @@ def run_cell(
         other=max(0.0, machine - ours),
         wal_bytes=wal_after - wal_before,
         window_s=window,
+        acked=sum(r["acked"] for r in results),
     )
 
 
@@ -409,12 +415,26 @@ def run_replicas(
                 sup.check_alive()
                 print(_row(cell), flush=True)
                 cells.append(cell)
+        _check_stored(args.db, schema, sum(c.acked for c in cells))
     finally:
         engine = sa.create_engine(args.db)
         with engine.begin() as conn:
             conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         engine.dispose()
     return cells
+
+
+def _check_stored(url: str, schema: str, acked: int) -> None:
+    """Every event an ack called new is in the table, and nothing else: exit 1 if not."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            stored = conn.exec_driver_sql(f"SELECT count(*) FROM {schema}.telemetry").scalar_one()
+    finally:
+        engine.dispose()
+    if stored != acked:
+        raise SystemExit(f"{schema}: {stored:,} events stored but {acked:,} acknowledged as new")
+    print(f"         stored {stored:,} events = acknowledged as new: nothing lost", flush=True)
 
 
 HEADER = (
