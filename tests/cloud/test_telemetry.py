@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from tierwise.wire import MAX_TELEMETRY_BATCH
+from tierwise.wire import MAX_SEQ, MAX_TELEMETRY_BATCH
 
 from .support import Cloud
 
@@ -69,13 +69,21 @@ def test_event_body_round_trips(cloud: Cloud) -> None:
             "ts": 12.5,
             "kind": "escalation",
             "body": {"label": "x", "scores": [0.1, 0.9], "nested": {"ok": True}},
-        }
+        },
+        {  # what a bulk insert must carry untouched: quotes, backslashes, non-ASCII, extremes
+            "stream": "s",
+            "seq": MAX_SEQ,
+            "ts": 1_700_000_000.123456,
+            "kind": "escalation",
+            "body": {"say": 'a "quoted" \\ path\nnext', "name": "Zürich 🙂", "empty": {}},
+        },
+        {"stream": "s", "seq": 0, "ts": -1.5, "kind": "k", "body": {}},
     ]
     post(cloud, "a", batch, cloud.site_a)
     got = cloud.client.get(
         "/v1/sites/a/telemetry", params={"stream": "s"}, headers=cloud.site_a
     ).json()
-    assert got["events"] == batch
+    assert got["events"] == sorted(batch, key=lambda e: e["seq"])
 
 
 def test_streams_and_sites_are_independent_sequences(cloud: Cloud) -> None:

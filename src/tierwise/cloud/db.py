@@ -165,6 +165,15 @@ plans = sa.Table(
     sa.Column("uploaded_at", sa.Float, nullable=False),
 )
 
+# PostgreSQL connections a replica keeps open, and how many more it may open for a burst.
+# Sized above the requests one replica works on at once (a dozen telemetry uploads in flight
+# plus light calls): with SQLAlchemy's default 5 each upload beyond the fifth opened and
+# closed a connection, so PostgreSQL forked a backend per request (~120 sessions in 10 s,
+# twice its CPU per event; benchmarks/cloud_scale.py). Four replicas at their most (80)
+# stay under PostgreSQL's default max_connections (100).
+POOL_SIZE = 12
+POOL_OVERFLOW = 8
+
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -226,24 +235,33 @@ class Database:
     ) -> int:
         """Insert many rows (values in column order), skip those whose key exists; count the new.
 
-        Thousands of rows per call: this goes straight to the driver's executemany, because
-        SQLAlchemy's per-row parameter processing costs ten times the insert itself. JSON
-        columns take already-serialized text. Both drivers sum rowcount over executemany, and
-        a skipped row is not counted, so the result is exactly the number of new rows.
+        Thousands of rows per call, so SQLAlchemy's per-row parameter processing (ten times
+        the insert itself) is bypassed; JSON columns take already-serialized text. The
+        statement's row count skips the rows it did not insert, so the result is exactly the
+        number of new rows.
+
+        PostgreSQL: one statement for the whole batch, each column sent as one array and
+        turned back into rows by `unnest`. psycopg's executemany (pipelined, one INSERT per
+        row) cost ~25 µs of Python per row, more than everything else a telemetry upload
+        does (benchmarks/cloud_scale.py); the arrays are dumped in C. ON CONFLICT DO NOTHING
+        also skips a row that conflicts with a concurrent replica's insert of the same key.
+        SQLite: executemany, whose per-row cost is in C already.
         """
         if not rows:
             return 0
-        mark = "?" if self.dialect == "sqlite" else "%s"
-        placeholders = [
-            f"{mark}::json"
-            if self.dialect == "postgresql" and isinstance(c.type, sa.JSON)
-            else mark
-            for c in table.columns
-        ]
-        sql = (
-            f"INSERT INTO {table.name} ({', '.join(c.name for c in table.columns)}) "
-            f"VALUES ({', '.join(placeholders)}) ON CONFLICT DO NOTHING"
-        )
+        names = ", ".join(c.name for c in table.columns)
+        if self.dialect == "postgresql":
+            arrays = ", ".join(
+                f"%b::{c.type.compile(dialect=conn.dialect)}[]" for c in table.columns
+            )
+            sql = (
+                f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({arrays}) "
+                "ON CONFLICT DO NOTHING"
+            )
+            columns = [list(column) for column in zip(*rows, strict=True)]
+            return int(conn.exec_driver_sql(sql, tuple(columns)).rowcount)
+        marks = ", ".join("?" for _ in table.columns)
+        sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING"
         return int(conn.exec_driver_sql(sql, [tuple(r) for r in rows]).rowcount)
 
     def upsert(self, table: sa.Table, keys: list[str], values: list[str]) -> Any:
@@ -341,4 +359,10 @@ def _postgresql_engine(url: sa.URL, schema: str | None) -> Engine:
         if not _SCHEMA_NAME.match(schema):
             raise UsageError(f"database schema {schema!r}: use lower-case letters, digits and _")
         connect_args["options"] = f"-c search_path={schema}"
-    return sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+    return sa.create_engine(
+        url,
+        connect_args=connect_args,
+        pool_pre_ping=True,
+        pool_size=POOL_SIZE,
+        max_overflow=POOL_OVERFLOW,
+    )
