@@ -86,6 +86,9 @@ def test_the_book_starts_a_window_per_package_version_and_skips_packages_without
     book.count("digits", _Served(1, _drift(20)), FeedbackPolicy(), x, p, None, None)
     book.count("digits", _Served(2, _drift(20)), FeedbackPolicy(), x[:3], p[:3], None, None)
     book.count("other", _Served(1, None), FeedbackPolicy(), x, p, None, None)
-    reports = book.reports()
+    reports = book.reports(now=100.0)
     assert [(r["feature"], r["version"], r["rows"]) for r in reports] == [("digits", 2, 3)]
-    assert book.reports() == []
+    book.count("digits", _Served(2, _drift(20)), FeedbackPolicy(), x[:4], p[:4], None, None)
+    assert book.reports(now=101.0) == []  # not due: at most one report per 5 s
+    assert [r["rows"] for r in book.reports(now=101.0, final=True)] == [4]  # stopping: now
+    assert book.reports(now=200.0) == []  # nothing came since

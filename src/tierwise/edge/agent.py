@@ -132,7 +132,7 @@ class EdgeAgent:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.outbox is not None and self.uploader is not None:
-            await self.record_metrics()
+            await self.record_metrics(final=True)
             await self.record("agent.stopping", {"outbox": asdict(self.outbox.counts())})
             flushed = await self.uploader.flush(deadline)
             log.info(
@@ -321,9 +321,10 @@ class EdgeAgent:
         except TierwiseError as exc:
             self.last_status_error = str(exc)
 
-    async def record_metrics(self) -> None:
+    async def record_metrics(self, final: bool = False) -> None:
         """A snapshot of every counter (escalations, degraded, latency, outbox drops) into the
-        outbox: unlike a status report, it reaches the cloud even across an outage."""
+        outbox: unlike a status report, it reaches the cloud even across an outage. With it,
+        the feedback summaries when due (edge/feedback.py), or all that is left when `final`."""
         if self.outbox is None:
             return
         await self._check_escalation_drift()
@@ -357,7 +358,7 @@ class EdgeAgent:
         await self.outbox.append_async(
             METRICS_STREAM, "metrics.snapshot", body, self.wall_clock.now()
         )
-        for report in self.feedback.reports():
+        for report in self.feedback.reports(self.clock.now(), final):
             await self.outbox.append_async(
                 METRICS_STREAM, FEEDBACK_KIND, report, self.wall_clock.now()
             )

@@ -30,6 +30,10 @@ from tierwise.rules.drift import CONFIDENCE_EDGES, bin_counts, confidence_counts
 FEEDBACK_KIND = "feedback.summary"
 MAX_EXAMPLES = 32  # hard rows per report, where raw inputs may reach the cloud
 PENDING_ROWS = 4_096  # rows kept (on the site) before they are binned in one go
+# A report per feature at most this often, however often the agent snapshots its metrics (a
+# dashboard wants those every second; a 137-column summary is ~4 KB, and drift needs rows more
+# than it needs many small windows).
+REPORT_EVERY_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -185,8 +189,10 @@ class FeedbackBook:
     """The agent's windows, one per served feature whose package has a drift reference; a new
     package version or variant starts a new window (its bins are the new package's)."""
 
-    def __init__(self) -> None:
+    def __init__(self, every_s: float = REPORT_EVERY_S) -> None:
         self.windows: dict[str, tuple[FeedbackWindow, FeedbackPolicy]] = {}
+        self.every_s = every_s
+        self._last_report: float | None = None
 
     def count(
         self,
@@ -237,7 +243,11 @@ class FeedbackBook:
         self.windows[feature] = (window, policy)
         return window
 
-    def reports(self) -> list[dict[str, Any]]:
-        """Every window's report since the last call (features that saw no request: none)."""
+    def reports(self, now: float, final: bool = False) -> list[dict[str, Any]]:
+        """Every window's report since the last (features that saw no request: none) — once
+        `every_s` has passed since it, or at once when `final` (the agent is stopping)."""
+        if not final and self._last_report is not None and now - self._last_report < self.every_s:
+            return []
+        self._last_report = now
         bodies = [window.take(policy) for window, policy in self.windows.values()]
         return [b for b in bodies if b is not None]
