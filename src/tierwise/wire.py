@@ -32,6 +32,7 @@ API_PREFIX = "/v1"
 ARCHIVE_MEDIA_TYPE = "application/gzip"  # a package travels as tar.gz, to and from the cloud
 
 MAX_TELEMETRY_BATCH = 10_000  # events per POST; an edge flushing a long outage sends several
+FEEDBACK_KIND = "feedback.summary"  # a site's feedback event (edge/feedback.py, cloud/drift.py)
 MAX_INFER_BATCH = 1_024  # input rows per cloud inference call
 MAX_INPUT_WIDTH = 65_536  # floats per input row (a 256x256 image)
 MAX_SEQ = 2**63 - 1  # seq is stored as a signed 64-bit integer

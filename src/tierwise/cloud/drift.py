@@ -32,11 +32,10 @@ from tierwise.cloud.db import Database, drift_status, packages, telemetry
 from tierwise.cloud.params import SitePath
 from tierwise.package.manifest import DriftReference
 from tierwise.rules.drift import ColumnShift, column_shift
-from tierwise.wire import TelemetryEvent
+from tierwise.wire import FEEDBACK_KIND, TelemetryEvent
 
 log = logging.getLogger(__name__)
 
-FEEDBACK_KIND = "feedback.summary"  # the edge's (edge/feedback.py; the cloud does not import it)
 WINDOW_ROWS = 500  # rows a verdict is made on, at most: the newest summaries' sum
 WINDOW_S = 300.0  # and summaries no older than this, before the newest
 MIN_ROWS = 100  # fewer rows than this: no verdict yet

@@ -27,7 +27,7 @@ import numpy as np
 
 from tierwise.edge.cloud_health import CloudHealth
 from tierwise.edge.deploy import Deployer, PackageOps, Served
-from tierwise.edge.feedback import FEEDBACK_KIND, FeedbackBook, FeedbackPolicy
+from tierwise.edge.feedback import FeedbackBook, FeedbackPolicy
 from tierwise.edge.lifecycle import AgentState, Lifecycle
 from tierwise.edge.link import CloudLink
 from tierwise.edge.metrics import Metrics
@@ -47,7 +47,13 @@ from tierwise.rules.clock import Clock, RealClock, WallClock
 from tierwise.rules.escalation import RoundTripTracker
 from tierwise.rules.escalation_watch import EscalationCheck
 from tierwise.spec.tiers import Reach
-from tierwise.wire import FeatureStatus, PredictRequest, PredictResponse, SiteStatus
+from tierwise.wire import (
+    FEEDBACK_KIND,
+    FeatureStatus,
+    PredictRequest,
+    PredictResponse,
+    SiteStatus,
+)
 
 log = logging.getLogger(__name__)
 

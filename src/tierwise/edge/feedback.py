@@ -27,7 +27,6 @@ from numpy.typing import NDArray
 from tierwise.package.manifest import DriftReference
 from tierwise.rules.drift import CONFIDENCE_EDGES, bin_counts, confidence_counts, padded_edges
 
-FEEDBACK_KIND = "feedback.summary"
 MAX_EXAMPLES = 32  # hard rows per report, where raw inputs may reach the cloud
 PENDING_ROWS = 4_096  # rows kept (on the site) before they are binned in one go
 # A report per feature at most this often, however often the agent snapshots its metrics (a
