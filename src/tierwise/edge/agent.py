@@ -27,7 +27,7 @@ import numpy as np
 
 from tierwise.edge.cloud_health import CloudHealth
 from tierwise.edge.deploy import Deployer, PackageOps, Served
-from tierwise.edge.feedback import FeedbackBook, FeedbackPolicy
+from tierwise.edge.feedback import FeedbackBook, policy_for
 from tierwise.edge.lifecycle import AgentState, Lifecycle
 from tierwise.edge.link import CloudLink
 from tierwise.edge.metrics import Metrics
@@ -211,7 +211,7 @@ class EdgeAgent:
             self.feedback.count(
                 feature,
                 local,
-                FeedbackPolicy(raw_may_leave=served.spec.raw_data_may_reach is Reach.CLOUD),
+                policy_for(served.spec.raw_data_may_reach is Reach.CLOUD),
                 rows,
                 answer.edge_outputs,
                 answer.hard,

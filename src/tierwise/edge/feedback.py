@@ -69,6 +69,16 @@ class FeedbackPolicy:
         return body
 
 
+SUMMARIES_ONLY = FeedbackPolicy()
+WITH_EXAMPLES = FeedbackPolicy(raw_may_leave=True)
+
+
+def policy_for(raw_may_reach_cloud: bool) -> FeedbackPolicy:
+    """The policy of a feature whose raw inputs may (or may not) reach the cloud: one shared
+    object each, not one per request."""
+    return WITH_EXAMPLES if raw_may_reach_cloud else SUMMARIES_ONLY
+
+
 @dataclass
 class FeedbackWindow:
     """Counts for one feature since the last report (see the module's docstring)."""

@@ -177,19 +177,17 @@ class Router:
         hard = np.asarray(is_hard(confidence, route.threshold, route.tie_share, draws), dtype=bool)
         n_hard = int(hard.sum())
         if n_hard == 0:
-            return _local(model, outputs, "confident", hard_mask=hard)
+            return _local(model, outputs, "confident", hard=hard)
         need = max(self.tracker.estimate(), route.escalate_budget_s or 0.0)
         remaining = self.clock.remaining(deadline)
         if not escalate(True, remaining, need, not self.health.down) and not self._probe(remaining):
             why = "cloud down" if self.health.down else "round trip over budget"
-            return _local(model, outputs, why, degraded=True, hard=n_hard, hard_mask=hard)
+            return _local(model, outputs, why, degraded=True, hard=hard)
         if not self.health.allow():
-            return _local(model, outputs, "cloud down", degraded=True, hard=n_hard, hard_mask=hard)
+            return _local(model, outputs, "cloud down", degraded=True, hard=hard)
         cloud = await self._ask_cloud(feature, inputs[hard], deadline)
         if isinstance(cloud, str):
-            return _local(
-                model, outputs, cloud, degraded=True, hard=n_hard, escalated=True, hard_mask=hard
-            )
+            return _local(model, outputs, cloud, degraded=True, escalated=True, hard=hard)
         merged = [list(map(float, row)) for row in outputs]
         for i, row in zip(np.flatnonzero(hard), cloud[0], strict=True):
             merged[int(i)] = row
@@ -291,9 +289,8 @@ def _local(
     outputs: NDArray[np.float64],
     reason: str,
     degraded: bool = False,
-    hard: int = 0,
     escalated: bool = False,
-    hard_mask: NDArray[np.bool_] | None = None,
+    hard: NDArray[np.bool_] | None = None,
 ) -> Answer:
     return Answer(
         outputs=np.asarray(outputs, dtype=np.float64).tolist(),
@@ -301,10 +298,10 @@ def _local(
         model=model.name,
         version=model.version,
         degraded=degraded,
-        hard_rows=hard,
+        hard_rows=0 if hard is None else int(hard.sum()),
         cloud_rows=0,
         escalated=escalated,
         reason=reason,
         edge_outputs=outputs,
-        hard=hard_mask,
+        hard=hard,
     )
