@@ -31,6 +31,9 @@ class CloudContext:
     models: ModelCache
     changes: DeploymentChanges  # wakes held deployment polls
     trusted_keys: dict[str, Any] = field(default_factory=dict)  # key id -> public key
+    # (package, version) -> its manifest's drift reference: a version never changes once
+    # registered, so any replica may keep what it read (cloud/drift.py)
+    drift_references: dict[tuple[str, int], Any] = field(default_factory=dict)
 
 
 def get_context(request: Request) -> CloudContext:

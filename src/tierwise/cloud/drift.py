@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 WINDOW_ROWS = 500  # rows a verdict is made on, at most: the newest summaries' sum
 WINDOW_S = 300.0  # and summaries no older than this, before the newest
 MIN_ROWS = 100  # fewer rows than this: no verdict yet
+MAX_CACHED_REFERENCES = 256  # package versions whose reference a process keeps
 RECENT_SUMMARIES = 100  # read back per check: every feature of the site, a window each
 
 router = APIRouter(tags=["drift"])
@@ -141,22 +142,33 @@ def _window(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return window
 
 
-def _reference(db: Database, package: str, version: int) -> DriftReference | None:
-    with db.read() as conn:
+def _reference(ctx: CloudContext, package: str, version: int) -> DriftReference | None:
+    """The package version's reference, read and validated once per process (a registered
+    version never changes); a version not registered (yet) is not remembered."""
+    key = (package, version)
+    if key in ctx.drift_references:
+        cached: DriftReference | None = ctx.drift_references[key]
+        return cached
+    with ctx.db.read() as conn:
         manifest = conn.execute(
             sa.select(packages.c.manifest).where(
                 packages.c.name == package, packages.c.version == version
             )
         ).scalar()
-    if manifest is None or manifest.get("drift") is None:
+    if manifest is None:
         return None
-    return DriftReference.model_validate(manifest["drift"])
+    drift = manifest.get("drift")
+    reference = None if drift is None else DriftReference.model_validate(drift)
+    if len(ctx.drift_references) >= MAX_CACHED_REFERENCES:
+        ctx.drift_references.clear()
+    ctx.drift_references[key] = reference
+    return reference
 
 
 def _check(ctx: CloudContext, site: str, feature: str, summaries: list[dict[str, Any]]) -> None:
     window = _window(summaries)
     newest = window[0]
-    reference = _reference(ctx.db, newest["package"], int(newest["version"]))
+    reference = _reference(ctx, newest["package"], int(newest["version"]))
     if reference is None or sum(int(s["rows"]) for s in window) < MIN_ROWS:
         return
     try:
