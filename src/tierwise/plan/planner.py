@@ -78,10 +78,7 @@ class PlanResult:
                 }
                 for d in self.decisions
             ],
-            "strategies": {k: asdict(v) for k, v in self.strategies.items()},
-            # each feature's requests/s over all its sites, as the spec states them: what
-            # the cloud projects measured traffic against (cloud/dashboard/cost.py)
-            "requests_per_s": self._requests_per_s(),
+            **self._costs(),
             "training": [asdict(t) for t in self.training],
             "seconds": self.seconds,
             "optimality_gap": self.optimality_gap,
@@ -89,11 +86,23 @@ class PlanResult:
         finite: dict[str, Any] = _finite(data)
         return finite
 
-    def _requests_per_s(self) -> dict[str, float]:
-        if self.table is None:
-            return {}
-        rates = fleet_rate(self.table)
-        return {d.outcome.feature: float(rates[i]) for i, d in enumerate(self.decisions)}
+    def cost_document(self) -> dict[str, Any]:
+        """What the cloud's cost view reads of a plan (`PUT /v1/plan`), without building the
+        rest of `to_dict` (every feature's alternatives)."""
+        document: dict[str, Any] = _finite({"spec": self.spec, **self._costs()})
+        return document
+
+    def _costs(self) -> dict[str, Any]:
+        # each feature's requests/s over all its sites, as the spec states them: what the
+        # cloud projects measured traffic against (cloud/dashboard/cost.py)
+        rates: dict[str, float] = {}
+        if self.table is not None:
+            fleet = fleet_rate(self.table)
+            rates = {d.outcome.feature: float(fleet[i]) for i, d in enumerate(self.decisions)}
+        return {
+            "strategies": {k: asdict(v) for k, v in self.strategies.items()},
+            "requests_per_s": rates,
+        }
 
 
 def plan(spec: Spec, explain: bool | None = None) -> PlanResult:

@@ -148,8 +148,7 @@ def run_up(opts: UpOptions, console: Console, say: Callable[[str], None]) -> dic
         )
         deployed = deploy(cont.admin, runs, packages, say)
         # the dashboard's cost view projects the plan's $/month onto the measured traffic
-        document = result.to_dict()
-        cont.admin.put_plan({k: document[k] for k in ("spec", "strategies", "requests_per_s")})
+        cont.admin.put_plan(result.cost_document())
         expected = {
             site: {r.name for r in runs if r.uses_agent and any(s.site == site for s in r.sites)}
             for site in cont.agents
