@@ -97,39 +97,28 @@ def store_plan(db: Database, plan: UploadedPlan, now: float) -> PlanStored:
 def cost_view(conn: sa.Connection) -> CostView:
     row = conn.execute(sa.select(plans.c.body, plans.c.uploaded_at)).first()
     measured, sites_of = _measured(conn)
-    if row is None:
-        traffic = [
-            FeatureTraffic(
-                feature=f,
-                planned_requests_per_s=None,
-                measured_requests_per_s=r,
-                sites_measured=sites_of[f],
-            )
-            for f, r in sorted(measured.items())
-        ]
-        return CostView(
-            spec=None, uploaded_at=None, window_s=WINDOW_S, traffic=traffic, strategies=[]
-        )
-    body = row.body if isinstance(row.body, dict) else json.loads(row.body)
-    plan = UploadedPlan.model_validate(body)
-    features = sorted(set(plan.requests_per_s) | set(measured))
+    plan = None
+    if row is not None:
+        body = row.body if isinstance(row.body, dict) else json.loads(row.body)
+        plan = UploadedPlan.model_validate(body)
+    stated = plan.requests_per_s if plan is not None else {}
     traffic = [
         FeatureTraffic(
             feature=f,
-            planned_requests_per_s=plan.requests_per_s.get(f),
+            planned_requests_per_s=stated.get(f),
             measured_requests_per_s=measured.get(f, 0.0),
             sites_measured=sites_of.get(f, 0),
         )
-        for f in features
+        for f in sorted(set(stated) | set(measured))
     ]
     return CostView(
-        spec=plan.spec,
-        uploaded_at=row.uploaded_at,
+        spec=plan.spec if plan is not None else None,
+        uploaded_at=row.uploaded_at if row is not None else None,
         window_s=WINDOW_S,
         traffic=traffic,
         strategies=[
-            _project(name, strategy, plan.requests_per_s, measured)
-            for name, strategy in sorted(plan.strategies.items())
+            _project(name, strategy, stated, measured)
+            for name, strategy in sorted(plan.strategies.items() if plan is not None else ())
         ],
     )
 
