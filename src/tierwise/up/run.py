@@ -127,11 +127,12 @@ def run_up(opts: UpOptions, console: Console, say: Callable[[str], None]) -> dic
     strategy_name = "tierwise" if opts.strategy == "plan" else "cloud-only"
     runs = layout(spec, result.strategies[strategy_name], opts.strategy)
     sites = site_names(spec, runs)
+    # what each site's agent serves: what a shift may change, and what to wait for at start
+    served = {
+        site: {r.name for r in runs if r.uses_agent and any(s.site == site for s in r.sites)}
+        for site in sites
+    }
     if opts.shift is not None:
-        served = {
-            site: {r.name for r in runs if r.uses_agent and any(s.site == site for s in r.sites)}
-            for site in sites
-        }
         check_shift(opts.shift, served, opts.duration)
     packages = build_packages(scenarios_needed(runs), opts.cache, say)
     public_key = next(iter(packages.values())).public_key
@@ -149,10 +150,7 @@ def run_up(opts: UpOptions, console: Console, say: Callable[[str], None]) -> dic
         deployed = deploy(cont.admin, runs, packages, say)
         # the dashboard's cost view projects the plan's $/month onto the measured traffic
         cont.admin.put_plan(result.cost_document())
-        expected = {
-            site: {r.name for r in runs if r.uses_agent and any(s.site == site for s in r.sites)}
-            for site in cont.agents
-        }
+        expected = {site: served[site] for site in cont.agents}
         wait_until_serving({s: c.url for s, c in cont.agents.items()}, expected)
         capacity = None
         if opts.scale is None:
