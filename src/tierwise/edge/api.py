@@ -72,6 +72,9 @@ def create_app(agent: EdgeAgent, adapters: Sequence[DeviceAdapter] = ()) -> Fast
         summary="Answers devices at the edge; escalates hard cases to the cloud in time.",
         version="1",
         lifespan=lifespan,
+        # No route ends in "/": a device posting to `.../predict/x/` is told 404, not sent a
+        # 307 to a path it did not ask for (found by tests/edge/test_api_fuzz.py, feature "0/")
+        redirect_slashes=False,
     )
     app.add_middleware(StampArrival, clock=agent.clock)
     answer_refusals(app)  # the agent refuses with 404, 422 and 503 (`RequestRefusedError`s)
