@@ -26,7 +26,7 @@ from tierwise.cloud.deployments import cloud_model_of
 from tierwise.cloud.model_cache import Predictor
 from tierwise.cloud.params import FeaturePath
 from tierwise.cloud.registry import archive_of, unpacked_package
-from tierwise.errors import UnprocessableError
+from tierwise.errors import UnprocessableError, UsageError
 from tierwise.wire import InferRequest, InferResponse
 
 ROOT_MARKER = ".root"  # inside an unpacked package: the package root's relative path
@@ -103,9 +103,13 @@ def infer(ctx: CloudContext, feature: str, request: InferRequest) -> InferRespon
         raise UnprocessableError(
             f"inputs: rows have {width} values, {package} v{version} expects {model.input_width}"
         )
-    rows = np.asarray(request.inputs, dtype=np.float32)
+    with np.errstate(over="ignore"):  # beyond float32 becomes inf: refused below as 422
+        rows = np.asarray(request.inputs, dtype=np.float32)
     started = time.perf_counter()
-    outputs = model.predict(rows)
+    try:
+        outputs = model.predict(rows)
+    except UsageError as exc:  # inputs the model refuses (infinite in float32): the caller's
+        raise UnprocessableError(f"inputs do not fit {package} v{version}: {exc}") from None
     ctx.metrics.inference_seconds.labels(feature).observe(time.perf_counter() - started)
     ctx.metrics.inference_rows.labels(feature).inc(len(request.inputs))
     return InferResponse(
