@@ -342,6 +342,12 @@ class RolloutRequest(_Wire):
     package: Name
     version: Version
     canary_sites: list[Name] = Field(min_length=1, max_length=1_000)
+    sites: list[Name] | None = Field(
+        None,
+        max_length=100_000,
+        description="the sites the rollout is for (canaries included); default: every site "
+        "running the package. A model retrained for drifted sites goes to those alone.",
+    )
     thresholds: RolloutThresholds = Field(default_factory=RolloutThresholds)
     min_canary_requests: int = Field(
         100, ge=0, le=10**9, description="requests the canaries must serve before promotion"

@@ -38,6 +38,7 @@ SCOPES = {
     ("PUT", "/v1/plan"): "admin",
     ("GET", "/v1/cost"): "admin",
     ("GET", "/v1/sites/{site}/drift"): "site_or_admin",
+    ("GET", "/v1/sites/{site}/feedback/{feature}"): "admin",
     ("POST", "/v1/infer/{feature}"): "any",
     ("GET", "/v1/fleet"): "any",  # filtered to what the token may see (test_dashboard_api)
     ("GET", "/v1/sites/{site}/live"): "site_or_admin",

@@ -24,7 +24,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import tierwise
-from tierwise.cloud import deployments, drift, registry, reports, rollout, telemetry
+from tierwise.cloud import (
+    deployments,
+    drift,
+    field_feedback,
+    registry,
+    reports,
+    rollout,
+    telemetry,
+)
 from tierwise.cloud import inference as inference_routes
 from tierwise.cloud.auth import authenticate, load_tokens_file
 from tierwise.cloud.changes import DeploymentChanges
@@ -141,6 +149,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         rollout,
         telemetry,
         drift,
+        field_feedback,
         inference_routes,
         dashboard,
     ):

@@ -66,6 +66,11 @@ class CloudAdmin:
         )
         return _parse(PackageInfo, response)
 
+    def newest_version(self, name: str) -> int:
+        """The highest registered version of package `name` (0 when none is)."""
+        found = self._send("GET", "/v1/packages", "the list of packages").json()
+        return max((int(p["version"]) for p in found if p.get("name") == name), default=0)
+
     def assign(self, site: str, feature: str, assignment: FeatureAssignment) -> None:
         """Run `feature` at `site` with this package version and routing."""
         self._send(
@@ -122,6 +127,17 @@ class CloudAdmin:
     def drift(self) -> list[dict[str, Any]]:
         """The newest drift verdict of every site and feature (cloud/drift.py's DriftView)."""
         found: list[dict[str, Any]] = self._send("GET", "/v1/drift", "the drift verdicts").json()
+        return found
+
+    def field_feedback(self, site: str, feature: str, since: float) -> dict[str, Any]:
+        """A site's feedback summaries of `feature` since `since` (edge wall clock), summed:
+        cloud/field_feedback.py's FieldFeedback."""
+        found: dict[str, Any] = self._send(
+            "GET",
+            f"/v1/sites/{site}/feedback/{feature}",
+            f"the feedback of {feature} at {site}",
+            params={"since": since},
+        ).json()
         return found
 
     def events(self, site: str, stream: str) -> list[TelemetryEvent]:

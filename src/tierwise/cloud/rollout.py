@@ -83,7 +83,14 @@ def start_rollout(db: Database, req: RolloutRequest, now: float) -> Rollout:
                 raise UnprocessableError(
                     f"{exc.detail} (sites {', '.join(sorted(sites))} run variant {variant!r})"
                 ) from None
-        others = sorted(set(running) - set(canaries))
+        if req.sites is not None:
+            missing = sorted(set(canaries) - set(req.sites))
+            if missing:
+                raise UnprocessableError(
+                    f"canary sites {', '.join(missing)} are not among the rollout's sites"
+                )
+        targets = set(running) if req.sites is None else set(running) & set(req.sites)
+        others = sorted(targets - set(canaries))
         # Another replica may start a rollout of this package between the check above and
         # the insert below; the partial unique index refuses the second one, and this
         # transaction (canary assignments included) rolls back with it.

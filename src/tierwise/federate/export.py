@@ -10,6 +10,7 @@ name already in the packages directory, so edge agents accept it as an upgrade.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ INPUT = "input"
 OUTPUT = "probabilities"
 
 
-def to_onnx(params: mlp.Params, classes: list[int]) -> bytes:
+def to_onnx(params: mlp.Params, classes: Sequence[int | str]) -> bytes:
     """The MLP as an fp32 ONNX graph (checked by onnx's own checker)."""
     try:
         import onnx

@@ -19,7 +19,7 @@ import numpy as np
 
 from tierwise import __version__
 from tierwise.errors import UsageError
-from tierwise.package.drift_reference import drift_reference
+from tierwise.package.drift_reference import FieldReference, drift_reference
 from tierwise.package.evaldata import EvalData
 from tierwise.package.export import ExportedModel, export_model
 from tierwise.package.keys import load_private_key
@@ -62,6 +62,8 @@ class BuildOptions:
     force: bool = False
     variants: tuple[str, ...] = DEFAULT_VARIANTS  # package/variants.py: KINDS
     compress: CompressOptions = field(default_factory=CompressOptions)
+    # the drift yardstick from the field, not from `data` (a retraining for drifted sites)
+    field_reference: FieldReference | None = None
 
 
 @dataclass
@@ -164,7 +166,9 @@ def _assemble(
         output=OutputSchema(probabilities=exported.probabilities, classes=exported.classes),
         variants=variants,
         cascade=cascade,
-        drift=drift_reference(data.x, probabilities),
+        drift=drift_reference(data.x, probabilities)
+        if options.field_reference is None
+        else options.field_reference.reference([v.name for v in variants]),
         metrics=_metrics(variants, cascade),
         build=BuildInfo(
             tool=f"tierwise {__version__}",

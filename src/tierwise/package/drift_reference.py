@@ -9,6 +9,8 @@ bin hold about a tenth of them: equal-mass bins, the usual choice for a stabilit
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -45,3 +47,28 @@ def drift_reference(
             for name, p in probabilities.items()
         },
     )
+
+
+@dataclass(frozen=True)
+class FieldReference:
+    """A retrained package's yardstick taken from the field instead of its evaluation rows.
+
+    A model retrained for drifted sites (tierwise.learn) is checked against what those sites
+    now send: the old version's bin edges with the counts of the sites' feedback summaries
+    (integers that already crossed the WAN), and the retrained model's top-probability
+    counts on the held-out field rows, used for every variant (the INT8 variant's
+    confidences follow the full model's closely; the field rows themselves never leave a
+    site whose data may not).
+    """
+
+    edges: list[list[float]]
+    counts: list[list[int]]
+    confidence: list[int]
+
+    def reference(self, variants: list[str]) -> DriftReference:
+        return DriftReference(
+            rows=sum(self.counts[0]) if self.counts else 1,
+            edges=self.edges,
+            counts=self.counts,
+            confidence=dict.fromkeys(variants, self.confidence),
+        )

@@ -1,0 +1,234 @@
+"""The learner: drift verdicts in, retrained models rolled out to the drifted sites.
+
+One poll (`step`) reads the cloud's verdicts. A feature that drifted at some sites gets a job:
+after `settle_s` (the sites gather labelled rows meanwhile) it is retrained where the spec
+says (`LoopTarget.where`), packaged as the next version (`publish.py`) and rolled out to the
+drifted sites alone — the first one to drift is the canary, the rest follow once it has
+served `bake_s`, `min_canary_requests` and `min_canary_feedback` labelled answers at an
+accuracy no worse than the deployed model had on the held-out field rows. A canary below
+that is rolled back by the cloud, and the other sites never get the version. A verdict is
+acted on once per (site, version): a rolled-back retraining is not retried on the same
+version; a verdict on the new version can start another job after `cooldown_s`.
+
+Every step is a `LoopEvent` with its wall-clock time: what `tierwise up --learn` prints and
+the benchmark measures from.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from tierwise.cloud.client import CloudAdmin
+from tierwise.errors import TierwiseError
+from tierwise.learn.publish import field_reference, publish
+from tierwise.learn.retrain import Retrained
+from tierwise.learn.target import LoopSettings, LoopTarget
+from tierwise.wire import RolloutRequest, RolloutState, RolloutThresholds
+
+log = logging.getLogger(__name__)
+
+TERMINAL = (RolloutState.DONE, RolloutState.ROLLED_BACK)
+
+
+@dataclass(frozen=True)
+class LoopEvent:
+    at: float  # wall-clock seconds
+    feature: str
+    step: str  # detected, training, trained, packaged, canary, promoting, done, rolled_back, failed
+    sites: list[str]
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "at": self.at,
+            "feature": self.feature,
+            "step": self.step,
+            "sites": self.sites,
+            "detail": self.detail,
+        }
+
+
+class Trainer(Protocol):
+    """Retrains `target` on what `sites` gathered since `since` (wall clock)."""
+
+    def __call__(
+        self,
+        target: LoopTarget,
+        sites: list[str],
+        since: float,
+        feedback: list[dict[str, Any]],
+        work_dir: Path,
+    ) -> Retrained: ...
+
+
+@dataclass
+class _Job:
+    target: LoopTarget
+    sites: list[str]  # drifted sites, first detected first
+    detected_at: float
+    versions: dict[str, int]  # site -> the version that drifted
+    rollout_id: int | None = None
+    state: str = "settling"  # -> rolling out -> ended
+    promoted: bool = False
+    ended_at: float | None = None
+
+
+@dataclass
+class Learner:
+    admin: CloudAdmin
+    targets: list[LoopTarget]
+    trainers: dict[str, Trainer]  # "centralized" / "federated" -> how
+    work_dir: Path
+    sign_key: Path
+    settings: LoopSettings = field(default_factory=LoopSettings)
+    on_event: Callable[[LoopEvent], None] = lambda _: None
+    clock: Callable[[], float] = time.time
+    events: list[LoopEvent] = field(default_factory=list)
+    _jobs: dict[str, _Job] = field(default_factory=dict)
+    _handled: set[tuple[str, str, int]] = field(default_factory=set)  # site, feature, version
+
+    def run(self, stop: threading.Event) -> None:
+        """Poll until `stop` is set; a failed poll or job is logged, and the loop goes on."""
+        while not stop.is_set():
+            try:
+                self.step()
+            except TierwiseError as exc:
+                log.warning("learning loop: %s", exc)
+            stop.wait(self.settings.poll_s)
+
+    def step(self) -> None:
+        verdicts = self.admin.drift()
+        for target in self.targets:
+            job = self._jobs.get(target.feature)
+            if job is None or job.state == "ended":
+                self._maybe_start(target, verdicts, job)
+            elif job.state == "settling":
+                self._add_sites(job, verdicts)
+                if self.clock() - job.detected_at >= self.settings.settle_s:
+                    self._run(job)
+            elif job.state == "rolling out":
+                self._follow(job)
+
+    def _maybe_start(
+        self, target: LoopTarget, verdicts: list[dict[str, Any]], last: _Job | None
+    ) -> None:
+        ended = None if last is None else last.ended_at
+        if ended is not None and self.clock() - ended < self.settings.cooldown_s:
+            return
+        fresh = self._fresh(target.feature, verdicts)
+        if not fresh:
+            return
+        fresh.sort(key=lambda v: v["since"])
+        job = _Job(
+            target,
+            sites=[v["site"] for v in fresh],
+            detected_at=self.clock(),
+            versions={v["site"]: int(v["version"]) for v in fresh},
+        )
+        self._jobs[target.feature] = job
+        for v in fresh:
+            self._event(
+                target.feature,
+                "detected",
+                [v["site"]],
+                f"{v['column']} PSI {v['psi']:.3f} > {v['threshold']:.3f} "
+                f"({v['columns_over']} columns) on v{v['version']}",
+                at=float(v["since"]),
+            )
+
+    def _fresh(self, feature: str, verdicts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [
+            v
+            for v in verdicts
+            if v["feature"] == feature
+            and v["drifted"]
+            and (v["site"], feature, int(v["version"])) not in self._handled
+        ]
+
+    def _add_sites(self, job: _Job, verdicts: list[dict[str, Any]]) -> None:
+        for v in sorted(self._fresh(job.target.feature, verdicts), key=lambda v: v["since"]):
+            if v["site"] not in job.sites:
+                job.sites.append(v["site"])
+                job.versions[v["site"]] = int(v["version"])
+                self._event(job.target.feature, "detected", [v["site"]], "joins the job")
+
+    def _run(self, job: _Job) -> None:
+        target = job.target
+        for site in job.sites:
+            self._handled.add((site, target.feature, job.versions[site]))
+        try:
+            self._train_and_roll_out(job)
+        except TierwiseError as exc:
+            self._end(job, "failed", str(exc))
+
+    def _train_and_roll_out(self, job: _Job) -> None:
+        target, s = job.target, self.settings
+        since = job.detected_at
+        feedback = [self.admin.field_feedback(site, target.feature, since) for site in job.sites]
+        self._event(target.feature, "training", job.sites, f"{target.where} retraining")
+        trainer = self.trainers[target.where]
+        retrained = trainer(target, job.sites, since, feedback, self.work_dir / target.feature)
+        self._event(target.feature, "trained", job.sites, retrained.describe())
+        if retrained.after < retrained.before:
+            # not a model to ship: the field rows say it is worse than what runs
+            self._end(job, "failed", "the retrained model is worse on held-out field rows")
+            return
+        reference = field_reference(feedback, retrained.confidence)
+        published = publish(
+            target, retrained, reference, self.admin, self.work_dir / "packages", self.sign_key
+        )
+        self._event(
+            target.feature,
+            "packaged",
+            job.sites,
+            f"{published.package} v{published.version} signed and uploaded "
+            f"({published.accuracy:.1%} on the operator's evaluation rows)",
+        )
+        rollout = self.admin.start_rollout(
+            RolloutRequest(
+                package=target.package,
+                version=published.version,
+                canary_sites=[job.sites[0]],
+                sites=job.sites,
+                thresholds=RolloutThresholds(min_accuracy=retrained.before),
+                min_canary_requests=s.min_canary_requests,
+                min_canary_feedback=s.min_canary_feedback,
+                bake_seconds=s.bake_s,
+            )
+        )
+        job.rollout_id, job.state = rollout.id, "rolling out"
+        self._event(
+            target.feature,
+            "canary",
+            [job.sites[0]],
+            f"rollout {rollout.id}: v{published.version} on the canary; must stay at or above "
+            f"{retrained.before:.1%} accuracy (the deployed model's on the field)",
+        )
+
+    def _follow(self, job: _Job) -> None:
+        assert job.rollout_id is not None
+        rollout = self.admin.rollout(job.rollout_id)
+        if rollout.state is RolloutState.PROMOTING and not job.promoted:
+            job.promoted = True
+            self._event(job.target.feature, "promoting", rollout.other_sites, rollout.reason)
+        if rollout.state in TERMINAL:
+            step = "done" if rollout.state is RolloutState.DONE else "rolled_back"
+            self._end(job, step, rollout.reason)
+
+    def _end(self, job: _Job, step: str, detail: str) -> None:
+        job.state, job.ended_at = "ended", self.clock()
+        self._event(job.target.feature, step, job.sites, detail)
+
+    def _event(
+        self, feature: str, step: str, sites: list[str], detail: str, at: float | None = None
+    ) -> None:
+        event = LoopEvent(self.clock() if at is None else at, feature, step, sites, detail)
+        self.events.append(event)
+        log.info("learning loop %s %s at %s: %s", feature, step, ",".join(sites), detail)
+        self.on_event(event)
