@@ -348,6 +348,12 @@ class RolloutRequest(_Wire):
         description="the sites the rollout is for (canaries included); default: every site "
         "running the package. A model retrained for drifted sites goes to those alone.",
     )
+    features: list[Name] | None = Field(
+        None,
+        max_length=10_000,
+        description="the features the rollout changes; default: every feature running the "
+        "package (a model retrained for one feature leaves the others on their version)",
+    )
     thresholds: RolloutThresholds = Field(default_factory=RolloutThresholds)
     min_canary_requests: int = Field(
         100, ge=0, le=10**9, description="requests the canaries must serve before promotion"

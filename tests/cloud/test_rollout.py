@@ -296,3 +296,24 @@ def test_unknown_rollout_is_404(fleet: Fleet) -> None:
     with pytest.raises(VerificationError, match=r"\(404\)"):
         fleet.admin.rollout(999)
     assert fleet.admin.rollouts() == []
+
+
+def test_rollout_for_some_sites_and_one_feature_leaves_the_rest_alone(fleet: Fleet) -> None:
+    """A model retrained for drifted sites (tierwise.learn) goes to those sites alone, and
+    only for the feature it was retrained for."""
+    fleet.admin.assign("a", "other", wine(1))
+    fleet.admin.assign(CANARY, "other", wine(1))
+    rollout = fleet.start(sites=[CANARY, "a"], features=[FEATURE])
+    assert rollout.other_sites == ["a"]
+    fleet.report(CANARY, 2, **GOOD)
+    fleet.clock.advance(BAKE_SECONDS)
+    assert fleet.admin.rollout(rollout.id).state == "promoting"
+    assert fleet.versions() == {"a": 2, "b": 1, CANARY: 2}
+    for site in ("a", CANARY):  # the other feature of the same package stays on v1
+        deployment = fleet.sites[site].get(f"/v1/sites/{site}/deployment").json()
+        assert deployment["features"]["other"]["version"] == 1
+
+
+def test_rollout_refuses_a_canary_outside_its_sites(fleet: Fleet) -> None:
+    with pytest.raises(VerificationError, match="not among the rollout's sites"):
+        fleet.start(sites=["a"])

@@ -185,7 +185,9 @@ M = TypeVar("M", bound=BaseModel)
 def row_as(model: type[M], row: sa.Row[Any]) -> M:
     """A wire model from the columns of a row that it has fields for (the others are ignored)."""
     columns = row._mapping
-    return model.model_validate({name: columns[name] for name in model.model_fields})
+    return model.model_validate(
+        {name: columns[name] for name in model.model_fields if name in columns}
+    )
 
 
 ANNOUNCE_CHANNEL = "tierwise_changes"  # PostgreSQL NOTIFY channel; payload "<schema>:<what>"

@@ -64,7 +64,7 @@ def start_rollout(db: Database, req: RolloutRequest, now: float) -> Rollout:
         ).scalar()
         if active is not None:
             raise ConflictError(f"rollout {active} of package {req.package!r} is still running")
-        running = sites_running(conn, req.package)
+        running = _only(sites_running(conn, req.package), req.features)
         for site in canaries:
             if site not in running:
                 raise UnprocessableError(f"canary site {site!r} runs no feature of {req.package!r}")
@@ -246,6 +246,16 @@ def _watch_promotion(conn: sa.Connection, row: Any, now: float) -> tuple[Rollout
 def _restore(conn: sa.Connection, row: Any, sites: list[str], now: float) -> None:
     previous = {s: row.previous[s] for s in sites if s in row.previous}
     set_versions(conn, row.package, previous, only_if=row.version, now=now)
+
+
+def _only(
+    running: dict[str, dict[str, int]], features: list[str] | None
+) -> dict[str, dict[str, int]]:
+    """`running` cut down to `features` (all of it when None), sites left with none dropped."""
+    if features is None:
+        return running
+    kept = {s: {f: v for f, v in fs.items() if f in features} for s, fs in running.items()}
+    return {s: fs for s, fs in kept.items() if fs}
 
 
 def _request_of(row: Any) -> RolloutRequest:

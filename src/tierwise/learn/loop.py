@@ -196,6 +196,7 @@ class Learner:
                 version=published.version,
                 canary_sites=[job.sites[0]],
                 sites=job.sites,
+                features=[target.feature],
                 thresholds=RolloutThresholds(min_accuracy=retrained.before),
                 min_canary_requests=s.min_canary_requests,
                 min_canary_feedback=s.min_canary_feedback,
