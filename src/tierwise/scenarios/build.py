@@ -52,6 +52,17 @@ class ScenarioPackages:
     public_key: Path
     edge_manifest: Manifest
     cloud_manifest: Manifest
+    files: ScenarioFiles  # the operator's models and data the packages were built from
+
+
+def scenario_files(name: str, out_dir: Path) -> ScenarioFiles:
+    """Where `train_scenario` writes a scenario's models and data."""
+    return ScenarioFiles(
+        edge=out_dir / f"{name}-edge.joblib",
+        cloud=out_dir / f"{name}-cloud.joblib",
+        eval=out_dir / f"{name}-eval.npz",
+        test=out_dir / f"{name}-test.npz",
+    )
 
 
 def train_scenario(
@@ -67,12 +78,7 @@ def train_scenario(
     out.mkdir(parents=True, exist_ok=True)
     progress(f"training the {scenario.name} edge and cloud models")
     models = scenario.train()
-    files = ScenarioFiles(
-        edge=out / f"{scenario.name}-edge.joblib",
-        cloud=out / f"{scenario.name}-cloud.joblib",
-        eval=out / f"{scenario.name}-eval.npz",
-        test=out / f"{scenario.name}-test.npz",
-    )
+    files = scenario_files(scenario.name, out)
     joblib.dump(models.edge, files.edge)
     joblib.dump(models.cloud, files.cloud)
     save_eval_data(files.eval, scenario.eval_data())
@@ -103,7 +109,8 @@ def build_scenario_packages(
         edge_dir, cloud_dir = root / f"edge-v{version}", root / f"cloud-v{version}"
         cached = _verified(edge_dir, public), _verified(cloud_dir, public)
         if cached[0] is not None and cached[1] is not None:
-            return ScenarioPackages(edge_dir, cloud_dir, public, cached[0], cached[1])
+            files = scenario_files(scenario.name, root / "models")
+            return ScenarioPackages(edge_dir, cloud_dir, public, cached[0], cached[1], files)
         files = train_scenario(scenario.name, root / "models", progress)
         data = scenario.eval_data()
         progress(f"packaging the {scenario.name} cloud model")
@@ -131,7 +138,7 @@ def build_scenario_packages(
             ),
             progress,
         )
-        return ScenarioPackages(edge_dir, cloud_dir, public, edge.manifest, cloud.manifest)
+        return ScenarioPackages(edge_dir, cloud_dir, public, edge.manifest, cloud.manifest, files)
 
 
 def _verified(package_dir: Path, public_key: Path) -> Manifest | None:
@@ -143,6 +150,11 @@ def _verified(package_dir: Path, public_key: Path) -> Manifest | None:
         return None
     # built before packages carried a drift reference: rebuild, so feedback has bins
     return manifest if manifest.drift is not None else None
+
+
+def default_sign_key(cache_dir: str | Path) -> Path:
+    """The key `build_scenario_packages` signs with when given none (made on first use)."""
+    return _default_key(Path(cache_dir) / "keys")
 
 
 def _default_key(keys_dir: Path) -> Path:

@@ -70,6 +70,13 @@ def up(
             "(docs/learning.md)"
         ),
     ] = None,
+    learn: Annotated[
+        bool,
+        typer.Option(
+            help="run the learning loop: retrain a drifted feature where the spec says, roll "
+            "it out to the drifted sites (docs/learning.md)"
+        ),
+    ] = False,
 ) -> None:
     """Run the continuum for real on this machine: cloud, edge agents, WAN, devices; measure."""
     from tierwise.up.layout import PROTOCOLS, STRATEGIES
@@ -109,6 +116,7 @@ def up(
         shift=parse_shift(shift) if shift is not None else None,
         cloud_replicas=cloud_replicas,
         db_url=db,
+        learn=learn,
     )
     if not spec.is_file():
         raise UsageError(f"{spec}: no such spec file")

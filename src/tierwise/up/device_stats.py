@@ -61,6 +61,7 @@ class FeatureStats:
     response_bytes: int = 0  # answer bodies received
     _window: list[float] = field(default_factory=list)
     _window_counts: Counter[str] = field(default_factory=Counter)
+    _window_versions: Counter[int] = field(default_factory=Counter)  # answers per model version
 
     @property
     def misses(self) -> int:
@@ -76,8 +77,11 @@ class FeatureStats:
         correct: bool | None,
         stream: str | None = None,
         seq: int | None = None,
+        version: int | None = None,
     ) -> None:
         self.answered += 1
+        if version is not None:
+            self._window_versions[version] += 1
         self.latencies_ms.append(latency_ms)
         self._window.append(latency_ms)
         late = latency_ms > self.deadline_ms
@@ -126,9 +130,11 @@ class FeatureStats:
             **percentiles(self._window, (50.0, 99.0)),
             "total": self.answered,
             "misses": self.misses,
+            "versions": {str(v): n for v, n in sorted(self._window_versions.items())},
         }
         self._window = []
         self._window_counts = Counter()
+        self._window_versions = Counter()
         return out
 
     def summary(self) -> dict[str, Any]:

@@ -65,6 +65,12 @@ class FeatureTraffic(BaseModel):
         None,
         description="from at_s into the run, rows shifted by gain, offset, noise (up/shift.py)",
     )
+    held_out_labels: bool = Field(
+        False,
+        description="the site is told the labels of even rows only, and accuracy is counted "
+        "on odd rows only: what a retraining at the site learns from is never what it is "
+        "judged on (tierwise up --learn)",
+    )
 
 
 class MqttConfig(BaseModel):
@@ -126,6 +132,14 @@ class Feature:
         timeout = min(traffic.deadline_s + 0.5, MAX_TIMEOUT_S)
         self.timeout = timeout
         self.timeout_is_miss = timeout >= traffic.deadline_s
+
+    def sent_label(self, i: int) -> int:
+        """The label the site is told with row i (-1: none)."""
+        return -1 if self.traffic.held_out_labels and i % 2 else self.labels[i]
+
+    def scored_label(self, i: int) -> int:
+        """The label row i's answer is scored against (-1: not scored)."""
+        return -1 if self.traffic.held_out_labels and not i % 2 else self.labels[i]
 
     def shift_now(self) -> None:
         """From now on the devices send the shifted rows (same order, same labels)."""
@@ -230,7 +244,7 @@ class Devices:
     async def _request(self, feature: Feature, n: int) -> None:
         t = feature.traffic
         i = feature.rng.randrange(len(feature.rows))
-        label = feature.labels[i]
+        label = feature.scored_label(i)
         stream = f"{t.name}.warmup" if self.warming else f"{t.name}.d{n % STREAMS_PER_FEATURE:02d}"
         feature.stats.sent += 1
         feature.in_flight += 1
@@ -261,7 +275,8 @@ class Devices:
             return
         if t.mode == "agent":
             client, path = self.agent, f"/v1/predict/{t.name}"
-            labels = f',"labels":[{label}]' if label >= 0 else ""
+            told = feature.sent_label(i)
+            labels = f',"labels":[{told}]' if told >= 0 else ""
             body = f'{{"inputs":[{feature.rows[i]}]{labels},"stream":"{stream}"}}'
         else:
             client, path = self.cloud, f"/v1/infer/{t.name}"
@@ -293,7 +308,8 @@ class Devices:
         self, mqtt: MqttDevice, feature: Feature, i: int, label: int, stream: str, sent: float
     ) -> None:
         t, stats = feature.traffic, feature.stats
-        labels = f',"labels":[{label}]' if label >= 0 else ""
+        told = feature.sent_label(i)
+        labels = f',"labels":[{told}]' if told >= 0 else ""
         # sent_at: a request the broker held past the feature's deadline is answered expired
         body = (
             f'{{"inputs":[{feature.rows[i]}]{labels},"stream":"{stream}","sent_at":{time.time()}}}'
@@ -395,6 +411,7 @@ def _record_agent_answer(
         _correct(probs, label),
         answer.get("stream"),
         answer.get("event_seq"),
+        answer.get("version"),
     )
 
 

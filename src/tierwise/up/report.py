@@ -74,7 +74,7 @@ def build_report(
     if header.get("shift") is not None:
         from tierwise.up.shift_report import shift_section
 
-        report["shift"] = shift_section(header["shift"], sites)
+        report["shift"] = shift_section(header["shift"], sites, header.get("learning"))
     return report
 
 

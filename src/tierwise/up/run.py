@@ -14,7 +14,8 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +48,7 @@ from tierwise.up.layout import (
     scenarios_needed,
     site_names,
 )
+from tierwise.up.learning import LearnerThread, loop_targets
 from tierwise.up.live import agent_state
 from tierwise.up.processes import Child, Supervisor
 from tierwise.up.report import SiteResult, build_report
@@ -103,6 +105,10 @@ class UpOptions:
     shift: Shift | None = None  # one site's stream shifted mid-run (up/shift.py)
     cloud_replicas: int = 1  # more than one: behind HAProxy, on `db_url` (PostgreSQL)
     db_url: str | None = None  # the cloud's database; None: SQLite in the run directory
+    learn: bool = False  # run the learning loop (up/learning.py)
+    # tests only: how a feature is retrained, by where ("centralized"/"federated"); a test
+    # injects a deliberately broken model this way
+    trainers: dict[str, Any] | None = None
 
 
 @dataclass
@@ -171,18 +177,19 @@ def run_up(opts: UpOptions, console: Console, say: Callable[[str], None]) -> dic
         for site, child in devices.items():
             sup.wait_ready(child, rf"devices {site} ready", components.READY_TIMEOUT_S)
         started = datetime.now(UTC)
-        stream(
-            devices,
-            [cont.cloud, *cont.replicas, *cont.wans.values(), *cont.agents.values()],
-            cont.wans,
-            {s: a.url for s, a in cont.agents.items()},
-            runs,
-            opts.duration,
-            opts.wan,
-            console,
-            WARMUP_S,
-            replicas={r.name: r.url for r in cont.replicas},
-        )
+        with _learning(opts, spec, runs, packages, run_dir, cont, sites, say) as learner:
+            stream(
+                devices,
+                [cont.cloud, *cont.replicas, *cont.wans.values(), *cont.agents.values()],
+                cont.wans,
+                {s: a.url for s, a in cont.agents.items()},
+                runs,
+                opts.duration,
+                opts.wan,
+                console,
+                WARMUP_S,
+                replicas={r.name: r.url for r in cont.replicas},
+            )
         results = _finish(sup, run_dir, sites, devices, cont)
     predicted = _predict(spec, result.strategies[strategy_name], opts, results)
     header = {
@@ -219,6 +226,7 @@ def run_up(opts: UpOptions, console: Console, say: Callable[[str], None]) -> dic
             if opts.db_url is None
             else opts.db_url.split(":")[0].split("+")[0],
         },
+        "learning": learner.section() if learner is not None else None,
         "notes": NOTES + (MQTT_NOTES if opts.protocol == "mqtt" else []),
         "run_dir": str(run_dir),
     }
@@ -227,6 +235,43 @@ def run_up(opts: UpOptions, console: Console, say: Callable[[str], None]) -> dic
         shutil.rmtree(run_dir, ignore_errors=True)
         report["run_dir"] = None
     return report
+
+
+@contextmanager
+def _learning(
+    opts: UpOptions,
+    spec: Spec,
+    runs: list[FeatureRun],
+    packages: dict[str, ScenarioPackages],
+    run_dir: Path,
+    cont: _Continuum,
+    sites: list[str],
+    say: Callable[[str], None],
+) -> Iterator[LearnerThread | None]:
+    """The learner (up/learning.py) while the devices stream, with --learn; else nothing."""
+    if not opts.learn:
+        yield None
+        return
+    from tierwise.scenarios.build import default_sign_key
+
+    targets, notes = loop_targets(spec, runs, packages, run_dir)
+    for note in notes:
+        say(note)
+    wan = {site: opts.wan.conditions(spec.wan(spec.site(site))) for site in sites}
+    learner = LearnerThread(
+        cont.admin,
+        targets,
+        notes,
+        run_dir / "learning",
+        default_sign_key(opts.cache),
+        wan,
+        trainers=opts.trainers,
+        on_event=lambda e: say(
+            f"learning loop: {e.feature} {e.step} at {', '.join(e.sites)}: {e.detail}"
+        ),
+    )
+    with learner:
+        yield learner
 
 
 def check_cloud_options(replicas: int, db_url: str | None) -> None:
@@ -342,6 +387,7 @@ def _device_config(
                 if mode == "device"
                 else None,
                 "shift": _shift_of(opts.shift, site, run.name),
+                "held_out_labels": opts.learn and mode == "agent",
             }
         )
     return {
