@@ -157,7 +157,8 @@ def test_cascade_escalates_unsure_rows_and_records_every_answer(
     assert [e.seq for e in events] == list(range(1, 62))  # flushed at stop
     counters = cloud.statuses[-1][1].features[0].counters
     assert counters.requests == 61
-    snapshot = cloud.stream(SITE, "metrics")[-1].body  # the counters, through the outbox
+    snapshots = [e for e in cloud.stream(SITE, "metrics") if e.kind == "metrics.snapshot"]
+    snapshot = snapshots[-1].body  # the counters, through the outbox
     assert snapshot["versions"][0]["requests"] == 61
     assert snapshot["versions"][0]["escalations"] == counters.escalations
     assert counters.escalations >= len(by_cloud_total)  # + the labelled batch, if it escalated
@@ -227,7 +228,8 @@ def test_a_hard_share_far_from_the_plans_is_said_in_an_event_and_in_metrics(
     labels = 'feature="digits",package="digits-edge",version="1"'
     assert f"tierwise_edge_escalation_drift{{{labels}}} {int(drifts)}" in metrics[0]
     assert f'tierwise_edge_hard_share{{{labels},of="plan"}} {planned}' in metrics[0]
-    snapshot = cloud.stream(SITE, "metrics")[-1].body["versions"][0]
+    snapshots = [e for e in cloud.stream(SITE, "metrics") if e.kind == "metrics.snapshot"]
+    snapshot = snapshots[-1].body["versions"][0]
     assert snapshot["hard_rows"] == 300
     assert snapshot["escalation_check"]["drifted"] is drifts
 

@@ -10,7 +10,13 @@ from typing import Any
 import numpy as np
 from tests.edge.support import _drift, digits
 
-from tierwise.edge.feedback import FeedbackBook, FeedbackPolicy, FeedbackWindow
+from tierwise.edge.feedback import (
+    QUIET_REPORT_S,
+    REPORT_ROWS,
+    FeedbackBook,
+    FeedbackPolicy,
+    FeedbackWindow,
+)
 from tierwise.package.manifest import DriftReference
 
 
@@ -86,9 +92,24 @@ def test_the_book_starts_a_window_per_package_version_and_skips_packages_without
     book.count("digits", _Served(1, _drift(20)), FeedbackPolicy(), x, p, None, None)
     book.count("digits", _Served(2, _drift(20)), FeedbackPolicy(), x[:3], p[:3], None, None)
     book.count("other", _Served(1, None), FeedbackPolicy(), x, p, None, None)
-    reports = book.reports(now=100.0)
+    assert book.reports(now=100.0) == []  # 3 rows: not worth a summary yet
+    reports = book.reports(now=100.0 + QUIET_REPORT_S)  # ... until the feature was quiet long
     assert [(r["feature"], r["version"], r["rows"]) for r in reports] == [("digits", 2, 3)]
     book.count("digits", _Served(2, _drift(20)), FeedbackPolicy(), x[:4], p[:4], None, None)
-    assert book.reports(now=101.0) == []  # not due: at most one report per 5 s
-    assert [r["rows"] for r in book.reports(now=101.0, final=True)] == [4]  # stopping: now
-    assert book.reports(now=200.0) == []  # nothing came since
+    assert [r["rows"] for r in book.reports(now=401.0, final=True)] == [4]  # stopping: now
+    assert book.reports(now=2000.0) == []  # nothing came since
+
+
+def test_a_busy_feature_is_reported_every_500_rows_at_most_every_5_s() -> None:
+    book = FeedbackBook()
+    x = np.repeat(digits()[0][:10], 60, axis=0)
+    p = np.full((len(x), 10), 0.1)
+    served = _Served(1, _drift(20))
+    book.count("digits", served, FeedbackPolicy(), x[:499], p[:499], None, None)
+    assert book.reports(now=0.0) == []
+    assert book.reports(now=10.0) == []  # 499 rows
+    book.count("digits", served, FeedbackPolicy(), x[:1], p[:1], None, None)
+    assert [r["rows"] for r in book.reports(now=10.0)] == [REPORT_ROWS]
+    book.count("digits", served, FeedbackPolicy(), x, p, None, None)
+    assert book.reports(now=14.0) == []  # 600 rows, but 4 s after the last report
+    assert [r["rows"] for r in book.reports(now=15.0)] == [600]

@@ -29,10 +29,14 @@ from tierwise.rules.drift import CONFIDENCE_EDGES, bin_counts, confidence_counts
 
 MAX_EXAMPLES = 32  # hard rows per report, where raw inputs may reach the cloud
 PENDING_ROWS = 4_096  # rows kept (on the site) before they are binned in one go
-# A report per feature at most this often, however often the agent snapshots its metrics (a
-# dashboard wants those every second; a 137-column summary is ~4 KB, and drift needs rows more
-# than it needs many small windows).
+# When a feature's window is reported: once it holds REPORT_ROWS rows, at most every
+# REPORT_EVERY_S (a dashboard wants metrics every second, but a 137-column summary is ~4 KB
+# and drift needs rows more than many small windows); a quiet feature's window once
+# QUIET_REPORT_S have passed. So a summary costs the WAN a few bytes per row, whatever the
+# rate: a slow feature is not summarized more often than it has rows to say something about.
 REPORT_EVERY_S = 5.0
+REPORT_ROWS = 500
+QUIET_REPORT_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -198,10 +202,15 @@ class FeedbackBook:
     """The agent's windows, one per served feature whose package has a drift reference; a new
     package version or variant starts a new window (its bins are the new package's)."""
 
-    def __init__(self, every_s: float = REPORT_EVERY_S) -> None:
+    def __init__(
+        self,
+        every_s: float = REPORT_EVERY_S,
+        rows: int = REPORT_ROWS,
+        quiet_s: float = QUIET_REPORT_S,
+    ) -> None:
         self.windows: dict[str, tuple[FeedbackWindow, FeedbackPolicy]] = {}
-        self.every_s = every_s
-        self._last_report: float | None = None
+        self.every_s, self.rows, self.quiet_s = every_s, rows, quiet_s
+        self._last_report: dict[str, float] = {}  # feature -> when its window was reported
 
     def count(
         self,
@@ -253,10 +262,16 @@ class FeedbackBook:
         return window
 
     def reports(self, now: float, final: bool = False) -> list[dict[str, Any]]:
-        """Every window's report since the last (features that saw no request: none) — once
-        `every_s` has passed since it, or at once when `final` (the agent is stopping)."""
-        if not final and self._last_report is not None and now - self._last_report < self.every_s:
-            return []
-        self._last_report = now
-        bodies = [window.take(policy) for window, policy in self.windows.values()]
-        return [b for b in bodies if b is not None]
+        """The reports of the windows that are due (see REPORT_ROWS), or of every window with
+        rows when `final` (the agent is stopping)."""
+        bodies = []
+        for feature, (window, policy) in self.windows.items():
+            since = now - self._last_report.setdefault(feature, now)
+            due = (window.rows >= self.rows and since >= self.every_s) or since >= self.quiet_s
+            if not (due or final):
+                continue
+            body = window.take(policy)
+            if body is not None:
+                self._last_report[feature] = now
+                bodies.append(body)
+        return bodies
