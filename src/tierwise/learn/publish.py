@@ -42,10 +42,10 @@ def field_reference(feedback: list[dict[str, Any]], confidence: list[int]) -> Fi
             f"{first['feature']}: the drifted sites run versions with other drift bins; "
             "retrain them one version at a time"
         )
-    counts = np.sum([np.asarray(f["inputs"], dtype=object) for f in same], axis=0)
+    columns = zip(*(f["inputs"] for f in same), strict=True)  # per column, each site's counts
     return FieldReference(
         edges=first["edges"],
-        counts=[[int(c) for c in column] for column in counts],
+        counts=[[int(c) for c in np.sum(column, axis=0)] for column in columns],
         confidence=confidence,
     )
 
