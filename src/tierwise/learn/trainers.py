@@ -21,13 +21,16 @@ def initial_params(target: LoopTarget) -> mlp.Params:
     """The deployed edge model as MLP parameters; ValueError when it does not fold into one."""
     import joblib
 
-    from tierwise.federate.sklearn_mlp import params_from_sklearn
+    from tierwise.federate.from_sklearn import params_from_sklearn
 
     return params_from_sklearn(joblib.load(target.model))
 
 
-def default_trainers(settings: LoopSettings, wan: dict[str, WanConditions]) -> dict[str, Trainer]:
-    """Centralized on the raw examples sites sent; federated over `wan`-conditioned links."""
+def default_trainers(
+    settings: LoopSettings, wan: dict[str, WanConditions], capture: bool = False
+) -> dict[str, Trainer]:
+    """Centralized on the raw examples sites sent; federated over `wan`-conditioned links
+    (`capture`: the WAN proxies keep every byte they forwarded, for the wire test)."""
 
     def centralized(
         target: LoopTarget,
@@ -54,6 +57,8 @@ def default_trainers(settings: LoopSettings, wan: dict[str, WanConditions]) -> d
     ) -> Retrained:
         from tierwise.learn.federated import train_federated
 
-        return train_federated(target, sites, since, settings, work_dir, wan)
+        return train_federated(
+            target, sites, since, settings, work_dir, wan, initial_params(target), capture
+        )
 
     return {"centralized": centralized, "federated": federated}
