@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
@@ -15,6 +17,9 @@ from tierwise.edge.field_sample import (
     load_field_sample,
     write_field_sample,
 )
+
+from .mqtt_support import closed_cloud, install_agent
+from .support import FEATURE, AgentProcess, digits
 
 
 def _rows(start: int, n: int, width: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -162,3 +167,47 @@ def test_a_bad_file_at_start_is_kept_aside_and_the_sample_starts_empty(tmp_path:
     assert sample.counts() == {"other": 2}
     assert (tmp_path / "digits.npz.bad").read_bytes() == b"torn"
     assert not (tmp_path / "digits.npz").exists()
+
+
+def test_labelled_rows_posted_over_http_reach_the_file_while_serving_and_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    """A real agent process over loopback: the rows go to DATA_DIR/field/FEATURE.npz, which
+    another process can read while the agent writes it; a restart serves the same sample."""
+    data_dir, public = install_agent(tmp_path)
+    args = ("--drain-timeout", "1", "--field-rows", "50")
+    agent = AgentProcess(
+        closed_cloud(), data_dir, public, args, env={"TIERWISE_EDGE_STATUS_INTERVAL_S": "0.2"}
+    )
+    path = data_dir / "field" / f"{FEATURE}.npz"
+    x, y = digits()
+    agent.start()
+    try:
+        for i in range(0, 60, 4):  # 60 labelled rows; the ring keeps the newest 50
+            body = {"inputs": x[i : i + 4].tolist(), "labels": y[i : i + 4].tolist()}
+            posted = httpx.post(f"{agent.url}/v1/predict/{FEATURE}", json=body, timeout=10)
+            assert posted.status_code == 200, posted.text
+        unlabelled = {"inputs": x[100:103].tolist()}
+        assert httpx.post(f"{agent.url}/v1/predict/{FEATURE}", json=unlabelled).status_code == 200
+        state = agent.wait_for(
+            "50 rows in its field sample",
+            lambda s: s["learning"]["features"].get(FEATURE, {}).get("field_rows") == 50,
+        )
+        assert state["learning"]["field_rows_max"] == 50
+        metrics = httpx.get(agent.url + "/metrics", timeout=5).text
+        assert f'tierwise_edge_field_rows{{feature="{FEATURE}"}} 50' in metrics
+        deadline = time.monotonic() + 30
+        while not (path.exists() and len(load_field_sample(path)) == 50):  # written within ~5 s
+            assert time.monotonic() < deadline, "the field sample was not written while serving"
+            time.sleep(0.1)
+    finally:
+        assert agent.terminate() == 0
+    sample = load_field_sample(path)
+    np.testing.assert_array_equal(sample.x, x[10:60])
+    assert sample.y.tolist() == y[10:60].tolist()
+
+    agent.start()
+    try:
+        assert agent.state()["learning"]["features"][FEATURE]["field_rows"] == 50
+    finally:
+        assert agent.terminate() == 0
