@@ -404,14 +404,15 @@ class EdgeAgent:
         each atomically, on the writer thread. A failed write is logged and retried later."""
         fsync = self.settings.durability is Durability.POWER
         loop = asyncio.get_running_loop()
-        for path, rows in self.field.due(self.clock.now(), final):
+        for write in self.field.due(self.clock.now(), final):
             try:
                 await loop.run_in_executor(
-                    self._field_writer, write_field_sample, path, rows, fsync
+                    self._field_writer, write_field_sample, write.path, write.rows, fsync
                 )
             except OSError as exc:
-                self.field.failed(path)
-                log.warning("field sample: cannot write %s: %s", path, exc)
+                log.warning("field sample: cannot write %s: %s", write.path, exc)
+            else:
+                self.field.saved(write)
 
     async def _check_escalation_drift(self) -> None:
         """Say when a cascade's hard share moves away from the plan's, and when it is back:

@@ -40,6 +40,7 @@ __all__ = [
     "FieldRows",
     "FieldSample",
     "FieldSampleError",
+    "PendingWrite",
     "load_field_sample",
     "write_field_sample",
 ]
@@ -71,6 +72,17 @@ class FieldRows:
         return len(self.y)
 
 
+@dataclass(frozen=True)
+class PendingWrite:
+    """A copy of one feature's ring, to be written to `path`; `written` is the ring's count
+    of rows ever added when the copy was made."""
+
+    feature: str
+    path: Path
+    rows: FieldRows
+    written: int
+
+
 class FieldRing:
     """The newest `capacity` labelled rows of one feature, in preallocated arrays."""
 
@@ -82,11 +94,16 @@ class FieldRing:
         self._x = np.empty((capacity, width), np.float32)
         self._y = np.empty(capacity, np.int64)
         self._t = np.empty(capacity, np.float64)
-        self._written = 0  # rows ever added; the next goes to _written % capacity
-        self.dirty = False  # rows added since the ring was last written to disk
+        self.written = 0  # rows ever added; the next goes to written % capacity
+        self.saved = 0  # `written` when the ring was last written to disk
 
     def __len__(self) -> int:
-        return min(self._written, self.capacity)
+        return min(self.written, self.capacity)
+
+    @property
+    def dirty(self) -> bool:
+        """Rows came since the ring was last written to disk."""
+        return self.written != self.saved
 
     def add(
         self, x: NDArray[np.float32], y: NDArray[np.int64], t: float | NDArray[np.float64]
@@ -100,7 +117,7 @@ class FieldRing:
         if n > self.capacity:  # only the newest can stay
             x, y, n = x[-self.capacity :], y[-self.capacity :], self.capacity
             times = None if times is None else times[-self.capacity :]
-        start = self._written % self.capacity
+        start = self.written % self.capacity
         first = min(n, self.capacity - start)
         self._x[start : start + first] = x[:first]
         self._y[start : start + first] = y[:first]
@@ -110,15 +127,14 @@ class FieldRing:
             self._x[:rest] = x[first:]
             self._y[:rest] = y[first:]
             self._t[:rest] = t if times is None else times[first:]
-        self._written += n
-        self.dirty = True
+        self.written += n
 
     def rows(self) -> FieldRows:
         """A copy of the rows, oldest first."""
         n = len(self)
-        if self._written <= self.capacity:
+        if self.written <= self.capacity:
             return FieldRows(self._x[:n].copy(), self._y[:n].copy(), self._t[:n].copy())
-        start = self._written % self.capacity
+        start = self.written % self.capacity
         order = np.r_[start : self.capacity, 0:start]
         return FieldRows(self._x[order], self._y[order], self._t[order])
 
@@ -175,26 +191,26 @@ class FieldSample:
         """Rows kept per feature."""
         return {feature: len(ring) for feature, ring in self.rings.items()}
 
-    def due(self, now: float, final: bool = False) -> list[tuple[Path, FieldRows]]:
+    def due(self, now: float, final: bool = False) -> list[PendingWrite]:
         """The changed rings (a copy each) to write now: at most every `every_s`, or all that
-        changed when `final`. They count as written; `failed` marks one changed again."""
+        changed when `final`. A ring counts as written once `saved` says so: one whose write
+        failed (or was never confirmed: a stop cancelled it) is written again next time."""
         if not self.enabled:
             return []
         if not final and self._last_save is not None and now - self._last_save < self.every_s:
             return []
         self._last_save = now
-        out = []
-        for feature, ring in self.rings.items():
-            if ring.dirty:
-                ring.dirty = False
-                out.append((self.path(feature), ring.rows()))
-        return out
+        return [
+            PendingWrite(feature, self.path(feature), ring.rows(), ring.written)
+            for feature, ring in self.rings.items()
+            if ring.dirty
+        ]
 
-    def failed(self, path: Path) -> None:
-        """Writing `path` failed: write its ring again next time."""
-        for feature, ring in self.rings.items():
-            if self.path(feature) == path:
-                ring.dirty = True
+    def saved(self, write: PendingWrite) -> None:
+        """`write` is on disk: its ring is clean unless rows came since its copy was made."""
+        ring = self.rings.get(write.feature)
+        if ring is not None:
+            ring.saved = max(ring.saved, write.written)
 
     def load(self) -> None:
         """Restore every feature's file (the newest `capacity` rows of it). A file that cannot
@@ -216,7 +232,7 @@ class FieldSample:
                 continue
             ring = FieldRing(self.capacity, rows.x.shape[1])
             ring.add(rows.x, rows.y, rows.t)
-            ring.dirty = False  # it is what the file holds
+            ring.saved = ring.written  # it is what the file holds
             self.rings[feature] = ring
             log.info("field sample %s: %d labelled rows restored from %s", feature, len(ring), path)
 
