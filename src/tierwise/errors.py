@@ -31,6 +31,8 @@ answers the error with, or for the edge link's errors the cloud's answer they st
     │   └── UnavailableError       4    503   cannot answer now: the edge agent is draining
     │       └── NoAnswerError      4    503   edge/router.py: neither the cloud nor a local
     │                                         model could answer
+    ├── FieldSampleError           4          edge/field_sample.py: a field sample file that
+    │                                         cannot be read as one; says file and field
     ├── ProbeFailedError           4          edge/packages.py: a package loads but answers
     │                                         wrong (shape, NaN, confidence outside [0, 1])
     └── RoundFailedError           4          federate/rounds.py: federated training stopped on

@@ -9,6 +9,7 @@ import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -16,6 +17,7 @@ import pytest
 from tests.package.support import Keys, make_keys
 
 from tierwise.edge.agent import EdgeAgent
+from tierwise.edge.field_sample import load_field_sample
 from tierwise.edge.lifecycle import AgentState
 from tierwise.edge.memory_link import InMemoryCloud
 from tierwise.edge.packages import PackageAnswerer, SignedPackages
@@ -194,6 +196,84 @@ def test_feedback_carries_raw_hard_rows_only_where_the_spec_lets_raw_data_reach_
     rows = {tuple(np.float32(v) for v in x[1200 + i]) for i in range(40)}
     assert all(tuple(np.float32(v) for v in e["inputs"]) in rows for e in examples)
     assert all(0 <= e["cloud_label"] <= 9 for e in examples)
+
+
+def test_labelled_rows_reach_the_field_sample_and_the_feedback_bytes_are_counted(
+    tmp_path: Path, packages: dict[str, Path], keys: Keys
+) -> None:
+    """The field sample file holds every labelled row in order (a restart keeps it, and the
+    unlabelled ones never go in); the byte counters are the feedback bodies as the cloud got
+    them and the JSON of every row the cloud answered; examples carry the device's label."""
+    cloud = _cloud(packages, keys)
+    deploy(cloud, 1, threshold=0.9, raw_data_may_reach=Reach.CLOUD)
+    x, y = digits()
+    rows = x[1200:1260]
+    edge_model = load_verified(packages["v1"], [keys.public])
+    hard = edge_model.predict(np.concatenate([rows, x[1300:1305]])).confidence < 0.9
+    assert hard.any()
+    seen: dict[str, Any] = {}
+
+    async def first() -> None:
+        agent = _agent(tmp_path, cloud, keys)
+        await agent.start()
+        await _until(lambda: _version(agent) == 1)
+        seen["from"] = agent.wall_clock.now()
+        answers = [
+            await agent.predict(FEATURE, _request(3, start=1200 + i, labels=True))
+            for i in range(0, 60, 3)
+        ]
+        answers.append(await agent.predict(FEATURE, _request(5, start=1300)))  # no labels
+        seen["to"] = agent.wall_clock.now()
+        assert not any(a.degraded for a in answers)
+        await agent.stop()
+        seen["view"] = agent.learning_view()
+        seen["metrics"] = agent.prometheus()
+
+    run(first)
+    sample = load_field_sample(tmp_path / "field" / f"{FEATURE}.npz")
+    np.testing.assert_array_equal(sample.x, rows)
+    assert sample.y.tolist() == y[1200:1260].tolist()
+    assert seen["from"] <= sample.t[0]
+    assert sample.t[-1] <= seen["to"]
+    assert np.all(np.diff(sample.t) >= 0)
+
+    feedback = [e.body for e in cloud.stream(SITE, "metrics") if e.kind == "feedback.summary"]
+
+    def size(value: object) -> int:  # as the outbox and the escalation request encode it
+        return len(json.dumps(value, separators=(",", ":")))
+
+    sent = x[np.r_[1200:1260, 1300:1305]][hard]
+    counted = seen["view"]["features"][FEATURE]
+    assert counted == {
+        "feedback_bytes": sum(size(f) for f in feedback),
+        "feedback_reports": len(feedback),
+        "escalated_input_bytes": sum(size(r) for r in sent.tolist()),
+        "escalated_rows": int(hard.sum()),
+        "field_rows": 60,
+    }
+    text = seen["metrics"]
+    for name in ("feedback_bytes", "escalated_input_bytes"):
+        assert f'tierwise_edge_{name}_total{{feature="digits"}} {counted[name]}\n' in text
+    assert 'tierwise_edge_field_rows{feature="digits"} 60' in text
+    snapshot = cloud.stream(SITE, "metrics")[-1].body  # the counters reach the cloud too
+    assert snapshot["learning"]["features"][FEATURE]["escalated_rows"] == int(hard.sum())
+    truth = {tuple(r): int(c) for r, c in zip(x[1200:1260].tolist(), y[1200:1260], strict=True)}
+    examples = [e for f in feedback for e in f["examples"]]
+    assert [e for e in examples if e["label"] is not None]
+    for e in examples:
+        assert e["label"] is None or e["label"] == truth[tuple(e["inputs"])]
+
+    async def restarted() -> None:
+        agent = _agent(tmp_path, cloud, keys)
+        await agent.start()
+        assert agent.learning_view()["features"][FEATURE]["field_rows"] == 60
+        await _until(lambda: _version(agent) == 1)
+        await agent.predict(FEATURE, _request(2, start=1400, labels=True))
+        await agent.stop()
+
+    run(restarted)
+    sample = load_field_sample(tmp_path / "field" / f"{FEATURE}.npz")
+    assert sample.y.tolist() == y[1200:1260].tolist() + y[1400:1402].tolist()
 
 
 @pytest.mark.parametrize(("planned", "drifts"), [(0.05, True), (1.0, False)])

@@ -60,6 +60,9 @@ def test_bad_requests_get_404_and_422_with_what_was_wrong(
                 f"/v1/predict/{FEATURE}", json={"inputs": [row, row], "labels": [1]}
             )
             narrow = await client.post(f"/v1/predict/{FEATURE}", json={"inputs": [row[:10]]})
+            huge = await client.post(
+                f"/v1/predict/{FEATURE}", json={"inputs": [row], "labels": [2**70]}
+            )
         await agent.stop()
         assert (unknown.status_code, unknown.json()) == (
             404,
@@ -72,6 +75,10 @@ def test_bad_requests_get_404_and_422_with_what_was_wrong(
         assert (labels.status_code, labels.json()) == (
             422,
             {"detail": "labels: 1 labels for 2 rows"},
+        )
+        assert (huge.status_code, huge.json()) == (
+            422,
+            {"detail": "labels: a label beyond a 64-bit integer"},
         )
         assert narrow.status_code == 422
         detail = narrow.json()["detail"]

@@ -33,12 +33,15 @@ def _numbers(value: Any) -> list[Any]:
     return [value] if isinstance(value, int | float) and not isinstance(value, bool) else []
 
 
-def _feed(window: FeedbackWindow, start: int, n: int) -> np.ndarray:
-    x = digits()[0][start : start + n]
+def _feed(window: FeedbackWindow, start: int, n: int, labelled: bool = False) -> np.ndarray:
+    """`n` digits from `start` with made-up edge probabilities; the cloud answers the hard
+    rows one class off the truth, so a sample's cloud label and true label differ."""
+    x, y = digits()[0][start : start + n], digits()[1][start : start + n]
     p = np.random.default_rng(start).dirichlet(np.ones(10), size=n)
     hard = p.max(axis=1) < 0.3
-    cloud = [int(v) for v in digits()[1][start : start + n][hard]]
-    window.add(x, p, hard, cloud, p.argmax(axis=1).tolist())
+    cloud = [(int(v) + 1) % 10 for v in y[hard]]
+    truth = [int(v) for v in y] if labelled else None
+    window.add(x, p, hard, cloud, p.argmax(axis=1).tolist(), truth)
     return x
 
 
@@ -57,6 +60,17 @@ def test_a_summary_is_counts_only_and_says_no_raw_value() -> None:
     assert not values & {float(n) for n in numbers}
 
 
+def test_a_summary_says_nothing_of_the_devices_labels() -> None:
+    """A true label is site data too: where raw data may not leave, a labelled stream's
+    summary is byte for byte the unlabelled one's."""
+    plain, labelled = _window(), _window()
+    _feed(plain, 1200, 200)
+    _feed(labelled, 1200, 200, labelled=True)
+    policy = FeedbackPolicy(raw_may_leave=False)
+    assert json.dumps(policy.report(labelled)) == json.dumps(policy.report(plain))
+    assert labelled.examples == []  # nothing kept that could leave later
+
+
 def test_hard_rows_the_cloud_answered_are_counted_and_sampled_only_where_raw_may_leave() -> None:
     window = _window(max_examples=8)
     _feed(window, 0, 400)
@@ -65,6 +79,19 @@ def test_hard_rows_the_cloud_answered_are_counted_and_sampled_only_where_raw_may
     body = FeedbackPolicy(raw_may_leave=True, max_examples=8).report(window)
     assert len(body["examples"]) == 8  # a uniform sample, bounded
     assert all(len(e["inputs"]) == 64 for e in body["examples"])
+    assert all(e["label"] is None for e in body["examples"])  # the device sent none
+
+
+def test_an_example_carries_the_devices_label_beside_the_clouds_where_raw_may_leave() -> None:
+    window = _window(max_examples=8)
+    x = _feed(window, 0, 400, labelled=True)
+    body = FeedbackPolicy(raw_may_leave=True, max_examples=8).report(window)
+    labels = digits()[1][:400]
+    truth = {tuple(row): int(label) for row, label in zip(x.tolist(), labels, strict=True)}
+    for example in body["examples"]:
+        label = truth[tuple(np.float32(v) for v in example["inputs"])]
+        assert example["label"] == label  # the row's own truth
+        assert example["cloud_label"] == (label + 1) % 10  # what the cloud said of it
 
 
 def test_taking_a_report_starts_a_fresh_window() -> None:

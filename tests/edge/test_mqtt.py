@@ -20,10 +20,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from tierwise.edge.field_sample import load_field_sample
 from tierwise.edge.mqtt_device import MqttDevice
 from tierwise.edge.mqtt_wire import (
     BrokerAddress,
@@ -109,6 +111,39 @@ def test_round_trip_answers_on_the_response_topic_with_the_http_fields(
     assert len(set(seqs)) == len(seqs)
     state = agent.state()
     assert state["adapters"]["mqtt"]["mqtt_answers"] >= 20
+
+
+def test_labelled_rows_over_mqtt_reach_the_field_sample_as_over_http(
+    shared_agent: tuple[MqttAgent, str],
+) -> None:
+    """The MQTT path feeds the site's field sample too (one decision path): the rows appear,
+    labelled and in order, in the file the agent writes while serving."""
+    agent, url = shared_agent
+    x, y = digits()
+    mine = range(1500, 1520)  # rows no other test sends
+
+    async def scenario() -> None:
+        device = _device(url, f"{PREFIX}-labeller")
+        await device.connect()
+        try:
+            for i in mine:
+                answer = json.loads(await device.request(FEATURE, _row(i), 10))
+                assert answer["status"] == 200
+        finally:
+            await device.close()
+
+    asyncio.run(scenario())
+    path = agent.data_dir / "field" / f"{FEATURE}.npz"
+    deadline = time.monotonic() + 30  # written every 5 s at most
+    while True:
+        sample = load_field_sample(path) if path.exists() else None
+        if sample is not None and any((sample.x == x[1519]).all(axis=1)):
+            break
+        assert time.monotonic() < deadline, "the MQTT rows never reached the field sample"
+        time.sleep(0.2)
+    start = int(np.flatnonzero((sample.x == x[1500]).all(axis=1))[0])
+    np.testing.assert_array_equal(sample.x[start : start + 20], x[1500:1520])
+    assert sample.y[start : start + 20].tolist() == y[1500:1520].tolist()
 
 
 def test_mqtt_311_device_is_answered_on_the_fallback_topic(

@@ -15,6 +15,9 @@ Modules, one idea each:
     uploader.py     batches with backoff and jitter from the outbox to the cloud
     deploy.py       follows the cloud's deployment; packages.py verifies/installs/loads
     metrics.py      counters per feature and version, Prometheus text
+    feedback.py     per-feature summaries for the cloud's drift test, and their privacy filter
+    upstream_bytes.py  what feedback costs the WAN beside uploading every escalated input
+    field_sample.py the newest labelled rows per feature, on the site's disk, for retraining
     settings.py     EdgeSettings from options and TIERWISE_EDGE_* variables
     serve.py        uvicorn process with drain-on-SIGTERM; commands.py: `tierwise edge`
     device.py       a cheap device-side client, for simulators and load tests
@@ -34,6 +37,7 @@ from tierwise.lazy import lazy_names
 if TYPE_CHECKING:
     from tierwise.edge.agent import EdgeAgent
     from tierwise.edge.device import DeviceConnection
+    from tierwise.edge.field_sample import FieldRows, load_field_sample
     from tierwise.edge.http_link import HttpCloudLink
     from tierwise.edge.lifecycle import AgentState
     from tierwise.edge.link import CloudLink
@@ -48,10 +52,12 @@ __all__ = [
     "Durability",
     "EdgeAgent",
     "EdgeSettings",
+    "FieldRows",
     "HttpCloudLink",
     "InMemoryCloud",
     "InMemoryCloudLink",
     "Outbox",
+    "load_field_sample",
 ]
 
 __getattr__, __dir__ = lazy_names(
@@ -59,6 +65,8 @@ __getattr__, __dir__ = lazy_names(
     {
         "EdgeAgent": "agent",
         "DeviceConnection": "device",
+        "FieldRows": "field_sample",
+        "load_field_sample": "field_sample",
         "HttpCloudLink": "http_link",
         "AgentState": "lifecycle",
         "CloudLink": "link",

@@ -7,7 +7,10 @@ One object owns the pieces and their lifecycle (STARTING → SERVING → DRAININ
 - `Router` answers each request locally, in the cloud or as a cascade, by its deadline;
 - `Outbox` records every answer durably before the device hears it, and `Uploader` moves
   the records to the cloud in batches when the WAN allows;
-- `Metrics` counts per feature and version, reported to the cloud and at /metrics.
+- `Metrics` counts per feature and version, reported to the cloud and at /metrics;
+- `FeedbackBook` summarizes each feature's stream for the cloud (through the outbox),
+  `UpstreamBytes` counts what that costs, and `FieldSample` keeps the newest labelled rows
+  on the site's disk for a retraining here (never uploaded).
 
 A graceful stop refuses new requests, lets those in flight finish, flushes the outbox for
 up to `drain_timeout_s`, sends a last status report and closes the outbox.
@@ -20,6 +23,7 @@ import contextlib
 import gc
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from typing import Any
 
@@ -28,13 +32,15 @@ import numpy as np
 from tierwise.edge.cloud_health import CloudHealth
 from tierwise.edge.deploy import Deployer, PackageOps, Served
 from tierwise.edge.feedback import FeedbackBook, policy_for
+from tierwise.edge.field_sample import FieldSample, write_field_sample
 from tierwise.edge.lifecycle import AgentState, Lifecycle
 from tierwise.edge.link import CloudLink
 from tierwise.edge.metrics import Metrics
-from tierwise.edge.outbox import Outbox
+from tierwise.edge.outbox import Durability, Outbox, encode_body
 from tierwise.edge.router import NoAnswerError, Router
 from tierwise.edge.settings import EdgeSettings
 from tierwise.edge.uploader import Uploader, UploadPolicy
+from tierwise.edge.upstream_bytes import FeatureBytes, UpstreamBytes
 from tierwise.errors import (
     LinkError,
     NotFoundError,
@@ -79,6 +85,11 @@ class EdgeAgent:
         self.lifecycle = Lifecycle()
         self.metrics = Metrics(self.wall_clock)
         self.feedback = FeedbackBook()
+        self.upstream = UpstreamBytes()
+        self.field = FieldSample(settings.field_dir, settings.field_rows)
+        # One writer thread: writes of the field sample happen in the order they were asked
+        # for, even when the loop that asked was cancelled (stop) while one was under way.
+        self._field_writer = ThreadPoolExecutor(1, thread_name_prefix="field-sample")
         self.health = CloudHealth(self.clock)
         self.tracker = RoundTripTracker(prior=settings.rtt_prior_s)
         self.router = Router(link, self.clock, self.tracker, self.health, settings.reserve_fraction)
@@ -111,6 +122,7 @@ class EdgeAgent:
         )
         policy = UploadPolicy(interval_s=s.upload_interval_s)
         self.uploader = Uploader(self.outbox, self.link, s.site, self.clock, policy)
+        await asyncio.to_thread(self.field.load)
         await self.deployer.restore()
         await self.record("agent.started", {"features": sorted(self.deployer.served)})
         self._tasks = [
@@ -137,6 +149,8 @@ class EdgeAgent:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.save_field_sample(final=True)
+        self._field_writer.shutdown(wait=False)  # nothing left in it: the save above waited
         if self.outbox is not None and self.uploader is not None:
             await self.record_metrics(final=True)
             await self.record("agent.stopping", {"outbox": asdict(self.outbox.counts())})
@@ -191,8 +205,16 @@ class EdgeAgent:
             raise UnprocessableError("inputs: every row must have the same length")
         with np.errstate(over="ignore"):  # beyond float32 becomes inf: refused below as 422
             rows = np.asarray(request.inputs, dtype=np.float32)
-        if request.labels is not None and len(request.labels) != len(rows):
-            raise UnprocessableError(f"labels: {len(request.labels)} labels for {len(rows)} rows")
+        labels = None
+        if request.labels is not None:
+            if len(request.labels) != len(rows):
+                raise UnprocessableError(
+                    f"labels: {len(request.labels)} labels for {len(rows)} rows"
+                )
+            try:
+                labels = np.asarray(request.labels, dtype=np.int64)
+            except OverflowError:
+                raise UnprocessableError("labels: a label beyond a 64-bit integer") from None
         local = served.model
         package = served.spec.package if local is None else local.name
         version = served.spec.version if local is None else local.version
@@ -216,12 +238,16 @@ class EdgeAgent:
                 answer.edge_outputs,
                 answer.hard,
                 answer.outputs if answer.cloud_rows else None,
+                request.labels,
             )
+        if answer.cloud_rows:  # what uploading these raw inputs would cost (upstream_bytes.py)
+            self.upstream.escalated(feature, rows if answer.hard is None else rows[answer.hard])
         correct = labelled = 0
-        if request.labels is not None:
-            predicted = np.argmax(np.asarray(answer.outputs), axis=1)
-            correct = int(np.sum(predicted == np.asarray(request.labels)))
-            labelled = len(request.labels)
+        if labels is not None:
+            outputs = np.asarray(answer.outputs)
+            correct = int(np.sum(np.argmax(outputs, axis=1) == labels))
+            labelled = len(labels)
+            self.field.add(feature, rows, labels, wall, outputs.shape[1])
         stream = request.stream or feature
         body = {
             "feature": feature,
@@ -314,6 +340,7 @@ class EdgeAgent:
             while not self._stop.is_set():
                 await _sleep_unless(self._stop, self.settings.status_interval_s)
                 await self.record_metrics()
+                await self.save_field_sample()
                 if reporting is None or reporting.done():
                     reporting = asyncio.create_task(self._report_status_quietly())
         finally:
@@ -360,14 +387,32 @@ class EdgeAgent:
             "outbox_oldest_ts": await self.outbox.oldest_ts_async(),
             "rtt_estimate_ms": self.tracker.estimate() * 1000,
             "cloud_down": self.health.down,
+            "learning": self.learning_view(),
         }
         await self.outbox.append_async(
             METRICS_STREAM, "metrics.snapshot", body, self.wall_clock.now()
         )
         for report in self.feedback.reports(self.clock.now(), final):
-            await self.outbox.append_async(
+            seq = await self.outbox.append_async(
                 METRICS_STREAM, FEEDBACK_KIND, report, self.wall_clock.now()
             )
+            if seq is not None:  # enqueued (not refused by a full drop-newest outbox)
+                self.upstream.feedback(report["feature"], len(encode_body(report)))
+
+    async def save_field_sample(self, final: bool = False) -> None:
+        """Write the field sample's changed rings (at most every 5 s; all of them at stop),
+        each atomically, on the writer thread. A failed write is logged and retried later."""
+        fsync = self.settings.durability is Durability.POWER
+        loop = asyncio.get_running_loop()
+        for write in self.field.due(self.clock.now(), final):
+            try:
+                await loop.run_in_executor(
+                    self._field_writer, write_field_sample, write.path, write.rows, fsync
+                )
+            except OSError as exc:
+                log.warning("field sample: cannot write %s: %s", write.path, exc)
+            else:
+                self.field.saved(write)
 
     async def _check_escalation_drift(self) -> None:
         """Say when a cascade's hard share moves away from the plan's, and when it is back:
@@ -457,6 +502,23 @@ class EdgeAgent:
             "loop_lag": {"max_ms": self.loop_lag_max_ms, "over_50ms": self.loop_lag_over_50ms},
             "deployment_etag": self.deployer.etag,
             "adapters": {name: view() for name, view in self.adapter_views.items()},
+            "learning": self.learning_view(),
+        }
+
+    def learning_view(self) -> dict[str, Any]:
+        """Per feature: the feedback path's upstream bytes beside what uploading every
+        escalated input would have cost (edge/upstream_bytes.py), totals since `since`, and
+        the labelled rows the field sample keeps on this site's disk."""
+        rows = self.field.counts()
+        features = sorted(set(self.upstream.features) | set(rows))
+        return {
+            "since": self.started_at,
+            "field_rows_max": self.field.capacity,
+            "features": {
+                name: asdict(self.upstream.features.get(name) or FeatureBytes())
+                | {"field_rows": rows.get(name, 0)}
+                for name in features
+            },
         }
 
     def prometheus(self) -> str:
@@ -475,7 +537,21 @@ class EdgeAgent:
                 "outbox_dropped_bytes_total": c.dropped_bytes,
                 "outbox_uploaded_events_total": c.uploaded_events,
             }
-        return self.metrics.prometheus(gauges) + self._variant_info()
+        return (
+            self.metrics.prometheus(gauges)
+            + self._variant_info()
+            + self.upstream.prometheus()
+            + self._field_rows_info()
+        )
+
+    def _field_rows_info(self) -> str:
+        lines = [
+            "# HELP tierwise_edge_field_rows labelled rows the field sample keeps per feature",
+            "# TYPE tierwise_edge_field_rows gauge",
+        ]
+        for name, n in sorted(self.field.counts().items()):
+            lines.append(f'tierwise_edge_field_rows{{feature="{name}"}} {n}')
+        return "\n".join(lines) + "\n"
 
     def _variant_info(self) -> str:
         """Which package variant answers each feature: an info metric (always 1), so the

@@ -70,6 +70,12 @@ def edge(
     upload_interval: Annotated[
         float | None, typer.Option(help="seconds a telemetry batch may wait to fill")
     ] = None,
+    field_rows: Annotated[
+        int | None,
+        typer.Option(
+            help="labelled rows kept per feature in DATA_DIR/field for retraining here (0: none)"
+        ),
+    ] = None,
     mqtt: Annotated[
         str | None,
         typer.Option(
@@ -116,6 +122,7 @@ def edge(
         poll_interval_s=poll_interval,
         deployment_wait_s=deployment_wait,
         upload_interval_s=upload_interval,
+        field_rows=field_rows,
         mqtt_url=mqtt,
         mqtt_username=mqtt_username,
         mqtt_password=mqtt_password,

@@ -5,7 +5,9 @@ into the package's drift bins (rules/drift.py), the edge model's top probability
 fixed bins, the rows, the hard rows, and of the hard rows the cloud answered how many it
 answered as the edge model had — the edge's accuracy where it doubted itself, which falls
 when the field moves. Where the spec lets raw inputs reach the cloud it also keeps a bounded
-uniform sample of hard rows with the cloud's answer: the examples a retraining learns from.
+uniform sample of hard rows with the cloud's answer, and the true label when the device sent
+one: the examples a retraining learns from (ground truth where it exists, the cloud's answer
+elsewhere).
 
 `FeedbackPolicy` is the one gate between the window and the WAN: `report` builds everything
 that leaves. Where raw data may not leave the site the report is integers only — counts per
@@ -67,8 +69,8 @@ class FeedbackPolicy:
         }
         if self.raw_may_leave:
             body["examples"] = [
-                {"inputs": [float(v) for v in row], "cloud_label": label}
-                for row, label in window.examples[: self.max_examples]
+                {"inputs": [float(v) for v in row], "cloud_label": cloud_label, "label": label}
+                for row, cloud_label, label in window.examples[: self.max_examples]
             ]
         return body
 
@@ -97,7 +99,8 @@ class FeedbackWindow:
     hard_rows: int = 0
     cloud_answered: int = 0
     cloud_agreed: int = 0
-    examples: list[tuple[list[float], Any]] = field(default_factory=list)
+    # (inputs, the cloud's label, the device's label or None), where raw inputs may leave
+    examples: list[tuple[list[float], Any, int | None]] = field(default_factory=list)
     _hard_seen: int = 0  # hard rows with a cloud answer offered to the sample (reservoir)
     _rng: random.Random = field(default_factory=lambda: random.Random(0))
 
@@ -138,10 +141,11 @@ class FeedbackWindow:
         hard: NDArray[np.bool_] | None,
         cloud_labels: list[Any] | None,
         edge_labels: list[Any] | None,
+        true_labels: list[int] | None = None,
     ) -> None:
         """Count one request: its rows, the edge model's probabilities for them, which rows
         were hard, and — when the cloud answered the hard rows — its labels for those, in
-        order, beside the edge model's labels for every row."""
+        order, beside the edge model's labels for every row (and the device's, when sent)."""
         self._pending.append(inputs)
         self._pending_top.append(np.max(edge_probabilities, axis=1))
         self._pending_rows += len(inputs)
@@ -157,17 +161,18 @@ class FeedbackWindow:
         self.cloud_answered += len(positions)
         for i, label in zip(positions, cloud_labels, strict=True):
             self.cloud_agreed += edge_labels[int(i)] == label
-            self._offer(inputs[int(i)], label)
+            truth = None if true_labels is None else true_labels[int(i)]
+            self._offer(inputs[int(i)], label, truth)
 
-    def _offer(self, row: NDArray[Any], label: Any) -> None:
+    def _offer(self, row: NDArray[Any], label: Any, truth: int | None) -> None:
         """Reservoir sampling: every hard row answered so far is in the sample equally likely."""
         self._hard_seen += 1
         if len(self.examples) < self.max_examples:
-            self.examples.append(([float(v) for v in row], label))
+            self.examples.append(([float(v) for v in row], label, truth))
             return
         slot = self._rng.randrange(self._hard_seen)
         if slot < self.max_examples:
-            self.examples[slot] = ([float(v) for v in row], label)
+            self.examples[slot] = ([float(v) for v in row], label, truth)
 
     def take(self, policy: FeedbackPolicy) -> dict[str, Any] | None:
         """The report of the counts so far (None when nothing came), and a fresh window."""
@@ -221,9 +226,10 @@ class FeedbackBook:
         edge_outputs: NDArray[Any],
         hard: NDArray[np.bool_] | None,
         answered: list[list[float]] | None,
+        labels: list[int] | None = None,
     ) -> None:
         """Count a request's rows; `answered` is the joint answer when the cloud answered
-        its hard rows (None otherwise)."""
+        its hard rows (None otherwise), `labels` the device's true class per row if sent."""
         window = self._window(feature, model, policy)
         if window is None:
             return
@@ -231,7 +237,7 @@ class FeedbackBook:
         if answered is not None and hard is not None and hard.any():
             cloud_labels = np.argmax(np.asarray(answered)[hard], axis=1).tolist()
             edge_labels = np.argmax(edge_outputs, axis=1).tolist()
-        window.add(inputs, edge_outputs, hard, cloud_labels, edge_labels)
+        window.add(inputs, edge_outputs, hard, cloud_labels, edge_labels, labels)
 
     def _window(
         self, feature: str, model: FeedbackSource, policy: FeedbackPolicy

@@ -47,7 +47,14 @@ from tierwise.edge.outbox_store import (
 from tierwise.edge.turn_batch import TurnBatch
 from tierwise.rules.outbox import DropPolicy
 
-__all__ = ["DEFAULT_CAP_BYTES", "Durability", "Outbox", "OutboxCounts", "StoredEvent"]
+__all__ = [
+    "DEFAULT_CAP_BYTES",
+    "Durability",
+    "Outbox",
+    "OutboxCounts",
+    "StoredEvent",
+    "encode_body",
+]
 
 T = TypeVar("T")
 
@@ -58,6 +65,12 @@ CHECKPOINT_INTERVAL_S = 1.0
 _Job = tuple[Callable[[], Any], "Future[Any]"]
 # One encoder for every event: json.dumps with options builds a new one per call.
 _JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
+def encode_body(body: dict[str, Any]) -> str:
+    """An event body as the outbox stores and uploads it: compact JSON, ASCII only (so its
+    length is its size in bytes)."""
+    return _JSON.encode(body)
 
 
 class Outbox:
@@ -164,8 +177,7 @@ class Outbox:
     def _new(self, stream: str, kind: str, body: dict[str, Any], ts: float) -> NewEvent:
         if self._closed:
             raise RuntimeError("the outbox is closed")
-        text = _JSON.encode(body)
-        return NewEvent(stream, kind, text, ts)
+        return NewEvent(stream, kind, encode_body(body), ts)
 
     def _run(self, fn: Callable[[], T]) -> T:
         if self._closed:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tierwise.edge.field_sample import DEFAULT_FIELD_ROWS, FIELD_DIR
 from tierwise.edge.outbox import DEFAULT_CAP_BYTES, Durability
 from tierwise.edge.router import DEFAULT_RESERVE_FRACTION
 from tierwise.edge.uploader import DEFAULT_INTERVAL_S
@@ -66,6 +67,12 @@ class EdgeSettings(BaseModel):
         lt=1,
         description="share of a deadline kept for recording and responding",
     )
+    field_rows: int = Field(
+        DEFAULT_FIELD_ROWS,
+        ge=0,
+        le=1_000_000,
+        description="labelled rows kept per feature for retraining at the site (0: none)",
+    )
 
     mqtt_url: str | None = Field(
         None, description="the site's MQTT broker, mqtt://HOST[:PORT] or mqtts:// (TLS)"
@@ -87,6 +94,11 @@ class EdgeSettings(BaseModel):
     @property
     def packages_dir(self) -> Path:
         return self.data_dir / "packages"
+
+    @property
+    def field_dir(self) -> Path:
+        """The field sample's files (edge/field_sample.py): site-local, never uploaded."""
+        return self.data_dir / FIELD_DIR
 
     @classmethod
     def from_env(
