@@ -54,7 +54,9 @@ SUMMARY_EVERY_S = 5.0
 HOUR = 3600.0
 
 
-def run(duration: float, shift: str, learn: bool, run_dir: Path, console: Console) -> dict[str, Any]:
+def run(
+    duration: float, shift: str, learn: bool, run_dir: Path, console: Console
+) -> dict[str, Any]:
     opts = UpOptions(
         spec_path=SPEC,
         duration=duration,
@@ -125,7 +127,9 @@ def quiet(minutes: float, rate: float, seed: int) -> tuple[int, int, int]:
             }
             rng = np.random.default_rng(seed)
             windows = {
-                s: FeedbackWindow(FEATURE, manifest.name, manifest.version, model.variant, manifest.drift)
+                s: FeedbackWindow(
+                    FEATURE, manifest.name, manifest.version, model.variant, manifest.drift
+                )
                 for s in sites
             }
             alarms = verdicts = summaries = 0
@@ -187,20 +191,36 @@ def main() -> None:
     print()
     print(f"shift: {shift}; accuracy on held-out (odd) rows, as the devices measured it")
     print(f"{'figure':<44}{'no loop':>12}{'with loop':>12}")
-    print(f"{'accuracy before the shift':<44}{_pct(a['before']['accuracy']):>12}{_pct(b['before']['accuracy']):>12}")
-    print(f"{'accuracy after the shift (before any retrain)':<44}{_pct(a['after']['accuracy']):>12}{_pct(b['after']['accuracy']):>12}")
+    print(
+        f"{'accuracy before the shift':<44}{_pct(a['before']['accuracy']):>12}{_pct(b['before']['accuracy']):>12}"
+    )
+    print(
+        f"{'accuracy after the shift (before any retrain)':<44}{_pct(a['after']['accuracy']):>12}{_pct(b['after']['accuracy']):>12}"
+    )
     retrained = b.get("retrained") or {}
-    print(f"{'accuracy after the retrained model took over':<44}{'-':>12}{_pct(retrained.get('accuracy')):>12}")
-    print(f"{'drift detected, s after the shift':<44}{_s(a['detected_after_s']):>12}{_s(b['detected_after_s']):>12}")
-    print(f"{'retrained model serving, s after the shift':<44}{'-':>12}{_s(b.get('recovered_after_s')):>12}")
-    print(f"{'false alarms (other sites/features)':<44}{len(a['false_alarms']):>12}{len(b['false_alarms']):>12}")
+    print(
+        f"{'accuracy after the retrained model took over':<44}{'-':>12}{_pct(retrained.get('accuracy')):>12}"
+    )
+    print(
+        f"{'drift detected, s after the shift':<44}{_s(a['detected_after_s']):>12}{_s(b['detected_after_s']):>12}"
+    )
+    print(
+        f"{'retrained model serving, s after the shift':<44}{'-':>12}{_s(b.get('recovered_after_s')):>12}"
+    )
+    print(
+        f"{'false alarms (other sites/features)':<44}{len(a['false_alarms']):>12}{len(b['false_alarms']):>12}"
+    )
     print()
     print("learning loop steps (s after the shift):")
     for e in b.get("loop", []):
-        print(f"  {e['after_shift_s']:>7.1f}  {e['step']:<12} {', '.join(e['sites']):<14} {e['detail']}")
+        print(
+            f"  {e['after_shift_s']:>7.1f}  {e['step']:<12} {', '.join(e['sites']):<14} {e['detail']}"
+        )
     print()
-    print(f"quiet: {summaries} summaries over {args.quiet_minutes:g} simulated minutes at 3 plants, "
-          f"{verdicts} verdicts read, false drift alarms: {alarms}")
+    print(
+        f"quiet: {summaries} summaries over {args.quiet_minutes:g} simulated minutes at 3 plants, "
+        f"{verdicts} verdicts read, false drift alarms: {alarms}"
+    )
     print()
     print(f"{'site':<14}{'feedback B/h':>14}{'escalated raw B/h':>20}{'ratio':>9}")
     for site, sent, raw in feedback_bytes(looped, args.duration):
@@ -209,10 +229,14 @@ def main() -> None:
     print()
     before, after = b["before"]["accuracy"], retrained.get("accuracy")
     goals = [
-        ("recovery within 1 point of pre-drift accuracy",
-         before is not None and after is not None and after >= before - 0.01),
-        ("detection within 120 s of the shift",
-         b["detected_after_s"] is not None and b["detected_after_s"] <= 120),
+        (
+            "recovery within 1 point of pre-drift accuracy",
+            before is not None and after is not None and after >= before - 0.01,
+        ),
+        (
+            "detection within 120 s of the shift",
+            b["detected_after_s"] is not None and b["detected_after_s"] <= 120,
+        ),
         (f"no false drift alarm over {args.quiet_minutes:g} quiet minutes", alarms == 0),
     ]
     for goal, met in goals:

@@ -88,10 +88,22 @@ def test_an_example_carries_the_devices_label_beside_the_clouds_where_raw_may_le
     body = FeedbackPolicy(raw_may_leave=True, max_examples=8).report(window)
     labels = digits()[1][:400]
     truth = {tuple(row): int(label) for row, label in zip(x.tolist(), labels, strict=True)}
+    assert len(body["examples"]) == 8
     for example in body["examples"]:
         label = truth[tuple(np.float32(v) for v in example["inputs"])]
         assert example["label"] == label  # the row's own truth
-        assert example["cloud_label"] == (label + 1) % 10  # what the cloud said of it
+        # what the cloud said of it, where it was hard (labelled easy rows are offered too)
+        assert example["cloud_label"] in ((label + 1) % 10, None)
+
+
+def test_where_raw_may_leave_labelled_easy_rows_are_examples_too() -> None:
+    window = _window(max_examples=400)
+    x, y = digits()
+    p = np.full((20, 10), 0.1)
+    window.add(x[:20], p, None, None, None, [int(v) for v in y[:20]])
+    body = FeedbackPolicy(raw_may_leave=True, max_examples=400).report(window)
+    assert [e["label"] for e in body["examples"]] == [int(v) for v in y[:20]]
+    assert all(e["cloud_label"] is None for e in body["examples"])
 
 
 def test_taking_a_report_starts_a_fresh_window() -> None:

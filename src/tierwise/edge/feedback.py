@@ -5,9 +5,9 @@ into the package's drift bins (rules/drift.py), the edge model's top probability
 fixed bins, the rows, the hard rows, and of the hard rows the cloud answered how many it
 answered as the edge model had — the edge's accuracy where it doubted itself, which falls
 when the field moves. Where the spec lets raw inputs reach the cloud it also keeps a bounded
-uniform sample of hard rows with the cloud's answer, and the true label when the device sent
-one: the examples a retraining learns from (ground truth where it exists, the cloud's answer
-elsewhere).
+uniform sample of the rows whose class is known — the device sent the true label, or the row
+was hard and the cloud answered it — with both: the examples a centralized retraining learns
+from (ground truth where it exists, the cloud's answer elsewhere).
 
 `FeedbackPolicy` is the one gate between the window and the WAN: `report` builds everything
 that leaves. Where raw data may not leave the site the report is integers only — counts per
@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 from tierwise.package.manifest import DriftReference
 from tierwise.rules.drift import CONFIDENCE_EDGES, bin_counts, confidence_counts, padded_edges
 
-MAX_EXAMPLES = 32  # hard rows per report, where raw inputs may reach the cloud
+MAX_EXAMPLES = 32  # rows per report, where raw inputs may reach the cloud
 PENDING_ROWS = 4_096  # rows kept (on the site) before they are binned in one go
 # When a feature's window is reported: once it holds REPORT_ROWS rows, at most every
 # REPORT_EVERY_S (a dashboard wants metrics every second, but a 137-column summary is ~4 KB
@@ -101,7 +101,7 @@ class FeedbackWindow:
     cloud_agreed: int = 0
     # (inputs, the cloud's label, the device's label or None), where raw inputs may leave
     examples: list[tuple[list[float], Any, int | None]] = field(default_factory=list)
-    _hard_seen: int = 0  # hard rows with a cloud answer offered to the sample (reservoir)
+    _seen: int = 0  # rows offered to the sample since the last report (reservoir)
     _rng: random.Random = field(default_factory=lambda: random.Random(0))
 
     def __post_init__(self) -> None:
@@ -152,25 +152,31 @@ class FeedbackWindow:
         if self._pending_rows >= PENDING_ROWS:
             self._flush()
         self.rows += len(inputs)
-        if hard is None or not hard.any():
+        answered: dict[int, Any] = {}  # row -> the cloud's label, for hard rows it answered
+        if hard is not None and hard.any():
+            positions = np.flatnonzero(hard)
+            self.hard_rows += len(positions)
+            if cloud_labels is not None and edge_labels is not None:
+                self.cloud_answered += len(positions)
+                for i, label in zip(positions, cloud_labels, strict=True):
+                    self.cloud_agreed += edge_labels[int(i)] == label
+                    answered[int(i)] = label
+        if self.max_examples == 0:  # summaries only: no row is kept for a report
             return
-        positions = np.flatnonzero(hard)
-        self.hard_rows += len(positions)
-        if cloud_labels is None or edge_labels is None:
-            return
-        self.cloud_answered += len(positions)
-        for i, label in zip(positions, cloud_labels, strict=True):
-            self.cloud_agreed += edge_labels[int(i)] == label
-            truth = None if true_labels is None else true_labels[int(i)]
-            self._offer(inputs[int(i)], label, truth)
+        # What a retraining learns from: rows whose class is known, from the device (true)
+        # or from the cloud model (a hard row it answered).
+        known = range(len(inputs)) if true_labels is not None else sorted(answered)
+        for i in known:
+            truth = None if true_labels is None else true_labels[i]
+            self._offer(inputs[i], answered.get(i), truth)
 
     def _offer(self, row: NDArray[Any], label: Any, truth: int | None) -> None:
-        """Reservoir sampling: every hard row answered so far is in the sample equally likely."""
-        self._hard_seen += 1
+        """Reservoir sampling: every row offered so far is in the sample equally likely."""
+        self._seen += 1
         if len(self.examples) < self.max_examples:
             self.examples.append(([float(v) for v in row], label, truth))
             return
-        slot = self._rng.randrange(self._hard_seen)
+        slot = self._rng.randrange(self._seen)
         if slot < self.max_examples:
             self.examples[slot] = ([float(v) for v in row], label, truth)
 
@@ -180,7 +186,7 @@ class FeedbackWindow:
             return None
         body = policy.report(self)
         self.rows = self.hard_rows = self.cloud_answered = self.cloud_agreed = 0
-        self._hard_seen = 0
+        self._seen = 0
         self.examples = []
         self._input_counts[:] = 0
         self._confidence_counts[:] = 0

@@ -41,6 +41,7 @@ __all__ = [
     "FieldSample",
     "FieldSampleError",
     "PendingWrite",
+    "field_sample_path",
     "load_field_sample",
     "write_field_sample",
 ]
@@ -299,3 +300,8 @@ def load_field_sample(path: Path | str) -> FieldRows:
     if len(y) and int(y.min()) < 0:
         raise FieldSampleError(f"field sample {path}: y holds a negative class index")
     return FieldRows(x, y, t)
+
+
+def field_sample_path(data_dir: Path, feature: str) -> Path:
+    """Where an agent with this data directory keeps `feature`'s sample."""
+    return data_dir / FIELD_DIR / f"{feature}{SUFFIX}"
