@@ -188,34 +188,29 @@ def main() -> None:
     alarms, verdicts, summaries = quiet(args.quiet_minutes, rate, seed=1)
 
     a, b = plain["shift"], looped["shift"]
+    retrained = b.get("retrained") or {}
     print()
     print(f"shift: {shift}; accuracy on held-out (odd) rows, as the devices measured it")
-    print(f"{'figure':<44}{'no loop':>12}{'with loop':>12}")
-    print(
-        f"{'accuracy before the shift':<44}{_pct(a['before']['accuracy']):>12}{_pct(b['before']['accuracy']):>12}"
+    _row("figure", "no loop", "with loop")
+    _row("accuracy before the shift", _pct(a["before"]["accuracy"]), _pct(b["before"]["accuracy"]))
+    _row(
+        "accuracy after the shift (before any retrain)",
+        _pct(a["after"]["accuracy"]),
+        _pct(b["after"]["accuracy"]),
     )
-    print(
-        f"{'accuracy after the shift (before any retrain)':<44}{_pct(a['after']['accuracy']):>12}{_pct(b['after']['accuracy']):>12}"
-    )
-    retrained = b.get("retrained") or {}
-    print(
-        f"{'accuracy after the retrained model took over':<44}{'-':>12}{_pct(retrained.get('accuracy')):>12}"
-    )
-    print(
-        f"{'drift detected, s after the shift':<44}{_s(a['detected_after_s']):>12}{_s(b['detected_after_s']):>12}"
-    )
-    print(
-        f"{'retrained model serving, s after the shift':<44}{'-':>12}{_s(b.get('recovered_after_s')):>12}"
-    )
-    print(
-        f"{'false alarms (other sites/features)':<44}{len(a['false_alarms']):>12}{len(b['false_alarms']):>12}"
+    _row("accuracy once the retrained model serves", "-", _pct(retrained.get("accuracy")))
+    _row("drift detected, s after the shift", _s(a["detected_after_s"]), _s(b["detected_after_s"]))
+    _row("retrained model serving, s after the shift", "-", _s(b.get("recovered_after_s")))
+    _row(
+        "false alarms (other sites/features)",
+        str(len(a["false_alarms"])),
+        str(len(b["false_alarms"])),
     )
     print()
     print("learning loop steps (s after the shift):")
     for e in b.get("loop", []):
-        print(
-            f"  {e['after_shift_s']:>7.1f}  {e['step']:<12} {', '.join(e['sites']):<14} {e['detail']}"
-        )
+        sites = ", ".join(e["sites"])
+        print(f"  {e['after_shift_s']:>7.1f}  {e['step']:<12} {sites:<14} {e['detail']}")
     print()
     print(
         f"quiet: {summaries} summaries over {args.quiet_minutes:g} simulated minutes at 3 plants, "
@@ -242,6 +237,10 @@ def main() -> None:
     for goal, met in goals:
         print(f"{'PASS' if met else 'FAIL'}  {goal}")
     sys.exit(0 if all(met for _, met in goals) else 1)
+
+
+def _row(label: str, first: str, second: str) -> None:
+    print(f"{label:<46}{first:>12}{second:>12}")
 
 
 def _s(value: float | None) -> str:

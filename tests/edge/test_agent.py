@@ -255,7 +255,8 @@ def test_labelled_rows_reach_the_field_sample_and_the_feedback_bytes_are_counted
     for name in ("feedback_bytes", "escalated_input_bytes"):
         assert f'tierwise_edge_{name}_total{{feature="digits"}} {counted[name]}\n' in text
     assert 'tierwise_edge_field_rows{feature="digits"} 60' in text
-    snapshot = cloud.stream(SITE, "metrics")[-1].body  # the counters reach the cloud too
+    snapshots = [e for e in cloud.stream(SITE, "metrics") if e.kind == "metrics.snapshot"]
+    snapshot = snapshots[-1].body  # the counters reach the cloud too
     assert snapshot["learning"]["features"][FEATURE]["escalated_rows"] == int(hard.sum())
     truth = {tuple(r): int(c) for r, c in zip(x[1200:1260].tolist(), y[1200:1260], strict=True)}
     examples = [e for f in feedback for e in f["examples"]]
