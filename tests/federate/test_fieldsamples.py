@@ -63,3 +63,29 @@ def test_a_malformed_file_is_refused_saying_why(
 def test_a_missing_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(FieldSampleError, match="no field-sample file"):
         field_shard(tmp_path / "absent.npz", "plant-a")
+
+
+def test_a_sites_clientapp_reads_its_field_file_and_refuses_one_the_model_cannot_take(
+    tmp_path: Path,
+) -> None:
+    from flwr.app import Context, RecordDict
+
+    from tierwise.federate.client_app import fitting_shard
+    from tierwise.federate.mlp import MlpShape
+
+    path = _sample(tmp_path)  # 3 columns, classes 0..3
+    config = {"site": "plant-a", "data-dir": str(tmp_path), "field-data": str(path)}
+    context = Context(
+        run_id=1,
+        node_id=1,
+        node_config={**config, "field-since": 1090.0, "field-seed": 3},
+        state=RecordDict(),
+        run_config={},
+    )
+    shard = fitting_shard(context, MlpShape(features=3, hidden=4, classes=4))
+    expected = field_shard(path, "plant-a", since=1090.0, seed=3)
+    assert np.array_equal(shard.x_test, expected.x_test)
+    with pytest.raises(ValueError, match="site plant-a: rows have 3 columns, the model takes 5"):
+        fitting_shard(context, MlpShape(features=5, hidden=4, classes=4))
+    with pytest.raises(ValueError, match="site plant-a: class index 3 but the model has 2 classes"):
+        fitting_shard(context, MlpShape(features=3, hidden=4, classes=2))
