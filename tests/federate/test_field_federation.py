@@ -130,6 +130,32 @@ def test_federated_fine_tune_recovers_from_a_gain_drift_and_no_input_value_cross
         _assert_no_input_value_on_the_wire(result, site, field.files[site], initial)
 
 
+def test_a_site_whose_field_file_is_too_small_fails_the_run_saying_which_and_why(
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(0)
+    files = {
+        site: write_field_sample(
+            tmp_path / f"{site}.npz", rng.normal(size=(n, 4)), rng.integers(0, 3, n), np.arange(n)
+        )
+        for site, n in (("plant-north", 60), ("plant-south", 3))
+    }
+    initial = mlp.init_params(mlp.MlpShape(features=4, hidden=5, classes=3), seed=0)
+    job = FieldJob(name="too-small", site_data=files, initial=initial, classes=3, rounds=1)
+    result = run_field_federation(job, RunOptions(run_dir=tmp_path / "run"))
+    assert not result.ok
+    assert result.reason.startswith("only 1 of 2 sites connected")
+    assert f"site plant-south: {files['plant-south']} holds 3 rows" in result.reason
+
+
+def test_a_job_that_cannot_run_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    initial = mlp.init_params(mlp.MlpShape(features=4, hidden=5, classes=3), seed=0)
+    job = FieldJob(name="one-site", site_data={"a": tmp_path / "a.npz"}, initial=initial, classes=5)
+    with pytest.raises(ValueError, match=r"at least 2 sites.*3 outputs, the job says 5 classes"):
+        run_field_federation(job, RunOptions(run_dir=tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+
+
 def _held_out(files: dict[str, Path], job: FieldJob) -> tuple[NDArray[np.float32], NDArray[Any]]:
     shards = [field_shard(files[s], s, since=job.since, seed=job.seed) for s in SITES]
     return np.concatenate([d.x_test for d in shards]), np.concatenate([d.y_test for d in shards])
