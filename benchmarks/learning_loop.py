@@ -70,15 +70,23 @@ def run(
     return run_up(opts, console, lambda text: console.print(f"[dim]{text}[/dim]"))
 
 
-def feedback_bytes(report: dict[str, Any], duration: float) -> list[tuple[str, float, float]]:
-    """(site, feedback bytes/h, escalated raw input bytes/h) from the agents' counters."""
+def feedback_bytes(report: dict[str, Any]) -> list[tuple[str, str, float, float, float]]:
+    """(site, feature, feedback B/h, escalated raw input B/h, every raw input B/h) from the
+    agents' own counters (edge/upstream_bytes.py) over the time they counted."""
     rows = []
     for site, result in sorted(report["sites"].items()):
-        agent = result.get("agent") or {}
-        counters = agent.get("feedback_bytes") or {}
-        sent = sum(v.get("feedback", 0) for v in counters.values())
-        raw = sum(v.get("escalated_inputs", 0) for v in counters.values())
-        rows.append((site, sent * HOUR / duration, raw * HOUR / duration))
+        learning = result.get("learning") or {}
+        hours = max(learning.get("seconds", 0.0), 1.0) / HOUR
+        for feature, c in sorted((learning.get("features") or {}).items()):
+            rows.append(
+                (
+                    site,
+                    feature,
+                    c["feedback_bytes"] / hours,
+                    c["escalated_input_bytes"] / hours,
+                    c.get("input_bytes", 0) / hours,
+                )
+            )
     return rows
 
 

@@ -72,7 +72,7 @@ def _assert_only_parameters_and_metrics(result: RunResult) -> None:
     assert len(captured) >= 3 * (1 + 2 + 1)  # query, two train rounds, final evaluation
     allowed_metrics = {
         "num-examples", "train-examples", "train-loss", "eval-loss", "eval-acc",
-        "eval-examples", "test-examples",
+        "eval-examples", "test-examples", "eval-confidence",
     }  # fmt: skip
     for path in captured:
         summary = json.loads(path.read_text())
@@ -81,7 +81,11 @@ def _assert_only_parameters_and_metrics(result: RunResult) -> None:
                 assert record["items"] == {"weights": ["float32", [size]]}, path.name
             elif record["kind"] == "metrics":
                 assert set(record["items"]) <= allowed_metrics, path.name
-                assert all(isinstance(v, int | float) for v in record["items"].values())
+                for key, value in record["items"].items():
+                    if key == "eval-confidence":  # a histogram: integer counts only
+                        assert all(type(c) is int for c in value), path.name
+                    else:
+                        assert isinstance(value, int | float), path.name
             else:
                 assert (name, record["kind"]) == ("site", "config"), path.name
                 assert set(record["items"]) == {"site"}

@@ -193,28 +193,34 @@ def test_conditions_refuse_nonsense() -> None:
         WanConditions(outages=(Outage(0, 0),))
 
 
-def test_proxy_runs_as_its_own_process_with_signal_controlled_outages() -> None:
-    import json
-    import signal
+async def proxy_process(target_port: int, *args: str) -> tuple[asyncio.subprocess.Process, int]:
+    """`python -m tierwise.wan` in front of `target_port`; returns once it listens."""
     import subprocess
     import sys
 
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tierwise.wan",
+        "--target",
+        f"127.0.0.1:{target_port}",
+        *args,
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    line = (await proc.stdout.readline()).decode()
+    assert line.startswith("listening on http://127.0.0.1:"), line
+    return proc, int(line.rsplit(":", 1)[1])
+
+
+def test_proxy_runs_as_its_own_process_with_signal_controlled_outages() -> None:
+    import json
+    import signal
+
     async def body() -> None:
         async with echo_server() as (port, _):
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "tierwise.wan",
-                "--target",
-                f"127.0.0.1:{port}",
-                "--rtt",
-                "20ms/20ms",
-                stdout=subprocess.PIPE,
-            )
+            proc, proxy_port = await proxy_process(port, "--rtt", "20ms/20ms")
             assert proc.stdout is not None
-            line = (await proc.stdout.readline()).decode()
-            assert line.startswith("listening on http://127.0.0.1:")
-            proxy_port = int(line.rsplit(":", 1)[1])
             times = await round_trips(proxy_port, 3)
             assert all(0.018 < t < 0.2 for t in times), times
             proc.send_signal(signal.SIGUSR1)  # outage

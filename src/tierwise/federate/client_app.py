@@ -40,10 +40,11 @@ from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
 from tierwise.federate import mlp
 from tierwise.federate.compression import compress_update_mod
+from tierwise.federate.fieldsamples import field_shard
 from tierwise.federate.model_record import from_record, shape_from_config, to_record
 from tierwise.federate.sitedata import Shard, load_shard
 
-_shards: dict[str, Shard] = {}
+_shards: dict[tuple[str, ...], Shard] = {}
 
 
 def _when_secagg(msg: Message, ctxt: Context, call_next: ClientAppCallable) -> Message:
@@ -63,11 +64,23 @@ app = ClientApp(mods=[_when_secagg, compress_update_mod, _when_clipping])
 
 
 def site_shard(context: Context) -> Shard:
-    """This site's data, from the directory its SuperNode was configured with."""
-    data_dir = str(context.node_config["data-dir"])
-    if data_dir not in _shards:
-        _shards[data_dir] = load_shard(Path(data_dir))
-    return _shards[data_dir]
+    """This site's data, as its SuperNode was configured: the field samples its edge agent
+    kept (`field-data`, rows since `field-since`, split with `field-seed`), else the demo
+    shard in its directory (`data-dir`)."""
+    config = context.node_config
+    key = tuple(str(config.get(k, "")) for k in ("data-dir", "field-data", "field-since"))
+    if key not in _shards:
+        if "field-data" in config:
+            since = config.get("field-since")
+            _shards[key] = field_shard(
+                Path(str(config["field-data"])),
+                str(config["site"]),
+                since=None if since is None else float(cast(float, since)),
+                seed=int(cast(int, config.get("field-seed", 0))),
+            )
+        else:
+            _shards[key] = load_shard(Path(str(config["data-dir"])))
+    return _shards[key]
 
 
 @app.query()
@@ -98,15 +111,37 @@ def train(msg: Message, context: Context) -> Message:
 def evaluate(msg: Message, context: Context) -> Message:
     """Loss and accuracy of the global model on this site's held-out rows."""
     config = msg.content.config_records["config"]
-    params = from_record(msg.content.array_records["arrays"], shape_from_config(config))
-    shard = site_shard(context)
+    shape = shape_from_config(config)
+    params = from_record(msg.content.array_records["arrays"], shape)
+    shard = fitting_shard(context, shape)
     metrics = MetricRecord({"num-examples": len(shard.y_test), **_scores(params, shard)})
     return Message(RecordDict({"metrics": metrics}), reply_to=msg)
 
 
+def fitting_shard(context: Context, shape: mlp.MlpShape) -> Shard:
+    """The site's data, refused (an error reply naming the site) if the model cannot take it."""
+    shard = site_shard(context)
+    columns = shard.x_train.shape[1]
+    if columns != shape.features:
+        raise ValueError(
+            f"site {shard.site}: rows have {columns} columns, the model takes {shape.features}"
+        )
+    top = int(max(shard.y_train.max(initial=0), shard.y_test.max(initial=0)))
+    if top >= shape.classes:
+        raise ValueError(
+            f"site {shard.site}: class index {top} but the model has {shape.classes} classes"
+        )
+    return shard
+
+
 def _scores(params: mlp.Params, shard: Shard) -> dict[str, MetricRecordValues]:
     result = mlp.evaluate(params, shard.x_test, shard.y_test)
-    return {"eval-loss": result.loss, "eval-acc": result.accuracy, "eval-examples": result.examples}
+    return {
+        "eval-loss": result.loss,
+        "eval-acc": result.accuracy,
+        "eval-examples": result.examples,
+        "eval-confidence": list(result.confidence_counts),
+    }
 
 
 def _train_legacy(msg: Message, context: Context) -> Message:
@@ -120,7 +155,12 @@ def _train_legacy(msg: Message, context: Context) -> Message:
         status=Status(code=Code.OK, message=""),
         parameters=ndarrays_to_parameters([mlp.flatten(new)]),
         num_examples=int(cast(int, metrics["num-examples"])),
-        metrics={k: float(cast(float, v)) for k, v in metrics.items() if k != "num-examples"},
+        # Fit metrics are scalars: the confidence histogram waits for the evaluate message
+        metrics={
+            k: float(cast(float, v))
+            for k, v in metrics.items()
+            if k != "num-examples" and not isinstance(v, list)
+        },
     )
     return Message(compat.fitres_to_recorddict(fitres, keep_input=True), reply_to=msg)
 
@@ -128,7 +168,7 @@ def _train_legacy(msg: Message, context: Context) -> Message:
 def _local_round(
     params: mlp.Params, config: ConfigRecord, context: Context
 ) -> tuple[mlp.Params, dict[str, MetricRecordValues]]:
-    shard = site_shard(context)
+    shard = fitting_shard(context, mlp.shape_of(params))
     server_round = int(cast(int, config.get("server-round", 0)))
     # score the model received before training on it: the cloud learns how the last
     # round's global model does here without another message exchange

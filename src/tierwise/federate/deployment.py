@@ -10,6 +10,10 @@ Every component is a real process on 127.0.0.1, started the way an operator woul
   (`$FLWR_HOME/config.toml`), as Flower 1.42 expects.
 Each component has its own FLWR_HOME and log file under the run directory. Everything this
 module starts, it stops (by process group), also when the caller fails.
+
+A site may reach the SuperLink across an emulated WAN (`wan`): its SuperNode then connects
+to its own `tierwise.wan` proxy (run in this process), which can keep a copy of every byte
+that crossed (`wan_capture`), for audits of what a site sends and receives.
 """
 
 from __future__ import annotations
@@ -28,8 +32,11 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from tierwise.errors import LinkError, TierwiseError
+from tierwise.federate.sitedata import site_dirname
+from tierwise.wan import ProxyThread, WanConditions, WanProxy
 
 Mode = Literal["tierwise", "plain"]
+NodeConfig = dict[str, str | int | float]
 CONNECTION = "tierwise"
 SERVERAPPS = {
     "tierwise": "tierwise.federate.server_app:app",
@@ -60,10 +67,16 @@ class Federation:
     run_dir: Path
     site_dirs: dict[str, Path]
     mode: Mode = "tierwise"
-    faults: dict[str, dict[str, str | int]] = field(default_factory=dict)
+    # site -> extra node-config entries: its field data, or (tests/chaos only) a fault
+    # such as {"fault": "crash", "fault-round": 2}
+    node_config: dict[str, NodeConfig] = field(default_factory=dict)
+    # site -> the WAN between it and the SuperLink; capture: a directory for <site>.wan files
+    wan: dict[str, WanConditions] = field(default_factory=dict)
+    wan_capture: Path | None = None
     superlink: subprocess.Popen[bytes] | None = None
     superlink_port: int = 0
     sites: dict[str, SiteProcesses] = field(default_factory=dict)
+    proxies: dict[str, ProxyThread] = field(default_factory=dict)
     _logs: list[IO[bytes]] = field(default_factory=list)
     _previous_sigterm: Any = None
 
@@ -107,14 +120,29 @@ class Federation:
         for site, data_dir in self.site_dirs.items():
             self.sites[site] = self._start_site(site, data_dir)
 
+    def _route_to_superlink(self, site: str) -> str:
+        """Where `site`'s SuperNode connects: the SuperLink, or the site's WAN proxy in front of
+        it (started here, stopped by `stop`) when the site has one."""
+        conditions = self.wan.get(site)
+        if conditions is None:
+            return f"127.0.0.1:{self.superlink_port}"
+        capture = None
+        if self.wan_capture is not None:
+            capture = self.wan_capture / f"{site_dirname(site)}.wan"
+        proxy = ProxyThread(
+            WanProxy(("127.0.0.1", self.superlink_port), conditions, capture=capture)
+        )
+        self.proxies[site] = proxy.__enter__()
+        return f"127.0.0.1:{proxy.proxy.port}"
+
     def _start_site(self, site: str, data_dir: Path) -> SiteProcesses:
         port = free_port()
-        config = {"data-dir": str(data_dir), "site": site, **self.faults.get(site, {})}
+        config = {"data-dir": str(data_dir), "site": site, **self.node_config.get(site, {})}
         node_config = " ".join(f"{k}={json.dumps(v)}" for k, v in config.items())
         common = [
             "--insecure",
             "--superlink",
-            f"127.0.0.1:{self.superlink_port}",
+            self._route_to_superlink(site),
             "--host",
             "127.0.0.1",
             "--port",
@@ -167,6 +195,9 @@ class Federation:
                 proc.wait(timeout=5.0)
         for proc in procs:  # children (the SuperLink's ServerApp) share the group
             _signal_group(proc, signal.SIGKILL)
+        for proxy in self.proxies.values():  # after the processes: their last bytes count
+            proxy.__exit__(None, None, None)
+        self.proxies.clear()
         for log in self._logs:
             log.close()
         self._logs.clear()

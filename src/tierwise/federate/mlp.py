@@ -9,9 +9,12 @@ fixed list of float32 arrays that every site, the cloud and the ONNX export agre
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
+
+from tierwise.rules.drift import confidence_counts
 
 Params = list[NDArray[np.float32]]
 
@@ -30,6 +33,9 @@ class Evaluation:
     loss: float
     accuracy: float
     examples: int
+    # rows per bin of the top class probability (rules/drift.py's CONFIDENCE_EDGES): how
+    # sure the model is, as integers only
+    confidence_counts: tuple[int, ...] = ()
 
 
 def init_params(shape: MlpShape, seed: int) -> Params:
@@ -43,6 +49,17 @@ def init_params(shape: MlpShape, seed: int) -> Params:
         w2.astype(np.float32),
         np.zeros(shape.classes, np.float32),
     ]
+
+
+def save_params(path: Path, params: Params) -> Path:
+    """[W1, b1, W2, b2] as an .npz (arr_0 .. arr_3), the form every run file uses."""
+    np.savez(path, *params)
+    return path
+
+
+def load_params(path: Path) -> Params:
+    with np.load(path) as data:
+        return [data[f"arr_{i}"].astype(np.float32) for i in range(len(data.files))]
 
 
 def segment_sizes(shape: MlpShape) -> list[int]:
@@ -90,7 +107,7 @@ def predict_proba(params: Params, x: NDArray[np.float32]) -> NDArray[np.float32]
 
 
 def evaluate(params: Params, x: NDArray[np.float32], y: NDArray[np.int64]) -> Evaluation:
-    """Mean cross-entropy and accuracy on (x, y)."""
+    """Mean cross-entropy, accuracy and the confidence histogram on (x, y)."""
     if len(y) == 0:
         return Evaluation(loss=0.0, accuracy=0.0, examples=0)
     proba = predict_proba(params, x)
@@ -99,6 +116,7 @@ def evaluate(params: Params, x: NDArray[np.float32], y: NDArray[np.int64]) -> Ev
         loss=float(-np.mean(np.log(picked))),
         accuracy=float(np.mean(np.argmax(proba, axis=1) == y)),
         examples=len(y),
+        confidence_counts=tuple(int(c) for c in confidence_counts(proba.max(axis=1))),
     )
 
 

@@ -56,7 +56,12 @@ def run_rounds(
     progress.write("start", sites=sorted(roster.values()), nodes=len(roster))
     strategy = build_strategy(settings)
     shape = mlp.MlpShape(settings.features, settings.hidden_units, settings.classes)
-    params = mlp.init_params(shape, settings.seed)
+    params = initial_params(settings)
+    if mlp.shape_of(params) != shape:
+        raise RoundFailedError(
+            f"the initial model {settings.initial_model} has shape {mlp.shape_of(params)}, "
+            f"the run expects {shape}"
+        )
     arrays = to_record(params)
     models = Path(settings.run_dir) / "models"
     models.mkdir(parents=True, exist_ok=True)
@@ -82,7 +87,7 @@ def run_rounds(
         if spent is not None:
             pending["epsilon"], pending["delta"] = spent
         params = from_record(arrays, shape)
-        np.savez(models / f"round-{server_round:03d}.npz", *params)
+        mlp.save_params(models / f"round-{server_round:03d}.npz", params)
     started = time.monotonic()
     grid.round = settings.rounds + 1
     evals = _evaluate(grid, settings, settings.rounds, arrays)
@@ -90,7 +95,7 @@ def run_rounds(
     if pending is not None:
         _add_traffic(pending, roster, down, up)
         progress.write("round", **_with_evals(pending, roster, evals))
-    np.savez(Path(settings.run_dir) / MODEL_FILE, *params)
+    mlp.save_params(Path(settings.run_dir) / MODEL_FILE, params)
     progress.write(
         "done",
         rounds=settings.rounds,
@@ -98,6 +103,14 @@ def run_rounds(
         final_evaluation_seconds=time.monotonic() - started,
     )
     return params
+
+
+def initial_params(settings: RunSettings) -> mlp.Params:
+    """Round 0's global model: the given weights, else a seeded random initialisation."""
+    if settings.initial_model is None:
+        shape = mlp.MlpShape(settings.features, settings.hidden_units, settings.classes)
+        return mlp.init_params(shape, settings.seed)
+    return mlp.load_params(Path(settings.initial_model))
 
 
 def connect_sites(grid: MeteredGrid, settings: RunSettings) -> dict[int, str]:
@@ -112,6 +125,7 @@ def connect_sites(grid: MeteredGrid, settings: RunSettings) -> dict[int, str]:
         for n in nodes
     ]
     roster: dict[int, str] = {}
+    refusals: list[str] = []  # a site's ClientApp that cannot load its data says why
     # A SuperNode registers before its ClientApp process has finished importing; on a loaded
     # machine that takes longer than a round, so the roll call gets what is left of the connect
     # budget (a site missing here would sit out the whole run).
@@ -119,11 +133,14 @@ def connect_sites(grid: MeteredGrid, settings: RunSettings) -> dict[int, str]:
     for reply in grid.send_and_receive(query, timeout=answer_within):
         if not reply.has_error():
             roster[reply.metadata.src_node_id] = str(reply.content["site"]["site"])
+        else:
+            refusals.append(str(reply.error.reason))
     grid.drop(set(nodes) - set(roster))
     if len(roster) < settings.min_sites:
+        why = f" ({'; '.join(refusals)})" if refusals else ""
         raise RoundFailedError(
             f"only {len(roster)} of {wanted} sites connected within "
-            f"{settings.connect_timeout:.0f}s; the minimum is {settings.min_sites}"
+            f"{settings.connect_timeout:.0f}s; the minimum is {settings.min_sites}{why}"
         )
     return roster
 
@@ -255,6 +272,7 @@ def _round_record(
             "eval_loss": None,
             "eval_acc": None,
             "eval_examples": None,
+            "confidence_counts": None,
             "bytes_down": down.get(node, 0),
             "bytes_up": up.get(node, 0),
         }
@@ -269,7 +287,7 @@ def _round_record(
 
 
 def _with_evals(
-    record: dict[str, Any], roster: dict[int, str], evals: dict[int, dict[str, float]]
+    record: dict[str, Any], roster: dict[int, str], evals: dict[int, dict[str, Any]]
 ) -> dict[str, Any]:
     """The record, with each site's evaluation of the round's model and their global mean."""
     for node, metrics in evals.items():
@@ -279,17 +297,19 @@ def _with_evals(
                 eval_loss=metrics["eval-loss"],
                 eval_acc=metrics["eval-acc"],
                 eval_examples=metrics["eval-examples"],
+                confidence_counts=metrics["eval-confidence"],
             )
     record["global"] = _global(record["sites"])
     return record
 
 
-def _global_eval(roster: dict[int, str], evals: dict[int, dict[str, float]]) -> dict[str, Any]:
+def _global_eval(roster: dict[int, str], evals: dict[int, dict[str, Any]]) -> dict[str, Any]:
     sites = {
         roster[n]: {
             "eval_loss": e["eval-loss"],
             "eval_acc": e["eval-acc"],
             "eval_examples": e["eval-examples"],
+            "confidence_counts": e["eval-confidence"],
             "train_loss": None,
             "train_examples": None,
         }
@@ -314,21 +334,32 @@ def _add_traffic(
     record["bytes_up"] += sum(up.values())
 
 
-def _eval_part(metrics: dict[str, Any]) -> dict[str, float]:
-    """A site's evaluation of the model it received (sent along with its training reply)."""
+def _eval_part(metrics: dict[str, Any]) -> dict[str, Any]:
+    """A site's evaluation of the model it received (sent along with its training reply);
+    the confidence histogram is None where the reply had none (SecAgg+'s scalar metrics)."""
+    counts = metrics.get("eval-confidence")
     return {
         "eval-loss": float(metrics.get("eval-loss", 0.0)),
         "eval-acc": float(metrics.get("eval-acc", 0.0)),
         "eval-examples": float(metrics.get("eval-examples", 0.0)),
+        "eval-confidence": None if counts is None else [int(c) for c in counts],
     }
 
 
-def _global(sites: dict[str, dict[str, Any]]) -> dict[str, float | None]:
-    """Example-weighted means over sites = the metric on the union of their test rows."""
+def _global(sites: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Example-weighted means over sites = the metric on the union of their test rows; the
+    confidence histograms add up (None unless every evaluating site sent one)."""
+    evaluated = [s for s in sites.values() if s["eval_examples"]]
+    histograms = [s.get("confidence_counts") for s in evaluated]
+    summed = None
+    if histograms and all(h is not None for h in histograms):
+        summed = [int(c) for c in np.sum(np.asarray(histograms, dtype=np.int64), axis=0)]
     return {
         "eval_loss": _weighted(sites, "eval_loss", "eval_examples"),
         "eval_acc": _weighted(sites, "eval_acc", "eval_examples"),
         "train_loss": _weighted(sites, "train_loss", "train_examples"),
+        "eval_examples": int(sum(s["eval_examples"] for s in evaluated)),
+        "confidence_counts": summed,
     }
 
 

@@ -49,6 +49,9 @@ class RunSettings:
     secagg_clipping_range: float | None = None
     compression_bits: int | None = None
     connect_timeout: float = 120.0
+    # the global model of round 0: a .npz of [W1, b1, W2, b2] (a fine-tune starts from the
+    # deployed model's weights); None: random initialisation with `seed`
+    initial_model: str | None = None
     # audit/test option: keep a copy of every message the cloud receives
     capture_messages: bool = False
     extra: dict[str, str] = field(default_factory=dict)

@@ -168,6 +168,8 @@ def _site(
             "outbox_dropped": outbox.get("dropped_events"),
         },
         "uploads": result.agent.get("uploads"),
+        # the agent's upstream byte counters of the feedback path, per feature
+        "learning": result.agent.get("learning"),
         "timeline": result.devices.get("timeline", []),
     }
 

@@ -1,5 +1,6 @@
 """An emulated WAN between edge and cloud: a fault-injecting TCP proxy on loopback."""
 
+from tierwise.wan.capture import read_streams
 from tierwise.wan.conditions import LossMode, Outage, OutageMode, WanConditions
 from tierwise.wan.proxy import ProxyStats, WanProxy
 from tierwise.wan.thread import ProxyThread
@@ -12,4 +13,5 @@ __all__ = [
     "ProxyThread",
     "WanConditions",
     "WanProxy",
+    "read_streams",
 ]

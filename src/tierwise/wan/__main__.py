@@ -3,6 +3,7 @@
 Runs the WAN proxy as its own process (as `tierwise up` does). It prints one line,
 `listening on http://127.0.0.1:PORT`, once it accepts connections. SIGUSR1 starts an outage,
 SIGUSR2 ends it; SIGTERM or SIGINT stops the proxy and prints its statistics as JSON.
+`--capture FILE` appends every byte forwarded, both ways, to FILE (`tierwise.wan.capture`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import dataclasses
 import json
 import signal
 import sys
+from pathlib import Path
 
 from tierwise.wan.conditions import (
     LossMode,
@@ -53,6 +55,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, WanConditions]:
     parser.add_argument("--outages", default="", help="DURATION@START,..., e.g. 30s@60s")
     parser.add_argument("--outage-mode", choices=[m.value for m in OutageMode], default="blackhole")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument(
+        "--capture", type=Path, default=None, help="append every forwarded byte to this file"
+    )
     args = parser.parse_args(argv)
     try:
         conditions = WanConditions(
@@ -69,7 +74,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, WanConditions]:
 
 
 async def serve(args: argparse.Namespace, conditions: WanConditions) -> WanProxy:
-    proxy = WanProxy(args.target, conditions, listen=args.listen, seed=args.seed)
+    proxy = WanProxy(
+        args.target, conditions, listen=args.listen, seed=args.seed, capture=args.capture
+    )
     await proxy.start()
     print(f"listening on {proxy.url}", flush=True)
     loop = asyncio.get_running_loop()

@@ -14,7 +14,9 @@ import contextlib
 import logging
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
+from tierwise.wan.capture import DOWN, UP, CaptureWriter
 from tierwise.wan.conditions import LossMode, OutageMode, WanConditions
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,7 @@ class _Connection:
         self.up_reader, self.up_writer = upstream
         self.pending_down_delay: float | None = None
         self.tasks: list[asyncio.Task[None]] = []
+        self.number = proxy.stats.connections  # names the connection in a capture
 
     async def run(self) -> None:
         up: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
@@ -60,8 +63,8 @@ class _Connection:
         self.tasks = [
             asyncio.create_task(self._pump(self.client_reader, up, upstream=True)),
             asyncio.create_task(self._pump(self.up_reader, down, upstream=False)),
-            asyncio.create_task(self._deliver(up, self.up_writer)),
-            asyncio.create_task(self._deliver(down, self.client_writer)),
+            asyncio.create_task(self._deliver(up, self.up_writer, UP)),
+            asyncio.create_task(self._deliver(down, self.client_writer, DOWN)),
         ]
         try:
             await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -114,8 +117,10 @@ class _Connection:
         self,
         queue: asyncio.Queue[tuple[float, bytes]],
         writer: asyncio.StreamWriter,
+        direction: bytes,
     ) -> None:
         loop = asyncio.get_running_loop()
+        capture = self.proxy.capture  # None unless auditing: one test per chunk
         while True:
             at, chunk = await queue.get()
             wait = at - loop.time()
@@ -130,6 +135,8 @@ class _Connection:
                     if writer.can_write_eof():
                         writer.write_eof()
                     return
+                if capture is not None:
+                    capture.record(self.number, direction, chunk)
                 writer.write(chunk)
                 await writer.drain()
             except (ConnectionError, OSError, RuntimeError):
@@ -154,7 +161,8 @@ class WanProxy:
 
     Use inside a running event loop (`await start()` / `await close()`), or from synchronous
     code through `ProxyThread`. `set_down(True)` starts an outage by hand; scheduled outages
-    count from `start()`.
+    count from `start()`. With `capture`, every chunk it delivers is appended to that file
+    (`tierwise.wan.capture`), for audits of what crossed; `close()` closes the file.
     """
 
     def __init__(
@@ -163,6 +171,7 @@ class WanProxy:
         conditions: WanConditions,
         listen: tuple[str, int] = ("127.0.0.1", 0),
         seed: int | None = None,
+        capture: Path | None = None,
     ) -> None:
         self.target = target
         self.conditions = conditions
@@ -174,6 +183,7 @@ class WanProxy:
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
         self._watcher: asyncio.Task[None] | None = None
+        self.capture = CaptureWriter(capture) if capture is not None else None
 
     @property
     def port(self) -> int:
@@ -203,6 +213,8 @@ class WanProxy:
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
+        if self.capture is not None:
+            self.capture.close()
 
     def set_down(self, down: bool) -> None:
         """Start (True) or end (False) an outage by hand, on top of the schedule."""
