@@ -8,6 +8,8 @@ answers the error with, or for the edge link's errors the cloud's answer they st
     TierwiseError                  4          something failed while running
     ├── SpecError                  2          the spec (YAML) is wrong; says file:line field
     ├── UsageError                 2          a command-line argument is wrong
+    │   └── UnsupportedModelError  2          federate/from_sklearn.py: a model that does not
+    │                                         fold into the federated MLP; says which part
     ├── InfeasibleError            4          no placement meets every hard constraint
     ├── VerificationError          3          a package or token was refused; says why
     │   └── CloudAuthError         3    401   edge/link.py: the cloud refused this site's token,
@@ -31,10 +33,12 @@ answers the error with, or for the edge link's errors the cloud's answer they st
     │   └── UnavailableError       4    503   cannot answer now: the edge agent is draining
     │       └── NoAnswerError      4    503   edge/router.py: neither the cloud nor a local
     │                                         model could answer
-    ├── FieldSampleError           4          edge/field_sample.py: a field sample file that
+    ├── FieldSampleError           4          field_file.py: a field sample file that
     │                                         cannot be read as one; says file and field
     ├── ProbeFailedError           4          edge/packages.py: a package loads but answers
     │                                         wrong (shape, NaN, confidence outside [0, 1])
+    ├── RetrainingFailedError      4          learn/federated.py: a federated retraining ended
+    │                                         without a model; says why and where its logs are
     └── RoundFailedError           4          federate/rounds.py: federated training stopped on
                                               purpose (fail closed); says which round and why
 

@@ -112,3 +112,12 @@ def cli_federate(*args: str) -> int:
     finally:
         sys.argv = argv
     return 0
+
+
+def write_field(path: Path, x: Any, y: Any, t: Any) -> Path:
+    """A field-sample file as an edge agent keeps it (tierwise.field_file), from any arrays."""
+    from tierwise.field_file import FieldRows, write_field_sample
+
+    rows = FieldRows(np.asarray(x, np.float32), np.asarray(y, np.int64), np.asarray(t, np.float64))
+    write_field_sample(path, rows)
+    return path

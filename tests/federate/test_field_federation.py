@@ -24,13 +24,15 @@ from numpy.typing import NDArray
 
 from tierwise.federate import mlp
 from tierwise.federate.field import FieldJob, run_field_federation
-from tierwise.federate.fieldsamples import field_shard, write_field_sample
+from tierwise.federate.fieldsamples import field_shard
 from tierwise.federate.from_sklearn import params_from_sklearn
 from tierwise.federate.runner import RunOptions, RunResult
 from tierwise.rules.drift import confidence_counts
 from tierwise.scenarios import get_scenario
 from tierwise.up.shift import shifted
 from tierwise.wan import WanConditions, read_streams
+
+from .support import write_field
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 SITES = ["plant-north", "plant-south"]
@@ -77,7 +79,7 @@ def _field(tmp_path: Path) -> Field:
         t = np.concatenate(
             [DRIFT_AT - 1 - np.arange(len(old))[::-1], DRIFT_AT + np.arange(len(rows), dtype=float)]
         )
-        files[site] = write_field_sample(tmp_path / "agents" / site / "field.npz", x, y, t)
+        files[site] = write_field(tmp_path / "agents" / site / "field.npz", x, y, t)
     return Field(model, classes, s.x_test, y_test, files)
 
 
@@ -135,7 +137,7 @@ def test_a_site_whose_field_file_is_too_small_fails_the_run_saying_which_and_why
 ) -> None:
     rng = np.random.default_rng(0)
     files = {
-        site: write_field_sample(
+        site: write_field(
             tmp_path / f"{site}.npz", rng.normal(size=(n, 4)), rng.integers(0, 3, n), np.arange(n)
         )
         for site, n in (("plant-north", 60), ("plant-south", 3))

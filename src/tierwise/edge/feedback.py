@@ -166,9 +166,9 @@ class FeedbackWindow:
         # What a retraining learns from: rows whose class is known, from the device (true)
         # or from the cloud model (a hard row it answered).
         known = range(len(inputs)) if true_labels is not None else sorted(answered)
-        for i in known:
-            truth = None if true_labels is None else true_labels[i]
-            self._offer(inputs[i], answered.get(i), truth)
+        for row in known:
+            truth = None if true_labels is None else true_labels[row]
+            self._offer(inputs[row], answered.get(row), truth)
 
     def _offer(self, row: NDArray[Any], label: Any, truth: int | None) -> None:
         """Reservoir sampling: every row offered so far is in the sample equally likely."""

@@ -7,14 +7,10 @@ agent got them (Unix seconds) — and writes it to `<data_dir>/field/<feature>.n
 `SAVE_EVERY_S` and at stop, so a restart keeps it. It is what a federated retraining at this
 site learns from (`load_field_sample` reads it from another process). The file is site-local:
 the agent never sends it anywhere; where the spec keeps raw data at the site, it stays there.
+The file's format is `tierwise.field_file`'s (the federated client at the site reads it).
 
 A request costs a few slice assignments into preallocated arrays (the agent answers thousands
 of single-row requests a second); the ring is copied out only when it is written.
-
-File format (`numpy.savez`, uncompressed, no pickles), rows oldest first:
-  x  float32 [n, features]   the inputs as the model got them
-  y  int64   [n]             the device's label, 0 <= y < the model's outputs
-  t  float64 [n]             the agent's wall clock when the request came (Unix s)
 """
 
 from __future__ import annotations
@@ -22,15 +18,21 @@ from __future__ import annotations
 import logging
 import os
 import re
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from tierwise.errors import TierwiseError
+from tierwise.field_file import (
+    FIELD_DIR,
+    SUFFIX,
+    FieldRows,
+    FieldSampleError,
+    field_sample_path,
+    load_field_sample,
+    write_field_sample,
+)
 
 __all__ = [
     "DEFAULT_FIELD_ROWS",
@@ -50,27 +52,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_FIELD_ROWS = 4096  # per feature: ~1 MB for 64 float32 inputs
 SAVE_EVERY_S = 5.0
-FIELD_DIR = "field"
-SUFFIX = ".npz"
 # A feature's name becomes a file name: only the wire's safe names (no '/', no '..').
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-_DTYPES = {"x": np.dtype(np.float32), "y": np.dtype(np.int64), "t": np.dtype(np.float64)}
-
-
-class FieldSampleError(TierwiseError):
-    """A field sample file that cannot be read as one: says which file and which field."""
-
-
-@dataclass(frozen=True)
-class FieldRows:
-    """Labelled rows, oldest first: inputs, class index, Unix time the agent got them."""
-
-    x: NDArray[np.float32]
-    y: NDArray[np.int64]
-    t: NDArray[np.float64]
-
-    def __len__(self) -> int:
-        return len(self.y)
 
 
 @dataclass(frozen=True)
@@ -245,63 +228,3 @@ def _all_in_range(y: NDArray[np.int64], classes: int) -> bool:
         labels: list[int] = y.tolist()
         return min(labels) >= 0 and max(labels) < classes
     return int(y.min()) >= 0 and int(y.max()) < classes
-
-
-def write_field_sample(path: Path, rows: FieldRows, fsync: bool = False) -> None:
-    """Write `rows` to `path` atomically: a reader (another process) sees the old file or the
-    new one, never half of one. `fsync` also survives a power loss."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:  # a file object: np.savez would add ".npz" to a name
-        np.savez(f, x=rows.x, y=rows.y, t=rows.t)
-        if fsync:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def load_field_sample(path: Path | str) -> FieldRows:
-    """The rows of a field sample file, checked: keys, dtypes, shapes, finite values, labels.
-    Raises `FieldSampleError` naming the file and the field that is wrong."""
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            missing = sorted(set(_DTYPES) - set(npz.files))
-            if missing:
-                raise FieldSampleError(
-                    f"field sample {path}: no {', '.join(missing)} (keys: {sorted(npz.files)})"
-                )
-            arrays: dict[str, Any] = {key: npz[key] for key in _DTYPES}
-    except FieldSampleError:
-        raise
-    except FileNotFoundError:
-        raise FieldSampleError(f"field sample {path}: no such file") from None
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise FieldSampleError(f"field sample {path}: not a readable .npz file ({exc})") from None
-    for key, dtype in _DTYPES.items():
-        if arrays[key].dtype != dtype:
-            raise FieldSampleError(
-                f"field sample {path}: {key} is {arrays[key].dtype}, expected {dtype}"
-            )
-    x, y, t = arrays["x"], arrays["y"], arrays["t"]
-    if x.ndim != 2 or x.shape[1] < 1:
-        raise FieldSampleError(
-            f"field sample {path}: x has shape {x.shape}, expected [n, features]"
-        )
-    if y.shape != (len(x),) or t.shape != (len(x),):
-        raise FieldSampleError(
-            f"field sample {path}: y {y.shape} and t {t.shape} must both be ({len(x)},) as x has"
-            f" {len(x)} rows"
-        )
-    if not np.isfinite(x).all():
-        raise FieldSampleError(f"field sample {path}: x holds non-finite values")
-    if not np.isfinite(t).all():
-        raise FieldSampleError(f"field sample {path}: t holds non-finite times")
-    if len(y) and int(y.min()) < 0:
-        raise FieldSampleError(f"field sample {path}: y holds a negative class index")
-    return FieldRows(x, y, t)
-
-
-def field_sample_path(data_dir: Path, feature: str) -> Path:
-    """Where an agent with this data directory keeps `feature`'s sample."""
-    return data_dir / FIELD_DIR / f"{feature}{SUFFIX}"

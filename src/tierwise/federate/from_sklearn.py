@@ -23,12 +23,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from tierwise.errors import UsageError
 from tierwise.federate import mlp
 
 Floats = NDArray[np.float64]
 
 
-class UnsupportedModelError(ValueError):
+class UnsupportedModelError(UsageError):
     """The model cannot become mlp.Params; the message names the part and why."""
 
 

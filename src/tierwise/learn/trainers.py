@@ -18,7 +18,8 @@ from tierwise.wan.conditions import WanConditions
 
 
 def initial_params(target: LoopTarget) -> mlp.Params:
-    """The deployed edge model as MLP parameters; ValueError when it does not fold into one."""
+    """The deployed edge model as MLP parameters; UnsupportedModelError when it does not fold
+    into one."""
     import joblib
 
     from tierwise.federate.from_sklearn import params_from_sklearn

@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any
 
 from tierwise.cloud.client import CloudAdmin
+from tierwise.federate.from_sklearn import UnsupportedModelError
 from tierwise.learn.loop import Learner, LoopEvent, Trainer
 from tierwise.learn.target import LoopSettings, LoopTarget
 from tierwise.learn.trainers import default_trainers, initial_params
@@ -57,7 +58,7 @@ def loop_targets(
         )
         try:
             initial_params(target)
-        except ValueError as exc:
+        except UnsupportedModelError as exc:
             notes.append(f"{run.name}: not retrained by the loop ({exc})")
             continue
         targets.append(target)
