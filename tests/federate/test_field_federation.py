@@ -152,8 +152,8 @@ def test_a_site_whose_field_file_is_too_small_fails_the_run_saying_which_and_why
 
 def test_a_job_that_cannot_run_is_refused_before_anything_starts(tmp_path: Path) -> None:
     initial = mlp.init_params(mlp.MlpShape(features=4, hidden=5, classes=3), seed=0)
-    job = FieldJob(name="one-site", site_data={"a": tmp_path / "a.npz"}, initial=initial, classes=5)
-    with pytest.raises(ValueError, match=r"at least 2 sites.*3 outputs, the job says 5 classes"):
+    job = FieldJob(name="no-site", site_data={}, initial=initial, classes=5)
+    with pytest.raises(ValueError, match=r"at least 1 site, got none.*3 outputs, the job says 5"):
         run_field_federation(job, RunOptions(run_dir=tmp_path / "run"))
     assert not (tmp_path / "run").exists()
 

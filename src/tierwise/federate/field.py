@@ -48,8 +48,10 @@ class FieldJob:
     def problems(self) -> list[str]:
         """Why this job cannot run, one sentence each (empty: it can)."""
         found = []
-        if len(self.site_data) < 2:
-            found.append(f"a federated fine-tune needs at least 2 sites, got {len(self.site_data)}")
+        # One drifted site is a fine-tune too: it runs where the data is, on the same path
+        # (its rows still never leave), and more sites join when they drift alike.
+        if not self.site_data:
+            found.append("a federated fine-tune needs at least 1 site, got none")
         if len(self.initial) != 4:
             found.append(f"initial must be [W1, b1, W2, b2], got {len(self.initial)} arrays")
         elif mlp.shape_of(self.initial).classes != self.classes:
