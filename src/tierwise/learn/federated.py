@@ -64,7 +64,9 @@ def train_federated(
     return Retrained(
         params=result.params(),
         where="federated",
-        train_rows=0,
+        train_rows=sum(
+            int(site.get("train_examples") or 0) for site in result.rounds[-1]["sites"].values()
+        ),
         held_out_rows=final.examples,
         before=first.accuracy,
         after=final.accuracy,

@@ -168,7 +168,9 @@ def _assemble(
         cascade=cascade,
         drift=drift_reference(data.x, probabilities)
         if options.field_reference is None
-        else options.field_reference.reference([v.name for v in variants]),
+        else options.field_reference.reference(
+            [v.name for v in variants if v.quantization == "none"]
+        ),
         metrics=_metrics(variants, cascade),
         build=BuildInfo(
             tool=f"tierwise {__version__}",

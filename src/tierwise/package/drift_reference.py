@@ -56,9 +56,10 @@ class FieldReference:
     A model retrained for drifted sites (tierwise.learn) is checked against what those sites
     now send: the old version's bin edges with the counts of the sites' feedback summaries
     (integers that already crossed the WAN), and the retrained model's top-probability
-    counts on the held-out field rows, used for every variant (the INT8 variant's
-    confidences follow the full model's closely; the field rows themselves never leave a
-    site whose data may not).
+    counts on the held-out field rows for its full-precision variants. A quantized variant
+    gets none (its confidence is only checked where the cloud has its own counts): an INT8
+    softmax tops out below 0.999, so the full model's counts would be a false alarm for it,
+    and the field rows that would give its own never leave a site whose data may not.
     """
 
     edges: list[list[float]]
