@@ -10,7 +10,6 @@ scenario's eval rows), which `since` must leave out.
 
 from __future__ import annotations
 
-import re
 import struct
 import time
 import warnings
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 from numpy.typing import NDArray
+from tests.wire_search import assert_no_value_crossed
 
 from tierwise.federate import mlp
 from tierwise.federate.field import FieldJob, run_field_federation
@@ -166,104 +166,16 @@ def _held_out(files: dict[str, Path], job: FieldJob) -> tuple[NDArray[np.float32
 def _assert_no_input_value_on_the_wire(
     result: RunResult, site: str, field_file: Path, initial: mlp.Params
 ) -> None:
-    """No input value of the site's rows is in any byte its WAN proxy forwarded.
-
-    The search, for every value v of the site's x (all rows, also those before `since`),
-    except values that are not distinctive — tiny (|v| < 1e-3) or short decimals (4
-    significant digits or fewer, e.g. 0.0, 0.5, 1.25), which any traffic holds by chance:
-    - v as float64 (8 bytes, little-endian) at every byte offset of each direction's
-      stream: a value a site sends as a metric or a double array;
-    - v as decimal text: any number written in the traffic (JSON, a log line) that equals
-      v to 5 significant digits, however many digits it was printed with;
-    - every two neighbouring values of a row as float32 (8 bytes), at every offset: a row,
-      or any run of it, sent as a float32 array (the model's own dtype);
-    - v alone as float32 (4 bytes). Four bytes are too short to be distinctive in this much
-      traffic: it carries thousands of float32 model weights of the same magnitude, so some
-      4-byte patterns match by chance. The check is therefore comparative: the values must
-      not be found more often than their float32 neighbours one ulp up, which no site ever
-      had (a leak of the rows would find ~every value).
-    The same search finds the float32 bytes of the model sent down, and a float64 metric
-    the site sent up, so it does see what crosses (the wire is not compressed or encoded).
-    """
+    """No input value of the site's rows (also those before `since`) is in any byte its WAN
+    proxy forwarded (tests/wire_search.py says how it searches); and the search does see
+    what crosses: the initial model went down, a float64 metric came up."""
     with np.load(field_file) as data:
         x = data["x"].astype(np.float32)
-    values = x.ravel()
-    short = np.array([np.float32(f"{v:.4g}") == v for v in values])
-    distinctive = values[(np.abs(values) >= 1e-3) & ~short]
     streams = read_streams(result.wan_capture(site))
     assert streams, f"nothing crossed {site}'s WAN proxy"
-    wire = list(streams.values())
-    total = sum(len(w) for w in wire)
-
-    f64 = np.unique(distinctive.astype(np.float64).view(np.uint64))
-    assert _found(wire, f64, 8) == 0, f"{site}: an input value as float64 crossed the WAN"
-    assert _found(wire, _row_pairs(x), 8) == 0, f"{site}: float32 row data crossed the WAN"
-    numbers = _decimal_numbers(b"\0".join(wire))
-    as_text = _near_any(distinctive.astype(np.float64), numbers)
-    assert not as_text.any(), f"{site}: {distinctive[as_text][:3]} crossed as text"
-    f32 = np.unique(distinctive.view(np.uint32))
-    ulp_up = np.unique(np.nextafter(distinctive, np.float32(np.inf)).view(np.uint32))
-    chance = _found(wire, np.setdiff1d(ulp_up, f32), 4)
-    hits = _found(wire, f32, 4)
-    print(
-        f"{site}: {total} bytes crossed, {len(numbers)} decimal numbers in text; float32 "
-        f"4-byte matches {hits} (one ulp up: {chance})"
-    )
-    assert hits <= 3 * chance + 10, f"{site}: input values as float32 crossed the WAN"
-
-    # the search sees what crosses: the initial model went down, a float64 metric came up
+    print(assert_no_value_crossed(x, list(streams.values()), site))
     down = b"".join(v for (_, way), v in streams.items() if way == "down")
     up = b"".join(v for (_, way), v in streams.items() if way == "up")
     assert mlp.flatten(initial).tobytes() in down
     loss = result.rounds[-1]["sites"][site]["eval_loss"]
     assert struct.pack("<d", loss) in up
-
-
-def _row_pairs(x: NDArray[np.float32]) -> NDArray[np.uint64]:
-    """x[i, j] and x[i, j + 1] as float32, side by side: the 8 bytes of a row's run."""
-    bits = x.view(np.uint32).astype(np.uint64)
-    return np.unique(bits[:, :-1] | (bits[:, 1:] << np.uint64(32)))
-
-
-def _decimal_numbers(blob: bytes) -> NDArray[np.float64]:
-    """Every number written as decimal text with 5 or more significant digits, sorted.
-
-    A number as JSON, Python or C print it: an optional sign, `0` or digits not starting
-    with 0, a point, digits; not inside a longer run of digits. So "0.45858" in an HTTP
-    header's time "19:52:00.458586" (seconds with a leading zero) is not a number, and
-    "1.1" in "HTTP/1.1" is too short to tell anything.
-    """
-    found = re.findall(rb"(?<![0-9.])-?(?:0|[1-9][0-9]*)\.[0-9]+", blob)
-    digits = [t.lstrip(b"-").replace(b".", b"").lstrip(b"0") for t in found]
-    return np.sort([float(t) for t, d in zip(found, digits, strict=True) if len(d) >= 5])
-
-
-def _near_any(values: NDArray[np.float64], numbers: NDArray[np.float64]) -> NDArray[np.bool_]:
-    """Which values some number equals to 5 significant digits (rounded or cut off)."""
-    unit = 10.0 ** (np.floor(np.log10(np.abs(values))) - 4)  # one in the 5th digit
-    lo = np.searchsorted(numbers, values - unit, side="left")
-    hi = np.searchsorted(numbers, values + unit, side="right")
-    return np.asarray(hi > lo)
-
-
-def _found(streams: list[bytes], patterns: NDArray[Any], width: int) -> int:
-    """How many `width`-byte windows (at any offset) of the streams are in `patterns`."""
-    dtype = np.uint64 if width == 8 else np.uint32
-    found = 0
-    for stream in streams:
-        raw = np.frombuffer(stream, np.uint8)
-        for offset in range(width):
-            usable = (len(raw) - offset) // width * width
-            if usable <= 0:
-                continue
-            windows = raw[offset : offset + usable].view(dtype)
-            found += int(np.isin(windows, patterns).sum())
-    return found
-
-
-def test_the_wire_search_finds_a_number_in_text_but_not_in_a_clock_time() -> None:
-    values = np.array([0.9170446395874023, -0.026937853, 0.4585861], np.float64)
-    text = b'{"x":[0.91704,-0.0269378]} flwr-timestamp: 2026-12-06T19:52:00.458586 HTTP/1.1'
-    assert _near_any(values, _decimal_numbers(text)).tolist() == [True, True, False]
-    row = np.array([[0.25, 0.917044, -0.02693785]], np.float32)
-    assert _found([b"xyz" + row[0, 1:].tobytes()], _row_pairs(row), 8) == 1  # at any offset

@@ -55,6 +55,10 @@ class PackageOps(Protocol):
         """The current package directory, if any."""
         ...
 
+    def previous_version(self, install_dir: Path) -> int | None:
+        """The version of the last-known-good package kept beside the current one, if any."""
+        ...
+
     def check_variant(self, path: Path, variant: str | None) -> None:
         """Before installing: VerificationError if the package lacks `variant`."""
         ...
@@ -242,6 +246,12 @@ class Deployer:
         return model
 
     async def _install(self, spec: FeatureDeployment) -> LocalModel:
+        install_dir = self.packages_dir / spec.package
+        if self.ops.previous_version(install_dir) == spec.version:
+            # The cloud rolled a rollout back: the version asked for is the last-known-good
+            # this agent verified and kept. Going back to it is not a rollback attack (any
+            # older version is still refused as not newer than the installed one).
+            return await asyncio.to_thread(self._back_to_previous, spec)
         archive = await self.link.package(spec.package, spec.version)
         digest = hashlib.sha256(archive).hexdigest()
         if digest != spec.sha256:
@@ -250,6 +260,16 @@ class Deployer:
                 f"the deployment's {spec.sha256[:12]}…"
             )
         return await asyncio.to_thread(self._verify_install_load, spec, archive)
+
+    def _back_to_previous(self, spec: FeatureDeployment) -> LocalModel:
+        install_dir = self.packages_dir / spec.package
+        back = self.ops.rollback(install_dir)
+        if back is None:
+            raise VerificationError(f"{spec.package} v{spec.version}: nothing to go back to")
+        model = self.ops.load(back, spec.variant)
+        self.ops.probe(model)
+        log.warning("%s: back to the last-known-good v%s", spec.package, spec.version)
+        return model
 
     def _verify_install_load(self, spec: FeatureDeployment, archive: bytes) -> LocalModel:
         install_dir = self.packages_dir / spec.package

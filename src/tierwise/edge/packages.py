@@ -64,6 +64,13 @@ class SignedPackages:
 
         return current_package(install_dir)
 
+    def previous_version(self, install_dir: Path) -> int | None:
+        from tierwise.package.install import previous_package
+        from tierwise.package.manifest import read_manifest
+
+        previous = previous_package(install_dir)
+        return None if previous is None else read_manifest(previous).version
+
     def check_variant(self, path: Path, variant: str | None) -> None:
         """Refuse, before installing, a package without the variant the deployment names (its
         manifest is verified by `install` right after, and again by `load`)."""

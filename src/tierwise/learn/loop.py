@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from tierwise.cloud.client import CloudAdmin
-from tierwise.errors import TierwiseError
+from tierwise.errors import TierwiseError, UnprocessableError, VerificationError
 from tierwise.learn.publish import field_reference, publish
 from tierwise.learn.retrain import Retrained
 from tierwise.learn.target import LoopSettings, LoopTarget
@@ -111,7 +111,7 @@ class Learner:
             elif job.state == "settling":
                 self._add_sites(job, verdicts)
                 if self.clock() - job.detected_at >= self.settings.settle_s:
-                    self._run(job)
+                    self._run_when_ready(job)
             elif job.state == "rolling out":
                 self._follow(job)
 
@@ -158,19 +158,44 @@ class Learner:
                 job.versions[v["site"]] = int(v["version"])
                 self._event(job.target.feature, "detected", [v["site"]], "joins the job")
 
-    def _run(self, job: _Job) -> None:
+    def _run_when_ready(self, job: _Job) -> None:
+        """Train once the drifted sites have sent enough since the drift: `min_rows` rows
+        summarized (federated: each site trains on its own rows of that time), or that many
+        raw examples (centralized); give up after `max_wait_s`."""
         target = job.target
-        for site in job.sites:
-            self._handled.add((site, target.feature, job.versions[site]))
         try:
-            self._train_and_roll_out(job)
+            feedback = self._feedback(job, job.detected_at)
+            what = "raw examples" if target.where == "centralized" else "rows"
+            if target.where == "centralized":
+                have = sum(len(f["examples"]) for f in feedback)
+            else:
+                have = sum(int(f["rows"]) for f in feedback)
+            if have < self.settings.min_rows:
+                if self.clock() - job.detected_at < self.settings.max_wait_s:
+                    return
+                raise UnprocessableError(
+                    f"{target.feature}: {have} {what} "
+                    f"from {', '.join(job.sites)} in {self.settings.max_wait_s:g} s since the "
+                    f"drift, {self.settings.min_rows} needed to retrain"
+                )
+        except TierwiseError as exc:
+            self._end(job, "failed", str(exc))
+            self._handle(job)
+            return
+        self._handle(job)
+        try:
+            self._train_and_roll_out(job, feedback)
         except TierwiseError as exc:
             self._end(job, "failed", str(exc))
 
-    def _train_and_roll_out(self, job: _Job) -> None:
+    def _handle(self, job: _Job) -> None:
+        """This drift of these sites is acted on: not again for the same version."""
+        for site in job.sites:
+            self._handled.add((site, job.target.feature, job.versions[site]))
+
+    def _train_and_roll_out(self, job: _Job, feedback: list[dict[str, Any]]) -> None:
         target, s = job.target, self.settings
         since = job.detected_at
-        feedback = [self.admin.field_feedback(site, target.feature, since) for site in job.sites]
         self._event(target.feature, "training", job.sites, f"{target.where} retraining")
         trainer = self.trainers[target.where]
         retrained = trainer(target, job.sites, since, feedback, self.work_dir / target.feature)
@@ -181,7 +206,13 @@ class Learner:
             return
         reference = field_reference(feedback, retrained.confidence)
         published = publish(
-            target, retrained, reference, self.admin, self.work_dir / "packages", self.sign_key
+            target,
+            retrained,
+            reference,
+            self.admin,
+            self.work_dir / "packages",
+            self.sign_key,
+            s.latency_runs,
         )
         self._event(
             target.feature,
@@ -212,12 +243,28 @@ class Learner:
             f"{retrained.before:.1%} accuracy (the deployed model's on the field)",
         )
 
+    def _feedback(self, job: _Job, since: float) -> list[dict[str, Any]]:
+        """The drifted sites' summed feedback since the job began; a site that has sent
+        none since (it joined the job late) is left out of the yardstick, not the training."""
+        found = []
+        for site in job.sites:
+            try:
+                found.append(self.admin.field_feedback(site, job.target.feature, since))
+            except VerificationError as exc:
+                if "(404)" not in str(exc):
+                    raise
+        return found
+
     def _follow(self, job: _Job) -> None:
         assert job.rollout_id is not None
         rollout = self.admin.rollout(job.rollout_id)
         if rollout.state is RolloutState.PROMOTING and not job.promoted:
             job.promoted = True
             self._event(job.target.feature, "promoting", rollout.other_sites, rollout.reason)
+        if rollout.state is RolloutState.DONE and rollout.other_sites and not job.promoted:
+            # promoted and done between two polls: the promotion still happened
+            job.promoted = True
+            self._event(job.target.feature, "promoting", rollout.other_sites, "canary passed")
         if rollout.state in TERMINAL:
             step = "done" if rollout.state is RolloutState.DONE else "rolled_back"
             self._end(job, step, rollout.reason)

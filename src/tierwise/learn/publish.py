@@ -23,6 +23,7 @@ from tierwise.federate.export import to_onnx
 from tierwise.learn.retrain import Retrained
 from tierwise.learn.target import LoopTarget
 from tierwise.package.drift_reference import FieldReference
+from tierwise.package.measure import DEFAULT_RUNS
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ def publish(
     admin: CloudAdmin,
     packages_dir: Path,
     sign_key: Path,
+    latency_runs: int = DEFAULT_RUNS,
     progress: Callable[[str], None] = lambda _: None,
 ) -> Published:
     """Build, sign and upload the retrained model as the next version of the target's package."""
@@ -69,7 +71,11 @@ def publish(
     onnx_path = packages_dir / f"{target.package}-v{version}.onnx"
     onnx_path.write_bytes(to_onnx(retrained.params, list(target.classes)))
     options = BuildOptions(
-        name=target.package, version=version, sign_key=sign_key, field_reference=reference
+        name=target.package,
+        version=version,
+        sign_key=sign_key,
+        latency_runs=latency_runs,
+        field_reference=reference,
     )
     data = load_eval_data(target.eval_data)
     built = build_package(onnx_path, data, out, options, progress)

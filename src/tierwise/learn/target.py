@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tierwise.package.measure import DEFAULT_RUNS
+
 
 @dataclass(frozen=True)
 class LoopTarget:
@@ -18,7 +20,7 @@ class LoopTarget:
 
     feature: str
     package: str
-    classes: list[str]  # the package's output classes, in order
+    classes: list[int | str]  # the package's output classes, in order (as its manifest has)
     raw_may_reach_cloud: bool  # the spec's raw_data_may_reach is the cloud
     model: Path
     eval_data: Path
@@ -38,7 +40,8 @@ class LoopSettings:
     # After the first verdict, how long the drifted sites gather labelled rows before
     # training starts (rows from before the verdict may predate the shift).
     settle_s: float = 20.0
-    min_rows: int = 200  # labelled field rows needed to train at all
+    min_rows: int = 200  # rows summarized (federated) or raw examples (centralized) since
+    max_wait_s: float = 300.0  # the drift, before training; give up after waiting this long
     cooldown_s: float = 60.0  # after a job ends, before the same feature is retrained again
     rounds: int = 5  # federated rounds
     epochs: int = 20  # local epochs (per round when federated)
@@ -48,4 +51,5 @@ class LoopSettings:
     bake_s: float = 10.0  # the canary must serve this long ...
     min_canary_requests: int = 100  # ... and this many requests ...
     min_canary_feedback: int = 50  # ... with this many labelled ones, before promotion
+    latency_runs: int = DEFAULT_RUNS  # timed runs per batch size when a package is measured
     seed: int = 0

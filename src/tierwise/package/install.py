@@ -41,6 +41,11 @@ def current_package(install_dir: str | Path) -> Path | None:
     return link.resolve() if link.is_symlink() else None
 
 
+def previous_package(install_dir: str | Path) -> Path | None:
+    """The last-known-good package directory kept for `rollback`, or None."""
+    return _target(Path(install_dir) / PREVIOUS)
+
+
 def installed_version(install_dir: str | Path) -> int | None:
     """Version of the package in use (read from its manifest), or None."""
     current = current_package(install_dir)

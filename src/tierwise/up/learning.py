@@ -50,7 +50,7 @@ def loop_targets(
         target = LoopTarget(
             feature=run.name,
             package=built.edge_manifest.name,
-            classes=[str(c) for c in built.edge_manifest.output.classes],
+            classes=list(built.edge_manifest.output.classes),
             raw_may_reach_cloud=run.feature.raw_data_may_reach is Reach.CLOUD,
             model=built.files.edge,
             eval_data=built.files.eval,
