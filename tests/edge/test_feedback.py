@@ -139,16 +139,16 @@ def test_the_book_starts_a_window_per_package_version_and_skips_packages_without
     assert book.reports(now=2000.0) == []  # nothing came since
 
 
-def test_a_busy_feature_is_reported_every_500_rows_at_most_every_5_s() -> None:
+def test_a_busy_feature_is_reported_every_1000_rows_at_most_every_5_s() -> None:
     book = FeedbackBook()
-    x = np.repeat(digits()[0][:10], 60, axis=0)
+    x = np.repeat(digits()[0][:10], 120, axis=0)
     p = np.full((len(x), 10), 0.1)
     served = _Served(1, _drift(20))
-    book.count("digits", served, FeedbackPolicy(), x[:499], p[:499], None, None)
+    book.count("digits", served, FeedbackPolicy(), x[:999], p[:999], None, None)
     assert book.reports(now=0.0) == []
-    assert book.reports(now=10.0) == []  # 499 rows
+    assert book.reports(now=10.0) == []  # 999 rows
     book.count("digits", served, FeedbackPolicy(), x[:1], p[:1], None, None)
     assert [r["rows"] for r in book.reports(now=10.0)] == [REPORT_ROWS]
     book.count("digits", served, FeedbackPolicy(), x, p, None, None)
-    assert book.reports(now=14.0) == []  # 600 rows, but 4 s after the last report
-    assert [r["rows"] for r in book.reports(now=15.0)] == [600]
+    assert book.reports(now=14.0) == []  # 1,200 rows, but 4 s after the last report
+    assert [r["rows"] for r in book.reports(now=15.0)] == [1200]

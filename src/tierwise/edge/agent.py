@@ -397,7 +397,15 @@ class EdgeAgent:
                 METRICS_STREAM, FEEDBACK_KIND, report, self.wall_clock.now()
             )
             if seq is not None:  # enqueued (not refused by a full drop-newest outbox)
-                self.upstream.feedback(report["feature"], len(encode_body(report)))
+                examples = report.get("examples")
+                self.upstream.feedback(
+                    report["feature"],
+                    len(encode_body(report)),
+                    # the examples' share: the body's bytes with them, less without them
+                    len(encode_body(report)) - len(encode_body(_without_examples(report)))
+                    if examples
+                    else 0,
+                )
 
     async def save_field_sample(self, final: bool = False) -> None:
         """Write the field sample's changed rings (at most every 5 s; all of them at stop),
@@ -577,3 +585,7 @@ def _check_view(check: EscalationCheck | None) -> dict[str, Any]:
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
+
+
+def _without_examples(report: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in report.items() if k != "examples"}

@@ -37,7 +37,7 @@ PENDING_ROWS = 4_096  # rows kept (on the site) before they are binned in one go
 # QUIET_REPORT_S have passed. So a summary costs the WAN a few bytes per row, whatever the
 # rate: a slow feature is not summarized more often than it has rows to say something about.
 REPORT_EVERY_S = 5.0
-REPORT_ROWS = 500
+REPORT_ROWS = 1_000
 QUIET_REPORT_S = 300.0
 
 

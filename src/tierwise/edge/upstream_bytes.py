@@ -4,7 +4,9 @@ The learning loop's promise (issue 10, acceptance 3) is that a site's feedback c
 far less than shipping the hard inputs themselves: per feature the agent counts
 
 - `feedback_bytes`: the body of every feedback report it put into the outbox, as the outbox
-  stores it (compact JSON: what the uploader batches and gzips), and
+  stores it (compact JSON: what the uploader batches and gzips), without its raw examples,
+  which `example_bytes` counts (where the spec lets raw inputs reach the cloud, they are a
+  centralized retraining's training data: a data path, not the anonymized feedback), and
 - `escalated_input_bytes`: for every row the cloud answered, that row's inputs as compact
   JSON, as the escalation request encodes them — what uploading every escalated raw input
   would cost, before the same gzip. Only rows the cloud answered count (a call that came
@@ -39,8 +41,9 @@ def input_json_bytes(rows: NDArray[Any]) -> int:
 class FeatureBytes:
     """One feature's upstream byte counters since the agent started."""
 
-    feedback_bytes: int = 0
+    feedback_bytes: int = 0  # the summaries: counts only (the anonymized feedback path)
     feedback_reports: int = 0
+    example_bytes: int = 0  # raw examples in them, only where the spec lets raw data out
     escalated_input_bytes: int = 0
     escalated_rows: int = 0
 
@@ -57,10 +60,12 @@ class UpstreamBytes:
             found = self.features[feature] = FeatureBytes()
         return found
 
-    def feedback(self, feature: str, body_bytes: int) -> None:
-        """A feedback report of `body_bytes` went into the outbox."""
+    def feedback(self, feature: str, body_bytes: int, example_bytes: int = 0) -> None:
+        """A feedback report of `body_bytes` went into the outbox, `example_bytes` of them
+        its raw examples (the training data of a centralized retraining, not feedback)."""
         counts = self.of(feature)
-        counts.feedback_bytes += body_bytes
+        counts.feedback_bytes += body_bytes - example_bytes
+        counts.example_bytes += example_bytes
         counts.feedback_reports += 1
 
     def escalated(self, feature: str, rows: NDArray[np.float32]) -> None:
@@ -73,7 +78,11 @@ class UpstreamBytes:
         """Both byte counters per feature, in the Prometheus text format."""
         lines: list[str] = []
         for name, help_text in (
-            ("feedback_bytes", "feedback report bytes put into the outbox (JSON, before gzip)"),
+            ("feedback_bytes", "feedback summary bytes put into the outbox (JSON, before gzip)"),
+            (
+                "example_bytes",
+                "raw example bytes in feedback reports, where allowed (JSON, before gzip)",
+            ),
             (
                 "escalated_input_bytes",
                 "bytes of the inputs of every row the cloud answered (JSON, before gzip)",
