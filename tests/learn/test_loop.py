@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -25,8 +24,8 @@ from tests.wire_search import RawValues, assert_no_value_crossed
 
 from tierwise.federate import mlp
 from tierwise.learn.loop import Learner, Trainer
-from tierwise.learn.retrain import Retrained
-from tierwise.learn.target import LoopSettings, LoopTarget
+from tierwise.learn.retrain import Retrained, RetrainJob
+from tierwise.learn.target import LoopSettings
 from tierwise.learn.trainers import default_trainers
 from tierwise.spec.tiers import Reach
 from tierwise.wan import WanConditions, read_streams
@@ -102,16 +101,10 @@ def test_a_broken_canary_is_rolled_back_and_never_reaches_the_other_site(tmp_pat
         f.drive(300, shifted=False)
         good = default_trainers(SETTINGS, {})["centralized"]
 
-        def broken(
-            target: LoopTarget,
-            sites: list[str],
-            since: float,
-            feedback: list[dict[str, Any]],
-            work_dir: Path,
-        ) -> Retrained:
+        def broken(job: RetrainJob) -> Retrained:
             """Trains and is judged like the real one, then ships other weights: every class
             answered as the next one (a bug between evaluation and packaging)."""
-            judged = good(target, sites, since, feedback, work_dir)
+            judged = good(job)
             w1, b1, w2, b2 = judged.params
             shifted_classes: mlp.Params = [w1, b1, np.roll(w2, 1, axis=1), np.roll(b2, 1)]
             return Retrained(

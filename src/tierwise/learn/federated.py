@@ -10,12 +10,11 @@ proxies keep every byte they forwarded (the wire test reads them).
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from tierwise.errors import TierwiseError
 from tierwise.federate import mlp
-from tierwise.learn.retrain import Retrained
-from tierwise.learn.target import LoopSettings, LoopTarget
+from tierwise.learn.retrain import Retrained, RetrainJob
+from tierwise.learn.target import LoopSettings
 from tierwise.wan.conditions import WanConditions
 
 
@@ -24,23 +23,21 @@ class RetrainingFailedError(TierwiseError):
 
 
 def train_federated(
-    target: LoopTarget,
-    sites: list[str],
-    since: float,
+    job: RetrainJob,
     settings: LoopSettings,
-    work_dir: Path,
     wan: dict[str, WanConditions],
     initial: mlp.Params,
     capture: bool = False,
 ) -> Retrained:
-    """Fine-tune `initial` across `sites` on their field rows since `since`."""
+    """Fine-tune `initial` across the job's sites on their field rows since it began."""
+    target, sites, since, work_dir = job.target, job.sites, job.since, job.work_dir
     from tierwise.federate.field import FieldJob, run_field_federation
     from tierwise.federate.runner import RunOptions
 
     missing = [s for s in sites if s not in target.field_files]
     if missing:
         raise RetrainingFailedError(f"{target.feature}: no field sample known for {missing}")
-    job = FieldJob(
+    field_job = FieldJob(
         name=f"{target.feature}-retrain",
         site_data={s: target.field_files[s] for s in sites},
         initial=initial,
@@ -54,7 +51,7 @@ def train_federated(
     options = RunOptions(
         run_dir=run_dir, wan={s: wan[s] for s in sites if s in wan}, wan_capture=capture
     )
-    result = run_field_federation(job, options)
+    result = run_field_federation(field_job, options)
     first, final = result.initial_evaluation, result.final_evaluation
     if not result.ok or first is None or final is None or final.confidence_counts is None:
         raise RetrainingFailedError(

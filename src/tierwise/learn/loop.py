@@ -22,12 +22,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from tierwise.cloud.client import CloudAdmin
 from tierwise.errors import TierwiseError, UnprocessableError, VerificationError
 from tierwise.learn.publish import field_reference, publish
-from tierwise.learn.retrain import Retrained
+from tierwise.learn.retrain import Retrained, RetrainJob
 from tierwise.learn.target import LoopSettings, LoopTarget
 from tierwise.wire import RolloutRequest, RolloutState, RolloutThresholds
 
@@ -54,17 +54,8 @@ class LoopEvent:
         }
 
 
-class Trainer(Protocol):
-    """Retrains `target` on what `sites` gathered since `since` (wall clock)."""
-
-    def __call__(
-        self,
-        target: LoopTarget,
-        sites: list[str],
-        since: float,
-        feedback: list[dict[str, Any]],
-        work_dir: Path,
-    ) -> Retrained: ...
+# Retrains a job's target: centralized or federated (learn/trainers.py), or a test's own.
+Trainer = Callable[[RetrainJob], Retrained]
 
 
 @dataclass
@@ -198,7 +189,9 @@ class Learner:
         since = job.detected_at
         self._event(target.feature, "training", job.sites, f"{target.where} retraining")
         trainer = self.trainers[target.where]
-        retrained = trainer(target, job.sites, since, feedback, self.work_dir / target.feature)
+        retrained = trainer(
+            RetrainJob(target, job.sites, since, feedback, self.work_dir / target.feature)
+        )
         self._event(target.feature, "trained", job.sites, retrained.describe())
         if retrained.after < retrained.before:
             # not a model to ship: the field rows say it is worse than what runs

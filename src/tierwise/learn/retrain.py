@@ -10,14 +10,27 @@ train on, beside the deployed model on the same rows: `before` and `after` below
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from tierwise.federate import mlp
-from tierwise.learn.target import LoopSettings
+from tierwise.learn.target import LoopSettings, LoopTarget
 from tierwise.rules.drift import confidence_counts
+
+
+@dataclass(frozen=True)
+class RetrainJob:
+    """What a trainer is asked: retrain `target` on what `sites` gathered since `since`
+    (wall clock); `feedback` is their summed feedback since then (cloud/field_feedback.py)."""
+
+    target: LoopTarget
+    sites: list[str]
+    since: float
+    feedback: list[dict[str, Any]]
+    work_dir: Path
 
 
 @dataclass(frozen=True)

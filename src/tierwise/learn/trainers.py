@@ -6,13 +6,10 @@ into the loop's MLP (federate/sklearn_mlp.py).
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 from tierwise.errors import UnprocessableError
 from tierwise.federate import mlp
 from tierwise.learn.loop import Trainer
-from tierwise.learn.retrain import Retrained, example_rows, train_centralized
+from tierwise.learn.retrain import Retrained, RetrainJob, example_rows, train_centralized
 from tierwise.learn.target import LoopSettings, LoopTarget
 from tierwise.wan.conditions import WanConditions
 
@@ -33,33 +30,20 @@ def default_trainers(
     """Centralized on the raw examples sites sent; federated over `wan`-conditioned links
     (`capture`: the WAN proxies keep every byte they forwarded, for the wire test)."""
 
-    def centralized(
-        target: LoopTarget,
-        sites: list[str],
-        since: float,
-        feedback: list[dict[str, Any]],
-        work_dir: Path,
-    ) -> Retrained:
-        initial = initial_params(target)
-        x, y = example_rows(feedback, initial[0].shape[0])
+    def centralized(job: RetrainJob) -> Retrained:
+        initial = initial_params(job.target)
+        x, y = example_rows(job.feedback, initial[0].shape[0])
         if len(y) < settings.min_rows:
             raise UnprocessableError(
-                f"{target.feature}: {len(y)} raw examples from {', '.join(sites)} since the "
-                f"drift, {settings.min_rows} needed to retrain"
+                f"{job.target.feature}: {len(y)} raw examples from {', '.join(job.sites)} "
+                f"since the drift, {settings.min_rows} needed to retrain"
             )
         return train_centralized(initial, x, y, settings)
 
-    def federated(
-        target: LoopTarget,
-        sites: list[str],
-        since: float,
-        feedback: list[dict[str, Any]],
-        work_dir: Path,
-    ) -> Retrained:
+    def federated(job: RetrainJob) -> Retrained:
         from tierwise.learn.federated import train_federated
 
-        return train_federated(
-            target, sites, since, settings, work_dir, wan, initial_params(target), capture
-        )
+        initial = initial_params(job.target)
+        return train_federated(job, settings, wan, initial, capture)
 
     return {"centralized": centralized, "federated": federated}
