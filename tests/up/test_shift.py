@@ -68,3 +68,36 @@ def test_the_section_splits_the_timeline_at_the_shift_and_counts_other_alarms() 
     assert section["before"]["escalated"] == 0.1
     assert section["detected_after_s"] == 2.5
     assert section["false_alarms"] == ["s/stop"]
+
+
+def test_with_the_loop_the_section_has_a_third_phase_from_when_the_new_version_serves() -> None:
+    def line(t: float, correct: int, versions: dict[str, int]) -> dict[str, object]:
+        w = {"answered": 10, "correct": correct, "labelled": 10, "versions": versions}
+        return {"t": t, "features": {"stop": w}}
+
+    timeline = [
+        line(1, 9, {"1": 10}),
+        line(2, 9, {"1": 10}),
+        line(3, 5, {"1": 10}),
+        line(4, 7, {"1": 6, "2": 4}),  # the canary installs v2 during this second
+        line(5, 8, {"2": 10}),
+        line(6, 10, {"2": 10}),
+    ]
+    devices = {"run_started_wall": 1000.0, "timeline": timeline}
+    verdict = {"site": "n", "feature": "stop", "drifted": False, "since": 1005.5}
+    sites = {"n": SiteResult(devices, drift=[verdict])}
+    events = [
+        {"at": 1002.5, "feature": "stop", "step": "detected", "sites": ["n"], "detail": ""},
+        {"at": 1003.9, "feature": "stop", "step": "canary", "sites": ["n"], "detail": ""},
+        {"at": 1002.0, "feature": "other", "step": "detected", "sites": ["n"], "detail": ""},
+    ]
+    section = shift_section(Shift("n", "stop", 2.0, gain=2).as_dict(), sites, {"events": events})
+    assert section["before"]["accuracy"] == 0.9
+    assert section["after"]["accuracy"] == 0.6  # seconds 3 and 4, before v2 answered most
+    assert section["retrained"]["accuracy"] == 0.9  # seconds 5 and 6
+    assert section["recovered_after_s"] == 3.0
+    assert section["detected_after_s"] == 0.5  # from the loop's event (the verdict cleared)
+    assert [(e["step"], e["after_shift_s"]) for e in section["loop"]] == [
+        ("detected", 0.5),
+        ("canary", 1.9),
+    ]
