@@ -32,8 +32,10 @@ bytes below 5% of the escalated raw inputs'.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +52,7 @@ from tierwise.up.wan_schedule import parse_wan  # noqa: E402
 
 SPEC = ROOT / "examples" / "factory.yaml"
 SITE, FEATURE = "plant-north", "safety-stop"
-SUMMARY_EVERY_S = 5.0
+STEP_S = 1.0  # the replay's time step: the agents' metrics snapshot interval
 HOUR = 3600.0
 
 
@@ -97,7 +99,7 @@ def quiet(minutes: float, rate: float, seed: int) -> tuple[int, int, int]:
     from tierwise.cloud.app import create_app
     from tierwise.cloud.auth import issue_token
     from tierwise.cloud.settings import Settings, hash_token
-    from tierwise.edge.feedback import SUMMARIES_ONLY, FeedbackWindow
+    from tierwise.edge.feedback import SUMMARIES_ONLY, FeedbackBook
     from tierwise.package.archive import pack_archive
     from tierwise.package.runtime import load_verified
     from tierwise.rules.clock import VirtualClock
@@ -134,36 +136,39 @@ def quiet(minutes: float, rate: float, seed: int) -> tuple[int, int, int]:
                 for s in sites
             }
             rng = np.random.default_rng(seed)
-            windows = {
-                s: FeedbackWindow(
-                    FEATURE, manifest.name, manifest.version, model.variant, manifest.drift
-                )
-                for s in sites
-            }
+            books = {s: FeedbackBook() for s in sites}  # each plant's agent's, as it reports
+            served = _Served(manifest.name, manifest.version, model.variant.name, manifest.drift)
             alarms = verdicts = summaries = 0
             drifted = dict.fromkeys(sites, False)
-            per_window = max(1, round(rate * SUMMARY_EVERY_S))
-            for step in range(int(minutes * 60 / SUMMARY_EVERY_S)):
-                clock.advance(SUMMARY_EVERY_S)
-                for seq_site in sites:
-                    rows = rng.integers(0, len(x), per_window)
-                    window = windows[seq_site]
-                    window.add(x[rows], probabilities[rows], None, None, None)
-                    body = window.take(SUMMARIES_ONLY)
-                    event = {
-                        "stream": "metrics",
-                        "seq": step + 1,
-                        "ts": clock.now(),
-                        "kind": "feedback.summary",
-                        "body": body,
-                    }
+            per_step = max(1, round(rate * STEP_S))
+            seqs = dict.fromkeys(sites, 0)
+            for _ in range(int(minutes * 60 / STEP_S)):
+                clock.advance(STEP_S)
+                for site in sites:
+                    rows = rng.integers(0, len(x), per_step)
+                    book = books[site]
+                    book.count(
+                        FEATURE, served, SUMMARIES_ONLY, x[rows], probabilities[rows], None, None
+                    )
+                    events = []
+                    for body in book.reports(clock.now()):
+                        seqs[site] += 1
+                        events.append(
+                            {
+                                "stream": "metrics",
+                                "seq": seqs[site],
+                                "ts": clock.now(),
+                                "kind": "feedback.summary",
+                                "body": body,
+                            }
+                        )
+                    if not events:
+                        continue
                     posted = client.post(
-                        f"/v1/sites/{seq_site}/telemetry",
-                        json={"events": [event]},
-                        headers=tokens[seq_site],
+                        f"/v1/sites/{site}/telemetry", json={"events": events}, headers=tokens[site]
                     )
                     assert posted.status_code == 200, posted.text
-                    summaries += 1
+                    summaries += len(events)
                 views = client.get("/v1/drift", headers=headers).json()
                 verdicts += len(views)
                 for view in views:
@@ -171,6 +176,16 @@ def quiet(minutes: float, rate: float, seed: int) -> tuple[int, int, int]:
                         alarms += 1
                     drifted[view["site"]] = view["drifted"]
     return alarms, verdicts, summaries
+
+
+@dataclass(frozen=True)
+class _Served:
+    """The deployed package as the agent's feedback book reads it (edge/feedback.py)."""
+
+    name: str
+    version: int
+    variant: str
+    drift_reference: Any
 
 
 def _pct(value: float | None) -> str:
@@ -183,6 +198,7 @@ def main() -> None:
     parser.add_argument("--at", type=float, default=40.0, help="shift time, s into the run")
     parser.add_argument("--gain", type=float, default=1.3)
     parser.add_argument("--quiet-minutes", type=float, default=30.0)
+    parser.add_argument("--out", type=Path, help="also write both runs' run.json here")
     args = parser.parse_args()
     console = Console()
     shift = f"{SITE}:{FEATURE}@{args.at:g}s,gain={args.gain:g}"
@@ -191,6 +207,10 @@ def main() -> None:
         plain = run(args.duration, shift, False, Path(tmp) / "no-loop", console)
         console.rule("2/3 the shift, with the loop")
         looped = run(args.duration, shift, True, Path(tmp) / "loop", console)
+        if args.out is not None:
+            args.out.mkdir(parents=True, exist_ok=True)
+            for name, report in (("no-loop", plain), ("loop", looped)):
+                (args.out / f"{name}.json").write_text(json.dumps(report, indent=1), "utf-8")
     rate = looped["shift"]["before"]["answered"] / max(args.at, 1.0)
     console.rule(f"3/3 {args.quiet_minutes:g} minutes without a shift, {rate:.0f} rows/s a plant")
     alarms, verdicts, summaries = quiet(args.quiet_minutes, rate, seed=1)
