@@ -73,23 +73,40 @@ def run(
 
 
 def feedback_bytes(report: dict[str, Any]) -> list[tuple[str, str, float, float, float]]:
-    """(site, feature, feedback B/h, escalated raw input B/h, every raw input B/h) from the
-    agents' own counters (edge/upstream_bytes.py) over the time they counted."""
+    """(site, feature, summary B/h, raw example B/h, escalated raw input B/h) per feature, from
+    each agent's own counters (edge/upstream_bytes.py) over the time it counted them."""
     rows = []
     for site, result in sorted(report["sites"].items()):
         learning = result.get("learning") or {}
-        hours = max(learning.get("seconds", 0.0), 1.0) / HOUR
+        if "at" not in learning:
+            continue
+        hours = max(learning["at"] - learning["since"], 1.0) / HOUR
         for feature, c in sorted((learning.get("features") or {}).items()):
             rows.append(
                 (
                     site,
                     feature,
                     c["feedback_bytes"] / hours,
+                    c.get("example_bytes", 0) / hours,
                     c["escalated_input_bytes"] / hours,
-                    c.get("input_bytes", 0) / hours,
                 )
             )
     return rows
+
+
+def print_bytes(report: dict[str, Any]) -> bool:
+    """The per-site, per-hour table; whether every feature that escalates spends less than
+    5% of its escalated raw inputs' bytes on summaries."""
+    print(
+        f"{'site':<13}{'feature':<24}{'summaries B/h':>15}{'raw examples B/h':>18}"
+        f"{'escalated raw B/h':>19}{'summaries/escalated':>21}"
+    )
+    met = True
+    for site, feature, sent, examples, raw in feedback_bytes(report):
+        ratio = f"{sent / raw:.1%}" if raw else "no escalation"
+        met &= not raw or sent < 0.05 * raw
+        print(f"{site:<13}{feature:<24}{sent:>15,.0f}{examples:>18,.0f}{raw:>19,.0f}{ratio:>21}")
+    return met
 
 
 def quiet(minutes: float, rate: float, seed: int) -> tuple[int, int, int]:
@@ -245,10 +262,7 @@ def main() -> None:
         f"{verdicts} verdicts read, false drift alarms: {alarms}"
     )
     print()
-    print(f"{'site':<14}{'feedback B/h':>14}{'escalated raw B/h':>20}{'ratio':>9}")
-    for site, sent, raw in feedback_bytes(looped, args.duration):
-        ratio = f"{sent / raw:.1%}" if raw else "-"
-        print(f"{site:<14}{sent:>14,.0f}{raw:>20,.0f}{ratio:>9}")
+    bytes_met = print_bytes(looped)
     print()
     before, after = b["before"]["accuracy"], retrained.get("accuracy")
     goals = [
@@ -261,6 +275,7 @@ def main() -> None:
             b["detected_after_s"] is not None and b["detected_after_s"] <= 120,
         ),
         (f"no false drift alarm over {args.quiet_minutes:g} quiet minutes", alarms == 0),
+        ("summaries < 5% of the escalated raw inputs, per escalating feature", bytes_met),
     ]
     for goal, met in goals:
         print(f"{'PASS' if met else 'FAIL'}  {goal}")

@@ -521,6 +521,7 @@ class EdgeAgent:
         features = sorted(set(self.upstream.features) | set(rows))
         return {
             "since": self.started_at,
+            "at": self.wall_clock.now(),  # the counters' end: a rate is theirs over at - since
             "field_rows_max": self.field.capacity,
             "features": {
                 name: asdict(self.upstream.features.get(name) or FeatureBytes())
