@@ -11,6 +11,7 @@ import numpy as np
 from tests.edge.support import _drift, digits
 
 from tierwise.edge.feedback import (
+    EARLY_ROWS,
     QUIET_REPORT_S,
     REPORT_ROWS,
     FeedbackBook,
@@ -139,16 +140,29 @@ def test_the_book_starts_a_window_per_package_version_and_skips_packages_without
     assert book.reports(now=2000.0) == []  # nothing came since
 
 
-def test_a_busy_feature_is_reported_every_1000_rows_at_most_every_5_s() -> None:
+def test_a_steady_feature_is_reported_every_10000_rows_at_most_every_5_s() -> None:
     book = FeedbackBook()
-    x = np.repeat(digits()[0][:10], 120, axis=0)
-    p = np.full((len(x), 10), 0.1)
-    served = _Served(1, _drift(20))
-    book.count("digits", served, FeedbackPolicy(), x[:999], p[:999], None, None)
+    x, _ = digits()
+    p = np.full((len(x), 10), 0.1)  # not the model's: its confidence is not compared (int8)
+    served = _Served(1, _drift(20), variant="int8")
+    reports = []
+    for step in range(40):  # 250 unseen digits a second: the package's own distribution
+        rows = np.arange(step * 250, step * 250 + 250) % len(x)
+        book.count("digits", served, FeedbackPolicy(), x[rows], p[rows], None, None)
+        reports += [(step, r["rows"]) for r in book.reports(now=float(step))]
+    assert reports == [(39, REPORT_ROWS)]  # no early report: the stream did not move
+
+
+def test_a_shifted_stream_is_reported_early_within_early_rows() -> None:
+    book = FeedbackBook()
+    x, _ = digits()
+    x = np.concatenate([x, x])
+    p = np.full((len(x), 10), 0.1)  # not the model's: its confidence is not compared (int8)
+    served = _Served(1, _drift(20), variant="int8")
+    book.count("digits", served, FeedbackPolicy(), x[:3000], p[:3000], None, None)
     assert book.reports(now=0.0) == []
-    assert book.reports(now=10.0) == []  # 999 rows
-    book.count("digits", served, FeedbackPolicy(), x[:1], p[:1], None, None)
-    assert [r["rows"] for r in book.reports(now=10.0)] == [REPORT_ROWS]
-    book.count("digits", served, FeedbackPolicy(), x, p, None, None)
-    assert book.reports(now=14.0) == []  # 1,200 rows, but 4 s after the last report
-    assert [r["rows"] for r in book.reports(now=15.0)] == [1200]
+    assert book.reports(now=5.0) == []  # looked at the 3,000 rows: they did not move
+    shifted = x[:EARLY_ROWS] * 1.5
+    book.count("digits", served, FeedbackPolicy(), shifted, p[:EARLY_ROWS], None, None)
+    (report,) = book.reports(now=6.0)  # the newest 1,000 rows moved: the whole window goes
+    assert report["rows"] == 3000 + EARLY_ROWS

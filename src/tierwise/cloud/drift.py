@@ -31,7 +31,7 @@ from tierwise.cloud.context import CloudContext, get_context
 from tierwise.cloud.db import Database, drift_status, packages, telemetry
 from tierwise.cloud.params import SitePath
 from tierwise.package.manifest import DriftReference
-from tierwise.rules.drift import ColumnShift, column_shift
+from tierwise.rules.drift import ColumnShift, shifts_of_counts
 from tierwise.wire import FEEDBACK_KIND, TelemetryEvent
 
 log = logging.getLogger(__name__)
@@ -82,16 +82,11 @@ def judge(reference: DriftReference, summaries: Sequence[dict[str, Any]]) -> Ver
     """Test the summed counts of `summaries` (one feature, one package variant) against the
     package's reference: every input column, then the confidence."""
     rows = sum(int(s["rows"]) for s in summaries)
-    shifts = []
-    for j, ref in enumerate(reference.counts):
-        observed = np.sum([s["inputs"][j] for s in summaries], axis=0)
-        shifts.append(column_shift(f"x{j}", np.asarray(ref), observed))
-    variant = summaries[0]["variant"]
-    expected = reference.confidence.get(variant)
-    if expected is not None:
-        observed = np.sum([s["confidence"] for s in summaries], axis=0)
-        shifts.append(column_shift("confidence", np.asarray(expected), observed))
-    return Verdict(shifts, rows)
+    inputs = [
+        np.sum([s["inputs"][j] for s in summaries], axis=0) for j in range(len(reference.counts))
+    ]
+    confidence = np.sum([s["confidence"] for s in summaries], axis=0)
+    return Verdict(shifts_of_counts(reference, inputs, confidence, summaries[0]["variant"]), rows)
 
 
 def observe(ctx: CloudContext, site: str, events: Sequence[TelemetryEvent]) -> None:

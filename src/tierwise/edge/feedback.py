@@ -27,18 +27,26 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tierwise.package.manifest import DriftReference
-from tierwise.rules.drift import CONFIDENCE_EDGES, bin_counts, confidence_counts, padded_edges
+from tierwise.rules.drift import (
+    CONFIDENCE_EDGES,
+    bin_counts,
+    confidence_counts,
+    padded_edges,
+    shifts_of_counts,
+)
 
 MAX_EXAMPLES = 32  # rows per report, where raw inputs may reach the cloud
 PENDING_ROWS = 4_096  # rows kept (on the site) before they are binned in one go
-# When a feature's window is reported: once it holds REPORT_ROWS rows, at most every
-# REPORT_EVERY_S (a dashboard wants metrics every second, but a 137-column summary is ~4 KB
-# and drift needs rows more than many small windows); a quiet feature's window once
-# QUIET_REPORT_S have passed. So a summary costs the WAN a few bytes per row, whatever the
-# rate: a slow feature is not summarized more often than it has rows to say something about.
+# When a feature's window is reported. In steady state once it holds REPORT_ROWS rows (at
+# most every REPORT_EVERY_S), or QUIET_REPORT_S after the last report if it has any: a
+# 137-column summary is ~5 KB, so this costs the WAN half a byte a row. But the site looks
+# first: every EARLY_ROWS rows it tests the newest ones against the package's yardstick with
+# the cloud's own test (rules/drift.py), and when they moved it reports at once — the cloud
+# then judges a shift within about EARLY_ROWS rows of it instead of REPORT_ROWS.
 REPORT_EVERY_S = 5.0
-REPORT_ROWS = 1_000
-QUIET_REPORT_S = 300.0
+REPORT_ROWS = 10_000
+EARLY_ROWS = 1_000
+QUIET_REPORT_S = 1_800.0
 
 
 @dataclass(frozen=True)
@@ -114,6 +122,10 @@ class FeedbackWindow:
         self._pending: list[NDArray[Any]] = []
         self._pending_top: list[NDArray[Any]] = []
         self._pending_rows = 0
+        # the counts when the newest rows were last looked at (`recent_shift`)
+        self._looked_inputs = np.zeros_like(self._input_counts)
+        self._looked_confidence = np.zeros_like(self._confidence_counts)
+        self._looked_rows = 0
 
     @property
     def input_counts(self) -> NDArray[np.int64]:
@@ -180,6 +192,23 @@ class FeedbackWindow:
         if slot < self.max_examples:
             self.examples[slot] = ([float(v) for v in row], label, truth)
 
+    def recent_shift(self, min_rows: int) -> bool | None:
+        """Whether the rows since the last look moved away from the package's yardstick (the
+        cloud's test: any column past its threshold); None while they are fewer than
+        `min_rows`. Each look starts the next one's rows."""
+        if self.rows - self._looked_rows < min_rows:
+            return None
+        inputs, confidence = self.input_counts, self.confidence_counts
+        shifts = shifts_of_counts(
+            self.reference,
+            inputs - self._looked_inputs,
+            confidence - self._looked_confidence,
+            self.variant,
+        )
+        self._looked_inputs, self._looked_confidence = inputs.copy(), confidence.copy()
+        self._looked_rows = self.rows
+        return any(shift.alarm for shift in shifts)
+
     def take(self, policy: FeedbackPolicy) -> dict[str, Any] | None:
         """The report of the counts so far (None when nothing came), and a fresh window."""
         if self.rows == 0:
@@ -190,6 +219,9 @@ class FeedbackWindow:
         self.examples = []
         self._input_counts[:] = 0
         self._confidence_counts[:] = 0
+        self._looked_inputs[:] = 0
+        self._looked_confidence[:] = 0
+        self._looked_rows = 0
         return body
 
 
@@ -218,9 +250,11 @@ class FeedbackBook:
         every_s: float = REPORT_EVERY_S,
         rows: int = REPORT_ROWS,
         quiet_s: float = QUIET_REPORT_S,
+        early_rows: int = EARLY_ROWS,
     ) -> None:
         self.windows: dict[str, tuple[FeedbackWindow, FeedbackPolicy]] = {}
         self.every_s, self.rows, self.quiet_s = every_s, rows, quiet_s
+        self.early_rows = early_rows
         self._last_report: dict[str, float] = {}  # feature -> when its window was reported
 
     def count(
@@ -279,8 +313,10 @@ class FeedbackBook:
         bodies = []
         for feature, (window, policy) in self.windows.items():
             since = now - self._last_report.setdefault(feature, now)
-            due = (window.rows >= self.rows and since >= self.every_s) or since >= self.quiet_s
-            if not (due or final):
+            due = final or since >= self.quiet_s
+            if not due and since >= self.every_s:
+                due = window.rows >= self.rows or bool(window.recent_shift(self.early_rows))
+            if not due:
                 continue
             body = window.take(policy)
             if body is not None:

@@ -25,11 +25,15 @@ numpy only: the edge agent imports it.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+if TYPE_CHECKING:  # the manifest's model is only read here; the package imports this
+    from tierwise.package.manifest import DriftReference
 
 PSI_ALARM = 0.25  # Siddiqi's "significant shift"
 FALSE_ALARM_P = 1e-6  # per column and window: chance alone crosses the floor this rarely
@@ -117,3 +121,19 @@ def column_shift(
     used = bins if bins is not None else len(ref)
     floor = chance_floor(used, int(obs.sum()), int(ref.sum()))
     return ColumnShift(column, psi(ref[:used], obs[:used]), max(PSI_ALARM, floor))
+
+
+def shifts_of_counts(
+    reference: DriftReference, inputs: Sequence[Any] | NDArray[Any], confidence: Any, variant: str
+) -> list[ColumnShift]:
+    """Every input column's observed counts (per column, in the reference's bins; padding
+    beyond them is ignored), then the confidence's when the reference has the variant's,
+    tested against the reference: the cloud's verdict and the edge's own early look."""
+    shifts = []
+    for j, ref in enumerate(reference.counts):
+        observed = np.asarray(inputs[j])[: len(ref)]
+        shifts.append(column_shift(f"x{j}", np.asarray(ref), observed))
+    expected = reference.confidence.get(variant)
+    if expected is not None:
+        shifts.append(column_shift("confidence", np.asarray(expected), np.asarray(confidence)))
+    return shifts
