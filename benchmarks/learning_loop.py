@@ -95,17 +95,25 @@ def feedback_bytes(report: dict[str, Any]) -> list[tuple[str, str, float, float,
 
 
 def print_bytes(report: dict[str, Any]) -> bool:
-    """The per-site, per-hour table; whether every feature that escalates spends less than
-    5% of its escalated raw inputs' bytes on summaries."""
-    print(
-        f"{'site':<13}{'feature':<24}{'summaries B/h':>15}{'raw examples B/h':>18}"
-        f"{'escalated raw B/h':>19}{'summaries/escalated':>21}"
-    )
-    met = True
+    """The per-feature and per-site table, per hour; whether at every site whose features
+    escalate, all its summaries cost less than 5% of uploading every escalated raw input."""
+    header = ("site", "feature", "summaries B/h", "raw examples B/h", "escalated raw B/h")
+    print(f"{header[0]:<13}{header[1]:<24}{header[2]:>15}{header[3]:>18}{header[4]:>19}")
+    totals: dict[str, list[float]] = {}
     for site, feature, sent, examples, raw in feedback_bytes(report):
-        ratio = f"{sent / raw:.1%}" if raw else "no escalation"
+        print(f"{site:<13}{feature:<24}{sent:>15,.0f}{examples:>18,.0f}{raw:>19,.0f}")
+        total = totals.setdefault(site, [0.0, 0.0])
+        total[0] += sent
+        total[1] += raw
+    met = True
+    for site, (sent, raw) in sorted(totals.items()):
+        share = f"{sent / raw:.2%}" if raw else "nothing escalated"
         met &= not raw or sent < 0.05 * raw
-        print(f"{site:<13}{feature:<24}{sent:>15,.0f}{examples:>18,.0f}{raw:>19,.0f}{ratio:>21}")
+        print(f"{site:<13}{'all features':<24}{sent:>15,.0f}{'':>18}{raw:>19,.0f}   {share}")
+    print(
+        "(summaries are due every 10,000 rows, 30 minutes, or at once on a moved stream: a "
+        "slow feature's first may come after a short run, so its summaries/h read 0 here)"
+    )
     return met
 
 
@@ -275,7 +283,7 @@ def main() -> None:
             b["detected_after_s"] is not None and b["detected_after_s"] <= 120,
         ),
         (f"no false drift alarm over {args.quiet_minutes:g} quiet minutes", alarms == 0),
-        ("summaries < 5% of the escalated raw inputs, per escalating feature", bytes_met),
+        ("summaries < 5% of the escalated raw inputs' bytes at every site", bytes_met),
     ]
     for goal, met in goals:
         print(f"{'PASS' if met else 'FAIL'}  {goal}")
