@@ -17,7 +17,9 @@ better round of each is kept):
   the broker and the devices (this process), and what the agent's CPU per answer would
   allow on a core of its own: devices, broker and agent share this machine's cores, and
   with whatever else runs: the cores other processes kept busy meanwhile are shown (from
-  /proc/stat), for each throughput run and over the whole benchmark.
+  /proc/stat), for each throughput run and over the whole benchmark, and so is how fast
+  the machine ran a fixed pure-Python loop before and after (a shared virtual machine's
+  speed varies with its neighbours, unseen from inside).
 
 Goal (issue 12): MQTT p50 within 1.5x of HTTP's, and >= 5,000 answers/s through one agent.
 Results and what they come from: docs/edge.md, "MQTT vs HTTP".
@@ -158,6 +160,7 @@ def main() -> None:
         bodies = [json.dumps({"inputs": [row.tolist()]}).encode() for row in rows]
         latency: dict[str, tuple[float, float]] = {}
         throughput: dict[str, tuple[float, ...]] = {}
+        speed = [_python_speed_ms()]
         try:
             start = _cpu(agent.proc.pid, broker.pid)
             for _round in range(2):
@@ -174,11 +177,12 @@ def main() -> None:
                 p50, p99 = percentiles(times)
                 _keep_fastest(throughput, "MQTT", (len(times) / wall, p50, p99, *cpu))
             others = _cpu_per_answer(start, _cpu(agent.proc.pid, broker.pid), 1)[3]
+            speed.append(_python_speed_ms())
         finally:
             agent.terminate()
             broker.terminate()
             broker.wait(10)
-    _print(args, latency, throughput, others)
+    _print(args, latency, throughput, others, speed)
 
 
 def _cpu(agent: int, broker: int) -> tuple[float, ...]:
@@ -191,6 +195,20 @@ def _cpu(agent: int, broker: int) -> tuple[float, ...]:
         _machine_busy_seconds(),
         time.perf_counter(),
     )
+
+
+def _python_speed_ms() -> float:
+    """CPU ms of a fixed pure-Python loop (the best of 3): how fast this machine runs Python
+    right now. On a shared virtual machine it varies with what runs beside it, unseen from
+    inside (CPU ms per answer move with it), so each run states it."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.process_time()
+        total = 0
+        for i in range(1_000_000):
+            total += i
+        best = min(best, time.process_time() - started)
+    return 1000 * best
 
 
 def _machine_busy_seconds() -> float:
@@ -231,6 +249,7 @@ def _print(
     latency: dict[str, tuple[float, float]],
     throughput: dict[str, tuple[float, ...]],
     others: float,
+    speed: list[float],
 ) -> None:
     with open("/proc/loadavg") as f:
         load = f.read().split()[0]
@@ -238,7 +257,9 @@ def _print(
         f"\nMQTT vs HTTP on {os.cpu_count()} cores, one agent, {args.requests} single-row "
         f"requests per run, the better of 2 alternating rounds; load average at the end {load};"
         f"\nother processes kept {others:.2f} of the {os.cpu_count()} cores busy meanwhile"
-        " (the agent, the broker and the devices share the cores with them)"
+        " (the agent, the broker and the devices share the cores with them);"
+        f"\na fixed pure-Python loop took {speed[0]:.0f} ms of CPU before, {speed[1]:.0f} ms after"
+        " (how fast this machine ran Python: CPU ms per answer scale with it)"
     )
     print(f"\none at a time, device to answer   {'p50 ms':>8} {'p99 ms':>8}")
     for name, (p50, p99) in latency.items():
