@@ -34,7 +34,8 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from pydantic import ValidationError
 
 from tierwise.edge.agent import EdgeAgent
-from tierwise.edge.mqtt_loop import LoopDriver, new_client, properties, publish_properties
+from tierwise.edge.mqtt_loop import LoopDriver, new_client, properties
+from tierwise.edge.mqtt_properties import publish_properties
 from tierwise.edge.mqtt_wire import (
     EXPIRED,
     MALFORMED,

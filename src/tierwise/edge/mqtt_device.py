@@ -20,7 +20,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from tierwise.edge.mqtt_loop import LoopDriver, new_client, publish_properties
+from tierwise.edge.mqtt_loop import LoopDriver, new_client
+from tierwise.edge.mqtt_properties import publish_properties
 from tierwise.edge.mqtt_wire import (
     DEFAULT_TOPIC_PREFIX,
     BrokerAddress,

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import logging
 import random
 import socket
@@ -31,9 +30,9 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from tierwise.edge.mqtt_properties import QuickProperties, install_quick_properties
 from tierwise.edge.mqtt_wire import BrokerAddress, MqttCredentials
 
 log = logging.getLogger(__name__)
@@ -110,6 +109,7 @@ def new_client(
     (the broker's Receive Maximum is the limit that counts). `persistent`: for 3.1.1, keep
     the session (v5 says so when connecting: `LoopDriver(clean_start=False)`)."""
     protocol = MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311
+    install_quick_properties()  # paho reads received properties 2-3x faster (its own code)
     client = CorkedClient(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
@@ -128,26 +128,8 @@ def new_client(
 
 
 def properties(packet_type: int) -> Properties:
-    """Empty MQTT v5 properties for a packet type (paho's constructor is untyped)."""
-    return Properties(packet_type)  # type: ignore[no-untyped-call]
-
-
-_PUBLISH = properties(PacketTypes.PUBLISH)
-
-
-def publish_properties(correlation: bytes | None, response_topic: str | None = None) -> Properties:
-    """PUBLISH properties with Correlation Data and a Response Topic, made per message.
-
-    A copy of an empty template with the two values set directly: paho's constructor and
-    checked setters took 16-20 us a message (the checks walk every property name), the
-    copy 2 us. Both values are of the type the property takes (binary data, a string).
-    """
-    props = copy.copy(_PUBLISH)
-    if correlation is not None:
-        object.__setattr__(props, "CorrelationData", correlation)
-    if response_topic is not None:
-        object.__setattr__(props, "ResponseTopic", response_topic)
-    return props
+    """Empty MQTT v5 properties for a packet type (see mqtt_properties.py)."""
+    return QuickProperties(packet_type)
 
 
 class LoopDriver:
