@@ -101,3 +101,23 @@ def test_with_the_loop_the_section_has_a_third_phase_from_when_the_new_version_s
         ("detected", 0.5),
         ("canary", 1.9),
     ]
+
+
+def test_a_verdict_the_loop_cleared_is_said_so() -> None:
+    from rich.console import Console
+
+    from tierwise.up.shift_report import render_shift
+
+    verdict = {"drifted": False, "version": 2, "column": "x3", "psi": 0.01, "threshold": 0.25}
+    section = {
+        **Shift("n", "stop", 2.0, gain=2).as_dict(),
+        "before": {"accuracy": 0.9, "escalated": 0.0, "answered": 10},
+        "after": {"accuracy": 0.6, "escalated": 0.0, "answered": 10},
+        "drift": verdict,
+        "detected_after_s": 0.5,
+        "false_alarms": [],
+    }
+    console = Console(record=True, width=200)
+    render_shift(section, console)
+    text = console.export_text()
+    assert "0.5s after the shift; cleared by the end (v2: worst x3 PSI 0.01 <= 0.25)" in text

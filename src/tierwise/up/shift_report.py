@@ -115,7 +115,14 @@ def render_shift(section: dict[str, Any], console: Console) -> None:
         cells = [show(b[key]), show(a[key])] + ([show(r[key])] if r is not None else [])
         table.add_row(label, *cells)
     verdict = section["drift"]
-    if section["detected_after_s"] is not None:
+    if section["detected_after_s"] is not None and verdict is not None and not verdict["drifted"]:
+        # found by the loop, then cleared: the retrained version's yardstick fits the stream
+        seen = (
+            f"{section['detected_after_s']:.1f}s after the shift; cleared by the end (v"
+            f"{verdict['version']}: worst {verdict['column']} PSI {verdict['psi']:.2f} <= "
+            f"{verdict['threshold']:.2f})"
+        )
+    elif section["detected_after_s"] is not None:
         seen = (
             f"{section['detected_after_s']:.1f}s after the shift: {verdict['column']} PSI "
             f"{verdict['psi']:.2f} > {verdict['threshold']:.2f}, {verdict['columns_over']} columns"
