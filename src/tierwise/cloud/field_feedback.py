@@ -15,7 +15,7 @@ and a centralized retraining learns from the examples.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
 import sqlalchemy as sa
@@ -110,16 +110,8 @@ def field_feedback(db: Database, site: str, feature: str, since: float) -> Field
         inputs=[[int(c) for c in inputs[j, :n]] for j, n in enumerate(used)],
         confidence=[int(c) for c in np.sum([b["confidence"] for b in mine], axis=0)],
         raw=any(b.get("raw") for b in mine),
-        examples=[FieldExample(**_example(e)) for b in mine for e in b.get("examples") or []],
+        examples=[FieldExample.model_validate(e) for b in mine for e in b.get("examples") or []],
     )
-
-
-def _example(example: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "inputs": example["inputs"],
-        "label": example.get("label"),
-        "cloud_label": example.get("cloud_label"),
-    }
 
 
 @router.get(

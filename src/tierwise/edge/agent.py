@@ -397,15 +397,12 @@ class EdgeAgent:
                 METRICS_STREAM, FEEDBACK_KIND, report, self.wall_clock.now()
             )
             if seq is not None:  # enqueued (not refused by a full drop-newest outbox)
-                examples = report.get("examples")
-                self.upstream.feedback(
-                    report["feature"],
-                    len(encode_body(report)),
-                    # the examples' share: the body's bytes with them, less without them
-                    len(encode_body(report)) - len(encode_body(_without_examples(report)))
-                    if examples
-                    else 0,
+                whole = len(encode_body(report))
+                # the examples' share: the body's bytes with them, less without them
+                summary = (
+                    len(encode_body(_without_examples(report))) if "examples" in report else whole
                 )
+                self.upstream.feedback(report["feature"], whole, whole - summary)
 
     async def save_field_sample(self, final: bool = False) -> None:
         """Write the field sample's changed rings (at most every 5 s; all of them at stop),

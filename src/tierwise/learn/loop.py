@@ -150,34 +150,36 @@ class Learner:
                 self._event(job.target.feature, "detected", [v["site"]], "joins the job")
 
     def _run_when_ready(self, job: _Job) -> None:
-        """Train once the drifted sites have sent enough since the drift: `min_rows` rows
-        summarized (federated: each site trains on its own rows of that time), or that many
-        raw examples (centralized); give up after `max_wait_s`."""
-        target = job.target
+        """Train once the drifted sites have sent enough since the drift (`_enough`); a job
+        that fails, or waited too long, ends, and its drift is not acted on again."""
         try:
             feedback = self._feedback(job, job.detected_at)
-            what = "raw examples" if target.where == "centralized" else "rows"
-            if target.where == "centralized":
-                have = sum(len(f["examples"]) for f in feedback)
-            else:
-                have = sum(int(f["rows"]) for f in feedback)
-            if have < self.settings.min_rows:
-                if self.clock() - job.detected_at < self.settings.max_wait_s:
-                    return
-                raise UnprocessableError(
-                    f"{target.feature}: {have} {what} "
-                    f"from {', '.join(job.sites)} in {self.settings.max_wait_s:g} s since the "
-                    f"drift, {self.settings.min_rows} needed to retrain"
-                )
-        except TierwiseError as exc:
-            self._end(job, "failed", str(exc))
+            if not self._enough(job, feedback):
+                return
             self._handle(job)
-            return
-        self._handle(job)
-        try:
             self._train_and_roll_out(job, feedback)
         except TierwiseError as exc:
+            self._handle(job)
             self._end(job, "failed", str(exc))
+
+    def _enough(self, job: _Job, feedback: list[dict[str, Any]]) -> bool:
+        """Whether `min_rows` rows were summarized since the drift (federated: each site
+        trains on its own rows of that time), or that many raw examples came (centralized);
+        UnprocessableError once `max_wait_s` passed without."""
+        centralized = job.target.where == "centralized"
+        if centralized:
+            have = sum(len(f["examples"]) for f in feedback)
+        else:
+            have = sum(int(f["rows"]) for f in feedback)
+        if have >= self.settings.min_rows:
+            return True
+        if self.clock() - job.detected_at < self.settings.max_wait_s:
+            return False
+        raise UnprocessableError(
+            f"{job.target.feature}: {have} {'raw examples' if centralized else 'rows'} from "
+            f"{', '.join(job.sites)} in {self.settings.max_wait_s:g} s since the drift, "
+            f"{self.settings.min_rows} needed to retrain"
+        )
 
     def _handle(self, job: _Job) -> None:
         """This drift of these sites is acted on: not again for the same version."""
