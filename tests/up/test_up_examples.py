@@ -96,6 +96,14 @@ def _check_report(report: dict[str, Any], spec_path: Path, duration: float) -> N
         acc = f["accuracy"]
         assert acc["labelled"] > 0, name
         assert 0.3 < acc["measured"] <= 1, name
+    # what each agent served at the end (benchmarks/learning_loop.py reads the variant here)
+    served = [(name, f) for site in report["sites"].values() for name, f in site["served"].items()]
+    if any(f["placement"] in ("edge", "cascade") for f in report["features"]):
+        assert served
+    for name, model in served:
+        assert model["version"] >= 1, name
+        assert model["variant"], name
+        assert model["package"], name
     totals = report["totals"]
     assert totals["upstream_bytes"]["measured"] > 0
     assert totals["upstream_bytes"]["plan"] > 0

@@ -38,12 +38,15 @@ class LoopSettings:
 
     poll_s: float = 2.0  # how often the cloud's drift verdicts are read
     # After the first verdict, how long the drifted sites gather labelled rows before
-    # training starts (rows from before the verdict may predate the shift).
-    settle_s: float = 20.0
+    # training starts (rows from before the verdict may predate the shift). Distinct rows
+    # are what a fine-tuning lacks: on the factory (benchmarks/learning_loop.py) ~650
+    # labelled rows won back all but ~1.5 points of what the model knew, ~1,700 all but
+    # ~0.5, so the loop waits for the latter rather than ship early.
+    settle_s: float = 75.0
     min_rows: int = 200  # rows summarized (federated) or raw examples (centralized) since
     max_wait_s: float = 300.0  # the drift, before training; give up after waiting this long
     cooldown_s: float = 60.0  # after a job ends, before the same feature is retrained again
-    rounds: int = 5  # federated rounds
+    rounds: int = 10  # federated rounds
     epochs: int = 20  # local epochs (per round when federated)
     learning_rate: float = 0.05
     batch_size: int = 32

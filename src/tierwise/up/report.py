@@ -170,6 +170,15 @@ def _site(
         "uploads": result.agent.get("uploads"),
         # the agent's upstream byte counters of the feedback path, per feature
         "learning": result.agent.get("learning"),
+        # what the agent served at the end, per feature (a retrained model shows here)
+        "served": {
+            name: {
+                "package": f.get("package"),
+                "version": f.get("version"),
+                "variant": f.get("variant"),
+            }
+            for name, f in (result.agent.get("features") or {}).items()
+        },
         "timeline": result.devices.get("timeline", []),
     }
 
