@@ -39,9 +39,9 @@ class LoopSettings:
     poll_s: float = 2.0  # how often the cloud's drift verdicts are read
     # After the first verdict, how long the drifted sites gather labelled rows before
     # training starts (rows from before the verdict may predate the shift). Distinct rows
-    # are what a fine-tuning lacks: on the factory (benchmarks/learning_loop.py) ~650
-    # labelled rows won back all but ~1.5 points of what the model knew, ~1,700 all but
-    # ~0.5, so the loop waits for the latter rather than ship early.
+    # are what a fine-tuning lacks: on the factory (docs/learning.md) ~650 labelled rows
+    # won back all but ~2 points of what the model knew, ~2,000 all of it; the loop would
+    # rather ship a minute later than ship a model that forgot.
     settle_s: float = 75.0
     min_rows: int = 200  # rows summarized (federated) or raw examples (centralized) since
     max_wait_s: float = 300.0  # the drift, before training; give up after waiting this long
