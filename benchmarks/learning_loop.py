@@ -1,13 +1,14 @@
 """The learning loop against a real field shift, side by side with no loop, in one run.
 
     .venv/bin/python benchmarks/learning_loop.py [--duration 260] [--at 40] [--gain 1.3]
-                                                 [--quiet-minutes 30]
+                                                 [--scale 0.0115] [--quiet-minutes 30]
 
 Three parts, each on real components:
 
-1. **No loop** — `tierwise up examples/factory.yaml --shift plant-north:safety-stop@AT,gain=G`:
-   from AT seconds on, plant-north's vibration sensors send their real test rows times G (a
-   sensor gain drift, up/shift.py). Accuracy before and after, as the devices measured it.
+1. **No loop** — `tierwise up examples/factory.yaml --scale S --shift
+   plant-north:safety-stop@AT,gain=G`: from AT seconds on, plant-north's vibration sensors
+   send their real test rows times G (a sensor gain drift, up/shift.py). Accuracy before and
+   after, as the devices measured it.
 2. **With the loop** — the same run with `--learn`: the cloud finds the drift, the learner
    retrains the model across the drifted site with Flower (the feature's raw data may not
    leave the plant: federated), packages it (v2, signed), and rolls it out to that site as a
@@ -64,13 +65,13 @@ HOUR = 3600.0
 
 
 def run(
-    duration: float, shift: str, learn: bool, run_dir: Path, console: Console
+    duration: float, scale: float, shift: str, learn: bool, run_dir: Path, console: Console
 ) -> dict[str, Any]:
     opts = UpOptions(
         spec_path=SPEC,
         duration=duration,
         wan=parse_wan(None),
-        scale=None,
+        scale=scale,
         cache=default_cache(),
         run_dir=run_dir,
         shift=parse_shift(shift),
@@ -274,6 +275,14 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=260.0)
     parser.add_argument("--at", type=float, default=40.0, help="shift time, s into the run")
     parser.add_argument("--gain", type=float, default=1.3)
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=0.0115,
+        help="of the spec's rates (default: ~46 safety stops/s at plant-north). Fixed, not "
+        "`up`'s auto, so every run gives the loop the same rows per second: it waits for "
+        "4,000 rows after the drift, which a slower stream takes longer to send",
+    )
     parser.add_argument("--quiet-minutes", type=float, default=30.0)
     parser.add_argument("--out", type=Path, help="also write both runs' run.json here")
     args = parser.parse_args()
@@ -281,9 +290,9 @@ def main() -> None:
     shift = f"{SITE}:{FEATURE}@{args.at:g}s,gain={args.gain:g}"
     with tempfile.TemporaryDirectory(prefix="tierwise-learning-") as tmp:
         console.rule("1/3 the shift, no loop")
-        plain = run(args.duration, shift, False, Path(tmp) / "no-loop", console)
+        plain = run(args.duration, args.scale, shift, False, Path(tmp) / "no-loop", console)
         console.rule("2/3 the shift, with the loop")
-        looped = run(args.duration, shift, True, Path(tmp) / "loop", console)
+        looped = run(args.duration, args.scale, shift, True, Path(tmp) / "loop", console)
         exact = held_out(looped, parse_shift(shift).as_dict(), Path(tmp) / "loop" / "learning")
         if args.out is not None:
             args.out.mkdir(parents=True, exist_ok=True)

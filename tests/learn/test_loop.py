@@ -38,6 +38,7 @@ SETTINGS = LoopSettings(
     poll_s=0.5,
     settle_s=3.0,
     min_rows=40,
+    min_examples=40,
     rounds=3,
     bake_s=1.0,
     min_canary_requests=20,

@@ -164,21 +164,23 @@ class Learner:
 
     def _enough(self, job: _Job, feedback: list[dict[str, Any]]) -> bool:
         """Whether `min_rows` rows were summarized since the drift (federated: each site
-        trains on its own rows of that time), or that many raw examples came (centralized);
-        UnprocessableError once `max_wait_s` passed without."""
+        trains on its own rows of that time), or `min_examples` raw examples came
+        (centralized); UnprocessableError once `max_wait_s` passed without."""
         centralized = job.target.where == "centralized"
         if centralized:
             have = sum(len(f["examples"]) for f in feedback)
+            needed = self.settings.min_examples
         else:
             have = sum(int(f["rows"]) for f in feedback)
-        if have >= self.settings.min_rows:
+            needed = self.settings.min_rows
+        if have >= needed:
             return True
         if self.clock() - job.detected_at < self.settings.max_wait_s:
             return False
         raise UnprocessableError(
             f"{job.target.feature}: {have} {'raw examples' if centralized else 'rows'} from "
             f"{', '.join(job.sites)} in {self.settings.max_wait_s:g} s since the drift, "
-            f"{self.settings.min_rows} needed to retrain"
+            f"{needed} needed to retrain"
         )
 
     def _handle(self, job: _Job) -> None:

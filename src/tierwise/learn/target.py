@@ -37,14 +37,18 @@ class LoopSettings:
     """How eagerly the loop acts, and how a retrained model must prove itself."""
 
     poll_s: float = 2.0  # how often the cloud's drift verdicts are read
-    # After the first verdict, how long the drifted sites gather labelled rows before
-    # training starts (rows from before the verdict may predate the shift). Distinct rows
-    # are what a fine-tuning lacks: on the factory (docs/learning.md) ~650 labelled rows
-    # won back all but ~2 points of what the model knew, ~2,000 all of it; the loop would
-    # rather ship a minute later than ship a model that forgot.
-    settle_s: float = 75.0
-    min_rows: int = 200  # rows summarized (federated) or raw examples (centralized) since
-    max_wait_s: float = 300.0  # the drift, before training; give up after waiting this long
+    # After the first verdict, how long the drifted sites gather rows before training may
+    # start (rows from before the verdict may predate the shift) ...
+    settle_s: float = 20.0
+    # ... and how much they must have gathered since it. Federated: rows summarized across
+    # the drifted sites — the labelled ones among them are what each site trains on, and
+    # distinct rows are what a fine-tuning lacks: on the factory (docs/learning.md) ~650
+    # labelled rows won back all but ~2 points of what the model knew, ~2,000 all of it.
+    # Counted in rows, not seconds, so a slow stream waits longer instead of shipping a
+    # model that forgot. Centralized: raw examples (at most 32 a feedback report).
+    min_rows: int = 4000
+    min_examples: int = 200
+    max_wait_s: float = 300.0  # since the drift, for min_rows/min_examples; then give up
     cooldown_s: float = 60.0  # after a job ends, before the same feature is retrained again
     rounds: int = 10  # federated rounds
     epochs: int = 20  # local epochs (per round when federated)

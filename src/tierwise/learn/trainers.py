@@ -33,10 +33,10 @@ def default_trainers(
     def centralized(job: RetrainJob) -> Retrained:
         initial = initial_params(job.target)
         x, y = example_rows(job.feedback, initial[0].shape[0])
-        if len(y) < settings.min_rows:
+        if len(y) < settings.min_examples:
             raise UnprocessableError(
                 f"{job.target.feature}: {len(y)} raw examples from {', '.join(job.sites)} "
-                f"since the drift, {settings.min_rows} needed to retrain"
+                f"since the drift, {settings.min_examples} needed to retrain"
             )
         return train_centralized(initial, x, y, settings)
 
