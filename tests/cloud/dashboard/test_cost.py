@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -61,3 +62,31 @@ def test_only_the_operator_uploads_or_reads_cost_and_a_bad_plan_says_where(cloud
     refused = cloud.client.put("/v1/plan", json=bad, headers=cloud.admin)
     assert refused.status_code == 422
     assert refused.json()["detail"][0]["loc"] == ["body", "strategies", "tierwise", "cost"]
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        # PostgreSQL text cannot hold NUL: found by the fuzz test as a 500 on PostgreSQL
+        ({"spec": "wine\x00fleet"}, ["body", "spec"]),
+        (
+            {"strategies": {"tier\x00wise": PLAN["strategies"]["tierwise"]}},
+            ["body", "strategies", "tier\x00wise", "[key]"],
+        ),
+        ({"requests_per_s": {FEATURE: float("inf")}}, ["body", "requests_per_s", FEATURE]),
+        (
+            {"strategies": {"tierwise": {"cost": float("inf"), "features": []}}},
+            ["body", "strategies", "tierwise", "cost"],
+        ),
+    ],
+)
+def test_a_plan_the_database_cannot_keep_is_refused_not_a_500(
+    cloud: Cloud, change: dict[str, Any], where: list[str]
+) -> None:
+    # Python's json writes Infinity (httpx would refuse to): what a careless client sends
+    body = json.dumps(PLAN | change)
+    headers = cloud.admin | {"Content-Type": "application/json"}
+    refused = cloud.client.put("/v1/plan", content=body, headers=headers)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"][0]["loc"] == where
+    assert _cost(cloud)["spec"] is None  # nothing was stored

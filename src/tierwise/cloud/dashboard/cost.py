@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tierwise.cloud.dashboard.fleet import fleet_sites
 from tierwise.cloud.dashboard.snapshots import window_ends
 from tierwise.cloud.db import Database, plans
+from tierwise.wire import NonNegative, Text
 
 WINDOW_S = 60.0  # measured traffic: the last minute of snapshots
 
@@ -31,14 +32,16 @@ WINDOW_S = 60.0  # measured traffic: the last minute of snapshots
 class PlannedFeature(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    feature: str
-    cost: float = Field(ge=0, description="$/month of this feature alone (calls, bytes)")
+    feature: Text
+    cost: float = Field(
+        ge=0, allow_inf_nan=False, description="$/month of this feature alone (calls, bytes)"
+    )
 
 
 class PlannedStrategy(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    cost: float = Field(ge=0, description="$/month in all")
+    cost: float = Field(ge=0, allow_inf_nan=False, description="$/month in all")
     features: list[PlannedFeature]
 
 
@@ -47,9 +50,10 @@ class UploadedPlan(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    spec: str
-    strategies: dict[str, PlannedStrategy] = Field(min_length=1)
-    requests_per_s: dict[str, float] = Field(
+    # Text: stored in the database, where PostgreSQL refuses NUL (the fuzz test found it)
+    spec: Text
+    strategies: dict[Text, PlannedStrategy] = Field(min_length=1)
+    requests_per_s: dict[Text, NonNegative] = Field(
         description="each feature's requests/s over all its sites, as the spec states them"
     )
 
