@@ -139,6 +139,7 @@ class HeldOut:
 
 def held_out(report: dict[str, Any], shift: dict[str, float], learning_dir: Path) -> HeldOut:
     """Accuracy of what the agent served at the shifted site, on all held-out (odd) rows."""
+    from tierwise.learn.publish import published_path
     from tierwise.package.runtime import load_verified
     from tierwise.scenarios.build import build_scenario_packages
     from tierwise.up.shift import shifted
@@ -159,7 +160,8 @@ def held_out(report: dict[str, Any], shift: dict[str, float], learning_dir: Path
         return float(np.mean(np.argmax(np.asarray(model.predict(rows)), axis=1) == labels))
 
     version = int(served["version"])
-    v2 = learning_dir / "packages" / f"{served['package']}-v{version}" if version > 1 else None
+    packages = learning_dir / "packages"  # the learner's (up/run.py, learn/loop.py)
+    v2 = published_path(packages, served["package"], version) if version > 1 else None
     return HeldOut(
         rows=len(labels),
         variant=variant,

@@ -51,6 +51,11 @@ def field_reference(feedback: list[dict[str, Any]], confidence: list[int]) -> Fi
     )
 
 
+def published_path(packages_dir: Path, package: str, version: int) -> Path:
+    """Where `publish` builds a package version (benchmarks/learning_loop.py reads it back)."""
+    return packages_dir / f"{package}-v{version}"
+
+
 def publish(
     target: LoopTarget,
     retrained: Retrained,
@@ -66,7 +71,7 @@ def publish(
     from tierwise.package.evaldata import load_eval_data
 
     version = admin.newest_version(target.package) + 1
-    out = packages_dir / f"{target.package}-v{version}"
+    out = published_path(packages_dir, target.package, version)
     out.parent.mkdir(parents=True, exist_ok=True)
     onnx_path = packages_dir / f"{target.package}-v{version}.onnx"
     onnx_path.write_bytes(to_onnx(retrained.params, list(target.classes)))
