@@ -9,10 +9,15 @@ Delivery (docs/edge.md, "Delivery semantics"):
 - requests are received at QoS 1 on a persistent session (clean start off, a session
   expiry): the broker keeps what devices publish while the agent restarts and delivers it
   when the agent is back;
-- a request is acknowledged (PUBACK) only once the broker has acknowledged its answer
-  (published at QoS 1), so a request acknowledged is a request answered; an agent killed in
-  between gets the request again (DUP) and answers it again: at least once, duplicates
+- a request is acknowledged (PUBACK) right behind its answer on the same connection, so a
+  request acknowledged is a request answered: the broker handles a connection's packets in
+  order, so by the time it takes the PUBACK it has routed the answer. An agent killed before
+  both left gets the request again (DUP) and answers it again: at least once, duplicates
   possible around a crash, counted (`mqtt_redelivered`);
+- answers go at QoS 0: an answer is worth something until its deadline (milliseconds), a
+  device that was offline past it has fallen back already, and the answer is on record in
+  the outbox either way. QoS 1 would cost a PUBACK from the broker per answer, to be read,
+  matched and acted on: about a tenth of the agent's CPU per answer (docs/edge.md);
 - a request that waited past its deadline (`sent_at` + `deadline_ms`) is answered `expired`,
   not run; one that cannot be read is answered `malformed`: nothing goes unanswered;
 - while the agent drains, requests are left unacknowledged (the broker delivers them to
@@ -53,7 +58,6 @@ from tierwise.errors import RequestRefusedError, UsageError
 
 log = logging.getLogger(__name__)
 
-ACK_WAIT_S = 2.0  # at stop: how long answers' acknowledgements are awaited
 ERROR_NAMES = {404: "not_found", 422: "unprocessable", 503: "unavailable"}
 COUNTERS = {
     "mqtt_requests": "MQTT requests received",
@@ -89,7 +93,6 @@ class MqttDevices:
         self._announced = False
         self._stopping = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self._acks: dict[int, tuple[int, int]] = {}  # answer mid -> (request mid, request QoS)
         self._driver: LoopDriver | None = None
         self._client: paho.Client | None = None
         self.last_refusal = ""
@@ -100,7 +103,6 @@ class MqttDevices:
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
-        client.on_publish = self._on_publish
         connect = properties(PacketTypes.CONNECT)
         connect.SessionExpiryInterval = s.mqtt_session_expiry_s
         connect.ReceiveMaximum = s.mqtt_receive_maximum
@@ -116,14 +118,12 @@ class MqttDevices:
         self._driver.keep_connected()
 
     async def stop(self) -> None:
-        """Leave new requests to the broker, finish those in hand, wait for their answers to be
-        acknowledged, disconnect (the session, with anything unanswered, stays at the broker)."""
+        """Leave new requests to the broker, finish those in hand, disconnect once their answers
+        and acknowledgements are written (the session, with anything unanswered, stays at the
+        broker)."""
         self._stopping = True
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=self.agent.settings.drain_timeout_s)
-        deadline = self.agent.clock.deadline(ACK_WAIT_S)
-        while self._acks and self.agent.clock.remaining(deadline) > 0:
-            await asyncio.sleep(0.01)
         if self._driver is not None:
             await self._driver.close()
 
@@ -133,7 +133,6 @@ class MqttDevices:
             "client_id": self.client_id,
             "subscribed": self.subscribed.is_set(),
             "request_topics": request_filter(self.prefix, self.agent.settings.site),
-            "awaiting_ack": len(self._acks),
             "last_refusal": self.last_refusal,
             **self.counts,
         }
@@ -188,18 +187,6 @@ class MqttDevices:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _on_publish(
-        self,
-        client: paho.Client,
-        _userdata: Any,
-        mid: int,
-        _reason: ReasonCode,
-        _properties: Properties | None,
-    ) -> None:
-        request = self._acks.pop(mid, None)
-        if request is not None:  # the broker holds the answer: now the request may go
-            client.ack(*request)
-
     # --- one request --------------------------------------------------------------------
 
     async def _handle(self, msg: paho.MQTTMessage, arrived: float) -> None:
@@ -247,14 +234,15 @@ class MqttDevices:
     ) -> None:
         assert self._client is not None
         props = publish_properties(correlation)
-        # Written with the rest of this loop turn's packets (mqtt_loop.py), not one by one.
-        info = self._client.publish(topic, payload, qos=1, properties=props)
+        # Written with the rest of this loop turn's packets (mqtt_loop.py), not one by one; the
+        # acknowledgement is queued behind the answer, so it cannot reach the broker first.
+        info = self._client.publish(topic, payload, qos=0, properties=props)
         if info.rc != paho.MQTT_ERR_SUCCESS:
             # Not connected: the request stays unacknowledged; the broker delivers it again.
             log.debug("MQTT answer on %s not sent (%s)", topic, info.rc)
             return
         if msg.qos > 0:
-            self._acks[info.mid] = (msg.mid, msg.qos)
+            self._client.ack(msg.mid, msg.qos)
 
 
 def _malformed_detail(exc: ValidationError, payload: bytes) -> str:
