@@ -53,9 +53,11 @@ class CorkedClient(paho.Client):
     whose reads come from a buffer filled READ_CHUNK bytes at a time.
 
     Overrides paho's two socket methods (`_sock_send`, `_sock_recv`: private, unchanged
-    since paho 1.x; the MQTT tests run every byte through them). paho takes each packet as
-    sent; the driver owns getting the bytes out, and a connection whose send fails is shut
-    down so paho's read side sees it lost and reconnects (QoS 1 messages are resent then).
+    since paho 1.x; the MQTT tests run every byte through them) and its message dispatch
+    (`_handle_on_message`: straight to `on_message` unless per-topic callbacks were added).
+    paho takes each packet as sent; the driver owns getting the bytes out, and a connection
+    whose send fails is shut down so paho's read side sees it lost and reconnects (QoS 1
+    messages are resent then).
     paho reads a packet in three or more `recv`s (its type byte, each length byte, the
     rest): from the buffer they cost no system call.
     """
@@ -65,6 +67,7 @@ class CorkedClient(paho.Client):
         self.corked: bytearray | None = None  # None: paho's own writes and reads (no driver)
         self._received = b""
         self._received_at = 0  # what paho has taken of `_received`
+        self._topic_callbacks = False  # `message_callback_add` was called
 
     @property
     def buffered(self) -> bool:
@@ -86,6 +89,19 @@ class CorkedClient(paho.Client):
         start = self._received_at
         self._received_at = start + bufsize
         return self._received[start : start + bufsize]
+
+    def message_callback_add(self, sub: str, callback: Any) -> None:
+        self._topic_callbacks = True
+        super().message_callback_add(sub, callback)
+
+    def _handle_on_message(self, message: paho.MQTTMessage) -> None:
+        # paho walks its per-topic callback trie under two locks for every message; with no
+        # per-topic callback (tierwise adds none) that is `on_message` alone, on this thread.
+        on_message = self.on_message
+        if self._topic_callbacks or on_message is None:
+            super()._handle_on_message(message)
+        else:
+            on_message(self, self._userdata, message)
 
     def _sock_send(self, buf: bytes | bytearray) -> int:
         corked = self.corked
