@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 import threading
 import time
 from typing import Any
@@ -163,6 +164,22 @@ def _heartbeat(client: RuntimeHttpClient, done: threading.Event) -> None:
             log.debug("task heartbeat failed", exc_info=True)
 
 
+def wait_until_listening(address: str, interval: float = 0.05) -> None:
+    """Return once `host:port` accepts connections.
+
+    The worker starts beside its SuperNode, which opens the port a second or more later.
+    Calling it before then would leave the wait to Flower's HTTP retry: exponential backoff
+    with full jitter up to 20 s, a random delay every site's first round then waits for.
+    """
+    host, _, port = address.rpartition(":")
+    while True:
+        try:
+            with socket.create_connection((host, int(port)), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(interval)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="A site's long-lived Flower ClientApp process")
     parser.add_argument("--runtime-api-address", required=True)
@@ -171,6 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("flwr").setLevel(logging.WARNING)
     worker = SiteWorker(args.runtime_api_address)
     while True:
+        wait_until_listening(args.runtime_api_address)
         try:
             worker.serve()
             return
