@@ -52,3 +52,10 @@ def transactions_packages(scenario_cache: Path) -> ScenarioPackages:
     """The transactions scenario's packages (a labelled generator: 6,000 rows, so its eval
     and test splits hold 1,200 each), built once."""
     return _scenario_packages("transactions", scenario_cache)
+
+
+@pytest.fixture(scope="session")
+def vibration_packages(scenario_cache: Path) -> ScenarioPackages:
+    """The vibration (factory) scenario's packages, built in this process: its generated rows
+    are already here when tests/scenarios ran, and `tierwise up` would time 300 calls a batch."""
+    return _scenario_packages("vibration", scenario_cache)

@@ -16,13 +16,16 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from tests.cloud.conftest import postgres_schema
 from tests.up.test_balancer import require_haproxy
 
 from tierwise.spec import load_spec
+
+if TYPE_CHECKING:
+    from tierwise.scenarios.build import ScenarioPackages
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
@@ -127,10 +130,13 @@ def test_up_runs_the_example_briefly(spec: Path, tmp_path: Path, cache: Path) ->
     assert _orphans(str(run_dir)) == []
 
 
-def test_factory_with_auto_scale_an_outage_and_a_shift(tmp_path: Path, cache: Path) -> None:
+def test_factory_with_auto_scale_an_outage_and_a_shift(
+    tmp_path: Path, cache: Path, vibration_packages: ScenarioPackages
+) -> None:
     """The `make demo` run in small: measured scale, an outage in the middle, nothing lost;
     and one site's vibration sensors change gain, which the cloud finds from the feedback
-    summaries alone, and nothing else is found drifted."""
+    summaries alone, and nothing else is found drifted. The packages come from the session's
+    cache (`up` building its own is what the brief runs above do)."""
     spec = ROOT / "examples" / "factory.yaml"
     out, run_dir = tmp_path / "run.json", tmp_path / "run"
     shift = "plant-north:safety-stop@1s,gain=1.3"
