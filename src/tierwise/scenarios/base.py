@@ -30,6 +30,7 @@ from tierwise.package.evaldata import EvalData
 
 SEED = 0
 ROUTER_FOLDS = 5  # out-of-fold edge outputs for the escalation rules (package/routers.py)
+ROUTER_JOBS = 2  # processes fitting those folds at once
 EVAL_SHARE = 0.2
 TEST_SHARE = 0.2
 
@@ -119,14 +120,22 @@ class Scenario(ABC):
         """The edge model's class probabilities on each training row, from a copy fitted on
         the other folds: edge outputs on unseen data, labelled, for the escalation rules.
         Classes in sorted order (the fitted model's `classes_`)."""
-        from sklearn.model_selection import StratifiedKFold, cross_val_predict
+        from joblib import Parallel, delayed
+        from sklearn.model_selection import StratifiedKFold
 
-        folds = StratifiedKFold(ROUTER_FOLDS, shuffle=True, random_state=SEED)
-        with _quiet_single_thread():
-            p = cross_val_predict(
-                self.edge_model(), splits.x_train, splits.y_train, cv=folds, method="predict_proba"
-            )
-        return np.asarray(p, dtype=np.float32)
+        x, y = splits.x_train, splits.y_train
+        classes = np.unique(y)
+        folds = list(StratifiedKFold(ROUTER_FOLDS, shuffle=True, random_state=SEED).split(x, y))
+        # The folds are independent fits, each seeded and on one BLAS thread: two processes
+        # give what one gives, bit for bit, in about 3/4 of the time on two cores.
+        parts = Parallel(n_jobs=ROUTER_JOBS)(
+            delayed(_fold_probabilities)(self.edge_model(), x[fit], y[fit], x[out], classes)
+            for fit, out in folds
+        )
+        p = np.empty((len(x), len(classes)), dtype=np.float32)
+        for (_, out), part in zip(folds, parts, strict=True):
+            p[out] = part
+        return p
 
     @cached_property
     def router_probabilities(self) -> NDArray[np.float32]:
@@ -169,6 +178,19 @@ def _quiet_single_thread() -> Iterator[None]:
         # An MLP stopping at max_iter is a chosen budget here, not a surprise.
         warnings.filterwarnings("ignore", message=".*(converge|Maximum iterations).*")
         yield
+
+
+def _fold_probabilities(
+    model: Any, x_fit: NDArray[Any], y_fit: NDArray[Any], x_out: NDArray[Any], classes: NDArray[Any]
+) -> NDArray[np.float32]:
+    """One fold of `Scenario.out_of_fold` (in a worker process): `model` fitted on the other
+    folds, its probabilities for this one, a column per class of `classes`."""
+    with _quiet_single_thread():
+        model.fit(x_fit, y_fit)
+        p = model.predict_proba(x_out)
+    out = np.zeros((len(x_out), len(classes)), dtype=np.float32)
+    out[:, np.searchsorted(classes, model.classes_)] = p
+    return out
 
 
 def calibrated_svm(c: float, gamma: float | str = "scale", scale: bool = True) -> Any:
