@@ -3,8 +3,9 @@
 The real cloud service, the real `tierwise edge` agent and the fault-injecting WAN proxy
 (`python -m tierwise.wan`) each run as their own process; the test is the devices.
 
-1. Loss: a 2-minute edge→cloud outage, the agent SIGKILLed and restarted during it; every
-   event acknowledged to a device ends up in the cloud exactly once, in per-stream order.
+1. Loss: a 2-minute edge→cloud outage (its backlog in 15 s here, see OUTAGE_S), the agent
+   SIGKILLed and restarted during it; every event acknowledged to a device ends up in the
+   cloud exactly once, in per-stream order.
 2. Deadlines: 150 ms budget, WAN p50 60 ms / p99 250 ms, 5% loss, a 30 s outage (8 s here,
    see DEADLINE_OUTAGE_S): every one of ≥ 5,000 answers arrives within budget, escalated ones
    included.

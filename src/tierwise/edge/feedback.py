@@ -120,7 +120,7 @@ class FeedbackWindow:
         # Binning one request at a time costs more than the request's model call (numpy's
         # per-call overhead): rows wait here and are binned together, PENDING_ROWS at most.
         self._pending: list[NDArray[Any]] = []
-        self._pending_top: list[NDArray[Any]] = []
+        self._pending_probabilities: list[NDArray[Any]] = []
         self._pending_rows = 0
         # the counts when the newest rows were last looked at (`recent_shift`)
         self._looked_inputs = np.zeros_like(self._input_counts)
@@ -141,8 +141,8 @@ class FeedbackWindow:
         if not self._pending:
             return
         rows = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
-        top = np.max(np.concatenate(self._pending_top), axis=1)
-        self._pending, self._pending_top, self._pending_rows = [], [], 0
+        top = np.max(np.concatenate(self._pending_probabilities), axis=1)
+        self._pending, self._pending_probabilities, self._pending_rows = [], [], 0
         self._input_counts += bin_counts(self.edges, rows)
         self._confidence_counts += confidence_counts(top)
 
@@ -159,7 +159,7 @@ class FeedbackWindow:
         were hard, and — when the cloud answered the hard rows — its labels for those, in
         order, beside the edge model's labels for every row (and the device's, when sent)."""
         self._pending.append(inputs)
-        self._pending_top.append(edge_probabilities)  # the top probability taken when binned
+        self._pending_probabilities.append(edge_probabilities)  # top one taken when binned
         self._pending_rows += len(inputs)
         if self._pending_rows >= PENDING_ROWS:
             self._flush()

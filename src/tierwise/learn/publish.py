@@ -73,7 +73,7 @@ def publish(
     version = admin.newest_version(target.package) + 1
     out = published_path(packages_dir, target.package, version)
     out.parent.mkdir(parents=True, exist_ok=True)
-    onnx_path = packages_dir / f"{target.package}-v{version}.onnx"
+    onnx_path = out.parent / f"{out.name}.onnx"  # beside the package it becomes
     onnx_path.write_bytes(to_onnx(retrained.params, list(target.classes)))
     options = BuildOptions(
         name=target.package,
