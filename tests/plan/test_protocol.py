@@ -22,8 +22,9 @@ from tierwise.spec.units import SECONDS_PER_MONTH
 
 
 def _wire_bytes(site: str, feature: str, payload: int, result: int) -> int:
-    """What paho encodes for one exchange: request and answer PUBLISH (v5, QoS 1, Response
-    Topic, Correlation Data) and a PUBACK for each."""
+    """What paho encodes for one exchange as the tierwise responder makes it: the request
+    PUBLISH (v5, QoS 1, Response Topic, Correlation Data) and its PUBACK, the answer PUBLISH
+    (QoS 0, Correlation Data)."""
     client = paho.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
     packets: list[bytes] = []
 
@@ -42,8 +43,7 @@ def _wire_bytes(site: str, feature: str, payload: int, result: int) -> int:
     topic = request_topic("tierwise", site, feature)
     client._send_publish(1, topic.encode(), b"x" * payload, 1, properties=ask)
     client._send_puback(1)
-    client._send_publish(2, reply_to.encode(), b"y" * result, 1, properties=answer)
-    client._send_puback(2)
+    client._send_publish(0, reply_to.encode(), b"y" * result, 0, properties=answer)
     client._sock = None
     return sum(map(len, packets))
 
