@@ -54,6 +54,7 @@ sys.path.insert(0, str(ROOT))
 
 from rich.console import Console  # noqa: E402
 
+from tierwise.spec.units import fmt_share  # noqa: E402
 from tierwise.up.run import UpOptions, default_cache, run_up  # noqa: E402
 from tierwise.up.shift import parse_shift  # noqa: E402
 from tierwise.up.wan_schedule import parse_wan  # noqa: E402
@@ -268,10 +269,6 @@ class _Served:
     drift_reference: Any
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=260.0)
@@ -309,13 +306,17 @@ def main() -> None:
     print()
     print(f"shift: {shift}; accuracy on held-out (odd) rows, as the devices measured it")
     _row("figure", "no loop", "with loop")
-    _row("accuracy before the shift", _pct(a["before"]["accuracy"]), _pct(b["before"]["accuracy"]))
+    _row(
+        "accuracy before the shift",
+        fmt_share(a["before"]["accuracy"]),
+        fmt_share(b["before"]["accuracy"]),
+    )
     _row(
         "accuracy after the shift (before any retrain)",
-        _pct(a["after"]["accuracy"]),
-        _pct(b["after"]["accuracy"]),
+        fmt_share(a["after"]["accuracy"]),
+        fmt_share(b["after"]["accuracy"]),
     )
-    _row("accuracy once the retrained model serves", "-", _pct(retrained.get("accuracy")))
+    _row("accuracy once the retrained model serves", "-", fmt_share(retrained.get("accuracy")))
     _row("drift detected, s after the shift", _s(a["detected_after_s"]), _s(b["detected_after_s"]))
     _row("retrained model serving, s after the shift", "-", _s(b.get("recovered_after_s")))
     _row(
@@ -328,9 +329,13 @@ def main() -> None:
         f"the served packages ({exact.variant}) on all {exact.rows} held-out rows of the test "
         "split, no sampling error:"
     )
-    _row("v1 before the shift (unshifted rows)", _pct(exact.v1_before), "")
-    _row("v1 after the shift (shifted rows)", _pct(exact.v1_after), "")
-    _row(f"v{exact.v2 or '-'}, the loop's retrained model (shifted rows)", "", _pct(exact.v2_after))
+    _row("v1 before the shift (unshifted rows)", fmt_share(exact.v1_before), "")
+    _row("v1 after the shift (shifted rows)", fmt_share(exact.v1_after), "")
+    _row(
+        f"v{exact.v2 or '-'}, the loop's retrained model (shifted rows)",
+        "",
+        fmt_share(exact.v2_after),
+    )
     print()
     print("learning loop steps (s after the shift):")
     for e in b.get("loop", []):
@@ -348,9 +353,9 @@ def main() -> None:
     if before is not None and after is not None:
         live = "within" if after >= before - 0.01 else "NOT within"
         print(
-            f"live answers: {_pct(after)} ±{_margin(retrained):.1%} with the retrained model vs "
-            f"{_pct(before)} ±{_margin(b['before']):.1%} before the shift (95% intervals), "
-            f"{live} 1 point"
+            f"live answers: {fmt_share(after)} ±{_margin(retrained):.1%} with the retrained "
+            f"model vs {fmt_share(before)} ±{_margin(b['before']):.1%} before the shift "
+            f"(95% intervals), {live} 1 point"
         )
     goals = [
         (

@@ -304,6 +304,11 @@ def fmt_bandwidth(bits_per_s: float) -> str:
     return f"{bits_per_s:.0f}bps"
 
 
+def fmt_share(share: float | None) -> str:
+    """A share in [0, 1] as a percentage to a tenth (`93.7%`); `-` when there is none."""
+    return "-" if share is None else f"{share:.1%}"
+
+
 def fmt_money(dollars: float) -> str:
     if dollars >= 100:
         return f"${dollars:,.0f}"

@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tierwise.plan.evaluate import FeatureOutcome, Outcome
-from tierwise.spec.units import fmt_size
+from tierwise.spec.units import fmt_share, fmt_size
 from tierwise.up.layout import FeatureRun
 
 
@@ -209,8 +209,8 @@ def render_table(report: dict[str, Any], console: Console) -> None:
         table.add_row(
             "",
             "escalation rate",
-            _pct(esc["plan"]),
-            _pct(esc["measured"]) + (f" [dim](sent {_pct(sent)})[/dim]" if sent else ""),
+            fmt_share(esc["plan"]),
+            fmt_share(esc["measured"]) + (f" [dim](sent {fmt_share(sent)})[/dim]" if sent else ""),
         )
         miss = f["deadline_misses"]
         table.add_row(
@@ -262,10 +262,6 @@ def _fmt_ms(value: float | None) -> str:
     if value >= 10_000:
         return f"{value / 1000:,.1f}s"
     return f"{value:,.1f}ms"
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
 
 
 def _count(value: float | None, share: float | None) -> str:

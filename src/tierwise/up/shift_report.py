@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
+from tierwise.spec.units import fmt_share
 from tierwise.up.shift import Shift
 
 if TYPE_CHECKING:
@@ -107,8 +108,8 @@ def render_shift(section: dict[str, Any], console: Console) -> None:
     if r is not None:
         table.add_column("retrained", justify="right")
     rows = [
-        ("accuracy (labelled answers)", "accuracy", _pct),
-        ("escalated (cascade wanted the cloud)", "escalated", _pct),
+        ("accuracy (labelled answers)", "accuracy", fmt_share),
+        ("escalated (cascade wanted the cloud)", "escalated", fmt_share),
         ("answers", "answered", lambda n: f"{n:,}"),
     ]
     for label, key, show in rows:
@@ -159,7 +160,3 @@ def render_loop(section: dict[str, Any], console: Console) -> None:
             "the retrained model answers most requests at the shifted site",
         )
     console.print(table)
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
