@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +25,20 @@ def test_flower_still_has_the_waits_we_shorten() -> None:
     assert callable(supernode.pull_objects)
     grid = serverapp_grid_module()
     assert "initial_backoff" in inspect.signature(inspect.unwrap(grid.pull_objects)).parameters
+
+
+def test_the_superexec_still_reads_its_poll_interval_from_the_variable_we_set() -> None:
+    import flwr.supercore.superexec.run_superexec as superexec
+
+    from tierwise.federate.deployment import _env
+    from tierwise.federate.polling import SUPEREXEC_POLL_ENV, SUPEREXEC_POLL_S
+
+    assert superexec._TASK_POLL_INTERVAL_ENV == SUPEREXEC_POLL_ENV
+    env = _env(Path("flwr-home"))
+    assert env[SUPEREXEC_POLL_ENV] == str(SUPEREXEC_POLL_S)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(SUPEREXEC_POLL_ENV, env[SUPEREXEC_POLL_ENV])
+        assert superexec._get_task_poll_interval() == SUPEREXEC_POLL_S
 
 
 def test_tuning_the_serverapp_is_idempotent() -> None:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from tierwise.errors import LinkError, TierwiseError
+from tierwise.federate.polling import SUPEREXEC_POLL_ENV, SUPEREXEC_POLL_S
 from tierwise.federate.sitedata import site_dirname
 from tierwise.wan import ProxyThread, WanConditions, WanProxy
 
@@ -329,6 +330,7 @@ def _env(flwr_home: Path) -> dict[str, str]:
     env["FLWR_TELEMETRY_ENABLED"] = "0"  # no traffic leaves this machine
     env["FLWR_DISABLE_UPDATE_CHECK"] = "1"
     env["PYTHONUNBUFFERED"] = "1"
+    env[SUPEREXEC_POLL_ENV] = str(SUPEREXEC_POLL_S)  # the SuperLink's SuperExec inherits it
     # the SuperLink and SuperNodes start `flower-superexec`/`flwr-*` by name
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     return env

@@ -3,12 +3,14 @@
 Flower's Deployment Engine is pull-based and tuned for sites across the internet: an idle
 SuperNode sleeps 3 s between pulls, waits in 0.5 s steps for its ClientApp's reply, and an
 object that is not there yet is retried after 1 s (doubling up to 10 s); the ServerApp's
-`send_and_receive` sleeps 3 s between pulls. With one message per site per round those waits
-dominate a round. tierwise keeps Flower's protocol and processes and only shortens the waits:
-a round-aware `Pacer` (nap through most of the expected gap, then a short `Backoff`) in its
-own loops and, in Flower's loops that take no setting, the two module globals patched by
-`tune_supernode` and `tune_serverapp`. Those globals are private to flwr==1.42.0 (pinned);
-the test suite checks they still exist so an upgrade cannot silently bring the slow waits
+`send_and_receive` sleeps 3 s between pulls; the SuperExec asks for a new run to start every
+1 s. With one message per site per round those waits dominate a round. tierwise keeps
+Flower's protocol and processes and only shortens the waits: a round-aware `Pacer` (nap
+through most of the expected gap, then a short `Backoff`) in its own loops, the SuperExec's
+interval through the environment variable Flower reads it from (`SUPEREXEC_POLL_ENV`) and,
+in Flower's loops that take no setting, the two module globals patched by `tune_supernode`
+and `tune_serverapp`. Those globals are private to flwr==1.42.0 (pinned); the test suite
+checks they and the variable still exist so an upgrade cannot silently bring the slow waits
 back.
 """
 
@@ -27,6 +29,11 @@ IDLE_CAP = 0.6
 FAST_INITIAL_BACKOFF = 0.01
 FAST_BACKOFF_CAP = 0.2
 FAST_OBJECT_BACKOFF = {"initial_backoff": FAST_INITIAL_BACKOFF, "backoff_cap": FAST_BACKOFF_CAP}
+# How often the SuperLink's SuperExec asks whether a run waits for its ServerApp process:
+# a submitted run waits half of it on average (Flower's default: 1 s). One process polls,
+# however many sites there are.
+SUPEREXEC_POLL_ENV = "FLWR_SUPEREXEC_TASK_POLL_INTERVAL"
+SUPEREXEC_POLL_S = 0.2
 
 
 @dataclass
