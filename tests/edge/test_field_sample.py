@@ -201,9 +201,8 @@ def test_labelled_rows_posted_over_http_reach_the_file_while_serving_and_after_a
     another process can read while the agent writes it; a restart serves the same sample."""
     data_dir, public = install_agent(tmp_path)
     args = ("--drain-timeout", "1", "--field-rows", "50")
-    agent = AgentProcess(
-        closed_cloud(), data_dir, public, args, env={"TIERWISE_EDGE_STATUS_INTERVAL_S": "0.2"}
-    )
+    env = {"TIERWISE_EDGE_STATUS_INTERVAL_S": "0.2", "TIERWISE_EDGE_FIELD_SAVE_INTERVAL_S": "0.5"}
+    agent = AgentProcess(closed_cloud(), data_dir, public, args, env=env)
     path = data_dir / "field" / f"{FEATURE}.npz"
     x, y = digits()
     agent.start()
@@ -222,7 +221,7 @@ def test_labelled_rows_posted_over_http_reach_the_file_while_serving_and_after_a
         metrics = httpx.get(agent.url + "/metrics", timeout=5).text
         assert f'tierwise_edge_field_rows{{feature="{FEATURE}"}} 50' in metrics
         deadline = time.monotonic() + 30
-        while not (path.exists() and len(load_field_sample(path)) == 50):  # written within ~5 s
+        while not (path.exists() and len(load_field_sample(path)) == 50):  # written within ~0.5 s
             assert time.monotonic() < deadline, "the field sample was not written while serving"
             time.sleep(0.1)
     finally:

@@ -148,7 +148,12 @@ def fleet(tmp: Path, reach: Reach) -> Iterator[Fleet]:
                 tmp / f"edge-{site}",
                 keys.public,
                 extra=("--poll-interval", "0.5"),
-                env={"TIERWISE_EDGE_STATUS_INTERVAL_S": "0.5"},
+                # status and feedback reports, and with them the loop's judgements, come
+                # every second or faster (an agent's defaults: 5 s)
+                env={
+                    "TIERWISE_EDGE_STATUS_INTERVAL_S": "0.5",
+                    "TIERWISE_EDGE_FEEDBACK_INTERVAL_S": "1",
+                },
                 site=site,
                 token=tokens[site],
             ).start()

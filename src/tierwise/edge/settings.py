@@ -8,7 +8,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tierwise.edge.field_sample import DEFAULT_FIELD_ROWS, FIELD_DIR
+from tierwise.edge.feedback import REPORT_EVERY_S
+from tierwise.edge.field_sample import DEFAULT_FIELD_ROWS, FIELD_DIR, SAVE_EVERY_S
 from tierwise.edge.outbox import DEFAULT_CAP_BYTES, Durability
 from tierwise.edge.router import DEFAULT_RESERVE_FRACTION
 from tierwise.edge.uploader import DEFAULT_INTERVAL_S
@@ -72,6 +73,14 @@ class EdgeSettings(BaseModel):
         ge=0,
         le=1_000_000,
         description="labelled rows kept per feature for retraining at the site (0: none)",
+    )
+    field_save_interval_s: float = Field(
+        SAVE_EVERY_S, gt=0, description="at most how often the field sample is written to disk"
+    )
+    feedback_interval_s: float = Field(
+        REPORT_EVERY_S,
+        gt=0,
+        description="at most how often a feature's feedback summary is reported (once due)",
     )
 
     mqtt_url: str | None = Field(
