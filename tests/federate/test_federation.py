@@ -1,8 +1,9 @@
 """Real federations: a Flower SuperLink and, per site, a SuperNode and a ClientApp process.
 
-Every test starts its own processes on 127.0.0.1 and checks what they did from the run's
-event log, saved models and (for the audit) a copy of every message the cloud received.
-Sizes are small (3-5 sites, 2-6 rounds) so the whole file runs in a few minutes.
+Every run starts its own processes on 127.0.0.1, and the tests check what they did from the
+run's event log, saved models and (for the audit) a copy of every message the cloud received.
+Sizes are small (3-5 sites, 2-6 rounds) so the whole file runs in a few minutes; runs that
+mostly wait (out a dead site's timeout) run side by side.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from dp_accounting.rdp import RdpAccountant
 
 from tierwise.federate import mlp
 from tierwise.federate.runner import RunOptions, RunResult, run_federated, time_budget
+from tierwise.spec.model import TrainingJob
 
 from .support import initial, job, max_abs_diff, reference_round, site_rows
 
@@ -99,10 +102,41 @@ def _assert_only_parameters_and_metrics(result: RunResult) -> None:
                     assert not any(w.tobytes() in raw for w in windows), f"raw row in {npz.name}"
 
 
-def test_a_site_killed_mid_round_is_dropped_and_training_finishes(tmp_path: Path) -> None:
-    crash = {"plant-c": {"fault": "crash", "fault-round": 2}}
-    training = job(rounds=3, round_timeout="6s", min_sites=2)
-    result = _run(tmp_path, "killed", training, SITES, faults=crash)
+@dataclass(frozen=True)
+class Timed:
+    result: RunResult
+    seconds: float  # the whole run_federated call: start, run, stop
+
+
+CRASH_IN_ROUND_2 = {"fault": "crash", "fault-round": 2}
+
+
+@pytest.fixture(scope="module")
+def dropped_site_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Timed]:
+    """The three runs in which a site dies in round 2, started side by side: each waits out a
+    round or stage timeout for its dead site (6, 5, 8 s) while the others use the CPU. Each
+    has its own SuperLink, SuperNodes and ports, as if run one after the other."""
+    tmp = tmp_path_factory.mktemp("dropped")
+    runs = {
+        "killed": (job(rounds=3, round_timeout="6s", min_sites=2), SITES, "plant-c"),
+        "closed": (job(rounds=4, round_timeout="5s", min_sites=3), SITES, "plant-c"),
+        "secagg": (job(rounds=2, round_timeout="8s", secagg={}), [*SITES, "plant-d"], "plant-d"),
+    }
+
+    def timed(name: str, training: TrainingJob, sites: list[str], dies: str) -> Timed:
+        started = time.monotonic()
+        result = _run(tmp, name, training, sites, faults={dies: CRASH_IN_ROUND_2})
+        return Timed(result, time.monotonic() - started)
+
+    with ThreadPoolExecutor(len(runs)) as pool:
+        futures = {name: pool.submit(timed, name, *args) for name, args in runs.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
+def test_a_site_killed_mid_round_is_dropped_and_training_finishes(
+    dropped_site_runs: dict[str, Timed],
+) -> None:
+    result = dropped_site_runs["killed"].result
     assert result.ok, result.reason
     statuses = [r["sites"]["plant-c"]["status"] for r in result.rounds]
     assert statuses == ["ok", "absent", "absent"]
@@ -111,27 +145,24 @@ def test_a_site_killed_mid_round_is_dropped_and_training_finishes(tmp_path: Path
     assert result.rounds[2]["seconds"] < 3  # the dead site is not waited for again
 
 
-def test_below_the_minimum_the_run_fails_closed_with_a_clear_reason(tmp_path: Path) -> None:
-    crash = {"plant-c": {"fault": "crash", "fault-round": 2}}
-    training = job(rounds=4, round_timeout="5s", min_sites=3)
-    started = time.monotonic()
-    result = _run(tmp_path, "closed", training, SITES, faults=crash)
+def test_below_the_minimum_the_run_fails_closed_with_a_clear_reason(
+    dropped_site_runs: dict[str, Timed],
+) -> None:
+    run = dropped_site_runs["closed"]
+    result = run.result
     assert not result.ok
     assert result.reason == (
         "round 2: only 2 of 3 sites trained within the 5s round timeout; the minimum is 3"
     )
     assert [r["round"] for r in result.rounds] == [1]
-    assert time.monotonic() - started < time_budget(result.settings)
+    assert run.seconds < time_budget(result.settings)
     assert not (result.run_dir / "model.npz").exists()
 
 
 def test_secagg_aggregate_equals_the_plain_one_and_survives_a_dropped_site(
-    tmp_path: Path,
+    dropped_site_runs: dict[str, Timed],
 ) -> None:
-    sites = [*SITES, "plant-d"]
-    crash = {"plant-d": {"fault": "crash", "fault-round": 2}}
-    training = job(rounds=2, round_timeout="8s", secagg={})
-    result = _run(tmp_path, "secagg", training, sites, faults=crash)
+    result = dropped_site_runs["secagg"].result
     assert result.ok, result.reason
     # The reference is FedAvg over the sites the run says trained. On a loaded machine a site
     # can miss a stage's 8 s timeout in round 1; SecAgg+ then rightly unmasks the sum without
