@@ -38,6 +38,13 @@ def cache(scenario_cache: Path) -> Path:
     return scenario_cache
 
 
+def _up_command(spec: Path, out: Path, run_dir: Path, cache: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "tierwise", "up", str(spec),
+        "--cache", str(cache), "--out", str(out), "--run-dir", str(run_dir), *extra,
+    ]  # fmt: skip
+
+
 def _up(
     spec: Path,
     out: Path,
@@ -46,10 +53,7 @@ def _up(
     *extra: str,
     env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    cmd = [
-        sys.executable, "-m", "tierwise", "up", str(spec),
-        "--cache", str(cache), "--out", str(out), "--run-dir", str(run_dir), *extra,
-    ]  # fmt: skip
+    cmd = _up_command(spec, out, run_dir, cache, *extra)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False, env=env)
 
 
@@ -120,10 +124,45 @@ def _check_report(report: dict[str, Any], spec_path: Path, duration: float) -> N
 BRIEF = [p for p in EXAMPLES if p.stem not in ("factory", "camera")]
 
 
+@pytest.fixture(scope="module")
+def brief_runs(
+    tmp_path_factory: pytest.TempPathFactory, cache: Path
+) -> dict[str, tuple[subprocess.CompletedProcess[str], Path, Path]]:
+    """Each brief example's `tierwise up`, all started at once: at this scale a run mostly
+    waits (start, warm-up, the run, the drain), so they overlap well. Each example plays a
+    scenario of its own, so no two build the same packages into the cache at once.
+    example -> (the finished command, its run.json, its run directory)."""
+    scenarios = [
+        {m.scenario.name for m in load_spec(p).models if m.scenario is not None} for p in BRIEF
+    ]
+    assert all(a.isdisjoint(b) for i, a in enumerate(scenarios) for b in scenarios[i + 1 :])
+    started = {}
+    for spec in BRIEF:
+        where = tmp_path_factory.mktemp(spec.stem)
+        out, run_dir = where / "run.json", where / "run"
+        cmd = _up_command(spec, out, run_dir, cache, "--duration", "3s", "--scale", "0.002")
+        with (where / "stdout").open("w") as stdout, (where / "stderr").open("w") as stderr:
+            proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, text=True)
+        started[spec.stem] = (cmd, proc, where, out, run_dir)
+    runs = {}
+    try:
+        for stem, (cmd, proc, where, out, run_dir) in started.items():
+            code = proc.wait(timeout=300)
+            output = [(where / name).read_text() for name in ("stdout", "stderr")]
+            runs[stem] = (subprocess.CompletedProcess(cmd, code, *output), out, run_dir)
+    finally:
+        for _cmd, proc, *_ in started.values():
+            if proc.poll() is None:  # another run timed out: stop this one too
+                proc.kill()
+                proc.wait()
+    return runs
+
+
 @pytest.mark.parametrize("spec", BRIEF, ids=lambda p: p.stem)
-def test_up_runs_the_example_briefly(spec: Path, tmp_path: Path, cache: Path) -> None:
-    out, run_dir = tmp_path / "run.json", tmp_path / "run"
-    done = _up(spec, out, run_dir, cache, "--duration", "3s", "--scale", "0.002")
+def test_up_runs_the_example_briefly(
+    spec: Path, brief_runs: dict[str, tuple[subprocess.CompletedProcess[str], Path, Path]]
+) -> None:
+    done, out, run_dir = brief_runs[spec.stem]
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "plan vs measured" in done.stdout
     _check_report(json.loads(out.read_text()), spec, 3.0)
