@@ -84,9 +84,11 @@ class EdgeAgent:
         self.wall_clock = wall_clock or WallClock()  # event times the cloud stores and compares
         self.lifecycle = Lifecycle()
         self.metrics = Metrics(self.wall_clock)
-        self.feedback = FeedbackBook()
+        self.feedback = FeedbackBook(every_s=settings.feedback_interval_s)
         self.upstream = UpstreamBytes()
-        self.field = FieldSample(settings.field_dir, settings.field_rows)
+        self.field = FieldSample(
+            settings.field_dir, settings.field_rows, settings.field_save_interval_s
+        )
         # One writer thread: writes of the field sample happen in the order they were asked
         # for, even when the loop that asked was cancelled (stop) while one was under way.
         self._field_writer = ThreadPoolExecutor(1, thread_name_prefix="field-sample")
