@@ -36,11 +36,23 @@ def _run(
     return run_federated(training, sites, RunOptions(run_dir=tmp_path / name, **options))  # type: ignore[arg-type]
 
 
+DP = {"clip": 0.5, "noise_multiplier": 1.3, "delta": 1e-4}
+
+
 @pytest.fixture(scope="module")
-def plain(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
-    """Two FedAvg rounds over three sites, with every message the cloud receives kept."""
+def three_site_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, RunResult]:
+    """Over three healthy sites, side by side: "plain", two FedAvg rounds with every message
+    the cloud receives kept, and "dp", three rounds with differential privacy."""
     tmp = tmp_path_factory.mktemp("federate")
-    return _run(tmp, "plain", job(rounds=2), SITES, capture_messages=True)
+    with ThreadPoolExecutor(2) as pool:
+        dp = pool.submit(_run, tmp, "dp", job(rounds=3, dp=DP), SITES)
+        plain = _run(tmp, "plain", job(rounds=2), SITES, capture_messages=True)
+        return {"plain": plain, "dp": dp.result()}
+
+
+@pytest.fixture(scope="module")
+def plain(three_site_runs: dict[str, RunResult]) -> RunResult:
+    return three_site_runs["plain"]
 
 
 def test_fedavg_on_flower_matches_fedavg_computed_here_and_sites_send_only_parameters(
@@ -184,9 +196,10 @@ def _trained(record: dict[str, Any]) -> list[str]:
     return sorted(site for site, entry in record["sites"].items() if entry["status"] == "ok")
 
 
-def test_dp_reports_the_epsilon_the_accountant_gives_for_these_settings(tmp_path: Path) -> None:
-    dp = {"clip": 0.5, "noise_multiplier": 1.3, "delta": 1e-4}
-    result = _run(tmp_path, "dp", job(rounds=3, dp=dp), SITES)
+def test_dp_reports_the_epsilon_the_accountant_gives_for_these_settings(
+    three_site_runs: dict[str, RunResult],
+) -> None:
+    dp, result = DP, three_site_runs["dp"]
     assert result.ok, result.reason
     accountant = RdpAccountant()
     for r in result.rounds:
