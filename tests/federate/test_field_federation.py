@@ -13,6 +13,7 @@ from __future__ import annotations
 import struct
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,9 +84,16 @@ def _field(tmp_path: Path) -> Field:
     return Field(model, classes, s.x_test, y_test, files)
 
 
-def test_federated_fine_tune_recovers_from_a_gain_drift_and_no_input_value_crosses_the_wan(
-    tmp_path: Path,
-) -> None:
+@dataclass(frozen=True)
+class FineTune:
+    field: Field
+    job: FieldJob
+    initial: mlp.Params
+    result: RunResult
+    seconds: float
+
+
+def _fine_tune(tmp_path: Path) -> FineTune:
     field = _field(tmp_path)
     initial = params_from_sklearn(field.model)
     job = FieldJob(
@@ -102,7 +110,41 @@ def test_federated_fine_tune_recovers_from_a_gain_drift_and_no_input_value_cross
     )
     started = time.monotonic()
     result = run_field_federation(job, options)
-    seconds = time.monotonic() - started
+    return FineTune(field, job, initial, result, time.monotonic() - started)
+
+
+def _too_small(tmp_path: Path) -> tuple[dict[str, Path], RunResult]:
+    rng = np.random.default_rng(0)
+    files = {
+        site: write_field(
+            tmp_path / f"{site}.npz", rng.normal(size=(n, 4)), rng.integers(0, 3, n), np.arange(n)
+        )
+        for site, n in (("plant-north", 60), ("plant-south", 3))
+    }
+    initial = mlp.init_params(mlp.MlpShape(features=4, hidden=5, classes=3), seed=0)
+    job = FieldJob(name="too-small", site_data=files, initial=initial, classes=3, rounds=1)
+    return files, run_field_federation(job, RunOptions(run_dir=tmp_path / "run"))
+
+
+@pytest.fixture(scope="module")
+def runs(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[FineTune, tuple[dict[str, Path], RunResult]]:
+    """This file's two federations, started together (each with its own processes): the
+    fine-tune, and a run one of whose sites holds too few rows."""
+    with ThreadPoolExecutor(2) as pool:
+        small = pool.submit(_too_small, tmp_path_factory.mktemp("too-small"))
+        tuned = _fine_tune(tmp_path_factory.mktemp("fine-tune"))
+        return tuned, small.result()
+
+
+def test_federated_fine_tune_recovers_from_a_gain_drift_and_no_input_value_crosses_the_wan(
+    runs: tuple[FineTune, tuple[dict[str, Path], RunResult]],
+) -> None:
+    tuned = runs[0]
+    field, job, initial, result, seconds = (
+        tuned.field, tuned.job, tuned.initial, tuned.result, tuned.seconds
+    )  # fmt: skip
     assert result.ok, result.reason
 
     # 1. the numbers: the deployed model before the drift, on the drift, after the fine-tune
@@ -133,18 +175,9 @@ def test_federated_fine_tune_recovers_from_a_gain_drift_and_no_input_value_cross
 
 
 def test_a_site_whose_field_file_is_too_small_fails_the_run_saying_which_and_why(
-    tmp_path: Path,
+    runs: tuple[FineTune, tuple[dict[str, Path], RunResult]],
 ) -> None:
-    rng = np.random.default_rng(0)
-    files = {
-        site: write_field(
-            tmp_path / f"{site}.npz", rng.normal(size=(n, 4)), rng.integers(0, 3, n), np.arange(n)
-        )
-        for site, n in (("plant-north", 60), ("plant-south", 3))
-    }
-    initial = mlp.init_params(mlp.MlpShape(features=4, hidden=5, classes=3), seed=0)
-    job = FieldJob(name="too-small", site_data=files, initial=initial, classes=3, rounds=1)
-    result = run_field_federation(job, RunOptions(run_dir=tmp_path / "run"))
+    files, result = runs[1]
     assert not result.ok
     assert result.reason.startswith("only 1 of 2 sites connected")
     assert f"site plant-south: {files['plant-south']} holds 3 rows" in result.reason
