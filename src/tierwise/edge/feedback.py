@@ -43,7 +43,7 @@ PENDING_ROWS = 4_096  # rows kept (on the site) before they are binned in one go
 # first: every EARLY_ROWS rows it tests the newest ones against the package's yardstick with
 # the cloud's own test (rules/drift.py), and when they moved it reports at once — the cloud
 # then judges a shift within about EARLY_ROWS rows of it instead of REPORT_ROWS.
-REPORT_EVERY_S = 5.0
+REPORT_EVERY_S = 5.0  # an agent's default; its settings' feedback_interval_s
 REPORT_ROWS = 10_000
 EARLY_ROWS = 1_000
 QUIET_REPORT_S = 1_800.0

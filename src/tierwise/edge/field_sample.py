@@ -51,7 +51,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_FIELD_ROWS = 4096  # per feature: ~1 MB for 64 float32 inputs
-SAVE_EVERY_S = 5.0
+SAVE_EVERY_S = 5.0  # an agent's default; its settings' field_save_interval_s
 # A feature's name becomes a file name: only the wire's safe names (no '/', no '..').
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
