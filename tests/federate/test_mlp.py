@@ -59,3 +59,16 @@ def test_training_learns_digits() -> None:
     before = mlp.evaluate(params, data.x, data.y).accuracy
     params, _ = mlp.train(params, data.x, data.y, epochs=5, learning_rate=0.1, batch_size=32)
     assert before < 0.2 < 0.9 < mlp.evaluate(params, data.x, data.y).accuracy
+
+
+def test_losses_that_leave_the_site_are_not_float32_values_like_its_inputs() -> None:
+    """Metrics cross the WAN as 64-bit floats, and the wire search (tests/wire_search.py)
+    looks for every raw input widened to 64 bits. A loss computed in float32 and widened is
+    such a value; one in a few hundred equals one of ~100,000 inputs by chance, and the
+    learning loop's test failed that way. A float64 loss has 29 more bits to differ by."""
+    x, y = _data(200)
+    params = mlp.init_params(SHAPE, seed=4)
+    evaluated = mlp.evaluate(params, x, y).loss
+    _, trained = mlp.train(params, x, y, epochs=1, learning_rate=0.1, batch_size=len(y))
+    for loss in (evaluated, trained):  # one batch: the mean training loss is its own
+        assert float(np.float32(loss)) != loss
