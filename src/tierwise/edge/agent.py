@@ -407,8 +407,9 @@ class EdgeAgent:
                 self.upstream.feedback(report["feature"], whole, whole - summary)
 
     async def save_field_sample(self, final: bool = False) -> None:
-        """Write the field sample's changed rings (at most every 5 s; all of them at stop),
-        each atomically, on the writer thread. A failed write is logged and retried later."""
+        """Write the field sample's changed rings (at most every `field_save_interval_s`; all
+        of them at stop), each atomically, on the writer thread. A failed write is logged and
+        retried later."""
         fsync = self.settings.durability is Durability.POWER
         loop = asyncio.get_running_loop()
         for write in self.field.due(self.clock.now(), final):
