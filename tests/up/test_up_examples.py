@@ -226,11 +226,13 @@ def test_up_over_mqtt_runs_a_broker_per_site_and_loses_nothing(tmp_path: Path, c
         spec, out, run_dir, cache, "--duration", "3s", "--scale", "0.002", "--protocol", "mqtt"
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "plan vs measured" in done.stdout
+    sites = [s.name for s in load_spec(spec).sites]
+    # the console says how devices reach their agents, at the start and in the table's title
+    assert f"{len(sites)} Mosquitto brokers (devices over MQTT)" in done.stderr  # progress
+    assert "devices over MQTT" in done.stdout.split("plan vs measured", 1)[1].splitlines()[0]
     report = json.loads(out.read_text())
     _check_report(report, spec, 3.0)
     assert report["protocol"] == "mqtt"
-    sites = [s.name for s in load_spec(spec).sites]
     for site in sites:
         log = (run_dir / "logs" / f"edge-{site}.log").read_text()
         assert f"edge agent {site} answering MQTT on mqtt://127.0.0.1:" in log

@@ -189,6 +189,7 @@ def render_table(report: dict[str, Any], console: Console) -> None:
         f"plan vs measured — {report['spec']} ({report['strategy']}), "
         f"{report['duration_s']:g} s at scale {report['scale']['factor']:.3g}, "
         f"WAN {report['wan']['schedule']}"
+        + (", devices over MQTT" if report.get("protocol") == "mqtt" else "")
     )
     table = Table(title=title, title_justify="left")
     table.add_column("feature")

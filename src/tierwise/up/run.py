@@ -81,6 +81,15 @@ MQTT_NOTES = [
 ]
 
 
+def _brokers(opts: UpOptions, sites: int) -> str:
+    """What the start line says of the MQTT brokers (nothing over HTTP)."""
+    if opts.protocol != "mqtt":
+        return ""
+    if opts.mqtt_broker is not None:
+        return f" (devices over MQTT on {opts.mqtt_broker})"
+    return f", {sites} Mosquitto brokers (devices over MQTT)"
+
+
 def default_cache() -> Path:
     """Where scenario packages are built once and reused: $TIERWISE_CACHE or ~/.cache/tierwise."""
     root = os.environ.get(CACHE_ENV) or os.path.join(
@@ -147,7 +156,10 @@ def run_up(opts: UpOptions, console: Console, say: Callable[[str], None]) -> dic
     run_dir.mkdir(parents=True, exist_ok=True)
     tokens = Tokens.issue([*sites, CALIBRATION_SITE])
     with Supervisor(run_dir / "logs") as sup:
-        say(f"starting the cloud, {len(sites)} WAN proxies and edge agents (logs: {sup.log_dir})")
+        say(
+            f"starting the cloud, {len(sites)} WAN proxies{_brokers(opts, len(sites))} and edge "
+            f"agents (logs: {sup.log_dir})"
+        )
         cont = _start(sup, run_dir, spec, runs, sites, tokens, public_key, opts)
         say(
             f"dashboard: {cont.cloud.url}/dashboard (sign in with the operator token in "
