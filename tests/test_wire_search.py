@@ -31,3 +31,12 @@ def test_the_search_looks_inside_gzip_bodies() -> None:
     body = gzip.compress(("[" + ",".join(repr(float(v)) for v in rows.ravel()) + "]").encode())
     with pytest.raises(AssertionError, match="crossed as text"):
         assert_no_value_crossed(rows, [b"POST / HTTP/1.1\r\n\r\n" + body], "test")
+
+
+def test_rows_sent_as_doubles_are_found_and_a_chance_double_or_two_are_not() -> None:
+    rows = np.random.default_rng(2).uniform(0.1, 0.9, (40, 8)).astype(np.float32)
+    doubles = rows.astype(np.float64)
+    with pytest.raises(AssertionError, match="as float64 crossed"):
+        assert_no_value_crossed(rows, [b"x" + doubles[:3].tobytes()], "leak")  # 24 values
+    # two doubles that happen to equal inputs, as one of Flower's timings can (a multiple of 2^-22)
+    assert_no_value_crossed(rows, [b"x" + doubles.ravel()[[5, 77]].tobytes()], "chance")
