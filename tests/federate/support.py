@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -15,6 +17,16 @@ from tierwise.spec.federated import FederatedTraining
 from tierwise.spec.model import TrainingJob
 
 FAST = {"round_timeout": "20s", "hidden_units": 32}
+T = TypeVar("T")
+
+
+def side_by_side(runs: dict[str, Callable[[], T]]) -> dict[str, T]:
+    """Each call's result, the calls started together: independent federations (each with
+    its own processes and ports) spend most of a run waiting, so one's waits overlap
+    another's CPU. A call that raises fails the lot."""
+    with ThreadPoolExecutor(len(runs)) as pool:
+        futures = {name: pool.submit(run) for name, run in runs.items()}
+        return {name: future.result() for name, future in futures.items()}
 
 
 def job(rounds: int = 2, strategy: str = "fedavg", **federated: Any) -> TrainingJob:

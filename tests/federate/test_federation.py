@@ -8,9 +8,9 @@ mostly wait (out a dead site's timeout) run side by side.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from tierwise.federate import mlp
 from tierwise.federate.runner import RunOptions, RunResult, run_federated, time_budget
 from tierwise.spec.model import TrainingJob
 
-from .support import initial, job, max_abs_diff, reference_round, site_rows
+from .support import initial, job, max_abs_diff, reference_round, side_by_side, site_rows
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 SITES = ["plant-a", "plant-b", "plant-c"]
@@ -44,10 +44,12 @@ def three_site_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, RunRe
     """Over three healthy sites, side by side: "plain", two FedAvg rounds with every message
     the cloud receives kept, and "dp", three rounds with differential privacy."""
     tmp = tmp_path_factory.mktemp("federate")
-    with ThreadPoolExecutor(2) as pool:
-        dp = pool.submit(_run, tmp, "dp", job(rounds=3, dp=DP), SITES)
-        plain = _run(tmp, "plain", job(rounds=2), SITES, capture_messages=True)
-        return {"plain": plain, "dp": dp.result()}
+    return side_by_side(
+        {
+            "plain": lambda: _run(tmp, "plain", job(rounds=2), SITES, capture_messages=True),
+            "dp": lambda: _run(tmp, "dp", job(rounds=3, dp=DP), SITES),
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -140,9 +142,9 @@ def dropped_site_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Tim
         result = _run(tmp, name, training, sites, faults={dies: CRASH_IN_ROUND_2})
         return Timed(result, time.monotonic() - started)
 
-    with ThreadPoolExecutor(len(runs)) as pool:
-        futures = {name: pool.submit(timed, name, *args) for name, args in runs.items()}
-        return {name: future.result() for name, future in futures.items()}
+    return side_by_side(
+        {name: functools.partial(timed, name, *args) for name, args in runs.items()}
+    )
 
 
 def test_a_site_killed_mid_round_is_dropped_and_training_finishes(
@@ -218,10 +220,13 @@ def test_a_poisoned_site_barely_moves_a_robust_strategy(tmp_path: Path, strategy
     poison = {"site-3": {"fault": "scale100"}}
     # Two independent federations, run side by side: one's polling naps overlap the other's
     # CPU (the numbers do not depend on it: every site trains from its own seed).
-    with ThreadPoolExecutor(2) as pool:
-        running = pool.submit(_run, tmp_path, "clean", training, sites)
-        poisoned = _run(tmp_path, "poisoned", training, sites, faults=poison)
-        clean = running.result()
+    both = side_by_side(
+        {
+            "clean": lambda: _run(tmp_path, "clean", training, sites),
+            "poisoned": lambda: _run(tmp_path, "poisoned", training, sites, faults=poison),
+        }
+    )
+    clean, poisoned = both["clean"], both["poisoned"]
     assert clean.ok
     assert poisoned.ok
     assert clean.final_accuracy is not None

@@ -13,7 +13,6 @@ from __future__ import annotations
 import struct
 import time
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from tierwise.scenarios import get_scenario
 from tierwise.up.shift import shifted
 from tierwise.wan import WanConditions, read_streams
 
-from .support import write_field
+from .support import side_by_side, write_field
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 SITES = ["plant-north", "plant-south"]
@@ -132,10 +131,9 @@ def runs(
 ) -> tuple[FineTune, tuple[dict[str, Path], RunResult]]:
     """This file's two federations, started together (each with its own processes): the
     fine-tune, and a run one of whose sites holds too few rows."""
-    with ThreadPoolExecutor(2) as pool:
-        small = pool.submit(_too_small, tmp_path_factory.mktemp("too-small"))
-        tuned = _fine_tune(tmp_path_factory.mktemp("fine-tune"))
-        return tuned, small.result()
+    tuned, small = tmp_path_factory.mktemp("fine-tune"), tmp_path_factory.mktemp("too-small")
+    both = side_by_side({"tuned": lambda: _fine_tune(tuned), "small": lambda: _too_small(small)})
+    return both["tuned"], both["small"]
 
 
 def test_federated_fine_tune_recovers_from_a_gain_drift_and_no_input_value_crosses_the_wan(
